@@ -1,0 +1,53 @@
+"""Composition root of the API service: settings, database, broker, relay, routes."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from fastapi import FastAPI
+
+from services.api import routes
+from services.api.handlers import register_handlers
+from services.api.problems import install_problem_handlers
+from services.api.router import RouterConfig
+from shared.broker import make_broker
+from shared.db.session import make_engine, make_sessionmaker
+from shared.logs import configure_logging
+from shared.outbox import OutboxRelay
+from shared.routing import RoutingRules
+from shared.service import add_operational_routes, broker_check, broker_lifespan, database_check
+from shared.settings import Settings, get_settings
+
+SERVICE = "api"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(SERVICE, settings.log_level, settings.log_json)
+    engine = make_engine(settings)
+    sessions = make_sessionmaker(engine)
+    broker = make_broker(settings, SERVICE)
+    relay = OutboxRelay(
+        sessions, broker, settings.outbox_batch_size, settings.outbox_poll_interval_s
+    )
+    register_handlers(broker, sessions, relay, RouterConfig(rules=_rules(settings)))
+
+    app = FastAPI(
+        title="AutoDM API",
+        version="1.0.0",
+        description="Leads in, DMs out: accept leads and follow each DM to its end.",
+        lifespan=broker_lifespan(broker, background=[relay.run_forever], on_stop=[engine.dispose]),
+    )
+    app.state.deps = routes.ApiDeps(sessions=sessions, relay=relay)
+    app.state.broker = broker
+    install_problem_handlers(app)
+    app.include_router(routes.router)
+    add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
+    return app
+
+
+def _rules(settings: Settings) -> RoutingRules:
+    return RoutingRules(
+        dm_window=timedelta(hours=settings.instagram_dm_window_hours),
+        private_reply_window=timedelta(days=settings.private_reply_window_days),
+    )

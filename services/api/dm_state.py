@@ -1,0 +1,107 @@
+"""A lead's DM state: the only code that moves it, forward-only, with an append-only log."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.models import DmLogEntry, Lead
+from shared.events import DmStatusPayload
+from shared.lifecycle import DmStatus, is_forward
+from shared.metrics import DMS
+
+
+def record_transition(
+    session: AsyncSession,
+    lead: Lead,
+    status: DmStatus,
+    *,
+    attempt: int,
+    event_id: UUID,
+    occurred_at: datetime,
+    detail: dict[str, Any],
+) -> bool:
+    """Move the lead to `status` if that is forward, and log it; False if it was stale."""
+    if not is_forward(DmStatus(lead.dm_status), lead.dm_attempt, status, attempt):
+        return False
+    lead.dm_status = status
+    lead.dm_attempt = attempt
+    lead.updated_at = occurred_at
+    session.add(
+        DmLogEntry(
+            lead_id=lead.id,
+            event_id=event_id,
+            status=status,
+            attempt=attempt,
+            detail={k: v for k, v in detail.items() if v is not None},
+            occurred_at=occurred_at,
+        )
+    )
+    DMS.labels(
+        provider=lead.dm_provider or "none", route=lead.dm_route or "none", status=status
+    ).inc()
+    return True
+
+
+def apply_status_event(
+    session: AsyncSession,
+    lead: Lead,
+    payload: DmStatusPayload,
+    event_id: UUID,
+    occurred_at: datetime,
+) -> bool:
+    """Project a dm.status event onto the lead (fields only when the status moves forward)."""
+    moved = record_transition(
+        session,
+        lead,
+        payload.status,
+        attempt=payload.attempt,
+        event_id=event_id,
+        occurred_at=occurred_at,
+        detail={
+            "reason": payload.reason,
+            "link": payload.link,
+            "provider_message_id": payload.provider_message_id,
+            "error": payload.error.model_dump() if payload.error else None,
+        },
+    )
+    if not moved:
+        return False
+    if payload.route:
+        lead.dm_route = payload.route
+    if payload.provider:
+        lead.dm_provider = payload.provider
+    if payload.link:
+        lead.dm_link = payload.link
+    if payload.reason:
+        lead.dm_reason = payload.reason
+    if payload.provider_message_id:
+        lead.provider_message_id = payload.provider_message_id
+    if payload.error:
+        lead.dm_error_code = payload.error.code
+        lead.dm_error_subcode = payload.error.subcode
+        lead.dm_error_message = payload.error.message
+    if payload.status == DmStatus.SENDING:
+        lead.dm_attempts += 1
+    if payload.status == DmStatus.SENT:
+        lead.sent_at = occurred_at
+    if payload.status == DmStatus.READ:
+        lead.read_at = occurred_at
+    return True
+
+
+def log_created(session: AsyncSession, lead: Lead, event_id: UUID, occurred_at: datetime) -> None:
+    """The first log line of every DM: queued, when the lead was accepted."""
+    session.add(
+        DmLogEntry(
+            lead_id=lead.id,
+            event_id=event_id,
+            status=DmStatus.QUEUED,
+            attempt=1,
+            detail={},
+            occurred_at=occurred_at,
+        )
+    )

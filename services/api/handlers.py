@@ -1,0 +1,45 @@
+"""Kafka entrypoints of the API service: parse the contract, call the service layer."""
+
+from __future__ import annotations
+
+from faststream.kafka import KafkaBroker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.api.projection import project_status
+from services.api.router import RouterConfig, route_lead
+from shared.broker import ACK_POLICY
+from shared.events import DmStatusChanged, LeadCreated, utcnow
+from shared.outbox import OutboxRelay
+from shared.topics import DM_STATUS, LEADS_CREATED
+
+
+def register_handlers(
+    broker: KafkaBroker,
+    sessions: async_sessionmaker[AsyncSession],
+    relay: OutboxRelay,
+    config: RouterConfig,
+) -> None:
+    @broker.subscriber(
+        LEADS_CREATED,
+        group_id="autodm-router",
+        ack_policy=ACK_POLICY,
+        auto_offset_reset="earliest",
+        title="router",
+        description="Routes each new lead to what the platforms allow",
+    )
+    async def on_lead_created(event: LeadCreated) -> None:
+        async with sessions.begin() as session:
+            await route_lead(session, event, config, utcnow())
+        relay.wake.set()
+
+    @broker.subscriber(
+        DM_STATUS,
+        group_id="autodm-dm-status-projection",
+        ack_policy=ACK_POLICY,
+        auto_offset_reset="earliest",
+        title="dm-status-projection",
+        description="Projects DM status events onto leads, forward-only",
+    )
+    async def on_dm_status(event: DmStatusChanged) -> None:
+        async with sessions.begin() as session:
+            await project_status(session, event)

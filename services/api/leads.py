@@ -1,0 +1,114 @@
+"""Service layer for leads: accept one (lead + lead.created in one transaction), read one."""
+
+from __future__ import annotations
+
+import secrets
+from uuid import UUID, uuid4
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.dm_state import log_created
+from services.api.schemas import DmError, DmLogOut, DmOut, LeadIn, LeadOut
+from shared.db.models import Creator, DmLogEntry, Lead
+from shared.events import InstagramContact, LeadCreated, LeadCreatedPayload, utcnow
+from shared.lifecycle import DmStatus, Provider, Route
+from shared.outbox import add_to_outbox
+from shared.topics import LEADS_CREATED
+
+
+class UnknownCreator(LookupError):
+    pass
+
+
+async def create_lead(session: AsyncSession, data: LeadIn, correlation_id: str) -> Lead:
+    """Store the lead and its lead.created event atomically; the relay publishes it."""
+    if await session.get(Creator, data.creator_id) is None:
+        raise UnknownCreator(str(data.creator_id))
+    ig = data.instagram
+    now = utcnow()
+    lead = Lead(
+        id=uuid4(),
+        creator_id=data.creator_id,
+        name=data.name,
+        message=data.message,
+        phone=data.phone,
+        whatsapp_opt_in=data.whatsapp_opt_in,
+        instagram_username=ig.username if ig else None,
+        igsid=ig.igsid if ig else None,
+        last_inbound_at=ig.last_inbound_at if ig else None,
+        comment_id=ig.comment_id if ig else None,
+        commented_at=ig.commented_at if ig else None,
+        ref=secrets.token_urlsafe(12),
+        dm_status=DmStatus.QUEUED,
+        dm_attempt=1,
+        dm_attempts=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(lead)
+    event = LeadCreated(
+        correlation_id=correlation_id,
+        creator_id=data.creator_id,
+        payload=LeadCreatedPayload(
+            lead_id=lead.id,
+            name=data.name,
+            message=data.message,
+            phone=data.phone,
+            whatsapp_opt_in=data.whatsapp_opt_in,
+            instagram=InstagramContact(**ig.model_dump()) if ig else InstagramContact(),
+        ),
+    )
+    log_created(session, lead, event.id, event.occurred_at)
+    add_to_outbox(session, LEADS_CREATED, str(data.creator_id), event)
+    return lead
+
+
+async def get_lead(session: AsyncSession, lead_id: UUID) -> LeadOut | None:
+    lead = await session.get(Lead, lead_id)
+    if lead is None:
+        return None
+    log = (
+        await session.scalars(
+            select(DmLogEntry).where(DmLogEntry.lead_id == lead_id).order_by(DmLogEntry.id)
+        )
+    ).all()
+    return to_lead_out(lead, list(log))
+
+
+def to_lead_out(lead: Lead, log: list[DmLogEntry]) -> LeadOut:
+    error = None
+    if lead.dm_error_code is not None or lead.dm_error_message:
+        error = DmError(
+            code=lead.dm_error_code, subcode=lead.dm_error_subcode, message=lead.dm_error_message
+        )
+    return LeadOut(
+        id=lead.id,
+        creator_id=lead.creator_id,
+        name=lead.name,
+        phone=lead.phone,
+        instagram_username=lead.instagram_username,
+        whatsapp_opt_in=lead.whatsapp_opt_in,
+        created_at=lead.created_at,
+        dm=DmOut(
+            status=DmStatus(lead.dm_status),
+            route=Route(lead.dm_route) if lead.dm_route else None,
+            provider=Provider(lead.dm_provider) if lead.dm_provider else None,
+            attempt=lead.dm_attempt,
+            link=lead.dm_link,
+            reason=lead.dm_reason,
+            error=error,
+            provider_message_id=lead.provider_message_id,
+            sent_at=lead.sent_at,
+            read_at=lead.read_at,
+            log=[
+                DmLogOut(
+                    status=DmStatus(e.status),
+                    attempt=e.attempt,
+                    occurred_at=e.occurred_at,
+                    detail=e.detail,
+                )
+                for e in log
+            ],
+        ),
+    )

@@ -1,0 +1,163 @@
+"""lead.created -> a route -> dm.requested (or a waiting state), in one transaction.
+
+The decision itself is shared.routing (pure); this module gathers the facts from the
+database and records the outcome: the lead's route and status, and the request event in
+the outbox so it is published exactly when this transaction commits.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.dm_state import record_transition
+from shared.db.models import Creator, DmSend, InstagramContact, Lead, SocialAccount
+from shared.dead_letters import PoisonMessage
+from shared.events import DmRequested, DmRequestedPayload, LeadCreated, Recipient
+from shared.idempotency import claim_event
+from shared.lifecycle import DmStatus, Provider, Route
+from shared.outbox import add_to_outbox
+from shared.routing import CreatorChannels, LeadFacts, RouteDecision, RoutingRules, choose_route
+from shared.topics import dm_requested_topic
+
+CONSUMER = "router"
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    rules: RoutingRules
+    instagram_link_base: str = "https://ig.me/m"
+
+
+async def route_lead(
+    session: AsyncSession, event: LeadCreated, config: RouterConfig, now: datetime
+) -> bool:
+    """Route one lead; False if this event was already routed (a redelivery)."""
+    if not await claim_event(session, CONSUMER, event.id):
+        return False
+    lead = await session.get(Lead, event.payload.lead_id, with_for_update=True)
+    if lead is None or lead.creator_id != event.creator_id:
+        raise PoisonMessage(f"lead {event.payload.lead_id} of creator {event.creator_id} not found")
+    creator = await session.get(Creator, lead.creator_id)
+    account = await _instagram_account(session, lead.creator_id)
+    facts = await _lead_facts(session, lead, account)
+    decision = choose_route(
+        facts, CreatorChannels(instagram_connected=account is not None), now, config.rules
+    )
+    lead.dm_route = decision.route
+    lead.dm_provider = decision.route.provider
+    text = render_message(creator.dm_template if creator else "", lead)
+    await _record(session, event, lead, account, decision, text, config, now)
+    return True
+
+
+async def _record(
+    session: AsyncSession,
+    event: LeadCreated,
+    lead: Lead,
+    account: SocialAccount | None,
+    decision: RouteDecision,
+    text: str,
+    config: RouterConfig,
+    now: datetime,
+) -> None:
+    def transition(status: DmStatus, **detail: str | None) -> None:
+        record_transition(
+            session,
+            lead,
+            status,
+            attempt=lead.dm_attempt,
+            event_id=event.id,
+            occurred_at=now,
+            detail={"route": decision.route, "reason": decision.reason, **detail},
+        )
+
+    if decision.route == Route.NONE:
+        lead.dm_reason = decision.reason
+        transition(DmStatus.SKIPPED)
+        return
+    if decision.route == Route.IG_LINK:
+        assert account is not None
+        lead.dm_link = f"{config.instagram_link_base}/{account.username}?ref={lead.ref}"
+        lead.dm_reason = decision.reason
+        lead.dm_account_id = account.id
+        transition(DmStatus.AWAITING_CONTACT, link=lead.dm_link)
+        return
+    request = _request_for(event, lead, account, decision.route, text)
+    lead.dm_account_id = request.payload.account_id
+    key = str(request.payload.account_id or lead.creator_id)
+    add_to_outbox(session, dm_requested_topic(request.payload.provider), key, request)
+
+
+def _request_for(
+    event: LeadCreated, lead: Lead, account: SocialAccount | None, route: Route, text: str
+) -> DmRequested:
+    provider = route.provider
+    assert provider is not None
+    if route == Route.IG_DM:
+        recipient = Recipient(igsid=lead.igsid)
+    elif route == Route.IG_PRIVATE_REPLY:
+        recipient = Recipient(comment_id=lead.comment_id)
+    else:
+        recipient = Recipient(phone=lead.phone)
+    return DmRequested(
+        correlation_id=event.correlation_id,
+        creator_id=lead.creator_id,
+        payload=DmRequestedPayload(
+            lead_id=lead.id,
+            route=route,
+            provider=provider,
+            account_id=account.id if provider == Provider.INSTAGRAM and account else None,
+            recipient=recipient,
+            text=text,
+            attempt=lead.dm_attempt,
+        ),
+    )
+
+
+async def _instagram_account(session: AsyncSession, creator_id: UUID) -> SocialAccount | None:
+    return await session.scalar(
+        select(SocialAccount).where(
+            SocialAccount.creator_id == creator_id,
+            SocialAccount.provider == Provider.INSTAGRAM,
+            SocialAccount.status == "connected",
+        )
+    )
+
+
+async def _lead_facts(
+    session: AsyncSession, lead: Lead, account: SocialAccount | None
+) -> LeadFacts:
+    last_inbound = lead.last_inbound_at
+    if account is not None and lead.igsid:
+        contact = await session.get(InstagramContact, (account.id, lead.igsid))
+        if contact and contact.last_inbound_at:
+            last_inbound = max(filter(None, (last_inbound, contact.last_inbound_at)))
+    reply_sent = (
+        lead.comment_id is not None
+        and await session.get(DmSend, (lead.id, Route.IG_PRIVATE_REPLY)) is not None
+    )
+    return LeadFacts(
+        has_instagram_handle=bool(lead.instagram_username),
+        igsid=lead.igsid,
+        last_inbound_at=last_inbound,
+        comment_id=lead.comment_id,
+        commented_at=lead.commented_at,
+        private_reply_sent=reply_sent,
+        phone=lead.phone,
+        whatsapp_opt_in=lead.whatsapp_opt_in,
+    )
+
+
+def render_message(template: str, lead: Lead) -> str:
+    """The creator's template with the lead's fields; plain replace so braces in a name or a
+    template can never raise or reach attributes (str.format would)."""
+    text = template or "Hi {name}!"
+    for key, value in {"name": lead.name, "message": lead.message}.items():
+        text = text.replace("{" + key + "}", value)
+    # Meta's limit is 1,000 bytes of UTF-8; cut on a character boundary.
+    return text.encode()[:1000].decode(errors="ignore")

@@ -1,0 +1,64 @@
+"""One way to build a Kafka broker for any AutoDM service, and to publish events on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from faststream import AckPolicy, BaseMiddleware
+from faststream.kafka import KafkaBroker
+from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from prometheus_client import REGISTRY
+
+from shared.dead_letters import DeadLetterPolicy
+from shared.events import Envelope
+from shared.logs import bind_correlation_id
+from shared.settings import Settings
+
+# Commit after the handler ran; an error escaping the dead-letter middleware (the DLQ itself
+# unreachable) seeks back and redelivers instead of committing past a record.
+ACK_POLICY = AckPolicy.NACK_ON_ERROR
+
+
+class _CorrelationMiddleware(BaseMiddleware):
+    async def on_receive(self) -> None:
+        headers = dict(getattr(self.msg, "headers", None) or ())
+        correlation = headers.get("correlation_id")
+        if correlation:
+            bind_correlation_id(correlation.decode(errors="replace"))
+
+
+def make_broker(settings: Settings, service: str) -> KafkaBroker:
+    dead_letters = DeadLetterPolicy(consumer=service)
+    broker = KafkaBroker(
+        settings.kafka_bootstrap,
+        client_id=f"autodm-{service}",
+        # Idempotent producer: a retried send never writes the record twice (acks=all).
+        enable_idempotence=True,
+        linger_ms=2,
+        middlewares=[
+            KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service),
+            _CorrelationMiddleware,
+            dead_letters,
+        ],
+    )
+    dead_letters.publish = broker.publish
+    return broker
+
+
+def event_headers(event: Envelope) -> dict[str, str]:
+    return {
+        "content-type": "application/json",
+        "event-type": event.type,
+        "event-version": str(event.version),
+        "creator-id": str(event.creator_id),
+    }
+
+
+async def publish_event(broker: KafkaBroker, topic: str, key: str, event: Envelope) -> Any:
+    return await broker.publish(
+        event.model_dump_json().encode(),
+        topic,
+        key=key.encode(),
+        headers=event_headers(event),
+        correlation_id=event.correlation_id,
+    )

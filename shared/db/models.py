@@ -1,0 +1,173 @@
+"""The relational model. Migrations in shared/db/migrations mirror it; a test checks they agree."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    func,
+    text,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    type_annotation_map = {dict[str, Any]: JSONB, datetime: DateTime(timezone=True)}
+
+
+class Creator(Base):
+    __tablename__ = "creators"
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200))
+    slug: Mapped[str] = mapped_column(String(64), unique=True)
+    dm_template: Mapped[str] = mapped_column(Text, default="Hi {name}, thanks for reaching out!")
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SocialAccount(Base):
+    """A creator's connected sending account: an Instagram professional account or a
+    WhatsApp Business number. The token is stored encrypted (shared.crypto)."""
+
+    __tablename__ = "social_accounts"
+    __table_args__ = (
+        Index("uq_social_accounts_provider_external", "provider", "external_id", unique=True),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    creator_id: Mapped[UUID] = mapped_column(
+        ForeignKey("creators.id", ondelete="CASCADE"), index=True
+    )
+    provider: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(64))
+    username: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(32), default="connected")
+    access_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    token_expires_at: Mapped[datetime | None]
+    token_refreshed_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
+
+
+class InstagramContact(Base):
+    """A person known to an account by IGSID, with the last time they wrote (the window)."""
+
+    __tablename__ = "instagram_contacts"
+
+    account_id: Mapped[UUID] = mapped_column(
+        ForeignKey("social_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    igsid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    username: Mapped[str | None] = mapped_column(String(64))
+    last_inbound_at: Mapped[datetime | None]
+
+
+class Lead(Base):
+    __tablename__ = "leads"
+    __table_args__ = (
+        Index("ix_leads_creator_status", "creator_id", "dm_status", "created_at"),
+        Index("ix_leads_creator_created", "creator_id", "created_at"),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    creator_id: Mapped[UUID] = mapped_column(ForeignKey("creators.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(200))
+    message: Mapped[str] = mapped_column(Text)
+    phone: Mapped[str | None] = mapped_column(String(32))
+    whatsapp_opt_in: Mapped[bool] = mapped_column(Boolean, default=False)
+    instagram_username: Mapped[str | None] = mapped_column(String(30))
+    igsid: Mapped[str | None] = mapped_column(String(32))
+    last_inbound_at: Mapped[datetime | None]
+    comment_id: Mapped[str | None] = mapped_column(String(32))
+    commented_at: Mapped[datetime | None]
+    # The ig.me `ref` naming this lead: unguessable, so a link can't be forged for another.
+    ref: Mapped[str] = mapped_column(String(64), unique=True)
+
+    dm_status: Mapped[str] = mapped_column(String(32), default="queued")
+    dm_route: Mapped[str | None] = mapped_column(String(32))
+    dm_provider: Mapped[str | None] = mapped_column(String(16))
+    dm_account_id: Mapped[UUID | None]
+    dm_attempt: Mapped[int] = mapped_column(Integer, default=1)
+    dm_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    dm_link: Mapped[str | None] = mapped_column(Text)
+    dm_reason: Mapped[str | None] = mapped_column(Text)
+    dm_error_code: Mapped[int | None]
+    dm_error_subcode: Mapped[int | None]
+    dm_error_message: Mapped[str | None] = mapped_column(Text)
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    sent_at: Mapped[datetime | None]
+    read_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class DmLogEntry(Base):
+    """Append-only history of a DM: every accepted transition, never updated or deleted."""
+
+    __tablename__ = "dm_log"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    lead_id: Mapped[UUID] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    event_id: Mapped[UUID]
+    status: Mapped[str] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    occurred_at: Mapped[datetime]
+    recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class OutboxRecord(Base):
+    """Events written in the same transaction as the state they describe; the relay
+    publishes them to Kafka and stamps `published_at`."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (
+        Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    topic: Mapped[str] = mapped_column(String(128))
+    key: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    correlation_id: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    published_at: Mapped[datetime | None]
+
+
+class ProcessedEvent(Base):
+    """Idempotent consumers: (consumer, event id) is recorded in the handler's transaction."""
+
+    __tablename__ = "processed_events"
+
+    consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
+    event_id: Mapped[UUID] = mapped_column(primary_key=True)
+    processed_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class DmSend(Base):
+    """The send intent, written before the provider is called: one DM per (lead, route)."""
+
+    __tablename__ = "dm_sends"
+
+    lead_id: Mapped[UUID] = mapped_column(
+        ForeignKey("leads.id", ondelete="CASCADE"), primary_key=True
+    )
+    route: Mapped[str] = mapped_column(String(32), primary_key=True)
+    state: Mapped[str] = mapped_column(String(16))
+    attempt: Mapped[int] = mapped_column(Integer, default=1)
+    provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -1,0 +1,118 @@
+"""Dead-letter topic: a record a consumer cannot handle is parked, never dropped, and the
+partition moves on.
+
+The middleware wraps every handler. A record that fails to decode or validate, or whose
+handler raises after its own retries, is copied to `dlq` byte for byte with headers that
+say where it came from and why; the original offset is then committed. If parking itself
+fails (broker down), the error propagates and the record is redelivered, so nothing is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from faststream import BaseMiddleware
+from faststream.exceptions import IgnoredException
+from pydantic import ValidationError
+
+from shared import topics
+from shared.logs import get_logger
+from shared.metrics import DEAD_LETTERS
+
+if TYPE_CHECKING:
+    from aiokafka import ConsumerRecord
+    from faststream._internal.context.repository import ContextRepo
+    from faststream.message import StreamMessage
+
+log = get_logger(__name__)
+
+Publish = Callable[..., Awaitable[Any]]
+
+H_TOPIC = "x-original-topic"
+H_PARTITION = "x-original-partition"
+H_OFFSET = "x-original-offset"
+H_CONSUMER = "x-consumer"
+H_REASON = "x-error-reason"
+H_ERROR_CLASS = "x-error-class"
+H_DETAIL = "x-error-detail"
+H_ATTEMPTS = "x-attempts"
+H_FAILED_AT = "x-failed-at"
+
+
+class PoisonMessage(Exception):
+    """A record that is well-formed JSON but can never be handled (e.g. unknown lead)."""
+
+
+def classify(exc: BaseException) -> tuple[str, str]:
+    """(reason, error class) for the DLQ headers: why a human should look at it."""
+    if isinstance(exc, ValidationError):
+        return "invalid_contract", type(exc).__name__
+    if isinstance(exc, ValueError | UnicodeDecodeError):
+        return "undecodable", type(exc).__name__
+    if isinstance(exc, PoisonMessage):
+        return "poison", type(exc).__name__
+    return "handler_error", type(exc).__name__
+
+
+def dlq_headers(
+    record: ConsumerRecord[Any, Any], consumer: str, exc: BaseException
+) -> dict[str, str]:
+    reason, error_class = classify(exc)
+    original = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+    return {
+        **original,
+        H_TOPIC: record.topic,
+        H_PARTITION: str(record.partition),
+        H_OFFSET: str(record.offset),
+        H_CONSUMER: consumer,
+        H_REASON: reason,
+        H_ERROR_CLASS: error_class,
+        H_DETAIL: str(exc)[:1000],
+        H_ATTEMPTS: original.get(H_ATTEMPTS, "1"),
+        H_FAILED_AT: datetime.now(UTC).isoformat(),
+    }
+
+
+class DeadLetterPolicy:
+    """Broker middleware factory; `publish` is bound once the broker exists."""
+
+    def __init__(self, consumer: str) -> None:
+        self.consumer = consumer
+        self.publish: Publish | None = None
+
+    def __call__(self, msg: Any, /, *, context: ContextRepo) -> _DeadLetterMiddleware:
+        return _DeadLetterMiddleware(msg, context=context, policy=self)
+
+    async def park(self, record: ConsumerRecord[Any, Any], exc: BaseException) -> None:
+        if self.publish is None:
+            raise RuntimeError("DeadLetterPolicy used before a broker was bound") from exc
+        headers = dlq_headers(record, self.consumer, exc)
+        await self.publish(record.value or b"", topics.DLQ, key=record.key, headers=headers)
+        DEAD_LETTERS.labels(topic=record.topic, reason=headers[H_REASON]).inc()
+        log.warning(
+            "record parked in dlq",
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            reason=headers[H_REASON],
+            detail=headers[H_DETAIL][:200],
+        )
+
+
+class _DeadLetterMiddleware(BaseMiddleware):
+    def __init__(self, msg: Any, /, *, context: ContextRepo, policy: DeadLetterPolicy) -> None:
+        super().__init__(msg, context=context)
+        self.policy = policy
+
+    async def consume_scope(
+        self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
+    ) -> Any:
+        try:
+            return await call_next(msg)
+        except IgnoredException:
+            raise  # faststream's own ack/nack control flow
+        except Exception as exc:
+            await self.policy.park(msg.raw_message, exc)
+            return None

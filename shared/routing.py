@@ -1,0 +1,100 @@
+"""Which route a lead's DM may take, by the platforms' rules (platform facts §1b, §1e, §4, §6).
+
+Pure functions over plain facts so the rules are unit-tested without Kafka or a database.
+Instagram never gets a cold DM and never a DM by username: only an IGSID inside the 24 h
+window, or one private reply to a comment younger than 7 days.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from shared.lifecycle import Route
+
+
+@dataclass(frozen=True)
+class LeadFacts:
+    has_instagram_handle: bool
+    igsid: str | None
+    last_inbound_at: datetime | None
+    comment_id: str | None
+    commented_at: datetime | None
+    private_reply_sent: bool
+    phone: str | None
+    whatsapp_opt_in: bool
+
+
+@dataclass(frozen=True)
+class CreatorChannels:
+    instagram_connected: bool
+    whatsapp_template_ready: bool = False
+
+
+@dataclass(frozen=True)
+class RoutingRules:
+    dm_window: timedelta = timedelta(hours=24)
+    private_reply_window: timedelta = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    route: Route
+    reason: str
+
+
+def choose_route(
+    lead: LeadFacts, channels: CreatorChannels, now: datetime, rules: RoutingRules
+) -> RouteDecision:
+    """The first allowed route, most direct first."""
+    for check in (_ig_dm, _ig_private_reply, _wa_template, _ig_link, _wa_link):
+        decision = check(lead, channels, now, rules)
+        if decision is not None:
+            return decision
+    return RouteDecision(Route.NONE, "no allowed route: no Instagram connection and no phone")
+
+
+def _ig_dm(
+    lead: LeadFacts, ch: CreatorChannels, now: datetime, rules: RoutingRules
+) -> RouteDecision | None:
+    if not (ch.instagram_connected and lead.igsid and lead.last_inbound_at):
+        return None
+    if now - lead.last_inbound_at >= rules.dm_window:
+        return None
+    return RouteDecision(Route.IG_DM, "the lead messaged the account within 24 h")
+
+
+def _ig_private_reply(
+    lead: LeadFacts, ch: CreatorChannels, now: datetime, rules: RoutingRules
+) -> RouteDecision | None:
+    if not (ch.instagram_connected and lead.comment_id and lead.commented_at):
+        return None
+    if lead.private_reply_sent or now - lead.commented_at >= rules.private_reply_window:
+        return None
+    return RouteDecision(Route.IG_PRIVATE_REPLY, "the lead commented within 7 days")
+
+
+def _wa_template(
+    lead: LeadFacts, ch: CreatorChannels, now: datetime, rules: RoutingRules
+) -> RouteDecision | None:
+    if lead.phone and lead.whatsapp_opt_in and ch.whatsapp_template_ready:
+        return RouteDecision(Route.WA_TEMPLATE, "the lead opted in to WhatsApp")
+    return None
+
+
+def _ig_link(
+    lead: LeadFacts, ch: CreatorChannels, now: datetime, rules: RoutingRules
+) -> RouteDecision | None:
+    # A lead who gave an Instagram handle (or nothing better) is asked to open the thread;
+    # that first message of theirs opens the 24 h window.
+    if ch.instagram_connected and (lead.has_instagram_handle or lead.igsid or not lead.phone):
+        return RouteDecision(Route.IG_LINK, "no open Instagram window: waiting for the lead")
+    return None
+
+
+def _wa_link(
+    lead: LeadFacts, ch: CreatorChannels, now: datetime, rules: RoutingRules
+) -> RouteDecision | None:
+    if lead.phone:
+        return RouteDecision(Route.WA_LINK, "phone only: a WhatsApp click-to-chat link")
+    return None

@@ -1,0 +1,55 @@
+"""The topic registry: every Kafka topic AutoDM uses, in one place.
+
+Producers and consumers import these constants; `autodm topics provision` creates exactly
+this list (broker auto-creation is off, so a misspelt name fails loudly).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    retention_ms: int
+    purpose: str
+
+    @property
+    def config(self) -> dict[str, str]:
+        return {"retention.ms": str(self.retention_ms), "cleanup.policy": "delete"}
+
+
+LEADS_CREATED = "leads.created"
+DM_REQUESTED_INSTAGRAM = "dm.requested.instagram"
+DM_REQUESTED_WHATSAPP = "dm.requested.whatsapp"
+DM_STATUS = "dm.status"
+WEBHOOKS_INSTAGRAM = "webhooks.instagram"
+WEBHOOKS_WHATSAPP = "webhooks.whatsapp"
+ACCOUNTS_EVENTS = "accounts.events"
+DLQ = "dlq"
+
+TOPICS: tuple[TopicSpec, ...] = (
+    TopicSpec(LEADS_CREATED, 6, 7 * DAY_MS, "api outbox -> router; key creator id"),
+    TopicSpec(DM_REQUESTED_INSTAGRAM, 12, 7 * DAY_MS, "router -> instagram_sender; key account"),
+    TopicSpec(DM_REQUESTED_WHATSAPP, 12, 7 * DAY_MS, "router -> whatsapp_sender; key account"),
+    TopicSpec(DM_STATUS, 12, 7 * DAY_MS, "senders, webhooks -> api projection; key lead id"),
+    TopicSpec(WEBHOOKS_INSTAGRAM, 6, 7 * DAY_MS, "webhook_ingest -> consumers; key account"),
+    TopicSpec(WEBHOOKS_WHATSAPP, 6, 7 * DAY_MS, "webhook_ingest -> consumers; key number"),
+    TopicSpec(ACCOUNTS_EVENTS, 3, 30 * DAY_MS, "account lifecycle; key account"),
+    # Poison messages are kept long enough for an admin to look at them after a holiday.
+    TopicSpec(DLQ, 3, 30 * DAY_MS, "any consumer -> admin replay; key original key"),
+)
+
+BY_NAME: dict[str, TopicSpec] = {spec.name: spec for spec in TOPICS}
+
+
+def dm_requested_topic(provider: str) -> str:
+    """The per-provider request topic; an unknown provider is a programming error."""
+    topic = f"dm.requested.{provider}"
+    if topic not in BY_NAME:
+        raise KeyError(f"no request topic for provider {provider!r}")
+    return topic
