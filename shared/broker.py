@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from functools import cache
 from typing import Any
 
 from faststream import AckPolicy, BaseMiddleware
@@ -27,6 +29,13 @@ class _CorrelationMiddleware(BaseMiddleware):
             bind_correlation_id(correlation.decode(errors="replace"))
 
 
+@cache
+def _prometheus() -> KafkaPrometheusMiddleware:
+    # One per process: the metrics register once in the default registry (tests run several
+    # services in one process); Prometheus' `job` label tells the services apart.
+    return KafkaPrometheusMiddleware(registry=REGISTRY, app_name="autodm")
+
+
 def make_broker(settings: Settings, service: str) -> KafkaBroker:
     dead_letters = DeadLetterPolicy(consumer=service)
     broker = KafkaBroker(
@@ -35,8 +44,11 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
         # Idempotent producer: a retried send never writes the record twice (acks=all).
         enable_idempotence=True,
         linger_ms=2,
+        # faststream logs every record at its log_level; per-record lines at INFO cost CPU
+        # on the hot path and drown the service's own structured logs.
+        log_level=logging.DEBUG,
         middlewares=[
-            KafkaPrometheusMiddleware(registry=REGISTRY, app_name=service),
+            _prometheus(),
             _CorrelationMiddleware,
             dead_letters,
         ],

@@ -47,6 +47,7 @@ async def create_lead(session: AsyncSession, data: LeadIn, correlation_id: str) 
         updated_at=now,
     )
     session.add(lead)
+    await session.flush()  # the lead row must exist before its log line references it
     event = LeadCreated(
         correlation_id=correlation_id,
         creator_id=data.creator_id,

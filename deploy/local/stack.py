@@ -1,0 +1,194 @@
+"""Run AutoDM's processes locally: the Meta sandbox and every service, as child processes.
+
+Kafka and PostgreSQL are started by deploy/local/kafka.sh and postgres.sh (the Makefile
+calls them first); this module migrates, provisions topics, starts the processes, waits
+until each answers /readyz, and stops them all on exit. The e2e tests use it too, so the
+tests run exactly what `make run` runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+PYTHON = sys.executable
+
+
+@dataclass(frozen=True)
+class StackPorts:
+    kafka: int = 19092
+    postgres: int = 15432
+    sandbox: int = 18080
+    api: int = 8000
+    webhook_ingest: int = 8001
+    instagram_sender: int = 8002
+    whatsapp_sender: int = 8003
+    token_refresher: int = 8004
+
+    @classmethod
+    def from_env(cls) -> StackPorts:
+        base = cls()
+        return cls(
+            kafka=int(os.environ.get("KAFKA_PORT", base.kafka)),
+            postgres=int(os.environ.get("PG_PORT", base.postgres)),
+            sandbox=int(os.environ.get("SANDBOX_PORT", base.sandbox)),
+            api=int(os.environ.get("AUTODM_API_PORT", base.api)),
+            webhook_ingest=int(os.environ.get("AUTODM_WEBHOOK_INGEST_PORT", base.webhook_ingest)),
+            instagram_sender=int(
+                os.environ.get("AUTODM_INSTAGRAM_SENDER_PORT", base.instagram_sender)
+            ),
+            whatsapp_sender=int(
+                os.environ.get("AUTODM_WHATSAPP_SENDER_PORT", base.whatsapp_sender)
+            ),
+            token_refresher=int(
+                os.environ.get("AUTODM_TOKEN_REFRESHER_PORT", base.token_refresher)
+            ),
+        )
+
+
+def stack_env(ports: StackPorts, database: str = "autodm") -> dict[str, str]:
+    sandbox = f"http://127.0.0.1:{ports.sandbox}"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "AUTODM_KAFKA_BOOTSTRAP": f"127.0.0.1:{ports.kafka}",
+        "AUTODM_DATABASE_URL": (
+            f"postgresql+asyncpg://autodm:autodm@127.0.0.1:{ports.postgres}/{database}"
+        ),
+        "AUTODM_INSTAGRAM_GRAPH_URL": sandbox,
+        "AUTODM_INSTAGRAM_OAUTH_URL": sandbox,
+        "AUTODM_INSTAGRAM_AUTHORIZE_URL": f"{sandbox}/oauth/authorize",
+        "AUTODM_WHATSAPP_GRAPH_URL": sandbox,
+        "AUTODM_API_PORT": str(ports.api),
+        "AUTODM_WEBHOOK_INGEST_PORT": str(ports.webhook_ingest),
+        "AUTODM_INSTAGRAM_SENDER_PORT": str(ports.instagram_sender),
+        "AUTODM_WHATSAPP_SENDER_PORT": str(ports.whatsapp_sender),
+        "AUTODM_TOKEN_REFRESHER_PORT": str(ports.token_refresher),
+        "AUTODM_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports.api}",
+        "SANDBOX_PORT": str(ports.sandbox),
+        "SANDBOX_INSTAGRAM_WEBHOOK_URL": (
+            f"http://127.0.0.1:{ports.webhook_ingest}/webhooks/instagram"
+        ),
+        "SANDBOX_WHATSAPP_WEBHOOK_URL": f"http://127.0.0.1:{ports.webhook_ingest}/webhooks/whatsapp",
+    }
+    return env
+
+
+@dataclass(frozen=True)
+class ProcessSpec:
+    name: str
+    module: str
+    port: int
+    ready_path: str = "/readyz"
+
+
+def process_specs(ports: StackPorts) -> list[ProcessSpec]:
+    return [
+        ProcessSpec("sandbox", "sandbox", ports.sandbox, "/_sandbox/stats"),
+        ProcessSpec("api", "services.api", ports.api),
+        ProcessSpec("instagram_sender", "services.instagram_sender", ports.instagram_sender),
+        ProcessSpec("whatsapp_sender", "services.whatsapp_sender", ports.whatsapp_sender),
+    ]
+
+
+def prepare(env: dict[str, str]) -> None:
+    """Migrate the database and provision topics (both idempotent)."""
+    subprocess.run([PYTHON, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True)
+    subprocess.run(
+        [PYTHON, "-m", "shared.cli", "topics", "provision"], cwd=ROOT, env=env, check=True
+    )
+
+
+@dataclass
+class Stack:
+    env: dict[str, str]
+    ports: StackPorts
+    log_dir: Path
+    processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+
+    def start(self, specs: list[ProcessSpec], timeout_s: float = 60.0) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        for spec in specs:
+            self.start_one(spec)
+        for spec in specs:
+            self.wait_ready(spec, timeout_s)
+
+    def start_one(self, spec: ProcessSpec) -> None:
+        log = (self.log_dir / f"{spec.name}.log").open("ab")
+        self.processes[spec.name] = subprocess.Popen(  # noqa: S603 (our own modules)
+            [PYTHON, "-m", spec.module], cwd=ROOT, env=self.env, stdout=log, stderr=log
+        )
+
+    def wait_ready(self, spec: ProcessSpec, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        url = f"http://127.0.0.1:{spec.port}{spec.ready_path}"
+        while time.monotonic() < deadline:
+            proc = self.processes[spec.name]
+            if proc.poll() is not None:
+                raise RuntimeError(f"{spec.name} exited with {proc.returncode}; see {self.log_dir}")
+            try:
+                if httpx.get(url, timeout=1.0).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise TimeoutError(f"{spec.name} not ready at {url} after {timeout_s}s; see {self.log_dir}")
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        proc = self.processes[name]
+        proc.send_signal(sig)
+        proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        for proc in self.processes.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in self.processes.values():
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        self.processes.clear()
+
+
+@contextmanager
+def running_stack(ports: StackPorts, database: str, log_dir: Path) -> Iterator[Stack]:
+    env = stack_env(ports, database)
+    prepare(env)
+    stack = Stack(env=env, ports=ports, log_dir=log_dir)
+    try:
+        stack.start(process_specs(ports))
+        yield stack
+    finally:
+        stack.stop()
+
+
+def main() -> int:
+    ports = StackPorts.from_env()
+    log_dir = ROOT / ".local" / "run" / "logs"
+    with running_stack(ports, "autodm", log_dir) as stack:
+        print(f"AutoDM is up: API http://127.0.0.1:{ports.api}/docs  logs in {log_dir}")
+        from demo import run_demo  # beside this file
+
+        asyncio.run(run_demo(stack.env, ports))
+        print("Ctrl-C stops everything.")
+        try:
+            signal.pause()
+        except KeyboardInterrupt:
+            pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,153 @@
+"""Fixtures on the real broker and database: a migrated schema, topics, helpers to read
+topics back, and services run in-process through their own app factories."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from shared.crypto import TokenCipher
+from shared.db.models import Creator, SocialAccount
+from shared.db.session import make_engine, make_sessionmaker
+from shared.settings import Settings, get_settings
+from shared.topic_admin import provision_topics
+from shared.topics import BY_NAME
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return get_settings()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _schema_and_topics(settings: Settings) -> None:
+    subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, check=True)
+    asyncio.run(provision_topics(settings.kafka_bootstrap))
+
+
+@pytest.fixture(scope="session")
+async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(settings)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture(scope="session")
+async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+class TopicReader:
+    """Reads a topic from its current end, so a test sees only what it caused."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        self._topic = topic
+        self.records: list[Any] = []
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        partitions = [
+            TopicPartition(self._topic, p) for p in range(BY_NAME[self._topic].partitions)
+        ]
+        self._consumer.assign(partitions)
+        await self._consumer.seek_to_end(*partitions)
+        for tp in partitions:  # resolve the lazy seek now, before the test produces
+            await self._consumer.position(tp)
+
+    async def wait_for(self, predicate: Callable[[Any], bool], timeout_s: float = 20.0) -> Any:
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        for record in self.records:
+            if predicate(record):
+                return record
+        while asyncio.get_running_loop().time() < deadline:
+            batch = await self._consumer.getmany(timeout_ms=200)
+            fresh = [record for records in batch.values() for record in records]
+            self.records.extend(fresh)  # keep the whole batch: later waits may want the rest
+            for record in fresh:
+                if predicate(record):
+                    return record
+        raise AssertionError(f"no matching record on {self._topic} within {timeout_s}s")
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+
+@pytest.fixture
+async def read_topic(settings: Settings) -> AsyncIterator[Callable[[str], Any]]:
+    readers: list[TopicReader] = []
+
+    async def open_reader(topic: str) -> TopicReader:
+        reader = TopicReader(settings.kafka_bootstrap, topic)
+        await reader.start()
+        readers.append(reader)
+        return reader
+
+    yield open_reader
+    for reader in readers:
+        await reader.stop()
+
+
+def running(app: FastAPI) -> AbstractAsyncContextManager[None]:
+    """Run a service in-process: its real lifespan (broker, consumers, relay)."""
+    return app.router.lifespan_context(app)  # type: ignore[return-value]
+
+
+@pytest.fixture
+async def creator(sessions: async_sessionmaker[AsyncSession]) -> UUID:
+    creator_id = uuid4()
+    async with sessions.begin() as session:
+        session.add(
+            Creator(
+                id=creator_id,
+                name="Test Creator",
+                slug=f"c-{creator_id.hex[:12]}",
+                dm_template="Hi {name}, here is the guide!",
+            )
+        )
+    return creator_id
+
+
+async def connect_instagram(
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    creator_id: UUID,
+    ig_user_id: str,
+    username: str,
+    token: str,
+) -> UUID:
+    account_id = uuid4()
+    async with sessions.begin() as session:
+        session.add(
+            SocialAccount(
+                id=account_id,
+                creator_id=creator_id,
+                provider="instagram",
+                external_id=ig_user_id,
+                username=username,
+                status="connected",
+                access_token_encrypted=TokenCipher.from_settings(settings).encrypt(token),
+            )
+        )
+    return account_id
