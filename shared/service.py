@@ -83,3 +83,10 @@ def broker_lifespan(
             log.info("service stopped")
 
     return lifespan
+
+
+def serve(factory: str, port: int, host: str) -> None:
+    """Run a service's app factory under uvicorn (each service's `python -m` entrypoint)."""
+    import uvicorn
+
+    uvicorn.run(factory, factory=True, host=host, port=port, log_level="warning")

@@ -52,7 +52,8 @@ class Settings(BaseSettings):
     outbox_batch_size: int = 500
     outbox_poll_interval_s: float = 0.2
 
-    # HTTP ports of each service's /metrics and health
+    # HTTP of each service (/metrics, health; the API's routes). Loopback unless deployed.
+    http_host: str = "127.0.0.1"
     api_port: int = 8000
     webhook_ingest_port: int = 8001
     instagram_sender_port: int = 8002

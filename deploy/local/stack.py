@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -126,7 +126,7 @@ class Stack:
 
     def start_one(self, spec: ProcessSpec) -> None:
         log = (self.log_dir / f"{spec.name}.log").open("ab")
-        self.processes[spec.name] = subprocess.Popen(  # noqa: S603 (our own modules)
+        self.processes[spec.name] = subprocess.Popen(
             [PYTHON, "-m", spec.module], cwd=ROOT, env=self.env, stdout=log, stderr=log
         )
 
@@ -183,10 +183,8 @@ def main() -> int:
 
         asyncio.run(run_demo(stack.env, ports))
         print("Ctrl-C stops everything.")
-        try:
+        with suppress(KeyboardInterrupt):
             signal.pause()
-        except KeyboardInterrupt:
-            pass
     return 0
 
 

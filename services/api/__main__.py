@@ -1,12 +1,6 @@
-import uvicorn
-
+from shared.service import serve
 from shared.settings import get_settings
 
 if __name__ == "__main__":
-    uvicorn.run(
-        "services.api.app:create_app",
-        factory=True,
-        host="127.0.0.1",
-        port=get_settings().api_port,
-        log_level="warning",
-    )
+    settings = get_settings()
+    serve("services.api.app:create_app", settings.api_port, settings.http_host)

@@ -1,12 +1,10 @@
-import uvicorn
-
+from shared.service import serve
 from shared.settings import get_settings
 
 if __name__ == "__main__":
-    uvicorn.run(
+    settings = get_settings()
+    serve(
         "services.instagram_sender.app:create_app",
-        factory=True,
-        host="127.0.0.1",
-        port=get_settings().instagram_sender_port,
-        log_level="warning",
+        settings.instagram_sender_port,
+        settings.http_host,
     )

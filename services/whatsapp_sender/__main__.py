@@ -1,12 +1,8 @@
-import uvicorn
-
+from shared.service import serve
 from shared.settings import get_settings
 
 if __name__ == "__main__":
-    uvicorn.run(
-        "services.whatsapp_sender.app:create_app",
-        factory=True,
-        host="127.0.0.1",
-        port=get_settings().whatsapp_sender_port,
-        log_level="warning",
+    settings = get_settings()
+    serve(
+        "services.whatsapp_sender.app:create_app", settings.whatsapp_sender_port, settings.http_host
     )
