@@ -32,7 +32,7 @@ def provision() -> None:
 @db_app.command("migrate")
 def migrate() -> None:
     """Upgrade the database to the latest migration."""
-    subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-m", "alembic", "upgrade", "heads"], cwd=ROOT, check=True)
 
 
 if __name__ == "__main__":

@@ -104,7 +104,7 @@ def process_specs(ports: StackPorts) -> list[ProcessSpec]:
 
 def prepare(env: dict[str, str]) -> None:
     """Migrate the database and provision topics (both idempotent)."""
-    subprocess.run([PYTHON, "-m", "alembic", "upgrade", "head"], cwd=ROOT, env=env, check=True)
+    subprocess.run([PYTHON, "-m", "alembic", "upgrade", "heads"], cwd=ROOT, env=env, check=True)
     subprocess.run(
         [PYTHON, "-m", "shared.cli", "topics", "provision"], cwd=ROOT, env=env, check=True
     )

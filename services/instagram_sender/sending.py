@@ -47,6 +47,9 @@ class SenderDeps:
     fast_retries: int = 3
 
 
+RETRYABLE_STATES = ("failed", "skipped")
+
+
 class SendParked(Exception):
     """Raised after a retryable failure so the request lands in the DLQ for replay."""
 
@@ -74,15 +77,22 @@ async def send_dm(deps: SenderDeps, request: DmRequested) -> None:
 
 
 async def _claim_intent(session: AsyncSession, request: DmRequested) -> DmSend | None:
-    """Record the intent; returns the existing one if this DM was attempted before."""
+    """Record the intent; returns the existing one if this DM was attempted before.
+
+    A later attempt may take over an intent that ended without reaching the person
+    (failed or skipped); sent, sending and unknown intents are never taken over.
+    """
     p = request.payload
-    inserted = await session.scalar(
-        insert(DmSend)
-        .values(lead_id=p.lead_id, route=p.route, state="sending", attempt=p.attempt)
-        .on_conflict_do_nothing()
-        .returning(DmSend.lead_id)
+    stmt = insert(DmSend).values(
+        lead_id=p.lead_id, route=p.route, state="sending", attempt=p.attempt
     )
-    if inserted is not None:
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[DmSend.lead_id, DmSend.route],
+        set_={"state": "sending", "attempt": p.attempt, "updated_at": utcnow()},
+        where=(DmSend.state.in_(RETRYABLE_STATES)) & (DmSend.attempt < p.attempt),
+    )
+    claimed = await session.scalar(stmt.returning(DmSend.lead_id))
+    if claimed is not None:
         return None
     return await session.get(DmSend, (p.lead_id, p.route))
 

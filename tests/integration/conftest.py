@@ -34,7 +34,7 @@ def settings() -> Settings:
 
 @pytest.fixture(scope="session", autouse=True)
 def _schema_and_topics(settings: Settings) -> None:
-    subprocess.run([sys.executable, "-m", "alembic", "upgrade", "head"], cwd=ROOT, check=True)
+    subprocess.run([sys.executable, "-m", "alembic", "upgrade", "heads"], cwd=ROOT, check=True)
     asyncio.run(provision_topics(settings.kafka_bootstrap))
 
 

@@ -1,0 +1,190 @@
+"""The `make run` demo: a creator with a connected sandbox Instagram account, one lead per
+route, and a live table of where each DM stands. The e2e tests seed through here too."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID, uuid4
+
+import httpx
+from sqlalchemy.dialects.postgresql import insert
+
+from shared.crypto import TokenCipher
+from shared.db.models import Creator, SocialAccount
+from shared.db.session import make_engine, make_sessionmaker
+from shared.events import utcnow
+from shared.settings import Settings
+
+TERMINAL = {
+    "sent",
+    "delivered",
+    "read",
+    "replied",
+    "awaiting_contact",
+    "link_ready",
+    "skipped",
+    "failed",
+    "unknown",
+}
+
+
+@dataclass(frozen=True)
+class DemoCreator:
+    creator_id: UUID
+    account_id: UUID
+    ig_user_id: str
+    username: str
+
+
+def settings_from(env: dict[str, str]) -> Settings:
+    keys = {k: v for k, v in env.items() if k.startswith("AUTODM_")}
+    old = {k: os.environ.get(k) for k in keys}
+    os.environ.update(keys)
+    try:
+        return Settings()
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+async def seed_creator(
+    settings: Settings, sandbox: httpx.AsyncClient, username: str
+) -> DemoCreator:
+    """A creator whose Instagram account is connected (as OAuth would leave it)."""
+    account = (
+        await sandbox.post("/_sandbox/instagram/accounts", json={"username": username})
+    ).json()
+    creator_id, account_id = uuid4(), uuid4()
+    engine = make_engine(settings)
+    try:
+        async with make_sessionmaker(engine).begin() as session:
+            session.add(
+                Creator(
+                    id=creator_id,
+                    name=f"Creator {username}",
+                    slug=f"{username}-{creator_id.hex[:6]}",
+                    dm_template="Hi {name}! Thanks for your interest, here is the guide.",
+                )
+            )
+            await session.flush()
+            await session.execute(
+                insert(SocialAccount).values(
+                    id=account_id,
+                    creator_id=creator_id,
+                    provider="instagram",
+                    external_id=str(account["ig_user_id"]),
+                    username=username,
+                    status="connected",
+                    access_token_encrypted=TokenCipher.from_settings(settings).encrypt(
+                        account["access_token"]
+                    ),
+                    token_refreshed_at=utcnow(),
+                )
+            )
+    finally:
+        await engine.dispose()
+    return DemoCreator(creator_id, account_id, str(account["ig_user_id"]), username)
+
+
+async def user_messages(sandbox: httpx.AsyncClient, creator: DemoCreator, username: str) -> str:
+    """A person writes to the creator on Instagram: returns their IGSID (window now open)."""
+    body = {
+        "account_id": creator.ig_user_id,
+        "username": username,
+        "text": "hi! is the guide free?",
+    }
+    response = await sandbox.post("/_sandbox/instagram/users/message", json=body)
+    response.raise_for_status()
+    return str(response.json()["igsid"])
+
+
+async def user_comments(
+    sandbox: httpx.AsyncClient, creator: DemoCreator, username: str
+) -> dict[str, Any]:
+    body = {"account_id": creator.ig_user_id, "username": username, "text": "guide please"}
+    response = await sandbox.post("/_sandbox/instagram/users/comment", json=body)
+    response.raise_for_status()
+    return dict(response.json())
+
+
+async def demo_leads(sandbox: httpx.AsyncClient, creator: DemoCreator) -> dict[str, dict[str, Any]]:
+    now = utcnow().isoformat()
+    warm = await user_messages(sandbox, creator, "warm.lead")
+    comment = await user_comments(sandbox, creator, "commenter")
+    cid = str(creator.creator_id)
+    return {
+        "DM in an open window": {
+            "creator_id": cid,
+            "name": "Wendy",
+            "instagram": {"username": "warm.lead", "igsid": warm, "last_inbound_at": now},
+        },
+        "private reply to a comment": {
+            "creator_id": cid,
+            "name": "Cole",
+            "instagram": {
+                "username": "commenter",
+                "comment_id": comment["comment_id"],
+                "commented_at": now,
+            },
+        },
+        "cold Instagram lead": {
+            "creator_id": cid,
+            "name": "Cora",
+            "instagram": {"username": "cold.lead"},
+        },
+        "phone only": {"creator_id": cid, "name": "Phil", "phone": "+44 20 7946 0958"},
+        "unparseable phone": {"creator_id": cid, "name": "Una", "phone": "+999 123"},
+    }
+
+
+async def wait_settled(
+    api: httpx.AsyncClient, lead_ids: dict[str, str], timeout_s: float = 30
+) -> dict[str, Any]:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    leads: dict[str, Any] = {}
+    while asyncio.get_running_loop().time() < deadline:
+        leads = {label: (await api.get(f"/api/leads/{i}")).json() for label, i in lead_ids.items()}
+        if all(lead["dm"]["status"] in TERMINAL for lead in leads.values()):
+            break
+        await asyncio.sleep(0.3)
+    return leads
+
+
+def print_table(leads: dict[str, Any]) -> None:
+    print(f"\n{'lead':<28} {'route':<18} {'status':<17} detail")
+    for label, lead in leads.items():
+        dm = lead["dm"]
+        detail = dm["provider_message_id"] or dm["link"] or dm["reason"] or ""
+        print(f"{label:<28} {dm['route'] or '-':<18} {dm['status']:<17} {detail}")
+    print()
+
+
+async def run_demo(env: dict[str, str], ports: Any) -> None:
+    settings = settings_from(env)
+    async with (
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports.sandbox}") as sandbox,
+        httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports.api}") as api,
+    ):
+        creator = await seed_creator(settings, sandbox, f"demo.creator{uuid4().hex[:4]}")
+        lead_ids = {}
+        for label, body in (await demo_leads(sandbox, creator)).items():
+            response = await api.post("/api/leads", json=body)
+            if response.status_code != 201:
+                print(f"{label}: rejected {response.status_code} {response.text}")
+                continue
+            lead_ids[label] = response.json()["id"]
+        print_table(await wait_settled(api, lead_ids))
+        accepted = (
+            await sandbox.get(
+                "/_sandbox/instagram/messages", params={"account_id": creator.ig_user_id}
+            )
+        ).json()
+        print(
+            f"The sandbox (playing Instagram) accepted {len(accepted.get('messages', accepted))} message(s)."
+        )

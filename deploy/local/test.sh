@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make test`: a private Kafka and PostgreSQL on their own ports and state folder (so a
+# running `make run` is untouched), every test against them, then both stopped.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+export AUTODM_STATE_DIR=${AUTODM_STATE_DIR:-$PWD/.local/test}
+export KAFKA_PORT=${KAFKA_PORT:-19192} KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19193}
+export PG_PORT=${PG_PORT:-15532} PG_DATABASES="autodm_test" PG_FAST=1
+export AUTODM_KAFKA_BOOTSTRAP=127.0.0.1:$KAFKA_PORT
+export AUTODM_DATABASE_URL=postgresql+asyncpg://autodm:autodm@127.0.0.1:$PG_PORT/autodm_test
+
+stop_all() {
+    bash deploy/local/kafka.sh stop >/dev/null || true
+    bash deploy/local/postgres.sh stop >/dev/null || true
+}
+trap stop_all EXIT
+
+bash deploy/local/kafka.sh start
+bash deploy/local/postgres.sh start
+.venv/bin/pytest -q "$@"
