@@ -1,0 +1,218 @@
+"""WhatsApp Cloud API send rules (platform-facts §4b-§4e).
+
+``POST /{version}/{phone_number_id}/messages`` shares its path shape with Instagram's
+``/{ig_id}/messages``; graph.py routes a request here when the node is a registered
+WhatsApp phone number id.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import JSONResponse
+
+from sandbox import events
+from sandbox.errors import GraphError, invalid_token, missing_token, whatsapp_error
+from sandbox.params import access_token, graph_params
+from sandbox.state import DAY, SandboxState, SentWaMessage, WaNumber, WaTemplate
+
+MESSAGING_WINDOW = DAY
+MAX_TEXT_CHARS = 4096
+_PHONE = re.compile(r"\+?(\d{7,15})")
+
+
+def new_wamid() -> str:
+    return "wamid." + base64.b64encode(secrets.token_bytes(30)).decode()
+
+
+def _invalid(details: str) -> GraphError:
+    return whatsapp_error(100, "Invalid parameter", details)
+
+
+def normalize_phone(raw: object) -> str | None:
+    """Digits with country code; a leading '+' is tolerated like the Cloud API does."""
+    match = _PHONE.fullmatch(str(raw).strip()) if isinstance(raw, str | int) else None
+    return match.group(1) if match else None
+
+
+def in_window(state: SandboxState, number: WaNumber, wa_id: str) -> bool:
+    last = state.world.wa_last_inbound.get((number.phone_number_id, wa_id))
+    return last is not None and state.clock.now() - last <= MESSAGING_WINDOW
+
+
+# --- validation ------------------------------------------------------------------------
+
+
+def _authenticate(
+    state: SandboxState, request: Request, params: dict[str, Any], number: WaNumber
+) -> None:
+    status = state.settings.token_error_http_status
+    token = access_token(request, params)
+    if token is None:
+        raise missing_token(status)
+    if token != number.access_token:
+        raise invalid_token(status)
+
+
+def _template_body_params(template: dict[str, Any]) -> list[str]:
+    values: list[str] = []
+    for component in template.get("components") or []:
+        if isinstance(component, dict) and str(component.get("type", "")).lower() == "body":
+            for param in component.get("parameters") or []:
+                values.append(str(param.get("text", "")) if isinstance(param, dict) else "")
+    return values
+
+
+def _check_template(state: SandboxState, params: dict[str, Any]) -> tuple[WaTemplate, list[str]]:
+    template = params.get("template")
+    if not isinstance(template, dict) or not isinstance(template.get("name"), str):
+        raise _invalid("template.name is required")
+    language = template.get("language")
+    code = language.get("code") if isinstance(language, dict) else None
+    if not isinstance(code, str):
+        raise _invalid("template.language.code is required")
+    registered = state.world.wa_templates.get((template["name"], code))
+    if registered is None:
+        raise whatsapp_error(
+            132001,
+            "Template name does not exist in the translation",
+            f"template name ({template['name']}) does not exist in {code}",
+        )
+    values = _template_body_params(template)
+    if len(values) != registered.body_params:
+        raise whatsapp_error(
+            132000,
+            "Number of parameters does not match the expected number of params",
+            f"body: number of localizable_params ({len(values)}) does not match the expected "
+            f"number of params ({registered.body_params})",
+        )
+    return registered, values
+
+
+def _session_text(params: dict[str, Any], msg_type: str) -> str | None:
+    """Validate a non-template (customer-service) message; returns its text if any."""
+    content = params.get(msg_type)
+    if not isinstance(content, dict):
+        raise _invalid(f"The parameter {msg_type} is required for type {msg_type}")
+    if msg_type != "text":
+        return None
+    body = content.get("body")
+    if not isinstance(body, str) or not body:
+        raise _invalid("text.body is required")
+    if len(body) > MAX_TEXT_CHARS:
+        raise _invalid(f"text.body must be at most {MAX_TEXT_CHARS} characters")
+    return body
+
+
+def _consume_rates(state: SandboxState, number: WaNumber, wa_id: str) -> None:
+    """Throughput per number (130429), then pair rate per (number, user) (131056); both
+    are checked before either is consumed so a refusal never spends quota."""
+    settings, now = state.settings, state.clock.now()
+    status = settings.rate_limit_http_status
+    throughput = state.world.limiters.window(("wa_mps", number.phone_number_id), 1.0)
+    if throughput.count(now) >= settings.whatsapp_messages_per_second:
+        raise whatsapp_error(
+            130429,
+            "Rate limit hit",
+            "Message failed to send because there were too many messages sent from this "
+            "phone number in a short period of time",
+            status,
+        )
+    pacer = state.world.limiters.pacer(("wa_pair", number.phone_number_id, wa_id))
+    if not pacer.try_acquire(
+        now, settings.whatsapp_pair_interval_seconds, settings.whatsapp_pair_burst
+    ):
+        raise whatsapp_error(
+            131056,
+            "(Business Account, Consumer Account) pair rate limit hit",
+            "Message failed to send because there were too many messages sent from this "
+            "phone number to the same phone number in a short period of time",
+            status,
+        )
+    throughput.record(now)
+
+
+# --- status webhooks ---------------------------------------------------------------------
+
+
+def _api_major(version: str) -> int:
+    match = re.match(r"v(\d+)", version)
+    return int(match.group(1)) if match else 0
+
+
+def _schedule_statuses(
+    state: SandboxState,
+    number: WaNumber,
+    sent: SentWaMessage,
+    category: str,
+    failure: dict[str, Any] | None,
+) -> None:
+    order = state.world.status_order
+    statuses = ["failed"] if failure else order.order
+    open_window = in_window(state, number, sent.to)
+    with_conversation = _api_major(state.settings.graph_api_version) < 24
+    now_s, step = int(state.clock.now()), order.delay_ms / 1000
+    payloads = [
+        (
+            "statuses",
+            events.wa_status(
+                number,
+                sent,
+                status,
+                now_s + int(i * step),
+                category=category,
+                in_window=open_window,
+                with_conversation=with_conversation,
+                error=failure,
+            ),
+        )
+        for i, status in enumerate(statuses)
+    ]
+    state.webhooks.send_sequence("whatsapp", payloads, step)
+
+
+# --- the endpoint --------------------------------------------------------------------
+
+
+async def send_message(state: SandboxState, request: Request, number_id: str) -> JSONResponse:
+    number = state.world.wa_numbers[number_id]
+    params = await graph_params(request)
+    _authenticate(state, request, params, number)
+    if params.get("messaging_product") != "whatsapp":
+        raise _invalid("The parameter messaging_product is required and must be 'whatsapp'")
+    wa_id = normalize_phone(params.get("to"))
+    if wa_id is None:
+        raise _invalid("The parameter to must be a phone number with country code (digits)")
+    msg_type = str(params.get("type", "text"))
+    now = state.clock.now()
+    failure: dict[str, Any] | None = None
+    sent = SentWaMessage(number_id, wa_id, msg_type, new_wamid(), now)
+    if msg_type == "template":
+        template, values = _check_template(state, params)
+        sent.template, sent.language, sent.params = template.name, template.language, values
+        category = template.category
+    else:
+        sent.text, category = _session_text(params, msg_type), "service"
+        if not in_window(state, number, wa_id):
+            if state.settings.whatsapp_window_error_mode == "sync":
+                raise whatsapp_error(131047, "Re-engagement message", events.RE_ENGAGEMENT_DETAILS)
+            failure = events.RE_ENGAGEMENT
+            sent.error_code = 131047
+    _consume_rates(state, number, wa_id)
+    state.world.wa_messages.append(sent)
+    state.world.stats.accept("whatsapp")
+    _schedule_statuses(state, number, sent, category, failure)
+    message: dict[str, str] = {"id": sent.message_id}
+    if msg_type == "template":
+        message["message_status"] = "accepted"
+    return JSONResponse(
+        {
+            "messaging_product": "whatsapp",
+            "contacts": [{"input": str(params.get("to")), "wa_id": wa_id}],
+            "messages": [message],
+        }
+    )
