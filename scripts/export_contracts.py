@@ -12,6 +12,7 @@ from typing import Any
 from faststream.specification import AsyncAPI
 
 from shared.events import json_schemas
+from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = ROOT / "schemas" / "events"
@@ -28,7 +29,9 @@ def service_brokers() -> dict[str, Any]:
         "instagram_sender": instagram_sender,
         "whatsapp_sender": whatsapp_sender,
     }
-    return {name: factory().state.broker for name, factory in factories.items()}
+    # A fixed server address, so the documents don't change with the environment.
+    settings = Settings(kafka_bootstrap="kafka:9092")
+    return {name: factory(settings).state.broker for name, factory in factories.items()}
 
 
 def rendered() -> dict[Path, str]:

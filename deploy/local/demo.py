@@ -185,6 +185,5 @@ async def run_demo(env: dict[str, str], ports: Any) -> None:
                 "/_sandbox/instagram/messages", params={"account_id": creator.ig_user_id}
             )
         ).json()
-        print(
-            f"The sandbox (playing Instagram) accepted {len(accepted.get('messages', accepted))} message(s)."
-        )
+        count = len(accepted["data"])
+        print(f"The sandbox (playing Instagram) accepted {count} message(s).")

@@ -1,0 +1,58 @@
+"""The whole stack as `make run` starts it (deploy/local/stack.py), on the test instance of
+Kafka and PostgreSQL and on ports of its own."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from demo import DemoCreator, seed_creator, settings_from  # deploy/local
+from stack import Stack, StackPorts, running_stack  # deploy/local
+
+from shared.settings import get_settings
+from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e
+
+
+def _test_ports() -> StackPorts:
+    settings = get_settings()
+    kafka_port = int(settings.kafka_bootstrap.rsplit(":", 1)[1])
+    pg_port = int(settings.database_url.get_secret_value().rsplit(":", 1)[1].split("/")[0])
+    return StackPorts(
+        kafka=kafka_port,
+        postgres=pg_port,
+        sandbox=18180,
+        api=8100,
+        webhook_ingest=8101,
+        instagram_sender=8102,
+        whatsapp_sender=8103,
+        token_refresher=8104,
+    )
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    database = get_settings().database_url.get_secret_value().rsplit("/", 1)[1]
+    with running_stack(_test_ports(), database, ROOT / ".local" / "test" / "logs") as stack:
+        yield stack
+
+
+@pytest.fixture
+async def sandbox(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.ports.sandbox}") as client:
+        yield client
+
+
+@pytest.fixture
+async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.ports.api}") as client:
+        yield client
+
+
+@pytest.fixture
+async def creator(stack: Stack, sandbox: httpx.AsyncClient) -> DemoCreator:
+    import uuid
+
+    return await seed_creator(settings_from(stack.env), sandbox, f"e2e.{uuid.uuid4().hex[:10]}")
