@@ -1,6 +1,21 @@
-"""Domain metrics, defined once and shared by every service (Prometheus naming)."""
+"""Domain metrics, defined once and shared by every service (Prometheus naming).
+
+Who updates what (define new metrics HERE, never in the module that updates them, so the
+dashboard, the alert rules and tests/unit/test_ops_artifacts.py see one list):
+- shared/ratelimit.py (delivery engineer): observe RATE_LIMIT_WAIT for every permit it
+  hands out (0 when none was needed), labelled provider and scope ("account" | "app").
+- shared/circuit.py (delivery engineer): set BREAKER_STATE[provider] to the BreakerState
+  value on every transition and increment BREAKER_TRANSITIONS.
+- services/webhook_ingest (Instagram lifecycle engineer): increment
+  WEBHOOK_SIGNATURE_FAILURES for every webhook whose X-Hub-Signature-256 is missing or wrong.
+- shared/ops_collector.py: topic depth, consumer lag, token expiry (periodically).
+- shared/outbox.py: outbox backlog and the age of its oldest record (periodically).
+deploy/prometheus/alerts.yml and deploy/grafana/autodm.json reference these names.
+"""
 
 from __future__ import annotations
+
+from enum import IntEnum
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -27,8 +42,76 @@ DEAD_LETTERS = Counter(
 )
 OUTBOX_PUBLISHED = Counter("autodm_outbox_published_total", "Outbox records published to Kafka")
 OUTBOX_BACKLOG = Gauge("autodm_outbox_backlog", "Outbox records not yet published")
+OUTBOX_OLDEST_AGE = Gauge(
+    "autodm_outbox_oldest_age_seconds",
+    "Age of the oldest unpublished outbox record (0 when the backlog is empty)",
+)
 DUPLICATES_SKIPPED = Counter(
     "autodm_duplicate_events_total",
     "Events seen again and skipped by an idempotent consumer",
     ["consumer"],
+)
+
+# Delivery: rate limiting and circuit breaking (updated by shared/ratelimit.py, circuit.py).
+RATE_LIMIT_WAIT = Histogram(
+    "autodm_rate_limit_wait_seconds",
+    "Time a send waited for a rate-limiter permit (0 when none was needed)",
+    ["provider", "scope"],
+    buckets=(0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+)
+
+
+class BreakerState(IntEnum):
+    """The values of BREAKER_STATE: alert on `== 2` (open)."""
+
+    CLOSED = 0
+    HALF_OPEN = 1
+    OPEN = 2
+
+
+BREAKER_STATE = Gauge(
+    "autodm_circuit_breaker_state",
+    "Circuit breaker per provider: 0 closed, 1 half-open, 2 open",
+    ["provider"],
+)
+BREAKER_TRANSITIONS = Counter(
+    "autodm_circuit_breaker_transitions_total",
+    "Circuit breaker transitions, by provider and the state entered",
+    ["provider", "state"],
+)
+
+# Kafka, from offsets (shared/ops_collector.py; one collector per deployment, in the API).
+TOPIC_RECORDS = Gauge(
+    "autodm_topic_records",
+    "Records retained in a retry or dead-letter topic (end minus start offsets)",
+    ["topic"],
+)
+CONSUMER_LAG = Gauge(
+    "autodm_consumer_lag_records",
+    "Records not yet committed by a consumer group (end minus committed offsets)",
+    ["group", "topic"],
+)
+COLLECTOR_LAST_SUCCESS = Gauge(
+    "autodm_ops_collector_last_success_timestamp_seconds",
+    "When the offsets/token collector last completed a pass (Unix time)",
+)
+
+# Tokens: per-account series would be unbounded, so accounts are counted into cumulative
+# buckets of time left (like a histogram's `le`); the few soonest are named for the runbook.
+TOKEN_EXPIRY_BUCKETS_DAYS = (0, 1, 3, 7, 15, 30, 60)
+TOKEN_EXPIRY_ACCOUNTS = Gauge(
+    "autodm_token_expiry_accounts",
+    "Connected accounts whose token expires within `within_days` (cumulative; 0 = expired)",
+    ["provider", "within_days"],
+)
+TOKEN_EXPIRY_SOONEST = Gauge(
+    "autodm_token_expiry_soonest_seconds",
+    "Seconds to expiry of the soonest-expiring tokens (at most 5 series in all)",
+    ["provider", "account_id"],
+)
+
+WEBHOOK_SIGNATURE_FAILURES = Counter(
+    "autodm_webhook_signature_failures_total",
+    "Webhook deliveries rejected for a missing or wrong X-Hub-Signature-256",
+    ["provider", "reason"],
 )

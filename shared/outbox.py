@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -21,7 +22,7 @@ from shared.broker import event_headers
 from shared.db.models import OutboxRecord
 from shared.events import Envelope
 from shared.logs import get_logger
-from shared.metrics import OUTBOX_BACKLOG, OUTBOX_PUBLISHED
+from shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
 
 log = get_logger(__name__)
 
@@ -45,11 +46,14 @@ class OutboxRelay:
         broker: KafkaBroker,
         batch_size: int,
         poll_interval_s: float,
+        backlog_interval_s: float = 15.0,
     ) -> None:
         self._sessions = sessions
         self._broker = broker
         self._batch_size = batch_size
         self._poll_interval_s = poll_interval_s
+        self._backlog_interval_s = backlog_interval_s
+        self._backlog_due = 0.0
         # Set by writers in this process so a new row goes out at once instead of at the
         # next poll; the poll still catches rows written by other replicas.
         self.wake = asyncio.Event()
@@ -62,8 +66,20 @@ class OutboxRelay:
                 log.exception("outbox relay batch failed; retrying")
                 published = 0
                 await asyncio.sleep(1.0)
+            await self._refresh_backlog()
             if published < self._batch_size:
                 await self._wait()
+
+    async def _refresh_backlog(self) -> None:
+        # A count per batch would double the relay's queries; every few seconds is enough
+        # for the backlog alert and costs one indexed query.
+        if time.monotonic() < self._backlog_due:
+            return
+        self._backlog_due = time.monotonic() + self._backlog_interval_s
+        try:
+            await self.backlog()
+        except Exception:
+            log.warning("outbox backlog query failed", exc_info=True)
 
     async def _wait(self) -> None:
         with contextlib.suppress(TimeoutError):
@@ -108,11 +124,23 @@ class OutboxRelay:
         await asyncio.gather(*futures)
 
     async def backlog(self) -> int:
+        """Count unpublished records and set the backlog gauges (count, oldest age)."""
         async with self._sessions() as session:
-            count = await session.scalar(
-                select(func.count())
-                .select_from(OutboxRecord)
-                .where(OutboxRecord.published_at.is_(None))
-            )
+            count, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(OutboxRecord.created_at)).where(
+                        OutboxRecord.published_at.is_(None)
+                    )
+                )
+            ).one()
         OUTBOX_BACKLOG.set(count or 0)
-        return count or 0
+        OUTBOX_OLDEST_AGE.set(_age_s(oldest))
+        return int(count or 0)
+
+
+def _age_s(created_at: datetime | None) -> float:
+    if created_at is None:
+        return 0.0
+    if created_at.tzinfo is None:  # server_default now() stored without a zone: UTC
+        created_at = created_at.replace(tzinfo=UTC)
+    return max((datetime.now(UTC) - created_at).total_seconds(), 0.0)

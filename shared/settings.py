@@ -51,6 +51,12 @@ class Settings(BaseSettings):
     # Outbox relay
     outbox_batch_size: int = 500
     outbox_poll_interval_s: float = 0.2
+    # How often the relay refreshes autodm_outbox_backlog (one COUNT on a partial index).
+    outbox_backlog_interval_s: float = 15.0
+
+    # Operations: how often the API's collector reads consumer lag, retry/DLQ depth and
+    # token expiry (a few Kafka requests and two queries per pass, whatever the traffic).
+    ops_collector_interval_s: float = 15.0
 
     # HTTP of each service (/metrics, health; the API's routes). Loopback unless deployed.
     http_host: str = "127.0.0.1"

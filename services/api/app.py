@@ -13,6 +13,7 @@ from services.api.router import RouterConfig
 from shared.broker import make_broker
 from shared.db.session import make_engine, make_sessionmaker
 from shared.logs import configure_logging
+from shared.ops_collector import OpsCollector
 from shared.outbox import OutboxRelay
 from shared.routing import RoutingRules
 from shared.service import add_operational_routes, broker_check, broker_lifespan, database_check
@@ -28,15 +29,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sessions = make_sessionmaker(engine)
     broker = make_broker(settings, SERVICE)
     relay = OutboxRelay(
-        sessions, broker, settings.outbox_batch_size, settings.outbox_poll_interval_s
+        sessions,
+        broker,
+        settings.outbox_batch_size,
+        settings.outbox_poll_interval_s,
+        settings.outbox_backlog_interval_s,
     )
+    collector = OpsCollector(settings.kafka_bootstrap, sessions, settings.ops_collector_interval_s)
     register_handlers(broker, sessions, relay, RouterConfig(rules=_rules(settings)))
 
     app = FastAPI(
         title="AutoDM API",
         version="1.0.0",
         description="Leads in, DMs out: accept leads and follow each DM to its end.",
-        lifespan=broker_lifespan(broker, background=[relay.run_forever], on_stop=[engine.dispose]),
+        lifespan=broker_lifespan(
+            broker,
+            background=[relay.run_forever, collector.run_forever],
+            on_stop=[engine.dispose],
+        ),
     )
     app.state.deps = routes.ApiDeps(sessions=sessions, relay=relay)
     app.state.broker = broker
