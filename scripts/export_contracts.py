@@ -22,12 +22,16 @@ ASYNCAPI_DIR = ROOT / "docs" / "asyncapi"
 def service_brokers() -> dict[str, Any]:
     from services.api.app import create_app as api
     from services.instagram_sender.app import create_app as instagram_sender
+    from services.token_refresher.app import create_app as token_refresher
+    from services.webhook_ingest.app import create_app as webhook_ingest
     from services.whatsapp_sender.app import create_app as whatsapp_sender
 
     factories = {
         "api": api,
         "instagram_sender": instagram_sender,
         "whatsapp_sender": whatsapp_sender,
+        "webhook_ingest": webhook_ingest,
+        "token_refresher": token_refresher,
     }
     # A fixed server address, so the documents don't change with the environment.
     settings = Settings(kafka_bootstrap="kafka:9092")

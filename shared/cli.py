@@ -6,6 +6,7 @@ import asyncio
 import subprocess
 import sys
 from pathlib import Path
+from uuid import UUID
 
 import typer
 
@@ -16,6 +17,8 @@ topics_app = typer.Typer(help="Kafka topics from the registry in shared/topics.p
 db_app = typer.Typer(help="The PostgreSQL schema (Alembic migrations).")
 app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
+tokens_app = typer.Typer(help="Instagram access tokens: refresh now, re-encrypt (key rotation).")
+app.add_typer(tokens_app, name="tokens")
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -33,6 +36,26 @@ def provision() -> None:
 def migrate() -> None:
     """Upgrade the database to the latest migration."""
     subprocess.run([sys.executable, "-m", "alembic", "upgrade", "heads"], cwd=ROOT, check=True)
+
+
+@tokens_app.command("refresh")
+def refresh_token(account_id: UUID) -> None:
+    """Refresh one account's token now (it must be >= 24 h old and not expired)."""
+    from services.token_refresher.commands import refresh_one
+
+    outcome = asyncio.run(refresh_one(get_settings(), account_id))
+    typer.echo(outcome)
+    if outcome != "refreshed":
+        raise typer.Exit(1)
+
+
+@tokens_app.command("reencrypt")
+def reencrypt() -> None:
+    """Re-encrypt every stored token under the first key of AUTODM_TOKEN_ENCRYPTION_KEYS."""
+    from services.token_refresher.commands import reencrypt_all
+
+    count = asyncio.run(reencrypt_all(get_settings()))
+    typer.echo(f"tokens re-encrypted: {count}")
 
 
 if __name__ == "__main__":

@@ -118,7 +118,162 @@ class DmStatusChanged(Envelope):
     payload: DmStatusPayload
 
 
-EVENT_MODELS: tuple[type[Envelope], ...] = (LeadCreated, DmRequested, DmStatusChanged)
+# --- webhooks.instagram -------------------------------------------------------------------
+
+IgId = Annotated[str, StringConstraints(pattern=r"^\d{1,32}$")]
+
+
+class InstagramWebhookPayload(Contract):
+    """One item of a Meta webhook POST, as Meta sent it (a POST may batch many).
+
+    The envelope id is derived from Meta's own ids (mid, comment id...), so a retried
+    delivery yields the same event id and idempotent consumers skip it.
+    """
+
+    account_id: UUID = Field(description="The AutoDM social account the webhook is for")
+    ig_account_id: IgId = Field(description="entry.id: the professional account id")
+    kind: Literal["messaging", "change"]
+    field: str = Field(max_length=64, description="message, read, referral, comments, ...")
+    item: dict[str, Any] = Field(description="entry.messaging[i] or entry.changes[i], raw")
+    entry_time: int
+
+
+class InstagramWebhookReceived(Envelope):
+    type: Literal["instagram.webhook"] = "instagram.webhook"
+    version: Literal[1] = 1
+    payload: InstagramWebhookPayload
+
+
+# --- leads.contacts -----------------------------------------------------------------------
+
+
+class LeadContactOpenedPayload(Contract):
+    """The lead reached the account (ig.me link or a message): their IGSID is known and the
+    24 h window is open, so a waiting DM can go now."""
+
+    lead_id: UUID
+    account_id: UUID
+    igsid: IgId
+    opened_at: datetime
+    via: Literal["referral", "message"]
+
+
+class LeadContactOpened(Envelope):
+    type: Literal["lead.contact_opened"] = "lead.contact_opened"
+    version: Literal[1] = 1
+    payload: LeadContactOpenedPayload
+
+
+# --- instagram.comments -------------------------------------------------------------------
+
+
+class InstagramCommentPayload(Contract):
+    """A comment on the account's media: a lead-able event (one private reply, 7 days)."""
+
+    account_id: UUID
+    comment_id: IgId
+    igsid: IgId
+    username: str | None = Field(default=None, max_length=64)
+    text: str = Field(max_length=2200)
+    media_id: str | None = Field(default=None, max_length=64)
+    commented_at: datetime
+
+
+class InstagramCommentReceived(Envelope):
+    type: Literal["instagram.comment_received"] = "instagram.comment_received"
+    version: Literal[1] = 1
+    payload: InstagramCommentPayload
+
+
+# --- accounts.events ----------------------------------------------------------------------
+
+
+class AccountConnectedPayload(Contract):
+    account_id: UUID
+    external_id: str
+    username: str | None = None
+    reconnected: bool
+    token_expires_at: datetime | None = None
+
+
+class AccountConnected(Envelope):
+    type: Literal["account.connected"] = "account.connected"
+    version: Literal[1] = 1
+    payload: AccountConnectedPayload
+
+
+class AccountDisconnectedPayload(Contract):
+    account_id: UUID
+    external_id: str
+    reason: str = Field(max_length=500)
+    skipped_dms: int = Field(ge=0, description="Pending DMs ended `skipped` by this")
+    data_deleted: bool = False
+
+
+class AccountDisconnected(Envelope):
+    type: Literal["account.disconnected"] = "account.disconnected"
+    version: Literal[1] = 1
+    payload: AccountDisconnectedPayload
+
+
+class TokenRefreshedPayload(Contract):
+    account_id: UUID
+    refreshed_at: datetime
+    expires_at: datetime
+
+
+class TokenRefreshed(Envelope):
+    type: Literal["token.refreshed"] = "token.refreshed"
+    version: Literal[1] = 1
+    payload: TokenRefreshedPayload
+
+
+class TokenRefreshFailedPayload(Contract):
+    account_id: UUID
+    error_class: str = Field(description="token | throttled | transient | invalid | ambiguous")
+    code: int | None = None
+    message: str = Field(max_length=500)
+    reconnect_required: bool = Field(description="True: the creator must connect again")
+
+
+class TokenRefreshFailed(Envelope):
+    type: Literal["token.refresh_failed"] = "token.refresh_failed"
+    version: Literal[1] = 1
+    payload: TokenRefreshFailedPayload
+
+
+# --- dm.retry_requested --------------------------------------------------------------------
+
+
+class DmRetryRequestedPayload(Contract):
+    """A creator (or admin, or service) asked for a new attempt of a failed or skipped DM.
+
+    The API has already moved the lead to `queued` under the new attempt number; the router
+    routes it again from the lead's current facts."""
+
+    lead_id: UUID
+    attempt: int = Field(ge=2, description="The new attempt number")
+    requested_by: str = Field(max_length=128, description="`sub` of the caller's token")
+
+
+class DmRetryRequested(Envelope):
+    type: Literal["dm.retry_requested"] = "dm.retry_requested"
+    version: Literal[1] = 1
+    payload: DmRetryRequestedPayload
+
+
+EVENT_MODELS: tuple[type[Envelope], ...] = (
+    LeadCreated,
+    DmRequested,
+    DmStatusChanged,
+    InstagramWebhookReceived,
+    LeadContactOpened,
+    InstagramCommentReceived,
+    AccountConnected,
+    AccountDisconnected,
+    TokenRefreshed,
+    TokenRefreshFailed,
+)
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

@@ -33,9 +33,32 @@ class Settings(BaseSettings):
     provider_timeout_s: float = 10.0
     provider_pool_size: int = 8
 
-    # Instagram app credentials (Business Login for Instagram)
-    instagram_app_id: str = "sandbox-app"
-    instagram_app_secret: SecretStr = SecretStr("sandbox-secret")
+    # Instagram app credentials (Business Login for Instagram). The defaults are the local
+    # Meta sandbox's, so `make run` works without configuration.
+    instagram_app_id: str = "990602627938098"
+    instagram_app_secret: SecretStr = SecretStr("sandbox-app-secret")
+    # Rotation: webhooks and signed requests signed with this one are accepted too, so the
+    # app secret can be reset in the App Dashboard without rejecting in-flight retries.
+    instagram_app_secret_previous: SecretStr | None = None
+    # Business Login: the redirect URI registered in the App Dashboard; empty means
+    # `<public_base_url>/api/instagram/callback`.
+    instagram_redirect_uri: str = ""
+    instagram_webhook_fields: str = "messages,messaging_seen,messaging_referral,comments"
+    # OAuth `state`: HMAC key, lifetime; each state is accepted once.
+    oauth_state_key: SecretStr = SecretStr("local-oauth-state-key-change-me")
+    oauth_state_ttl_s: int = 600
+
+    # Webhooks (Meta's GET verification echoes hub.challenge when this token matches)
+    webhook_verify_token: SecretStr = SecretStr("autodm-local-verify-token")
+    # Where data-deletion requests can be followed (Meta shows this URL to the user).
+    webhook_public_base_url: str = "http://127.0.0.1:8001"
+
+    # Token refresher (platform facts §2: refresh >= 24 h old tokens before the 60 days end)
+    token_refresh_interval_s: float = 3600.0
+    token_refresh_window_days: float = 15.0
+    token_refresh_batch_size: int = 50
+    # A claimed account is left alone by other replicas this long (longer than one call).
+    token_refresh_lease_s: float = 300.0
 
     # Keys for tokens at rest (Fernet, url-safe base64, 32 bytes); first one encrypts,
     # every one decrypts, so a key can be rotated without a flag day.
@@ -66,6 +89,19 @@ class Settings(BaseSettings):
     whatsapp_sender_port: int = 8003
     token_refresher_port: int = 8004
     public_base_url: str = "http://127.0.0.1:8000"
+
+    @property
+    def oauth_redirect_uri(self) -> str:
+        return self.instagram_redirect_uri or f"{self.public_base_url}/api/instagram/callback"
+
+    @property
+    def instagram_app_secrets(self) -> list[str]:
+        """Every secret a Meta signature may use: the current one first, then the old one."""
+        previous = self.instagram_app_secret_previous
+        return [
+            self.instagram_app_secret.get_secret_value(),
+            *([previous.get_secret_value()] if previous else []),
+        ]
 
 
 @lru_cache(maxsize=1)

@@ -30,6 +30,8 @@ DM_STATUS = "dm.status"
 WEBHOOKS_INSTAGRAM = "webhooks.instagram"
 WEBHOOKS_WHATSAPP = "webhooks.whatsapp"
 ACCOUNTS_EVENTS = "accounts.events"
+LEADS_CONTACTS = "leads.contacts"
+INSTAGRAM_COMMENTS = "instagram.comments"
 DLQ = "dlq"
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -40,6 +42,8 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(WEBHOOKS_INSTAGRAM, 6, 7 * DAY_MS, "webhook_ingest -> consumers; key account"),
     TopicSpec(WEBHOOKS_WHATSAPP, 6, 7 * DAY_MS, "webhook_ingest -> consumers; key number"),
     TopicSpec(ACCOUNTS_EVENTS, 3, 30 * DAY_MS, "account lifecycle; key account"),
+    TopicSpec(LEADS_CONTACTS, 6, 7 * DAY_MS, "webhook consumers -> router (re-route); key lead"),
+    TopicSpec(INSTAGRAM_COMMENTS, 6, 7 * DAY_MS, "webhook consumers -> lead capture; key account"),
     # Poison messages are kept long enough for an admin to look at them after a holiday.
     TopicSpec(DLQ, 3, 30 * DAY_MS, "any consumer -> admin replay; key original key"),
 )

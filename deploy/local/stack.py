@@ -76,6 +76,7 @@ def stack_env(ports: StackPorts, database: str = "autodm") -> dict[str, str]:
         "AUTODM_WHATSAPP_SENDER_PORT": str(ports.whatsapp_sender),
         "AUTODM_TOKEN_REFRESHER_PORT": str(ports.token_refresher),
         "AUTODM_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports.api}",
+        "AUTODM_WEBHOOK_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports.webhook_ingest}",
         "SANDBOX_PORT": str(ports.sandbox),
         "SANDBOX_INSTAGRAM_WEBHOOK_URL": (
             f"http://127.0.0.1:{ports.webhook_ingest}/webhooks/instagram"
@@ -99,6 +100,8 @@ def process_specs(ports: StackPorts) -> list[ProcessSpec]:
         ProcessSpec("api", "services.api", ports.api),
         ProcessSpec("instagram_sender", "services.instagram_sender", ports.instagram_sender),
         ProcessSpec("whatsapp_sender", "services.whatsapp_sender", ports.whatsapp_sender),
+        ProcessSpec("webhook_ingest", "services.webhook_ingest", ports.webhook_ingest),
+        ProcessSpec("token_refresher", "services.token_refresher", ports.token_refresher),
     ]
 
 

@@ -6,11 +6,11 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.projection import project_status
-from services.api.router import RouterConfig, route_lead
+from services.api.router import RouterConfig, open_contact, route_lead
 from shared.broker import ACK_POLICY
-from shared.events import DmStatusChanged, LeadCreated, utcnow
+from shared.events import DmStatusChanged, LeadContactOpened, LeadCreated, utcnow
 from shared.outbox import OutboxRelay
-from shared.topics import DM_STATUS, LEADS_CREATED
+from shared.topics import DM_STATUS, LEADS_CONTACTS, LEADS_CREATED
 
 
 def register_handlers(
@@ -30,6 +30,19 @@ def register_handlers(
     async def on_lead_created(event: LeadCreated) -> None:
         async with sessions.begin() as session:
             await route_lead(session, event, config, utcnow())
+        relay.wake.set()
+
+    @broker.subscriber(
+        LEADS_CONTACTS,
+        group_id="autodm-router-contacts",
+        ack_policy=ACK_POLICY,
+        auto_offset_reset="earliest",
+        title="router-contacts",
+        description="Re-routes a waiting DM once its lead opened the ig.me link or wrote",
+    )
+    async def on_contact_opened(event: LeadContactOpened) -> None:
+        async with sessions.begin() as session:
+            await open_contact(session, event, config, utcnow())
         relay.wake.set()
 
     @broker.subscriber(

@@ -15,9 +15,23 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.dm_state import record_transition
-from shared.db.models import Creator, DmSend, InstagramContact, Lead, SocialAccount
+from shared.db.models import (
+    Creator,
+    DmSend,
+    InstagramComment,
+    InstagramContact,
+    Lead,
+    SocialAccount,
+)
 from shared.dead_letters import PoisonMessage
-from shared.events import DmRequested, DmRequestedPayload, LeadCreated, Recipient
+from shared.events import (
+    DmRequested,
+    DmRequestedPayload,
+    Envelope,
+    LeadContactOpened,
+    LeadCreated,
+    Recipient,
+)
 from shared.idempotency import claim_event
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.outbox import add_to_outbox
@@ -25,6 +39,7 @@ from shared.routing import CreatorChannels, LeadFacts, RouteDecision, RoutingRul
 from shared.topics import dm_requested_topic
 
 CONSUMER = "router"
+CONTACT_CONSUMER = "router-contacts"
 
 
 @dataclass(frozen=True)
@@ -42,6 +57,33 @@ async def route_lead(
     lead = await session.get(Lead, event.payload.lead_id, with_for_update=True)
     if lead is None or lead.creator_id != event.creator_id:
         raise PoisonMessage(f"lead {event.payload.lead_id} of creator {event.creator_id} not found")
+    await _route(session, event, lead, config, now)
+    return True
+
+
+async def open_contact(
+    session: AsyncSession, event: LeadContactOpened, config: RouterConfig, now: datetime
+) -> bool:
+    """The lead opened its ig.me link or wrote: record the IGSID and the open window, and
+    re-route a DM that waits for exactly this (ig_link). The new request goes out through
+    the outbox with this transaction; a second contact finds the DM routed: nothing more."""
+    if not await claim_event(session, CONTACT_CONSUMER, event.id):
+        return False
+    p = event.payload
+    lead = await session.get(Lead, p.lead_id, with_for_update=True)
+    if lead is None or lead.creator_id != event.creator_id:
+        raise PoisonMessage(f"lead {p.lead_id} of creator {event.creator_id} not found")
+    lead.igsid = p.igsid
+    lead.last_inbound_at = max(filter(None, (lead.last_inbound_at, p.opened_at)))
+    # A lead still `queued` is routed by its lead.created, which then sees these facts.
+    if lead.dm_status == DmStatus.AWAITING_CONTACT and lead.dm_route == Route.IG_LINK:
+        await _route(session, event, lead, config, now)
+    return True
+
+
+async def _route(
+    session: AsyncSession, event: Envelope, lead: Lead, config: RouterConfig, now: datetime
+) -> None:
     creator = await session.get(Creator, lead.creator_id)
     account = await _instagram_account(session, lead.creator_id)
     facts = await _lead_facts(session, lead, account)
@@ -52,12 +94,11 @@ async def route_lead(
     lead.dm_provider = decision.route.provider
     text = render_message(creator.dm_template if creator else "", lead)
     await _record(session, event, lead, account, decision, text, config, now)
-    return True
 
 
 async def _record(
     session: AsyncSession,
-    event: LeadCreated,
+    event: Envelope,
     lead: Lead,
     account: SocialAccount | None,
     decision: RouteDecision,
@@ -94,7 +135,7 @@ async def _record(
 
 
 def _request_for(
-    event: LeadCreated, lead: Lead, account: SocialAccount | None, route: Route, text: str
+    event: Envelope, lead: Lead, account: SocialAccount | None, route: Route, text: str
 ) -> DmRequested:
     provider = route.provider
     assert provider is not None
@@ -137,6 +178,12 @@ async def _lead_facts(
         contact = await session.get(InstagramContact, (account.id, lead.igsid))
         if contact and contact.last_inbound_at:
             last_inbound = max(filter(None, (last_inbound, contact.last_inbound_at)))
+    commented_at = lead.commented_at
+    if lead.comment_id and account is not None:
+        # The comments webhook recorded when it was really written (Meta's clock).
+        comment = await session.get(InstagramComment, lead.comment_id)
+        if comment is not None and comment.account_id == account.id:
+            commented_at = comment.commented_at
     reply_sent = (
         lead.comment_id is not None
         and await session.get(DmSend, (lead.id, Route.IG_PRIVATE_REPLY)) is not None
@@ -146,7 +193,7 @@ async def _lead_facts(
         igsid=lead.igsid,
         last_inbound_at=last_inbound,
         comment_id=lead.comment_id,
-        commented_at=lead.commented_at,
+        commented_at=commented_at,
         private_reply_sent=reply_sent,
         phone=lead.phone,
         whatsapp_opt_in=lead.whatsapp_opt_in,

@@ -57,6 +57,10 @@ class SocialAccount(Base):
     access_token_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
     token_expires_at: Mapped[datetime | None]
     token_refreshed_at: Mapped[datetime | None]
+    # Instagram: GET /me `id` (app-scoped), what deauthorize/data-deletion requests name.
+    app_scoped_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Token refresher: a replica that claimed the account owns its refresh until then.
+    token_refresh_lease_until: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 
@@ -171,3 +175,48 @@ class DmSend(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+# Read receipts name the DM by the message id Meta returned when it was sent.
+Index("ix_leads_provider_message_id", Lead.provider_message_id)
+
+
+class InstagramComment(Base):
+    """A comment on a creator's media, from the `comments` webhook: the 7-day window of one
+    private reply starts at `commented_at`."""
+
+    __tablename__ = "instagram_comments"
+
+    comment_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[UUID] = mapped_column(
+        ForeignKey("social_accounts.id", ondelete="CASCADE"), index=True
+    )
+    igsid: Mapped[str] = mapped_column(String(32))
+    username: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    media_id: Mapped[str | None] = mapped_column(String(64))
+    commented_at: Mapped[datetime]
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class DataDeletionRequest(Base):
+    """A Meta data-deletion callback; the user follows it by its confirmation code."""
+
+    __tablename__ = "data_deletion_requests"
+
+    confirmation_code: Mapped[str] = mapped_column(String(32), primary_key=True)
+    app_scoped_user_id: Mapped[str] = mapped_column(String(64))
+    account_id: Mapped[UUID | None]
+    status: Mapped[str] = mapped_column(String(16))
+    requested_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    completed_at: Mapped[datetime | None]
+
+
+class OAuthStateUse(Base):
+    """OAuth `state` nonces already redeemed: a state is accepted once."""
+
+    __tablename__ = "oauth_state_uses"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    creator_id: Mapped[UUID]
+    used_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -1,0 +1,87 @@
+"""Composition root of the token refresher: a scheduled refresh round, and the outbox relay
+that publishes its token.refreshed / token.refresh_failed events."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.token_refresher.refreshing import RefresherDeps, RefreshPolicy, refresh_due
+from shared.broker import make_broker
+from shared.crypto import TokenCipher
+from shared.db.session import make_engine, make_sessionmaker
+from shared.logs import configure_logging, get_logger
+from shared.outbox import OutboxRelay
+from shared.providers.graph_http import make_http_client
+from shared.providers.instagram_auth import AppCredentials, InstagramAuthClient
+from shared.service import add_operational_routes, broker_check, broker_lifespan, database_check
+from shared.settings import Settings, get_settings
+
+SERVICE = "token_refresher"
+log = get_logger(__name__)
+
+
+def make_auth_client(settings: Settings) -> tuple[InstagramAuthClient, list[httpx.AsyncClient]]:
+    """The OAuth/token client and the HTTP clients to close with it."""
+    timeout, pool = settings.provider_timeout_s, settings.provider_pool_size
+    graph = make_http_client(settings.instagram_graph_url, timeout, pool)
+    oauth = make_http_client(settings.instagram_oauth_url, timeout, pool)
+    credentials = AppCredentials(
+        app_id=settings.instagram_app_id,
+        app_secret=settings.instagram_app_secret.get_secret_value(),
+        redirect_uri=settings.oauth_redirect_uri,
+    )
+    client = InstagramAuthClient(graph, oauth, settings.graph_api_version, credentials)
+    return client, [graph, oauth]
+
+
+def make_deps(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+) -> tuple[RefresherDeps, list[httpx.AsyncClient]]:
+    client, http = make_auth_client(settings)
+    policy = RefreshPolicy(
+        window=timedelta(days=settings.token_refresh_window_days),
+        lease=timedelta(seconds=settings.token_refresh_lease_s),
+        batch_size=settings.token_refresh_batch_size,
+    )
+    deps = RefresherDeps(
+        sessions=sessions, client=client, cipher=TokenCipher.from_settings(settings), policy=policy
+    )
+    return deps, http
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(SERVICE, settings.log_level, settings.log_json)
+    engine = make_engine(settings)
+    deps, http = make_deps(settings, make_sessionmaker(engine))
+    broker = make_broker(settings, SERVICE)
+    relay = OutboxRelay(
+        deps.sessions, broker, settings.outbox_batch_size, settings.outbox_poll_interval_s
+    )
+
+    async def schedule() -> None:
+        while True:
+            try:
+                if await refresh_due(deps):
+                    relay.wake.set()
+            except Exception:
+                log.exception("token refresh round failed; next round retries")
+            await asyncio.sleep(settings.token_refresh_interval_s)
+
+    app = FastAPI(
+        title="AutoDM token refresher",
+        lifespan=broker_lifespan(
+            broker,
+            background=[relay.run_forever, schedule],
+            on_stop=[*(c.aclose for c in http), engine.dispose],
+        ),
+    )
+    app.state.broker = broker
+    app.state.deps = deps
+    add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
+    return app

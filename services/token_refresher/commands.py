@@ -1,0 +1,37 @@
+"""What `autodm tokens ...` runs: one account's refresh now, and the key-rotation rewrite.
+Events go to the outbox; the relay of any running service publishes them."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from services.token_refresher.app import make_deps
+from services.token_refresher.refreshing import refresh_now
+from services.token_refresher.rotation import reencrypt_tokens
+from shared.crypto import TokenCipher
+from shared.db.session import make_engine, make_sessionmaker
+from shared.settings import Settings
+
+
+async def refresh_one(settings: Settings, account_id: UUID) -> str:
+    engine = make_engine(settings)
+    deps, http = make_deps(settings, make_sessionmaker(engine))
+    try:
+        outcome = await refresh_now(deps, account_id)
+    finally:
+        for client in http:
+            await client.aclose()
+        await engine.dispose()
+    if outcome is None:
+        return "not refreshable now: unknown, disconnected, expired, < 24 h old or being refreshed"
+    return "refreshed" if outcome else "refresh failed: see the token.refresh_failed event"
+
+
+async def reencrypt_all(settings: Settings) -> int:
+    engine = make_engine(settings)
+    try:
+        return await reencrypt_tokens(
+            make_sessionmaker(engine), TokenCipher.from_settings(settings)
+        )
+    finally:
+        await engine.dispose()

@@ -1,0 +1,206 @@
+"""Act on one webhook item, in one transaction with its idempotency claim.
+
+This consumer records what Instagram told us (contacts and their 24 h window, comments) and
+says what follows as events through the outbox; it never moves a DM itself. The DM's state
+belongs to the API: dm.status events go to its forward-only projection, and an opened
+contact goes to its router, which re-routes the waiting DM.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.webhook_ingest.mapping import Comment, Inbound, Read, map_item
+from shared.db.models import InstagramComment, InstagramContact, Lead
+from shared.events import (
+    DmStatusChanged,
+    DmStatusPayload,
+    InstagramCommentPayload,
+    InstagramCommentReceived,
+    InstagramWebhookReceived,
+    LeadContactOpened,
+    LeadContactOpenedPayload,
+)
+from shared.idempotency import claim_event
+from shared.lifecycle import DmStatus, Provider, Route
+from shared.logs import get_logger
+from shared.outbox import add_to_outbox
+from shared.topics import DM_STATUS, INSTAGRAM_COMMENTS, LEADS_CONTACTS
+
+log = get_logger(__name__)
+
+CONSUMER = "webhooks-instagram"
+WAITING = (DmStatus.QUEUED, DmStatus.AWAITING_CONTACT)
+DELIVERED_TO_PERSON = (DmStatus.SENT, DmStatus.DELIVERED, DmStatus.READ)
+IN_FLIGHT = (DmStatus.SENDING, DmStatus.UNKNOWN, DmStatus.SENT)
+
+
+async def handle_webhook(session: AsyncSession, event: InstagramWebhookReceived) -> bool:
+    """False if this item was handled before (Meta's retry, a Kafka redelivery)."""
+    if not await claim_event(session, CONSUMER, event.id):
+        return False
+    action = map_item(event.payload)
+    if isinstance(action, Inbound):
+        await _inbound(session, event, action)
+    elif isinstance(action, Read):
+        await _read(session, event, action)
+    elif isinstance(action, Comment):
+        await _comment(session, event, action)
+    else:
+        log.debug("webhook item ignored", reason=action.reason)
+    return True
+
+
+async def _inbound(session: AsyncSession, event: InstagramWebhookReceived, a: Inbound) -> None:
+    account_id = event.payload.account_id
+    await _touch_contact(session, event, a.igsid, a.at)
+    waiting = await _waiting_lead(session, event, a)
+    if waiting is not None:
+        opened = LeadContactOpened(
+            correlation_id=event.correlation_id,
+            creator_id=event.creator_id,
+            payload=LeadContactOpenedPayload(
+                lead_id=waiting.id, account_id=account_id, igsid=a.igsid, opened_at=a.at, via=a.via
+            ),
+        )
+        add_to_outbox(session, LEADS_CONTACTS, str(waiting.id), opened)
+    if a.via == "message":
+        for lead in await _leads_of(session, event, a.igsid, DELIVERED_TO_PERSON):
+            _status(session, event, lead, DmStatus.REPLIED, "the lead replied")
+
+
+async def _waiting_lead(
+    session: AsyncSession, event: InstagramWebhookReceived, a: Inbound
+) -> Lead | None:
+    """The lead this contact opens: named by the ig.me `ref`, else one waiting on this IGSID."""
+    if a.ref:
+        lead = await session.scalar(
+            select(Lead).where(Lead.ref == a.ref, Lead.creator_id == event.creator_id)
+        )
+        if lead is None:
+            log.info("ig.me ref matches no lead of this creator")
+        return lead if lead is not None and lead.dm_status in WAITING else None
+    leads = await _leads_of(session, event, a.igsid, (DmStatus.AWAITING_CONTACT,))
+    return leads[0] if leads else None
+
+
+async def _read(session: AsyncSession, event: InstagramWebhookReceived, a: Read) -> None:
+    account_id = event.payload.account_id
+    lead = await session.scalar(
+        select(Lead).where(Lead.provider_message_id == a.mid, Lead.dm_account_id == account_id)
+    )
+    if lead is None:
+        # The receipt may overtake the `sent` projection: fall back to the DM in flight.
+        leads = await _leads_of(session, event, a.igsid, IN_FLIGHT)
+        lead = leads[0] if leads else None
+    if lead is None:
+        log.info("read receipt for a message AutoDM did not send")
+        return
+    _status(session, event, lead, DmStatus.READ, None, provider_message_id=a.mid)
+
+
+async def _comment(session: AsyncSession, event: InstagramWebhookReceived, a: Comment) -> None:
+    account_id = event.payload.account_id
+    await session.execute(
+        insert(InstagramComment)
+        .values(
+            comment_id=a.comment_id,
+            account_id=account_id,
+            igsid=a.igsid,
+            username=a.username,
+            text=a.text,
+            media_id=a.media_id,
+            commented_at=a.at,
+        )
+        .on_conflict_do_nothing()
+    )
+    await _touch_contact(session, event, a.igsid, None, username=a.username)
+    received = InstagramCommentReceived(
+        correlation_id=event.correlation_id,
+        creator_id=event.creator_id,
+        payload=InstagramCommentPayload(
+            account_id=account_id,
+            comment_id=a.comment_id,
+            igsid=a.igsid,
+            username=a.username,
+            text=a.text[:2200],
+            media_id=a.media_id,
+            commented_at=a.at,
+        ),
+    )
+    add_to_outbox(session, INSTAGRAM_COMMENTS, str(account_id), received)
+
+
+async def _touch_contact(
+    session: AsyncSession,
+    event: InstagramWebhookReceived,
+    igsid: str,
+    inbound_at: datetime | None,
+    username: str | None = None,
+) -> None:
+    """Upsert the contact; the window only moves forward (webhooks arrive out of order)."""
+    stmt = insert(InstagramContact).values(
+        account_id=event.payload.account_id,
+        igsid=igsid,
+        username=username,
+        last_inbound_at=inbound_at,
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[InstagramContact.account_id, InstagramContact.igsid],
+        set_={
+            # GREATEST ignores NULLs in PostgreSQL: a comment never closes an open window.
+            "last_inbound_at": func.greatest(
+                InstagramContact.last_inbound_at, stmt.excluded.last_inbound_at
+            ),
+            "username": func.coalesce(stmt.excluded.username, InstagramContact.username),
+        },
+    )
+    await session.execute(stmt)
+
+
+async def _leads_of(
+    session: AsyncSession,
+    event: InstagramWebhookReceived,
+    igsid: str,
+    statuses: tuple[DmStatus, ...],
+) -> list[Lead]:
+    rows = await session.scalars(
+        select(Lead)
+        .where(
+            Lead.dm_account_id == event.payload.account_id,
+            Lead.igsid == igsid,
+            Lead.dm_status.in_(statuses),
+        )
+        .order_by(Lead.created_at.desc())
+        .limit(20)
+    )
+    return list(rows.all())
+
+
+def _status(
+    session: AsyncSession,
+    event: InstagramWebhookReceived,
+    lead: Lead,
+    status: DmStatus,
+    reason: str | None,
+    provider_message_id: str | None = None,
+) -> None:
+    changed = DmStatusChanged(
+        correlation_id=event.correlation_id,
+        creator_id=lead.creator_id,
+        occurred_at=event.occurred_at,
+        payload=DmStatusPayload(
+            lead_id=lead.id,
+            status=status,
+            attempt=lead.dm_attempt,
+            route=Route(lead.dm_route) if lead.dm_route else None,
+            provider=Provider.INSTAGRAM,
+            provider_message_id=provider_message_id,
+            reason=reason,
+        ),
+    )
+    add_to_outbox(session, DM_STATUS, str(lead.id), changed)

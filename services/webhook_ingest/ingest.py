@@ -1,0 +1,156 @@
+"""A verified webhook POST -> one versioned event per item on `webhooks.instagram`.
+
+Meta batches items (entry[] x messaging[]/changes[]) and retries a delivery for up to 36 h.
+Each item becomes its own event whose id is derived from Meta's ids (mid, comment id...),
+so a retry produces the same event id and the idempotent consumers skip it. The POST is
+answered once Kafka has acknowledged every item: a 200 means nothing can be lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from faststream.kafka import KafkaBroker
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.account_lifecycle import DISCONNECTED
+from shared.broker import publish_event
+from shared.db.models import SocialAccount
+from shared.events import InstagramWebhookPayload, InstagramWebhookReceived
+from shared.lifecycle import Provider
+from shared.logs import get_logger
+from shared.topics import WEBHOOKS_INSTAGRAM
+
+log = get_logger(__name__)
+
+MESSAGING_FIELDS = ("message", "read", "referral", "reaction", "postback", "optin")
+
+
+@dataclass(frozen=True)
+class WebhookItem:
+    ig_account_id: str
+    kind: Literal["messaging", "change"]
+    field: str
+    item: dict[str, Any]
+    entry_time: int
+    dedupe_key: str
+
+    @property
+    def event_id(self) -> UUID:
+        return uuid5(NAMESPACE_URL, f"instagram:{self.ig_account_id}:{self.dedupe_key}")
+
+
+@dataclass(frozen=True)
+class AccountRef:
+    id: UUID
+    creator_id: UUID
+
+
+def split_instagram(payload: Any) -> list[WebhookItem]:
+    """Every item of an `object: instagram` notification (a list of them is accepted too)."""
+    notifications = payload if isinstance(payload, list) else [payload]
+    items: list[WebhookItem] = []
+    for note in notifications:
+        if not isinstance(note, dict) or note.get("object") != "instagram":
+            continue
+        for entry in note.get("entry") or []:
+            items.extend(_entry_items(entry))
+    return items
+
+
+def _entry_items(entry: dict[str, Any]) -> list[WebhookItem]:
+    account = str(entry.get("id", ""))
+    time = int(entry.get("time") or 0)
+    items = []
+    for m in entry.get("messaging") or []:
+        field = next((f for f in MESSAGING_FIELDS if f in m), "other")
+        items.append(WebhookItem(account, "messaging", field, m, time, _messaging_key(field, m)))
+    for change in entry.get("changes") or []:
+        field = str(change.get("field", "other"))
+        items.append(
+            WebhookItem(account, "change", field, change, time, _change_key(field, change))
+        )
+    return items
+
+
+def _messaging_key(field: str, m: dict[str, Any]) -> str:
+    sender = (m.get("sender") or {}).get("id")
+    if field == "message" and (mid := (m.get("message") or {}).get("mid")):
+        return f"message:{mid}"
+    if field == "read" and (mid := (m.get("read") or {}).get("mid")):
+        return f"read:{sender}:{mid}"
+    if field == "referral":
+        return f"referral:{sender}:{m['referral'].get('ref')}:{m.get('timestamp')}"
+    return f"{field}:{_digest(m)}"
+
+
+def _change_key(field: str, change: dict[str, Any]) -> str:
+    value = change.get("value") or {}
+    if field == "comments" and (comment_id := value.get("id") or value.get("comment_id")):
+        return f"comments:{comment_id}"
+    return f"{field}:{_digest(change)}"
+
+
+def _digest(item: dict[str, Any]) -> str:
+    """Meta retries the same bytes; a canonical hash dedupes items without an id of their own."""
+    return hashlib.sha256(json.dumps(item, sort_keys=True).encode()).hexdigest()[:32]
+
+
+async def known_accounts(
+    session: AsyncSession, ig_account_ids: Sequence[str]
+) -> dict[str, AccountRef]:
+    rows = await session.execute(
+        select(SocialAccount.external_id, SocialAccount.id, SocialAccount.creator_id).where(
+            SocialAccount.provider == Provider.INSTAGRAM,
+            SocialAccount.external_id.in_(set(ig_account_ids)),
+            SocialAccount.status != DISCONNECTED,
+        )
+    )
+    return {ext: AccountRef(id=id_, creator_id=creator) for ext, id_, creator in rows}
+
+
+async def publish_items(
+    broker: KafkaBroker,
+    sessions: async_sessionmaker[AsyncSession],
+    items: list[WebhookItem],
+    correlation_id: str,
+) -> int:
+    """Publish the items of connected accounts; returns how many went out."""
+    if not items:
+        return 0
+    async with sessions() as session:
+        accounts = await known_accounts(session, [i.ig_account_id for i in items])
+    events = [
+        _event(item, accounts[item.ig_account_id], correlation_id)
+        for item in items
+        if item.ig_account_id in accounts
+    ]
+    if len(events) < len(items):
+        log.warning("webhook items for unknown accounts dropped", dropped=len(items) - len(events))
+    await asyncio.gather(
+        *(publish_event(broker, WEBHOOKS_INSTAGRAM, str(e.payload.account_id), e) for e in events)
+    )
+    return len(events)
+
+
+def _event(item: WebhookItem, account: AccountRef, correlation_id: str) -> InstagramWebhookReceived:
+    return InstagramWebhookReceived(
+        id=item.event_id,
+        correlation_id=correlation_id,
+        creator_id=account.creator_id,
+        payload=InstagramWebhookPayload(
+            account_id=account.id,
+            ig_account_id=item.ig_account_id,
+            kind=item.kind,
+            field=item.field,
+            item=item.item,
+            entry_time=item.entry_time,
+        ),
+    )

@@ -1,0 +1,132 @@
+"""HTTP entrypoints of webhook_ingest: Meta's verification, signed event POSTs, and the
+deauthorize / data-deletion callbacks. Each verifies first and answers fast."""
+
+from __future__ import annotations
+
+import hmac
+import json
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+from uuid import uuid4
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
+from fastapi.responses import PlainTextResponse
+from faststream.kafka import KafkaBroker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.webhook_ingest.callbacks import deauthorize, delete_user_data, deletion_status
+from services.webhook_ingest.ingest import publish_items, split_instagram
+from services.webhook_ingest.signatures import (
+    InvalidSignedRequest,
+    SignatureCheck,
+    parse_signed_request,
+    verify_signature,
+)
+from shared.events import utcnow
+from shared.logs import bind_correlation_id, get_logger
+from shared.outbox import OutboxRelay
+
+log = get_logger(__name__)
+
+SIGNATURE_HEADER = "X-Hub-Signature-256"
+
+
+@dataclass(frozen=True)
+class IngestDeps:
+    broker: KafkaBroker
+    sessions: async_sessionmaker[AsyncSession]
+    relay: OutboxRelay
+    app_secrets: list[str]
+    verify_token: str
+    public_base_url: str
+
+
+def get_deps(request: Request) -> IngestDeps:
+    deps: IngestDeps = request.app.state.deps
+    return deps
+
+
+Deps = Annotated[IngestDeps, Depends(get_deps)]
+router = APIRouter(prefix="/webhooks/instagram", tags=["webhooks"])
+
+
+@router.get("", response_class=PlainTextResponse, summary="Meta's subscription verification")
+async def verify_subscription(
+    deps: Deps,
+    mode: Annotated[str | None, Query(alias="hub.mode")] = None,
+    token: Annotated[str | None, Query(alias="hub.verify_token")] = None,
+    challenge: Annotated[str | None, Query(alias="hub.challenge")] = None,
+) -> str:
+    token_ok = token is not None and hmac.compare_digest(token.encode(), deps.verify_token.encode())
+    if mode != "subscribe" or not token_ok or challenge is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "verification failed")
+    return challenge
+
+
+@router.post("", summary="Signed Instagram event notifications")
+async def receive(request: Request, deps: Deps) -> dict[str, int]:
+    body = await request.body()  # the raw bytes: Meta signed exactly these
+    check = verify_signature(body, request.headers.get(SIGNATURE_HEADER), deps.app_secrets)
+    if check != SignatureCheck.VALID:
+        log.warning("webhook rejected", signature=check)
+        code = status.HTTP_401_UNAUTHORIZED if check == SignatureCheck.MISSING else 403
+        raise HTTPException(code, f"signature {check}")
+    try:
+        payload: Any = json.loads(body)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not JSON") from exc
+    correlation_id = str(uuid4())
+    bind_correlation_id(correlation_id)
+    published = await publish_items(
+        deps.broker, deps.sessions, split_instagram(payload), correlation_id
+    )
+    return {"published": published}
+
+
+@router.post("/deauthorize", summary="Meta: the user removed the app")
+async def deauthorize_callback(request: Request, deps: Deps) -> dict[str, Any]:
+    user_id = await _verified_user(request, deps)
+    async with deps.sessions.begin() as session:
+        disconnected = await deauthorize(session, user_id, utcnow())
+    deps.relay.wake.set()
+    return {"success": True, "disconnected": disconnected}
+
+
+@router.post("/data-deletion", summary="Meta: the user asked to delete their data")
+async def data_deletion_callback(request: Request, deps: Deps) -> dict[str, str]:
+    user_id = await _verified_user(request, deps)
+    async with deps.sessions.begin() as session:
+        code = await delete_user_data(session, user_id, utcnow())
+    deps.relay.wake.set()
+    url = f"{deps.public_base_url}/webhooks/instagram/data-deletion/{code}"
+    return {"url": url, "confirmation_code": code}
+
+
+@router.get("/data-deletion/{code}", summary="Where a user follows their deletion request")
+async def data_deletion_status(code: str, deps: Deps) -> dict[str, Any]:
+    async with deps.sessions() as session:
+        found = await deletion_status(session, code)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown confirmation code")
+    return {
+        "confirmation_code": found.confirmation_code,
+        "status": found.status,
+        "requested_at": found.requested_at.isoformat(),
+        "completed_at": found.completed_at.isoformat() if found.completed_at else None,
+    }
+
+
+async def _verified_user(request: Request, deps: IngestDeps) -> str:
+    # A urlencoded form with one field; parsed here to need no multipart dependency.
+    form = parse_qs((await request.body()).decode(errors="replace"))
+    signed_request = (form.get("signed_request") or [""])[0]
+    try:
+        data = parse_signed_request(signed_request, deps.app_secrets)
+    except InvalidSignedRequest as exc:
+        log.warning("signed_request rejected", reason=str(exc))
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid signed_request") from exc
+    user_id = data.get("user_id")
+    if not user_id:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "signed_request without user_id")
+    return str(user_id)
