@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.api import routes
+from services.api import instagram_connect, routes
 from services.api.handlers import register_handlers
 from services.api.problems import install_problem_handlers
 from services.api.router import RouterConfig
@@ -52,6 +52,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.broker = broker
     install_problem_handlers(app)
     app.include_router(routes.router)
+    app.state.instagram = instagram_connect.make_deps(settings, sessions, relay)
+    app.include_router(instagram_connect.router)
     add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
     return app
 

@@ -25,6 +25,7 @@ from services.webhook_ingest.signatures import (
 )
 from shared.events import utcnow
 from shared.logs import bind_correlation_id, get_logger
+from shared.metrics import WEBHOOK_SIGNATURE_FAILURES
 from shared.outbox import OutboxRelay
 
 log = get_logger(__name__)
@@ -70,6 +71,7 @@ async def receive(request: Request, deps: Deps) -> dict[str, int]:
     check = verify_signature(body, request.headers.get(SIGNATURE_HEADER), deps.app_secrets)
     if check != SignatureCheck.VALID:
         log.warning("webhook rejected", signature=check)
+        WEBHOOK_SIGNATURE_FAILURES.labels(provider="instagram", reason=check).inc()
         code = status.HTTP_401_UNAUTHORIZED if check == SignatureCheck.MISSING else 403
         raise HTTPException(code, f"signature {check}")
     try:

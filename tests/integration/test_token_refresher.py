@@ -188,7 +188,8 @@ async def test_reencrypt_moves_every_token_to_the_new_key(
 
     old_key = settings.token_encryption_keys[0].get_secret_value()
     new_key = Fernet.generate_key().decode()
-    account_id = await connect_instagram(sessions, settings, creator, "178414999", "rot", "tok-1")
+    ig_id = str(17841400000000000 + secrets.randbelow(10**12))
+    account_id = await connect_instagram(sessions, settings, creator, ig_id, "rot", "tok-1")
 
     await reencrypt_tokens(sessions, TokenCipher([new_key, old_key]))
 

@@ -1,0 +1,148 @@
+"""HTTP entrypoints of the Instagram connection: connect (redirect to Business Login),
+the OAuth callback, and disconnect. No response ever carries a token."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
+from fastapi.responses import RedirectResponse
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.api.instagram_connection import (
+    AccountOwnedElsewhere,
+    ConnectionDeps,
+    connect,
+    disconnect,
+)
+from services.api.oauth_state import InvalidState, issue_state, redeem, verify_state
+from shared.crypto import TokenCipher
+from shared.events import utcnow
+from shared.outbox import OutboxRelay
+from shared.providers.graph_http import make_http_client
+from shared.providers.instagram_auth import SCOPES, AppCredentials, InstagramAuthClient
+from shared.providers.meta_errors import MetaError
+from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class InstagramConnectDeps:
+    connection: ConnectionDeps
+    relay: OutboxRelay
+    app_id: str
+    authorize_url: str
+    redirect_uri: str
+    state_key: bytes
+    state_ttl_s: int
+
+
+def make_deps(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], relay: OutboxRelay
+) -> InstagramConnectDeps:
+    timeout, pool = settings.provider_timeout_s, settings.provider_pool_size
+    credentials = AppCredentials(
+        settings.instagram_app_id,
+        settings.instagram_app_secret.get_secret_value(),
+        settings.oauth_redirect_uri,
+    )
+    client = InstagramAuthClient(
+        make_http_client(settings.instagram_graph_url, timeout, pool),
+        make_http_client(settings.instagram_oauth_url, timeout, pool),
+        settings.graph_api_version,
+        credentials,
+    )
+    connection = ConnectionDeps(
+        sessions=sessions,
+        client=client,
+        cipher=TokenCipher.from_settings(settings),
+        webhook_fields=settings.instagram_webhook_fields,
+    )
+    return InstagramConnectDeps(
+        connection=connection,
+        relay=relay,
+        app_id=settings.instagram_app_id,
+        authorize_url=settings.instagram_authorize_url,
+        redirect_uri=settings.oauth_redirect_uri,
+        state_key=settings.oauth_state_key.get_secret_value().encode(),
+        state_ttl_s=settings.oauth_state_ttl_s,
+    )
+
+
+def get_deps(request: Request) -> InstagramConnectDeps:
+    deps: InstagramConnectDeps = request.app.state.instagram
+    return deps
+
+
+def interim_creator_id(x_creator_id: Annotated[UUID, Header()]) -> UUID:
+    """INTERIM until the API's JWT dependency (issue 4) is committed: the creator named by
+    the `X-Creator-Id` header. Replace with the authenticated creator before production."""
+    return x_creator_id
+
+
+Deps = Annotated[InstagramConnectDeps, Depends(get_deps)]
+CreatorId = Annotated[UUID, Depends(interim_creator_id)]
+router = APIRouter(prefix="/api/instagram", tags=["instagram"])
+
+
+@router.get("/connect", status_code=302, summary="Start Business Login for Instagram")
+async def start_connect(creator_id: CreatorId, deps: Deps) -> RedirectResponse:
+    state = issue_state(deps.state_key, creator_id, int(time.time()), deps.state_ttl_s)
+    query = urlencode(
+        {
+            "client_id": deps.app_id,
+            "redirect_uri": deps.redirect_uri,
+            "response_type": "code",
+            "scope": ",".join(SCOPES),
+            "state": state,
+        }
+    )
+    return RedirectResponse(f"{deps.authorize_url}?{query}", status_code=302)
+
+
+@router.get("/callback", summary="Business Login redirects here with a code or an error")
+async def callback(
+    deps: Deps,
+    state: str = "",
+    code: str | None = None,
+    error: str | None = None,
+    error_reason: str | None = None,
+) -> dict[str, Any]:
+    # The state comes first: an unsigned, expired or replayed callback does nothing at all.
+    try:
+        verified = verify_state(deps.state_key, state, int(time.time()))
+        async with deps.connection.sessions.begin() as session:
+            await redeem(session, verified)
+    except (InvalidState, ValueError) as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid state: {exc}") from exc
+    if error or not code:
+        return {"status": "cancelled", "reason": error_reason or error or "no code"}
+    try:
+        account = await connect(deps.connection, verified.creator_id, code, str(uuid4()), utcnow())
+    except AccountOwnedElsewhere as exc:
+        raise HTTPException(status.HTTP_409_CONFLICT, "account connected elsewhere") from exc
+    except MetaError as exc:
+        raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"Instagram: {exc.message}") from exc
+    deps.relay.wake.set()
+    return {
+        "status": "connected",
+        "account_id": str(account.id),
+        "username": account.username,
+        "token_expires_at": account.token_expires_at,
+    }
+
+
+@router.delete("/connection", summary="Disconnect Instagram; waiting DMs end `skipped`")
+async def delete_connection(creator_id: CreatorId, deps: Deps) -> dict[str, Any]:
+    event = await disconnect(deps.connection, creator_id, str(uuid4()), utcnow())
+    if event is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "no Instagram account connected")
+    deps.relay.wake.set()
+    return {
+        "status": "disconnected",
+        "account_id": str(event.payload.account_id),
+        "skipped_dms": event.payload.skipped_dms,
+    }

@@ -1,0 +1,43 @@
+"""The OAuth `state`: signed, bound to its creator, expiring."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+
+from services.api.oauth_state import InvalidState, issue_state, verify_state
+
+KEY = b"state-key"
+
+
+def test_a_state_names_the_creator_it_was_issued_for() -> None:
+    creator = uuid4()
+    state = issue_state(KEY, creator, now=1000, ttl_s=600)
+    assert verify_state(KEY, state, now=1500).creator_id == creator
+
+
+def test_states_are_unique_per_connect() -> None:
+    creator = uuid4()
+    assert issue_state(KEY, creator, 1000, 600) != issue_state(KEY, creator, 1000, 600)
+
+
+def test_an_expired_state_is_refused() -> None:
+    state = issue_state(KEY, uuid4(), now=1000, ttl_s=600)
+    with pytest.raises(InvalidState):
+        verify_state(KEY, state, now=1601)
+
+
+def test_a_state_rebound_to_another_creator_is_refused() -> None:
+    state = issue_state(KEY, uuid4(), now=1000, ttl_s=600)
+    _, rest = state.split(".", 1)
+    with pytest.raises(InvalidState):
+        verify_state(KEY, f"{uuid4().hex}.{rest}", now=1001)
+
+
+@pytest.mark.parametrize("state", ["", "garbage", "a.b.c.d"])
+def test_malformed_or_foreign_states_are_refused(state: str) -> None:
+    with pytest.raises(InvalidState):
+        verify_state(KEY, state, now=1)
+    with pytest.raises(InvalidState):
+        verify_state(b"other-key", issue_state(KEY, uuid4(), 1, 60), now=1)
