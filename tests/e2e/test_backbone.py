@@ -118,3 +118,52 @@ async def test_unparseable_phone_fails_with_a_clear_reason(
     created = await api.post("/api/leads", json=body)
     lead = await settle(api, created.json()["id"], "failed")
     assert "phone number" in lead["dm"]["reason"]
+
+
+async def test_ig_me_link_opens_the_window_and_the_dm_goes_out_then_read_then_replied(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, creator: DemoCreator
+) -> None:
+    body = {
+        "creator_id": str(creator.creator_id),
+        "name": "Ida",
+        "instagram": {"username": "ida.link"},
+    }
+    created = await api.post("/api/leads", json=body)
+    lead_id = created.json()["id"]
+    waiting = await settle(api, lead_id, "awaiting_contact")
+    ref = parse_qs(urlparse(waiting["dm"]["link"]).query)["ref"][0]
+
+    # The lead taps "Continue on Instagram": Instagram opens the thread and sends a signed
+    # messaging_referral webhook with the ref; the DM goes out at once.
+    opened = await sandbox.post(
+        "/_sandbox/instagram/users/open_link",
+        json={"account_id": creator.ig_user_id, "username": "ida.link", "ref": ref},
+    )
+    assert opened.status_code == 200, opened.text
+    sent = await settle(api, lead_id, "sent")
+    (message,) = await sandbox_messages(sandbox, creator)
+    assert message["recipient_id"] == opened.json()["igsid"]
+    assert sent["dm"]["provider_message_id"] == message["message_id"]
+
+    await sandbox.post(
+        "/_sandbox/instagram/users/read",
+        json={
+            "account_id": creator.ig_user_id,
+            "igsid": message["recipient_id"],
+            "mid": message["message_id"],
+        },
+    )
+    await settle(api, lead_id, "read")
+    await sandbox.post(
+        "/_sandbox/instagram/users/message",
+        json={"account_id": creator.ig_user_id, "username": "ida.link", "text": "thanks!"},
+    )
+    final = await settle(api, lead_id, "replied")
+    assert [e["status"] for e in final["dm"]["log"]] == [
+        "queued",
+        "awaiting_contact",
+        "sending",
+        "sent",
+        "read",
+        "replied",
+    ]
