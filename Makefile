@@ -29,7 +29,7 @@ lint: venv
 	.venv/bin/ruff format --check .
 
 typecheck: venv
-	.venv/bin/mypy shared services sandbox scripts
+	.venv/bin/mypy shared services sandbox scripts local_issuer
 
 contracts: venv
 	$(PY) scripts/export_contracts.py

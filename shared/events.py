@@ -266,6 +266,7 @@ EVENT_MODELS: tuple[type[Envelope], ...] = (
     LeadCreated,
     DmRequested,
     DmStatusChanged,
+    DmRetryRequested,
     InstagramWebhookReceived,
     LeadContactOpened,
     InstagramCommentReceived,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.lifecycle import Route
+from shared.lifecycle import Provider, Route
 
 
 @dataclass(frozen=True)
@@ -44,13 +44,19 @@ class RouteDecision:
 
 
 def choose_route(
-    lead: LeadFacts, channels: CreatorChannels, now: datetime, rules: RoutingRules
+    lead: LeadFacts,
+    channels: CreatorChannels,
+    now: datetime,
+    rules: RoutingRules,
+    provider: Provider | None = None,
 ) -> RouteDecision:
-    """The first allowed route, most direct first."""
+    """The first allowed route, most direct first; only `provider`'s routes if one is named."""
     for check in (_ig_dm, _ig_private_reply, _wa_template, _ig_link, _wa_link):
         decision = check(lead, channels, now, rules)
-        if decision is not None:
+        if decision is not None and provider in (None, decision.route.provider):
             return decision
+    if provider is not None:
+        return RouteDecision(Route.NONE, f"no allowed {provider} route for this lead")
     return RouteDecision(Route.NONE, "no allowed route: no Instagram connection and no phone")
 
 

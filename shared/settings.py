@@ -90,6 +90,26 @@ class Settings(BaseSettings):
     token_refresher_port: int = 8004
     public_base_url: str = "http://127.0.0.1:8000"
 
+    # API authentication: bearer JWTs checked against the identity provider's JWKS (Clerk or
+    # any OIDC provider in production; local_issuer for `make run` and the tests).
+    jwks_url: str = "http://127.0.0.1:18090/.well-known/jwks.json"
+    jwt_issuer: str = "http://127.0.0.1:18090"
+    jwt_audience: str = "autodm-api"
+    # Other services call with tokens for this audience; they act for any creator.
+    jwt_service_audience: str = "autodm-services"
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["RS256", "ES256"])
+    jwt_leeway_s: int = 30
+    jwt_role_claim: str = "role"
+    jwt_creator_claim: str = "creator_id"
+    jwks_cache_s: int = 300
+    # Unknown kids force a JWKS refetch at most this often, so junk tokens can't hammer it.
+    jwks_refresh_cooldown_s: float = 30.0
+
+    # API request limits
+    api_max_body_bytes: int = 64 * 1024
+    idempotency_in_flight_s: int = 30
+    idempotency_ttl_hours: int = 24
+
     @property
     def oauth_redirect_uri(self) -> str:
         return self.instagram_redirect_uri or f"{self.public_base_url}/api/instagram/callback"

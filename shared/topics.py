@@ -32,6 +32,7 @@ WEBHOOKS_WHATSAPP = "webhooks.whatsapp"
 ACCOUNTS_EVENTS = "accounts.events"
 LEADS_CONTACTS = "leads.contacts"
 INSTAGRAM_COMMENTS = "instagram.comments"
+LEADS_RETRIES = "leads.retries"
 DLQ = "dlq"
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -44,6 +45,7 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(ACCOUNTS_EVENTS, 3, 30 * DAY_MS, "account lifecycle; key account"),
     TopicSpec(LEADS_CONTACTS, 6, 7 * DAY_MS, "webhook consumers -> router (re-route); key lead"),
     TopicSpec(INSTAGRAM_COMMENTS, 6, 7 * DAY_MS, "webhook consumers -> lead capture; key account"),
+    TopicSpec(LEADS_RETRIES, 6, 7 * DAY_MS, "api outbox -> router (retry); key lead"),
     # Poison messages are kept long enough for an admin to look at them after a holiday.
     TopicSpec(DLQ, 3, 30 * DAY_MS, "any consumer -> admin replay; key original key"),
 )

@@ -165,11 +165,24 @@ def print_table(leads: dict[str, Any]) -> None:
     print()
 
 
+def service_token(issuer_port: int) -> str:
+    """A token from the local issuer for a service caller (it may name any creator)."""
+    response = httpx.post(
+        f"http://127.0.0.1:{issuer_port}/token",
+        json={"sub": "svc-demo", "role": "service", "audience": "autodm-services"},
+    )
+    response.raise_for_status()
+    return str(response.json()["access_token"])
+
+
 async def run_demo(env: dict[str, str], ports: Any) -> None:
     settings = settings_from(env)
     async with (
         httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports.sandbox}") as sandbox,
-        httpx.AsyncClient(base_url=f"http://127.0.0.1:{ports.api}") as api,
+        httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{ports.api}",
+            headers={"Authorization": f"Bearer {service_token(ports.local_issuer)}"},
+        ) as api,
     ):
         creator = await seed_creator(settings, sandbox, f"demo.creator{uuid4().hex[:4]}")
         lead_ids = {}

@@ -35,6 +35,7 @@ class StackPorts:
     instagram_sender: int = 8002
     whatsapp_sender: int = 8003
     token_refresher: int = 8004
+    local_issuer: int = 18090
 
     @classmethod
     def from_env(cls) -> StackPorts:
@@ -54,6 +55,7 @@ class StackPorts:
             token_refresher=int(
                 os.environ.get("AUTODM_TOKEN_REFRESHER_PORT", base.token_refresher)
             ),
+            local_issuer=int(os.environ.get("LOCAL_ISSUER_PORT", base.local_issuer)),
         )
 
 
@@ -75,6 +77,11 @@ def stack_env(ports: StackPorts, database: str = "autodm") -> dict[str, str]:
         "AUTODM_INSTAGRAM_SENDER_PORT": str(ports.instagram_sender),
         "AUTODM_WHATSAPP_SENDER_PORT": str(ports.whatsapp_sender),
         "AUTODM_TOKEN_REFRESHER_PORT": str(ports.token_refresher),
+        # The development identity provider; production points these at the real one.
+        "LOCAL_ISSUER_PORT": str(ports.local_issuer),
+        "LOCAL_ISSUER_ISSUER": f"http://127.0.0.1:{ports.local_issuer}",
+        "AUTODM_JWT_ISSUER": f"http://127.0.0.1:{ports.local_issuer}",
+        "AUTODM_JWKS_URL": f"http://127.0.0.1:{ports.local_issuer}/.well-known/jwks.json",
         "AUTODM_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports.api}",
         "AUTODM_WEBHOOK_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports.webhook_ingest}",
         "SANDBOX_PORT": str(ports.sandbox),
@@ -97,6 +104,7 @@ class ProcessSpec:
 def process_specs(ports: StackPorts) -> list[ProcessSpec]:
     return [
         ProcessSpec("sandbox", "sandbox", ports.sandbox, "/_sandbox/stats"),
+        ProcessSpec("local_issuer", "local_issuer", ports.local_issuer, "/.well-known/jwks.json"),
         ProcessSpec("api", "services.api", ports.api),
         ProcessSpec("instagram_sender", "services.instagram_sender", ports.instagram_sender),
         ProcessSpec("whatsapp_sender", "services.whatsapp_sender", ports.whatsapp_sender),

@@ -7,7 +7,11 @@ from datetime import timedelta
 from fastapi import FastAPI
 
 from services.api import instagram_connect, routes
+from services.api.auth import TokenVerifier
+from services.api.dlq_size import DlqSize
 from services.api.handlers import register_handlers
+from services.api.idempotency_keys import KeyPolicy
+from services.api.limits import BodySizeLimit
 from services.api.problems import install_problem_handlers
 from services.api.router import RouterConfig
 from shared.broker import make_broker
@@ -48,9 +52,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             on_stop=[engine.dispose],
         ),
     )
-    app.state.deps = routes.ApiDeps(sessions=sessions, relay=relay)
+    app.state.deps = routes.ApiDeps(
+        sessions=sessions,
+        relay=relay,
+        verifier=TokenVerifier.from_settings(settings),
+        rules=_rules(settings),
+        keys=KeyPolicy(
+            in_flight=timedelta(seconds=settings.idempotency_in_flight_s),
+            ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        ),
+        dlq=DlqSize(settings.kafka_bootstrap),
+    )
     app.state.broker = broker
     install_problem_handlers(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.include_router(routes.router)
     app.state.instagram = instagram_connect.make_deps(settings, sessions, relay)
     app.include_router(instagram_connect.router)

@@ -105,3 +105,26 @@ def log_created(session: AsyncSession, lead: Lead, event_id: UUID, occurred_at: 
             occurred_at=occurred_at,
         )
     )
+
+
+def start_attempt(
+    session: AsyncSession, lead: Lead, event_id: UUID, occurred_at: datetime, requested_by: str
+) -> int:
+    """A retry: the next attempt of the same DM begins `queued`, with the last attempt's
+    outcome left in the log and cleared from the lead."""
+    attempt = lead.dm_attempt + 1
+    record_transition(
+        session,
+        lead,
+        DmStatus.QUEUED,
+        attempt=attempt,
+        event_id=event_id,
+        occurred_at=occurred_at,
+        detail={"retry_of": lead.dm_attempt, "requested_by": requested_by},
+    )
+    lead.dm_reason = None
+    lead.dm_link = None
+    lead.dm_error_code = None
+    lead.dm_error_subcode = None
+    lead.dm_error_message = None
+    return attempt

@@ -8,9 +8,15 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.api.projection import project_status
 from services.api.router import RouterConfig, open_contact, route_lead
 from shared.broker import ACK_POLICY
-from shared.events import DmStatusChanged, LeadContactOpened, LeadCreated, utcnow
+from shared.events import (
+    DmRetryRequested,
+    DmStatusChanged,
+    LeadContactOpened,
+    LeadCreated,
+    utcnow,
+)
 from shared.outbox import OutboxRelay
-from shared.topics import DM_STATUS, LEADS_CONTACTS, LEADS_CREATED
+from shared.topics import DM_STATUS, LEADS_CONTACTS, LEADS_CREATED, LEADS_RETRIES
 
 
 def register_handlers(
@@ -28,6 +34,19 @@ def register_handlers(
         description="Routes each new lead to what the platforms allow",
     )
     async def on_lead_created(event: LeadCreated) -> None:
+        async with sessions.begin() as session:
+            await route_lead(session, event, config, utcnow())
+        relay.wake.set()
+
+    @broker.subscriber(
+        LEADS_RETRIES,
+        group_id="autodm-router-retries",
+        ack_policy=ACK_POLICY,
+        auto_offset_reset="earliest",
+        title="router-retries",
+        description="Routes a retried DM again, under its new attempt number",
+    )
+    async def on_retry_requested(event: DmRetryRequested) -> None:
         async with sessions.begin() as session:
             await route_lead(session, event, config, utcnow())
         relay.wake.set()

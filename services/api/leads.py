@@ -21,19 +21,27 @@ class UnknownCreator(LookupError):
     pass
 
 
-async def create_lead(session: AsyncSession, data: LeadIn, correlation_id: str) -> Lead:
+async def create_lead(
+    session: AsyncSession,
+    data: LeadIn,
+    correlation_id: str,
+    *,
+    requested_provider: Provider | None = None,
+) -> Lead:
     """Store the lead and its lead.created event atomically; the relay publishes it."""
-    if await session.get(Creator, data.creator_id) is None:
-        raise UnknownCreator(str(data.creator_id))
+    creator_id = data.creator_id
+    if creator_id is None or await session.get(Creator, creator_id) is None:
+        raise UnknownCreator(str(creator_id))
     ig = data.instagram
     now = utcnow()
     lead = Lead(
         id=uuid4(),
-        creator_id=data.creator_id,
+        creator_id=creator_id,
         name=data.name,
         message=data.message,
         phone=data.phone,
         whatsapp_opt_in=data.whatsapp_opt_in,
+        dm_requested_provider=requested_provider,
         instagram_username=ig.username if ig else None,
         igsid=ig.igsid if ig else None,
         last_inbound_at=ig.last_inbound_at if ig else None,
@@ -50,7 +58,7 @@ async def create_lead(session: AsyncSession, data: LeadIn, correlation_id: str) 
     await session.flush()  # the lead row must exist before its log line references it
     event = LeadCreated(
         correlation_id=correlation_id,
-        creator_id=data.creator_id,
+        creator_id=creator_id,
         payload=LeadCreatedPayload(
             lead_id=lead.id,
             name=data.name,
@@ -61,7 +69,7 @@ async def create_lead(session: AsyncSession, data: LeadIn, correlation_id: str) 
         ),
     )
     log_created(session, lead, event.id, event.occurred_at)
-    add_to_outbox(session, LEADS_CREATED, str(data.creator_id), event)
+    add_to_outbox(session, LEADS_CREATED, str(creator_id), event)
     return lead
 
 

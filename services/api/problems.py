@@ -1,27 +1,92 @@
-"""Errors as application/problem+json (RFC 9457) with a stable `type` per kind of error."""
+"""Errors as application/problem+json (RFC 9457) with a stable `type` per kind of error.
+
+Every error the API returns, whoever raised it (a route, FastAPI's validation, Starlette's
+routing, an unexpected exception), leaves through one of the handlers below, so a client
+parses one shape. The `type` URIs are the contract: clients branch on them, never on text.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.logs import get_logger
+
+log = get_logger(__name__)
 
 PROBLEM_BASE = "https://autodm.dev/problems/"
 MEDIA_TYPE = "application/problem+json"
 
+# Status -> (type suffix, title) for errors raised without a more specific kind.
+DEFAULT_KINDS: dict[int, tuple[str, str]] = {
+    400: ("bad-request", "Bad request"),
+    401: ("unauthorized", "Authentication required"),
+    403: ("forbidden", "Not allowed"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    409: ("conflict", "Conflict"),
+    413: ("payload-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+    422: ("validation", "Invalid request"),
+    500: ("internal", "Internal error"),
+}
 
-def problem(status: int, kind: str, title: str, detail: str, **extra: Any) -> JSONResponse:
-    body = {
-        "type": PROBLEM_BASE + kind,
-        "title": title,
-        "status": status,
-        "detail": detail,
-        **extra,
-    }
-    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE)
+
+class FieldError(BaseModel):
+    field: str = Field(description="Dotted path of the field, e.g. `instagram.igsid`")
+    message: str
+    type: str = Field(description="Machine-readable error kind, e.g. `string_too_long`")
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details."""
+
+    type: str = Field(examples=[PROBLEM_BASE + "validation"])
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError] | None = Field(
+        default=None, description="Per-field errors (validation problems only)"
+    )
+
+
+class ApiProblem(Exception):
+    """Raised by the service layer or routes; rendered as a problem document."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        detail: str,
+        *,
+        title: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.kind = kind
+        self.detail = detail
+        self.title = title or DEFAULT_KINDS.get(status, ("", "Error"))[1]
+        self.headers = dict(headers or {})
+
+
+def problem(
+    status: int,
+    kind: str,
+    title: str,
+    detail: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body = {"type": PROBLEM_BASE + kind, "title": title, "status": status, "detail": detail}
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=MEDIA_TYPE, headers=headers)
 
 
 def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
@@ -35,7 +100,20 @@ def _field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries for the given error statuses, all problem documents."""
+    content = {MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/Problem"}}}
+    return {
+        status: {"description": DEFAULT_KINDS.get(status, ("", "Error"))[1], "content": content}
+        for status in statuses
+    }
+
+
 def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiProblem)
+    async def api_problem(_: Request, exc: ApiProblem) -> JSONResponse:
+        return problem(exc.status, exc.kind, exc.title, exc.detail, exc.headers)
+
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
         return problem(
@@ -48,7 +126,33 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        kind = {404: "not-found", 409: "conflict", 401: "unauthorized", 403: "forbidden"}.get(
-            exc.status_code, "http-error"
-        )
-        return problem(exc.status_code, kind, str(exc.detail), str(exc.detail))
+        kind, title = DEFAULT_KINDS.get(exc.status_code, ("http-error", "Error"))
+        return problem(exc.status_code, kind, title, str(exc.detail), exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        # Details stay in the log (with the correlation id); the client learns nothing inner.
+        log.exception("unhandled error", error=type(exc).__name__)
+        return problem(500, "internal", "Internal error", "Something went wrong on our side.")
+
+    _publish_problem_schema(app)
+
+
+def _publish_problem_schema(app: FastAPI) -> None:
+    """Add Problem to the OpenAPI components: routes reference it by $ref under the
+    problem media type, which FastAPI's `model=` would have put under application/json."""
+    build: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        spec = build()
+        schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+        for model in (Problem, FieldError):
+            schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            schema.pop("$defs", None)
+            schemas[model.__name__] = schema
+        app.openapi_schema = spec
+        return spec
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -27,6 +27,7 @@ from shared.dead_letters import PoisonMessage
 from shared.events import (
     DmRequested,
     DmRequestedPayload,
+    DmRetryRequested,
     Envelope,
     LeadContactOpened,
     LeadCreated,
@@ -49,14 +50,19 @@ class RouterConfig:
 
 
 async def route_lead(
-    session: AsyncSession, event: LeadCreated, config: RouterConfig, now: datetime
+    session: AsyncSession,
+    event: LeadCreated | DmRetryRequested,
+    config: RouterConfig,
+    now: datetime,
 ) -> bool:
-    """Route one lead; False if this event was already routed (a redelivery)."""
+    """Route one lead (new, or retried under a new attempt); False for a redelivery."""
     if not await claim_event(session, CONSUMER, event.id):
         return False
     lead = await session.get(Lead, event.payload.lead_id, with_for_update=True)
     if lead is None or lead.creator_id != event.creator_id:
         raise PoisonMessage(f"lead {event.payload.lead_id} of creator {event.creator_id} not found")
+    if isinstance(event, DmRetryRequested) and event.payload.attempt != lead.dm_attempt:
+        return False  # a later attempt superseded this retry
     await _route(session, event, lead, config, now)
     return True
 
@@ -85,11 +91,7 @@ async def _route(
     session: AsyncSession, event: Envelope, lead: Lead, config: RouterConfig, now: datetime
 ) -> None:
     creator = await session.get(Creator, lead.creator_id)
-    account = await _instagram_account(session, lead.creator_id)
-    facts = await _lead_facts(session, lead, account)
-    decision = choose_route(
-        facts, CreatorChannels(instagram_connected=account is not None), now, config.rules
-    )
+    account, decision = await current_route(session, lead, config.rules, now)
     lead.dm_route = decision.route
     lead.dm_provider = decision.route.provider
     text = render_message(creator.dm_template if creator else "", lead)
@@ -160,6 +162,23 @@ def _request_for(
     )
 
 
+async def current_route(
+    session: AsyncSession, lead: Lead, rules: RoutingRules, now: datetime
+) -> tuple[SocialAccount | None, RouteDecision]:
+    """Where the lead's DM would go now, with the Instagram account it would use."""
+    account = await _instagram_account(session, lead.creator_id)
+    facts = await _lead_facts(session, lead, account)
+    requested = Provider(lead.dm_requested_provider) if lead.dm_requested_provider else None
+    channels = CreatorChannels(instagram_connected=account is not None)
+    return account, choose_route(facts, channels, now, rules, requested)
+
+
+async def last_inbound_at(session: AsyncSession, lead: Lead) -> datetime | None:
+    """When the lead last wrote to the creator's connected Instagram account, if known."""
+    account = await _instagram_account(session, lead.creator_id)
+    return (await _lead_facts(session, lead, account)).last_inbound_at
+
+
 async def _instagram_account(session: AsyncSession, creator_id: UUID) -> SocialAccount | None:
     return await session.scalar(
         select(SocialAccount).where(
@@ -184,10 +203,11 @@ async def _lead_facts(
         comment = await session.get(InstagramComment, lead.comment_id)
         if comment is not None and comment.account_id == account.id:
             commented_at = comment.commented_at
-    reply_sent = (
-        lead.comment_id is not None
-        and await session.get(DmSend, (lead.id, Route.IG_PRIVATE_REPLY)) is not None
+    # Only a reply that may have reached the person uses up the comment's one reply.
+    reply = (
+        await session.get(DmSend, (lead.id, Route.IG_PRIVATE_REPLY)) if lead.comment_id else None
     )
+    reply_sent = reply is not None and reply.state not in ("failed", "skipped")
     return LeadFacts(
         has_instagram_handle=bool(lead.instagram_username),
         igsid=lead.igsid,

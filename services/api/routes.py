@@ -1,24 +1,57 @@
-"""HTTP entrypoints: validate, call the service layer, shape the answer."""
+"""HTTP entrypoints: authenticate, validate, call the service layer, shape the answer."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, Response, status
+from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.leads import UnknownCreator, create_lead, get_lead
-from services.api.schemas import LeadIn, LeadOut
+from services.api.auth import Principal, Role, TokenVerifier, unauthorized
+from services.api.dlq_size import DlqSize
+from services.api.dm_requests import (
+    RetryContext,
+    accept_lead,
+    dm_status,
+    load_lead,
+    request_dm,
+    retry_dm,
+)
+from services.api.idempotency_keys import KeyPolicy
+from services.api.leads import get_lead
+from services.api.problems import ApiProblem, problem_responses
+from services.api.queries import LeadFilters, list_leads, overview
+from services.api.schemas import (
+    DmSendIn,
+    DmStatusOut,
+    Instant,
+    LeadIn,
+    LeadOut,
+    LeadPage,
+    OverviewOut,
+)
+from shared.events import utcnow
+from shared.lifecycle import DmStatus, Provider
 from shared.logs import bind_correlation_id
 from shared.outbox import OutboxRelay
+from shared.routing import RoutingRules
 
 
 @dataclass(frozen=True)
 class ApiDeps:
     sessions: async_sessionmaker[AsyncSession]
     relay: OutboxRelay
+    verifier: TokenVerifier
+    rules: RoutingRules
+    keys: KeyPolicy
+    dlq: DlqSize
+
+    def retry_context(self) -> RetryContext:
+        return RetryContext(rules=self.rules, now=utcnow())
 
 
 def get_deps(request: Request) -> ApiDeps:
@@ -39,22 +72,57 @@ def correlation_id(
 Deps = Annotated[ApiDeps, Depends(get_deps)]
 CorrelationId = Annotated[str, Depends(correlation_id)]
 
-router = APIRouter(prefix="/api", tags=["leads"])
+bearer = HTTPBearer(
+    auto_error=False,
+    description="A JWT from the identity provider (or local_issuer in development)",
+)
+
+
+async def current_user(
+    deps: Deps, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+) -> Principal:
+    if credentials is None:
+        raise unauthorized("a bearer token is required")
+    return await deps.verifier.verify(credentials.credentials)
+
+
+CurrentUser = Annotated[Principal, Depends(current_user)]
+
+
+async def admin_user(user: CurrentUser) -> Principal:
+    if user.role != Role.ADMIN:
+        raise ApiProblem(403, "forbidden", "this endpoint is for admins")
+    return user
+
+
+AdminUser = Annotated[Principal, Depends(admin_user)]
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Any unique printable string (a UUID is ideal); a retry sends the same one",
+    ),
+]
+
+AUTH_ERRORS = (401, 503)
+router = APIRouter(prefix="/api", responses=problem_responses(400, *AUTH_ERRORS, 413))
 
 
 @router.post(
     "/leads",
     status_code=status.HTTP_201_CREATED,
     response_model=LeadOut,
+    tags=["leads"],
     summary="Accept a lead; its DM is routed and sent asynchronously",
-    responses={404: {"description": "Unknown creator"}, 422: {"description": "Invalid lead"}},
+    responses=problem_responses(403, 404, 422),
 )
-async def post_lead(body: LeadIn, deps: Deps, corr: CorrelationId, response: Response) -> LeadOut:
-    try:
-        async with deps.sessions.begin() as session:
-            lead = await create_lead(session, body, corr)
-    except UnknownCreator as exc:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"creator {exc} not found") from exc
+async def post_lead(
+    body: LeadIn, user: CurrentUser, deps: Deps, corr: CorrelationId, response: Response
+) -> LeadOut:
+    async with deps.sessions.begin() as session:
+        lead = await accept_lead(session, user, body, corr)
     deps.relay.wake.set()
     async with deps.sessions() as session:
         out = await get_lead(session, lead.id)
@@ -64,14 +132,115 @@ async def post_lead(body: LeadIn, deps: Deps, corr: CorrelationId, response: Res
 
 
 @router.get(
+    "/leads",
+    response_model=LeadPage,
+    tags=["leads"],
+    summary="Leads, newest first, with filters and cursor pagination",
+    responses=problem_responses(422),
+)
+async def get_leads(
+    user: CurrentUser,
+    deps: Deps,
+    dm_status: Annotated[list[DmStatus] | None, Query(alias="status")] = None,
+    provider: Provider | None = None,
+    created_from: Annotated[Instant | None, Query(description="Inclusive")] = None,
+    created_to: Annotated[Instant | None, Query(description="Exclusive")] = None,
+    creator_id: Annotated[UUID | None, Query(description="Admins and services only")] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> LeadPage:
+    filters = LeadFilters(tuple(dm_status or ()), provider, created_from, created_to, creator_id)
+    async with deps.sessions() as session:
+        return await list_leads(session, user, filters, cursor, limit)
+
+
+@router.get(
     "/leads/{lead_id}",
     response_model=LeadOut,
+    tags=["leads"],
     summary="A lead with its DM status and the log of transitions",
-    responses={404: {"description": "Unknown lead"}},
+    responses=problem_responses(404, 422),
 )
-async def read_lead(lead_id: UUID, deps: Deps) -> LeadOut:
+async def read_lead(lead_id: UUID, user: CurrentUser, deps: Deps) -> LeadOut:
     async with deps.sessions() as session:
+        await load_lead(session, user, lead_id)
         out = await get_lead(session, lead_id)
-    if out is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"lead {lead_id} not found")
+    assert out is not None
     return out
+
+
+@router.post(
+    "/dm/send",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=DmStatusOut,
+    tags=["dm"],
+    summary="Request a DM for a lead (the lead is created with the request)",
+    description=(
+        "Routed by the routing rules unless `provider` is named. Send an `Idempotency-Key` "
+        "header: the same key with the same body answers the first response again (with "
+        "`Idempotent-Replayed: true`); with another body it is 422; while the first request "
+        "is still running it is 409 with `Retry-After`."
+    ),
+    responses=problem_responses(403, 404, 409, 422),
+)
+async def send_dm(
+    body: DmSendIn,
+    user: CurrentUser,
+    deps: Deps,
+    corr: CorrelationId,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Any:
+    outcome = await request_dm(
+        deps.sessions, user, body, corr, idempotency_key, deps.keys, deps.retry_context()
+    )
+    deps.relay.wake.set()
+    lead_id = outcome.response.body.get("lead_id")
+    headers = {"X-Correlation-ID": corr, "Location": f"/api/dm/status/{lead_id}"}
+    if outcome.replayed:
+        headers["Idempotent-Replayed"] = "true"
+    return JSONResponse(outcome.response.body, outcome.response.status_code, headers=headers)
+
+
+@router.get(
+    "/dm/status/{lead_id}",
+    response_model=DmStatusOut,
+    tags=["dm"],
+    summary="Where a lead's DM stands: status, route, attempts, error, link, and its log",
+    responses=problem_responses(404, 422),
+)
+async def get_dm_status(lead_id: UUID, user: CurrentUser, deps: Deps) -> DmStatusOut:
+    async with deps.sessions() as session:
+        return await dm_status(session, user, lead_id, deps.retry_context())
+
+
+@router.post(
+    "/dm/retry/{lead_id}",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=DmStatusOut,
+    tags=["dm"],
+    summary="Retry a failed or skipped DM whose cause can have changed",
+    description="Anything else is 409 `retry-not-allowed`, with the reason in `detail`.",
+    responses=problem_responses(404, 409, 422),
+)
+async def post_dm_retry(
+    lead_id: UUID, user: CurrentUser, deps: Deps, corr: CorrelationId
+) -> DmStatusOut:
+    ctx = deps.retry_context()
+    async with deps.sessions.begin() as session:
+        await retry_dm(session, user, lead_id, corr, ctx)
+    deps.relay.wake.set()
+    async with deps.sessions() as session:
+        return await dm_status(session, user, lead_id, ctx)
+
+
+@router.get(
+    "/admin/dm/overview",
+    response_model=OverviewOut,
+    tags=["admin"],
+    summary="DMs by status and provider, top failure reasons, DLQ size, accounts to reconnect",
+    responses=problem_responses(403),
+)
+async def get_overview(_: AdminUser, deps: Deps) -> OverviewOut:
+    dlq_size = await deps.dlq.count()
+    async with deps.sessions() as session:
+        return await overview(session, dlq_size)

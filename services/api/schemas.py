@@ -6,13 +6,41 @@ from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 from shared.lifecycle import DmStatus, Provider, Route
 
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._]{1,30}$")]
 NumericId = Annotated[str, StringConstraints(pattern=r"^\d{1,32}$")]
-Phone = Annotated[str, StringConstraints(pattern=r"^\+?[0-9 ()./-]{6,32}$")]
+# At most 32 characters in all, the + included: what leads.phone holds.
+Phone = Annotated[str, StringConstraints(max_length=32, pattern=r"^\+?[0-9 ()./-]{6,32}$")]
+META_TEXT_MAX_BYTES = 1000
+
+
+def _meta_text(value: str) -> str:
+    # Meta counts the limit in bytes of UTF-8, not characters: 250 emoji are already 1,000.
+    if len(value.encode()) > META_TEXT_MAX_BYTES:
+        raise ValueError(f"at most {META_TEXT_MAX_BYTES} bytes of UTF-8 (Meta's limit)")
+    return value
+
+
+def _sane_year(value: datetime) -> datetime:
+    # Far-off years overflow when converted to UTC; no lead is from before 2000 anyway.
+    if not 2000 <= value.year <= 9000:
+        raise ValueError("a date between the years 2000 and 9000")
+    return value
+
+
+MetaText = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_meta_text)]
+Instant = Annotated[AwareDatetime, AfterValidator(_sane_year)]
 
 
 class StrictModel(BaseModel):
@@ -24,11 +52,11 @@ class InstagramIn(StrictModel):
     igsid: NumericId | None = Field(
         default=None, description="Instagram-scoped id on the creator's account, if known"
     )
-    last_inbound_at: datetime | None = Field(
+    last_inbound_at: Instant | None = Field(
         default=None, description="When this person last messaged the account (opens 24 h)"
     )
     comment_id: NumericId | None = None
-    commented_at: datetime | None = None
+    commented_at: Instant | None = None
 
     @model_validator(mode="after")
     def _pairs(self) -> InstagramIn:
@@ -40,9 +68,12 @@ class InstagramIn(StrictModel):
 
 
 class LeadIn(StrictModel):
-    creator_id: UUID
+    creator_id: UUID | None = Field(
+        default=None,
+        description="A creator's own token implies it; admin and service callers must name it",
+    )
     name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    message: Annotated[str, StringConstraints(max_length=1000)] = ""
+    message: MetaText = Field(default="", description="What the lead wrote; <= 1,000 bytes")
     phone: Phone | None = Field(default=None, examples=["+44 20 7946 0958"])
     whatsapp_opt_in: bool = False
     instagram: InstagramIn | None = None
@@ -106,3 +137,105 @@ class LeadOut(BaseModel):
     whatsapp_opt_in: bool
     created_at: datetime
     dm: DmOut
+
+
+class DmSendIn(LeadIn):
+    """A lead and the request to DM them, in one call."""
+
+    provider: Provider | None = Field(
+        default=None,
+        description="Keep to this provider's routes; by default the routing rules choose",
+    )
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Jane",
+                    "message": "I'd love the guide",
+                    "instagram": {"username": "jane.doe"},
+                    "phone": "+44 20 7946 0958",
+                    "provider": "whatsapp",
+                }
+            ]
+        },
+    )
+
+
+class DmErrorOut(BaseModel):
+    code: int | None = Field(description="The provider's error code, if it gave one")
+    subcode: int | None
+    message: str | None = Field(description="The provider's own message")
+
+
+class RetryOut(BaseModel):
+    allowed: bool = Field(description="Whether POST /api/dm/retry/{leadId} would be accepted")
+    detail: str = Field(description="Why, in plain words")
+
+
+class DmStatusOut(BaseModel):
+    lead_id: UUID
+    creator_id: UUID
+    status: DmStatus
+    route: Route | None
+    provider: Provider | None
+    attempt: int = Field(description="The current attempt; a retry starts the next one")
+    provider_calls: int = Field(description="How many times a provider was asked to send")
+    link: str | None = Field(description="The ig.me or wa.me link, when that is the route")
+    reason: str | None = Field(description="Why the DM is where it is, in plain words")
+    error: DmErrorOut | None
+    sent_at: datetime | None
+    read_at: datetime | None
+    retry: RetryOut
+    log: list[DmLogOut]
+
+
+class LeadSummary(BaseModel):
+    id: UUID
+    creator_id: UUID
+    name: str
+    created_at: datetime
+    dm_status: DmStatus
+    dm_provider: Provider | None
+    dm_route: Route | None
+    dm_attempt: int
+
+
+class LeadPage(BaseModel):
+    items: list[LeadSummary]
+    next_cursor: str | None = Field(description="Pass as `cursor` for the next page; null: done")
+
+
+class ReasonCount(BaseModel):
+    reason: str
+    count: int
+
+
+class DlqOut(BaseModel):
+    size: int | None = Field(description="Records parked in the dead-letter topic; null: unknown")
+
+
+class BreakerOut(BaseModel):
+    name: str
+    state: str
+
+
+class AccountOut(BaseModel):
+    account_id: UUID
+    creator_id: UUID
+    provider: str
+    username: str | None
+    status: str
+    updated_at: datetime
+
+
+class OverviewOut(BaseModel):
+    counts_by_status: dict[str, int]
+    counts_by_provider: dict[str, int] = Field(description="`none`: no route was found")
+    top_failure_reasons: list[ReasonCount]
+    dlq: DlqOut
+    breakers: list[BreakerOut] = Field(
+        description="Circuit breakers of the senders; AutoDM has none yet, so this is empty"
+    )
+    accounts_needing_reconnection: list[AccountOut]

@@ -102,6 +102,8 @@ class Lead(Base):
     dm_status: Mapped[str] = mapped_column(String(32), default="queued")
     dm_route: Mapped[str | None] = mapped_column(String(32))
     dm_provider: Mapped[str | None] = mapped_column(String(16))
+    # The provider the caller asked for (POST /api/dm/send), if any: routing keeps to it.
+    dm_requested_provider: Mapped[str | None] = mapped_column(String(16))
     dm_account_id: Mapped[UUID | None]
     dm_attempt: Mapped[int] = mapped_column(Integer, default=1)
     dm_attempts: Mapped[int] = mapped_column(Integer, default=0)
@@ -220,3 +222,19 @@ class OAuthStateUse(Base):
     nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
     creator_id: Mapped[UUID]
     used_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class IdempotencyKey(Base):
+    """An `Idempotency-Key` of an API caller: the request it was first used with and the
+    response it got, so a retried request is answered the same and never acts twice."""
+
+    __tablename__ = "idempotency_keys"
+
+    owner: Mapped[str] = mapped_column(String(128), primary_key=True)
+    key: Mapped[str] = mapped_column(String(255), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16))
+    status_code: Mapped[int | None] = mapped_column(Integer)
+    response_body: Mapped[dict[str, Any] | None]
+    locked_at: Mapped[datetime]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

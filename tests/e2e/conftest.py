@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from demo import DemoCreator, seed_creator, settings_from  # deploy/local
+from demo import DemoCreator, seed_creator, service_token, settings_from  # deploy/local
 from stack import Stack, StackPorts, running_stack  # deploy/local
 
 from shared.settings import get_settings
@@ -29,6 +29,7 @@ def _test_ports() -> StackPorts:
         instagram_sender=8102,
         whatsapp_sender=8103,
         token_refresher=8104,
+        local_issuer=18190,
     )
 
 
@@ -47,7 +48,9 @@ async def sandbox(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{stack.ports.api}") as client:
+    headers = {"Authorization": f"Bearer {service_token(stack.ports.local_issuer)}"}
+    base_url = f"http://127.0.0.1:{stack.ports.api}"
+    async with httpx.AsyncClient(base_url=base_url, headers=headers) as client:
         yield client
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 from uuid import UUID, uuid4
@@ -16,6 +16,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from local_issuer.app import create_app as create_issuer
+from local_issuer.settings import IssuerSettings
 from shared.crypto import TokenCipher
 from shared.db.models import Creator, SocialAccount
 from shared.db.session import make_engine, make_sessionmaker
@@ -23,13 +25,34 @@ from shared.settings import Settings, get_settings
 from shared.topic_admin import provision_topics
 from shared.topics import BY_NAME
 from tests.conftest import ROOT
+from tests.integration.issuer import Issuer
+from tests.integration.served import free_port, served
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="session")
-def settings() -> Settings:
-    return get_settings()
+def issuer() -> Iterator[Issuer]:
+    """The local issuer on a free port; the API under test trusts only it."""
+    port = free_port()
+    config = IssuerSettings(port=port, issuer=f"http://127.0.0.1:{port}")
+    app = create_issuer(config)
+    with served(app, port) as url:
+        yield Issuer(url, app.state.keys, config.audience, "autodm-services")
+
+
+@pytest.fixture(scope="session")
+def settings(issuer: Issuer) -> Settings:
+    return get_settings().model_copy(
+        update={
+            "jwks_url": issuer.jwks_url,
+            "jwt_issuer": issuer.base_url,
+            "jwt_audience": issuer.audience,
+            "jwt_service_audience": issuer.service_audience,
+            # Tests rotate keys back to back; production keeps the cooldown.
+            "jwks_refresh_cooldown_s": 0.0,
+        }
+    )
 
 
 @pytest.fixture(scope="session", autouse=True)

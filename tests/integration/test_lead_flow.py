@@ -19,16 +19,20 @@ from shared import topics
 from shared.db.models import Lead, OutboxRecord
 from shared.settings import Settings
 from tests.integration.conftest import connect_instagram, running
+from tests.integration.issuer import Issuer
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def api(settings: Settings, issuer: Issuer) -> AsyncIterator[httpx.AsyncClient]:
+    # A service caller: it may name any creator_id, as these tests do.
     app = create_app(settings)
     async with running(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://api", headers=issuer.service()
+        ) as client:
             yield client
 
 

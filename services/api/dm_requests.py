@@ -1,0 +1,247 @@
+"""Service layer of /api/dm: request a DM (a lead and its routing in one transaction),
+read where it stands, and retry it when the cause of its failure can have changed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import exists, select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.api.auth import Principal, Role
+from services.api.dm_state import start_attempt
+from services.api.idempotency_keys import (
+    KeyPolicy,
+    StoredResponse,
+    claim,
+    complete,
+    release,
+    request_hash,
+)
+from services.api.leads import UnknownCreator, create_lead
+from services.api.problems import ApiProblem
+from services.api.retries import RetryFacts, RetryVerdict, retry_verdict
+from services.api.router import current_route, last_inbound_at
+from services.api.schemas import DmErrorOut, DmLogOut, DmSendIn, DmStatusOut, LeadIn, RetryOut
+from shared.db.models import DmLogEntry, DmSend, Lead, SocialAccount
+from shared.events import DmRetryRequested, DmRetryRequestedPayload
+from shared.lifecycle import DmStatus, Provider, Route
+from shared.outbox import add_to_outbox
+from shared.providers.meta_errors import classify
+from shared.routing import RoutingRules
+from shared.topics import LEADS_RETRIES
+
+
+def lead_not_found(lead_id: UUID) -> ApiProblem:
+    return ApiProblem(404, "not-found", f"lead {lead_id} not found")
+
+
+def owned_by(principal: Principal, requested: UUID | None) -> UUID:
+    """The creator a new lead belongs to: a creator's own; others must name one."""
+    if principal.role == Role.CREATOR:
+        if requested is not None and requested != principal.creator_id:
+            raise ApiProblem(403, "forbidden", "a creator may only add leads of their own")
+        assert principal.creator_id is not None  # auth guarantees it for creators
+        return principal.creator_id
+    if requested is None:
+        raise ApiProblem(422, "creator-required", "admin and service callers must name creator_id")
+    return requested
+
+
+async def accept_lead(
+    session: AsyncSession, principal: Principal, body: LeadIn, correlation_id: str
+) -> Lead:
+    """POST /api/leads and POST /api/dm/send: the lead, routed by the rules (or the
+    provider the caller named), stored with its lead.created event."""
+    owner = owned_by(principal, body.creator_id)
+    data = LeadIn.model_validate(body.model_dump(exclude={"provider"}) | {"creator_id": owner})
+    provider = body.provider if isinstance(body, DmSendIn) else None
+    try:
+        return await create_lead(session, data, correlation_id, requested_provider=provider)
+    except UnknownCreator as exc:
+        raise ApiProblem(404, "not-found", f"creator {exc} not found") from exc
+
+
+async def load_lead(
+    session: AsyncSession, principal: Principal, lead_id: UUID, *, for_update: bool = False
+) -> Lead:
+    """The lead if the caller may see it; another creator's lead is 404, as if absent."""
+    lead = await session.get(Lead, lead_id, with_for_update=for_update)
+    if lead is None or not principal.may_access(lead.creator_id):
+        raise lead_not_found(lead_id)
+    return lead
+
+
+@dataclass(frozen=True)
+class RetryContext:
+    rules: RoutingRules
+    now: datetime
+
+
+async def retry_dm(
+    session: AsyncSession,
+    principal: Principal,
+    lead_id: UUID,
+    correlation_id: str,
+    ctx: RetryContext,
+) -> Lead:
+    lead = await load_lead(session, principal, lead_id, for_update=True)
+    verdict = await verdict_for(session, lead, ctx)
+    if not verdict.allowed:
+        raise ApiProblem(409, "retry-not-allowed", verdict.detail, title="The DM cannot be retried")
+    event = DmRetryRequested(
+        correlation_id=correlation_id,
+        creator_id=lead.creator_id,
+        payload=DmRetryRequestedPayload(
+            lead_id=lead.id, attempt=lead.dm_attempt + 1, requested_by=principal.subject
+        ),
+    )
+    start_attempt(session, lead, event.id, ctx.now, principal.subject)
+    add_to_outbox(session, LEADS_RETRIES, str(lead.id), event)
+    return lead
+
+
+async def verdict_for(session: AsyncSession, lead: Lead, ctx: RetryContext) -> RetryVerdict:
+    _, decision = await current_route(session, lead, ctx.rules, ctx.now)
+    failure = await _last_failure(session, lead)
+    inbound = await last_inbound_at(session, lead)
+    facts = RetryFacts(
+        status=DmStatus(lead.dm_status),
+        error_class=_error_class(lead, failure),
+        reached_person=await _reached_person(session, lead),
+        account_connected=await _account_connected(session, lead.dm_account_id),
+        contacted_since_failure=bool(
+            inbound and failure is not None and inbound > failure.occurred_at
+        ),
+        route_now=decision.route,
+        route_reason=decision.reason,
+    )
+    return retry_verdict(facts)
+
+
+async def _last_failure(session: AsyncSession, lead: Lead) -> DmLogEntry | None:
+    return await session.scalar(
+        select(DmLogEntry)
+        .where(
+            DmLogEntry.lead_id == lead.id,
+            DmLogEntry.attempt == lead.dm_attempt,
+            DmLogEntry.status == DmStatus.FAILED,
+        )
+        .order_by(DmLogEntry.id.desc())
+        .limit(1)
+    )
+
+
+def _error_class(lead: Lead, failure: DmLogEntry | None) -> str | None:
+    error = failure.detail.get("error") if failure else None
+    if isinstance(error, dict) and error.get("error_class"):
+        return str(error["error_class"])
+    if lead.dm_error_code is not None:
+        return str(classify(lead.dm_error_code, lead.dm_error_subcode))
+    return None
+
+
+async def _reached_person(session: AsyncSession, lead: Lead) -> bool:
+    if lead.provider_message_id or lead.sent_at:
+        return True
+    sent = exists().where(DmSend.lead_id == lead.id, DmSend.state.in_(("sent", "unknown")))
+    return bool(await session.scalar(select(sent)))
+
+
+async def _account_connected(session: AsyncSession, account_id: UUID | None) -> bool:
+    account = await session.get(SocialAccount, account_id) if account_id else None
+    return account is not None and account.status == "connected"
+
+
+async def dm_status(
+    session: AsyncSession, principal: Principal, lead_id: UUID, ctx: RetryContext
+) -> DmStatusOut:
+    lead = await load_lead(session, principal, lead_id)
+    log = (
+        await session.scalars(
+            select(DmLogEntry).where(DmLogEntry.lead_id == lead.id).order_by(DmLogEntry.id)
+        )
+    ).all()
+    verdict = await verdict_for(session, lead, ctx)
+    return to_status_out(lead, list(log), verdict)
+
+
+def to_status_out(lead: Lead, log: list[DmLogEntry], verdict: RetryVerdict) -> DmStatusOut:
+    error = None
+    if lead.dm_error_code is not None or lead.dm_error_message:
+        error = DmErrorOut(
+            code=lead.dm_error_code, subcode=lead.dm_error_subcode, message=lead.dm_error_message
+        )
+    return DmStatusOut(
+        lead_id=lead.id,
+        creator_id=lead.creator_id,
+        status=DmStatus(lead.dm_status),
+        route=Route(lead.dm_route) if lead.dm_route else None,
+        provider=Provider(lead.dm_provider) if lead.dm_provider else None,
+        attempt=lead.dm_attempt,
+        provider_calls=lead.dm_attempts,
+        link=lead.dm_link,
+        reason=lead.dm_reason,
+        error=error,
+        sent_at=lead.sent_at,
+        read_at=lead.read_at,
+        retry=RetryOut(allowed=verdict.allowed, detail=verdict.detail),
+        log=[
+            DmLogOut(
+                status=DmStatus(e.status),
+                attempt=e.attempt,
+                occurred_at=e.occurred_at,
+                detail=e.detail,
+            )
+            for e in log
+        ],
+    )
+
+
+@dataclass(frozen=True)
+class SendOutcome:
+    response: StoredResponse
+    replayed: bool
+
+
+async def request_dm(
+    sessions: async_sessionmaker[AsyncSession],
+    principal: Principal,
+    body: DmSendIn,
+    correlation_id: str,
+    idempotency_key: str | None,
+    keys: KeyPolicy,
+    ctx: RetryContext,
+) -> SendOutcome:
+    """POST /api/dm/send: the lead and its DM request, answered once per Idempotency-Key."""
+    if idempotency_key is None:
+        async with sessions.begin() as session:
+            return SendOutcome(await _send(session, principal, body, correlation_id, ctx), False)
+    owner = principal.subject
+    fingerprint = request_hash("POST", "/api/dm/send", body.model_dump(mode="json"))
+    stored = await claim(sessions, owner, idempotency_key, fingerprint, keys, ctx.now)
+    if stored is not None:
+        return SendOutcome(stored, True)
+    try:
+        async with sessions.begin() as session:
+            response = await _send(session, principal, body, correlation_id, ctx)
+            await complete(session, owner, idempotency_key, response)
+    except BaseException:
+        await release(sessions, owner, idempotency_key)
+        raise
+    return SendOutcome(response, False)
+
+
+async def _send(
+    session: AsyncSession,
+    principal: Principal,
+    body: DmSendIn,
+    correlation_id: str,
+    ctx: RetryContext,
+) -> StoredResponse:
+    lead = await accept_lead(session, principal, body, correlation_id)
+    await session.flush()
+    status = await dm_status(session, principal, lead.id, ctx)
+    return StoredResponse(202, status.model_dump(mode="json"))
