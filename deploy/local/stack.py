@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -136,6 +137,7 @@ class Stack:
             self.wait_ready(spec, timeout_s)
 
     def start_one(self, spec: ProcessSpec) -> None:
+        _ensure_free(spec)
         log = (self.log_dir / f"{spec.name}.log").open("ab")
         self.processes[spec.name] = subprocess.Popen(
             [PYTHON, "-m", spec.module], cwd=ROOT, env=self.env, stdout=log, stderr=log
@@ -171,6 +173,17 @@ class Stack:
             except subprocess.TimeoutExpired:
                 proc.kill()
         self.processes.clear()
+
+
+def _ensure_free(spec: ProcessSpec) -> None:
+    """Refuse to start on a taken port: the readiness probe would otherwise talk to
+    whatever else listens there and the stack would look healthy while it is not."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        if probe.connect_ex(("127.0.0.1", spec.port)) == 0:
+            raise RuntimeError(
+                f"port {spec.port} for {spec.name} is already in use by another process; "
+                "stop it or choose other ports (see StackPorts.from_env)"
+            )
 
 
 @contextmanager

@@ -3,6 +3,7 @@ Kafka and PostgreSQL and on ports of its own."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -17,19 +18,21 @@ pytestmark = pytest.mark.e2e
 
 
 def _test_ports() -> StackPorts:
+    """Ports of the e2e stack; E2E_PORT_OFFSET moves them all (two checkouts side by side)."""
     settings = get_settings()
+    offset = int(os.environ.get("E2E_PORT_OFFSET", "0"))
     kafka_port = int(settings.kafka_bootstrap.rsplit(":", 1)[1])
     pg_port = int(settings.database_url.get_secret_value().rsplit(":", 1)[1].split("/")[0])
     return StackPorts(
         kafka=kafka_port,
         postgres=pg_port,
-        sandbox=18180,
-        api=8100,
-        webhook_ingest=8101,
-        instagram_sender=8102,
-        whatsapp_sender=8103,
-        token_refresher=8104,
-        local_issuer=18190,
+        sandbox=18180 + offset,
+        api=8100 + offset,
+        webhook_ingest=8101 + offset,
+        instagram_sender=8102 + offset,
+        whatsapp_sender=8103 + offset,
+        token_refresher=8104 + offset,
+        local_issuer=18190 + offset,
     )
 
 
