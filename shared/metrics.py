@@ -2,20 +2,19 @@
 
 Who updates what (define new metrics HERE, never in the module that updates them, so the
 dashboard, the alert rules and tests/unit/test_ops_artifacts.py see one list):
-- shared/ratelimit.py (delivery engineer): observe RATE_LIMIT_WAIT for every permit it
-  hands out (0 when none was needed), labelled provider and scope ("account" | "app").
-- shared/circuit.py (delivery engineer): set BREAKER_STATE[provider] to the BreakerState
-  value on every transition and increment BREAKER_TRANSITIONS.
-- services/webhook_ingest (Instagram lifecycle engineer): increment
-  WEBHOOK_SIGNATURE_FAILURES for every webhook whose X-Hub-Signature-256 is missing or wrong.
+- shared/ratelimit.py (delivery engineer): observe RATE_LIMIT_WAIT with the wait a send
+  had to take for a permit (0 when none), labelled provider and scope ("account" | "app");
+  deferrals to the retry topic count in DELIVERIES_DEFERRED.
+- shared/circuit.py (delivery engineer): CIRCUIT_STATE on every transition. Alerts read
+  `kind="provider"` as critical and count open `kind="account"` breakers.
+- services/webhook_ingest (Instagram lifecycle engineer): WEBHOOK_SIGNATURE_FAILURES for
+  every webhook whose X-Hub-Signature-256 is missing or wrong.
 - shared/ops_collector.py: topic depth, consumer lag, token expiry (periodically).
 - shared/outbox.py: outbox backlog and the age of its oldest record (periodically).
 deploy/prometheus/alerts.yml and deploy/grafana/autodm.json reference these names.
 """
 
 from __future__ import annotations
-
-from enum import IntEnum
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -61,25 +60,6 @@ RATE_LIMIT_WAIT = Histogram(
 )
 
 
-class BreakerState(IntEnum):
-    """The values of BREAKER_STATE: alert on `== 2` (open)."""
-
-    CLOSED = 0
-    HALF_OPEN = 1
-    OPEN = 2
-
-
-BREAKER_STATE = Gauge(
-    "autodm_circuit_breaker_state",
-    "Circuit breaker per provider: 0 closed, 1 half-open, 2 open",
-    ["provider"],
-)
-BREAKER_TRANSITIONS = Counter(
-    "autodm_circuit_breaker_transitions_total",
-    "Circuit breaker transitions, by provider and the state entered",
-    ["provider", "state"],
-)
-
 # Kafka, from offsets (shared/ops_collector.py; one collector per deployment, in the API).
 TOPIC_RECORDS = Gauge(
     "autodm_topic_records",
@@ -114,4 +94,17 @@ WEBHOOK_SIGNATURE_FAILURES = Counter(
     "autodm_webhook_signature_failures_total",
     "Webhook deliveries rejected for a missing or wrong X-Hub-Signature-256",
     ["provider", "reason"],
+)
+CIRCUIT_STATE = Gauge(
+    "autodm_circuit_state",
+    "Circuit breaker of a sending account or provider: 0 closed, 1 half-open, 2 open",
+    ["provider", "kind", "scope"],
+)
+DELIVERIES_DEFERRED = Counter(
+    "autodm_deliveries_deferred_total",
+    "DMs deferred to the retry topic, by provider and why (retry, throttled, paused, ...)",
+    ["provider", "reason"],
+)
+RETRIES_HELD = Gauge(
+    "autodm_retries_held", "Deferred records held by a retry consumer until due", ["provider"]
 )
