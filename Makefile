@@ -3,12 +3,13 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: run test venv lint typecheck contracts infra-up infra-down clean help
+.PHONY: run test venv lint typecheck contracts infra-up infra-down clean help tools bench
 
 help:
 	@echo "make run    - Kafka, PostgreSQL, the Meta sandbox and every service, with a demo (Ctrl-C stops all)"
 	@echo "make test   - lint, type check and every test on a private Kafka/PostgreSQL instance"
 	@echo "make contracts - regenerate schemas/events/*.json and docs/asyncapi/*.json"
+	@echo "make bench  - the benchmark (docs/BENCHMARKS.md); not part of make test"
 
 $(VENV_STAMP): pyproject.toml
 	python3.11 -m venv .venv
@@ -21,8 +22,22 @@ venv: $(VENV_STAMP)
 run: venv
 	bash deploy/local/run.sh
 
-test: venv lint typecheck
+test: venv lint typecheck tools
 	bash deploy/local/test.sh
+
+# promtool (Debian's prometheus package) checks the alert rules in the tests; without root
+# or apt the test says so and skips.
+tools:
+	@command -v promtool >/dev/null || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends prometheus >/dev/null) \
+	  || echo "promtool could not be installed: the alert-rule checks will be skipped"; }
+
+# Kafka, PostgreSQL, sandbox and services on ports of their own (bench/README.md); prints
+# the figures and writes .local/bench/results.json.
+bench: venv
+	.venv/bin/pip install --disable-pip-version-check -q -e '.[bench]'
+	bash bench/run.sh
 
 lint: venv
 	.venv/bin/ruff check .

@@ -1,7 +1,8 @@
 """Domain metrics, defined once and shared by every service (Prometheus naming).
 
 Who updates what (define new metrics HERE, never in the module that updates them, so the
-dashboard, the alert rules and tests/unit/test_ops_artifacts.py see one list):
+dashboard, the alert rules and tests/unit/test_ops_artifacts.py see one list; that test
+fails until deploy/grafana/autodm.json shows a new metric):
 - shared/ratelimit.py (delivery engineer): observe RATE_LIMIT_WAIT with the wait a send
   had to take for a permit (0 when none), labelled provider and scope ("account" | "app");
   deferrals to the retry topic count in DELIVERIES_DEFERRED.
