@@ -10,9 +10,14 @@ from uuid import UUID
 
 import typer
 
+from shared.cli_status import status
 from shared.settings import get_settings
 
-app = typer.Typer(help="Operate AutoDM: topics, database, DM status.", no_args_is_help=True)
+app = typer.Typer(
+    help="Operate AutoDM: topics, database, a lead's DM status, tokens, dead letters, sending."
+    " Settings come from AUTODM_* variables (shared/settings.py).",
+    no_args_is_help=True,
+)
 topics_app = typer.Typer(help="Kafka topics from the registry in shared/topics.py.")
 db_app = typer.Typer(help="The PostgreSQL schema (Alembic migrations).")
 app.add_typer(topics_app, name="topics")
@@ -21,6 +26,8 @@ tokens_app = typer.Typer(help="Instagram access tokens: refresh now, re-encrypt 
 app.add_typer(tokens_app, name="tokens")
 
 ROOT = Path(__file__).resolve().parent.parent
+
+app.command("status")(status)
 
 
 @topics_app.command("provision")
