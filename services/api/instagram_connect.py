@@ -9,10 +9,11 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Request, status
+from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.api.auth import Role
 from services.api.instagram_connection import (
     AccountOwnedElsewhere,
     ConnectionDeps,
@@ -20,6 +21,8 @@ from services.api.instagram_connection import (
     disconnect,
 )
 from services.api.oauth_state import InvalidState, issue_state, redeem, verify_state
+from services.api.problems import ApiProblem
+from services.api.routes import CurrentUser
 from shared.crypto import TokenCipher
 from shared.events import utcnow
 from shared.outbox import OutboxRelay
@@ -77,14 +80,16 @@ def get_deps(request: Request) -> InstagramConnectDeps:
     return deps
 
 
-def interim_creator_id(x_creator_id: Annotated[UUID, Header()]) -> UUID:
-    """INTERIM until the API's JWT dependency (issue 4) is committed: the creator named by
-    the `X-Creator-Id` header. Replace with the authenticated creator before production."""
-    return x_creator_id
+def connecting_creator(user: CurrentUser) -> UUID:
+    """Only a creator connects or disconnects their own account: an admin or a service
+    token names no account owner, so it may not act as one here."""
+    if user.role != Role.CREATOR or user.creator_id is None:
+        raise ApiProblem(403, "forbidden", "only a creator can connect or disconnect Instagram")
+    return user.creator_id
 
 
 Deps = Annotated[InstagramConnectDeps, Depends(get_deps)]
-CreatorId = Annotated[UUID, Depends(interim_creator_id)]
+CreatorId = Annotated[UUID, Depends(connecting_creator)]
 router = APIRouter(prefix="/api/instagram", tags=["instagram"])
 
 

@@ -25,6 +25,7 @@ from shared.db.models import Lead, SocialAccount
 from shared.providers.instagram_auth import AppCredentials, InstagramAuthClient
 from shared.settings import Settings
 from tests.integration.conftest import running
+from tests.integration.issuer import Issuer
 
 pytestmark = pytest.mark.integration
 
@@ -72,10 +73,14 @@ async def ig_account(sandbox: httpx.AsyncClient) -> dict[str, Any]:
 
 
 async def _authorize(
-    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, creator: UUID, deny: bool = False
+    api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    issuer: Issuer,
+    creator: UUID,
+    deny: bool = False,
 ) -> dict[str, str]:
     """Follow /connect to the sandbox's dialog; returns the callback's query."""
-    start = await api.get("/api/instagram/connect", headers={"X-Creator-Id": str(creator)})
+    start = await api.get("/api/instagram/connect", headers=issuer.creator(creator))
     assert start.status_code == 302
     authorize = urlsplit(start.headers["location"])
     query = parse_qs(authorize.query)
@@ -103,12 +108,13 @@ async def _connected(
 async def test_connect_stores_an_encrypted_token_and_subscribes_webhooks(
     api: httpx.AsyncClient,
     sandbox: httpx.AsyncClient,
+    issuer: Issuer,
     creator: UUID,
     ig_account: dict[str, Any],
     sessions: async_sessionmaker[AsyncSession],
     settings: Settings,
 ) -> None:
-    query = await _authorize(api, sandbox, creator)
+    query = await _authorize(api, sandbox, issuer, creator)
     # Some clients keep Meta's "#_" on the code; it must be stripped before the exchange.
     done = await api.get(
         "/api/instagram/callback", params={"code": query["code"] + "#_", "state": query["state"]}
@@ -137,16 +143,17 @@ async def test_connect_stores_an_encrypted_token_and_subscribes_webhooks(
 async def test_a_forged_state_or_a_cancelled_dialog_connects_nothing(
     api: httpx.AsyncClient,
     sandbox: httpx.AsyncClient,
+    issuer: Issuer,
     creator: UUID,
     ig_account: dict[str, Any],
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    query = await _authorize(api, sandbox, creator)
+    query = await _authorize(api, sandbox, issuer, creator)
     forged_state = query["state"][:-4] + "0000"
     forged = await api.get("/api/instagram/callback", params=query | {"state": forged_state})
     assert forged.status_code == 400
 
-    cancelled_query = await _authorize(api, sandbox, creator, deny=True)
+    cancelled_query = await _authorize(api, sandbox, issuer, creator, deny=True)
     cancelled = await api.get("/api/instagram/callback", params=cancelled_query)
     assert cancelled.json() == {"status": "cancelled", "reason": "user_denied"}
     assert await _connected(sessions, ig_account["ig_user_id"]) is None
@@ -155,24 +162,25 @@ async def test_a_forged_state_or_a_cancelled_dialog_connects_nothing(
 async def test_reconnect_replaces_the_token_and_disconnect_leaves_none(
     api: httpx.AsyncClient,
     sandbox: httpx.AsyncClient,
+    issuer: Issuer,
     creator: UUID,
     ig_account: dict[str, Any],
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    await api.get("/api/instagram/callback", params=await _authorize(api, sandbox, creator))
+    await api.get("/api/instagram/callback", params=await _authorize(api, sandbox, issuer, creator))
     first = await _connected(sessions, ig_account["ig_user_id"])
     assert first is not None
     async with sessions.begin() as session:
         row = await session.get(SocialAccount, first.id)
         assert row is not None
         row.status = "reconnect_required"
-    await api.get("/api/instagram/callback", params=await _authorize(api, sandbox, creator))
+    await api.get("/api/instagram/callback", params=await _authorize(api, sandbox, issuer, creator))
     second = await _connected(sessions, ig_account["ig_user_id"])
     assert second is not None and second.id == first.id and second.status == "connected"
     assert second.access_token_encrypted != first.access_token_encrypted
 
     lead_id = await _waiting_lead(sessions, creator)
-    gone = await api.delete("/api/instagram/connection", headers={"X-Creator-Id": str(creator)})
+    gone = await api.delete("/api/instagram/connection", headers=issuer.creator(creator))
     assert gone.json()["status"] == "disconnected" and gone.json()["skipped_dms"] == 1
 
     account = await _connected(sessions, ig_account["ig_user_id"])
@@ -206,3 +214,14 @@ async def _wait_lead(
             return lead
         await asyncio.sleep(0.1)
     raise AssertionError(f"lead is {lead and lead.dm_status}, wanted {status}")
+
+
+async def test_only_a_signed_in_creator_may_connect_or_disconnect(
+    api: httpx.AsyncClient, issuer: Issuer
+) -> None:
+    assert (await api.get("/api/instagram/connect")).status_code == 401
+    admin = issuer.admin()
+    refused = await api.get("/api/instagram/connect", headers=admin)
+    assert refused.status_code == 403
+    assert refused.headers["content-type"] == "application/problem+json"
+    assert (await api.delete("/api/instagram/connection", headers=admin)).status_code == 403
