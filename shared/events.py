@@ -262,12 +262,34 @@ class DmRetryRequested(Envelope):
     payload: DmRetryRequestedPayload
 
 
+# --- webhooks.whatsapp --------------------------------------------------------------------
+
+
+class WhatsAppWebhookPayload(Contract):
+    """One item of a WhatsApp (`whatsapp_business_account`) webhook POST: a status of a
+    message we sent, or a message a user sent. The envelope id derives from the wamid (and
+    the status), so Meta's retries dedupe."""
+
+    account_id: UUID = Field(description="The AutoDM social account of the business number")
+    phone_number_id: IgId = Field(description="value.metadata.phone_number_id")
+    kind: Literal["status", "message"]
+    item: dict[str, Any] = Field(description="value.statuses[i] or value.messages[i], raw")
+    profile_name: str | None = Field(default=None, max_length=200)
+
+
+class WhatsAppWebhookReceived(Envelope):
+    type: Literal["whatsapp.webhook"] = "whatsapp.webhook"
+    version: Literal[1] = 1
+    payload: WhatsAppWebhookPayload
+
+
 EVENT_MODELS: tuple[type[Envelope], ...] = (
     LeadCreated,
     DmRequested,
     DmStatusChanged,
     DmRetryRequested,
     InstagramWebhookReceived,
+    WhatsAppWebhookReceived,
     LeadContactOpened,
     InstagramCommentReceived,
     AccountConnected,

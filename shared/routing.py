@@ -23,12 +23,15 @@ class LeadFacts:
     private_reply_sent: bool
     phone: str | None
     whatsapp_opt_in: bool
+    # The lead wrote to the creator's WhatsApp number within 24 h (customer-service window).
+    whatsapp_window_open: bool = False
 
 
 @dataclass(frozen=True)
 class CreatorChannels:
     instagram_connected: bool
     whatsapp_template_ready: bool = False
+    whatsapp_connected: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,7 +54,7 @@ def choose_route(
     provider: Provider | None = None,
 ) -> RouteDecision:
     """The first allowed route, most direct first; only `provider`'s routes if one is named."""
-    for check in (_ig_dm, _ig_private_reply, _wa_template, _ig_link, _wa_link):
+    for check in (_ig_dm, _ig_private_reply, _wa_text, _wa_template, _ig_link, _wa_link):
         decision = check(lead, channels, now, rules)
         if decision is not None and provider in (None, decision.route.provider):
             return decision
@@ -78,6 +81,15 @@ def _ig_private_reply(
     if lead.private_reply_sent or now - lead.commented_at >= rules.private_reply_window:
         return None
     return RouteDecision(Route.IG_PRIVATE_REPLY, "the lead commented within 7 days")
+
+
+def _wa_text(
+    lead: LeadFacts, ch: CreatorChannels, now: datetime, rules: RoutingRules
+) -> RouteDecision | None:
+    # Inside the window the lead is waiting for an answer: free-form text, no template.
+    if lead.phone and ch.whatsapp_connected and lead.whatsapp_window_open:
+        return RouteDecision(Route.WA_TEXT, "the lead wrote on WhatsApp within 24 h")
+    return None
 
 
 def _wa_template(

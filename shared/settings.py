@@ -71,6 +71,17 @@ class Settings(BaseSettings):
     private_reply_window_days: int = 7
     wa_link_max_text_chars: int = 500
 
+    # WhatsApp Cloud API (platform facts §4). The customer-service window; how often due
+    # deferred sends are re-requested; how many throttling answers in a row a DM waits out
+    # before it fails. The daily tier is per number (whatsapp_numbers.daily_limit).
+    whatsapp_window_hours: int = 24
+    whatsapp_deferral_poll_s: float = Field(default=0.5, gt=0)
+    whatsapp_max_throttle_retries: int = Field(default=6, ge=0)
+    # WhatsApp webhooks are signed with the Meta app's secret (not the Instagram app's).
+    whatsapp_app_secret: SecretStr = SecretStr("sandbox-app-secret")
+    # 1 message per 6 s to the same WhatsApp user (Meta's pair rate, 131056 beyond).
+    whatsapp_pair_interval_s: float = Field(default=6.0, ge=6.0)
+
     # Outbox relay
     outbox_batch_size: int = 500
     outbox_poll_interval_s: float = 0.2

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.api import instagram_connect, routes
+from services.api import instagram_connect, routes, whatsapp_connect
 from services.api.auth import TokenVerifier
 from services.api.dlq_size import DlqSize
 from services.api.handlers import register_handlers
@@ -15,6 +15,7 @@ from services.api.limits import BodySizeLimit
 from services.api.problems import install_problem_handlers
 from services.api.router import RouterConfig
 from shared.broker import make_broker
+from shared.crypto import TokenCipher
 from shared.db.session import make_engine, make_sessionmaker
 from shared.logs import configure_logging
 from shared.ops_collector import OpsCollector
@@ -69,6 +70,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(routes.router)
     app.state.instagram = instagram_connect.make_deps(settings, sessions, relay)
     app.include_router(instagram_connect.router)
+    app.state.whatsapp_cipher = TokenCipher.from_settings(settings)
+    app.include_router(whatsapp_connect.router)
     add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
     return app
 

@@ -7,7 +7,7 @@ the outbox so it is published exactly when this transaction commits.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
 
@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.dm_state import record_transition
+from services.api.whatsapp_accounts import whatsapp_facts
 from shared.db.models import (
     Creator,
     DmSend,
@@ -154,7 +155,7 @@ def _request_for(
             lead_id=lead.id,
             route=route,
             provider=provider,
-            account_id=account.id if provider == Provider.INSTAGRAM and account else None,
+            account_id=account.id if account else None,
             recipient=recipient,
             text=text,
             attempt=lead.dm_attempt,
@@ -165,12 +166,18 @@ def _request_for(
 async def current_route(
     session: AsyncSession, lead: Lead, rules: RoutingRules, now: datetime
 ) -> tuple[SocialAccount | None, RouteDecision]:
-    """Where the lead's DM would go now, with the Instagram account it would use."""
+    """Where the lead's DM would go now, with the account (Instagram or WhatsApp) it would use."""
     account = await _instagram_account(session, lead.creator_id)
-    facts = await _lead_facts(session, lead, account)
+    wa = await whatsapp_facts(session, lead.creator_id, lead.phone, now, rules.dm_window)
+    facts = replace(await _lead_facts(session, lead, account), whatsapp_window_open=wa.window_open)
     requested = Provider(lead.dm_requested_provider) if lead.dm_requested_provider else None
-    channels = CreatorChannels(instagram_connected=account is not None)
-    return account, choose_route(facts, channels, now, rules, requested)
+    channels = CreatorChannels(
+        instagram_connected=account is not None,
+        whatsapp_template_ready=wa.template_ready,
+        whatsapp_connected=wa.account is not None,
+    )
+    decision = choose_route(facts, channels, now, rules, requested)
+    return (wa.account if decision.route.provider == Provider.WHATSAPP else account), decision
 
 
 async def last_inbound_at(session: AsyncSession, lead: Lead) -> datetime | None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.webhook_ingest import routes
+from services.webhook_ingest import routes, whatsapp_routes
 from services.webhook_ingest.handlers import register_handlers
 from shared.broker import make_broker
 from shared.db.session import make_engine, make_sessionmaker
@@ -46,5 +46,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.broker = broker
     app.include_router(routes.router)
+    whatsapp_routes.install(app, settings, sessions)
     add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
     return app

@@ -1,17 +1,28 @@
-"""Composition root of the WhatsApp sender."""
+"""Composition root of the WhatsApp sender: the Cloud API sender, the status/inbound
+webhook consumer and the poller of deferred sends."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 
+from services.whatsapp_sender.deferral import DeferralPoller
 from services.whatsapp_sender.handlers import register_handlers
+from services.whatsapp_sender.limits import LimitPolicy
 from services.whatsapp_sender.links import WhatsAppDeps
-from shared.broker import make_broker
+from services.whatsapp_sender.sending import SenderDeps
+from shared.broker import make_broker, publish_event
+from shared.crypto import TokenCipher
+from shared.db.session import make_engine, make_sessionmaker
 from shared.dm_status import publish_status
-from shared.events import DmStatusChanged
+from shared.events import DmRequested, DmStatusChanged
 from shared.logs import configure_logging
-from shared.service import add_operational_routes, broker_check, broker_lifespan
+from shared.providers.graph_http import make_http_client
+from shared.providers.whatsapp import WhatsAppClient
+from shared.service import add_operational_routes, broker_check, broker_lifespan, database_check
 from shared.settings import Settings, get_settings
+from shared.topics import DM_REQUESTED_WHATSAPP
 
 SERVICE = "whatsapp_sender"
 
@@ -19,15 +30,40 @@ SERVICE = "whatsapp_sender"
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
+    engine = make_engine(settings)
+    sessions = make_sessionmaker(engine)
     broker = make_broker(settings, SERVICE)
+    http = make_http_client(
+        settings.whatsapp_graph_url, settings.provider_timeout_s, settings.provider_pool_size
+    )
 
     async def publish(event: DmStatusChanged) -> None:
         await publish_status(broker, event)
 
-    register_handlers(
-        broker, WhatsAppDeps(publish=publish, max_link_text_chars=settings.wa_link_max_text_chars)
+    async def request_again(request: DmRequested) -> None:
+        key = str(request.payload.account_id or request.creator_id)
+        await publish_event(broker, DM_REQUESTED_WHATSAPP, key, request)
+
+    deps = SenderDeps(
+        sessions=sessions,
+        client=WhatsAppClient(http, settings.graph_api_version),
+        cipher=TokenCipher.from_settings(settings),
+        publish=publish,
+        links=WhatsAppDeps(publish=publish, max_link_text_chars=settings.wa_link_max_text_chars),
+        policy=LimitPolicy(
+            pair_interval=timedelta(seconds=settings.whatsapp_pair_interval_s),
+            window=timedelta(hours=settings.whatsapp_window_hours),
+        ),
+        max_throttle_retries=settings.whatsapp_max_throttle_retries,
     )
-    app = FastAPI(title="AutoDM WhatsApp sender", lifespan=broker_lifespan(broker))
+    register_handlers(broker, deps, request_again)
+    poller = DeferralPoller(sessions, request_again, settings.whatsapp_deferral_poll_s)
+    app = FastAPI(
+        title="AutoDM WhatsApp sender",
+        lifespan=broker_lifespan(
+            broker, background=[poller.run_forever], on_stop=[http.aclose, engine.dispose]
+        ),
+    )
     app.state.broker = broker
-    add_operational_routes(app, {"kafka": broker_check(broker)})
+    add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
     return app

@@ -1,24 +1,39 @@
-"""Kafka entrypoint: a dm.requested.whatsapp record -> links.handle_request."""
+"""Kafka entrypoints: dm.requested.whatsapp -> sending.send_whatsapp; webhooks.whatsapp ->
+statuses.handle_webhook."""
 
 from __future__ import annotations
 
 from faststream.kafka import KafkaBroker
 
-from services.whatsapp_sender.links import WhatsAppDeps, handle_request
+from services.whatsapp_sender.sending import SenderDeps, send_whatsapp
+from services.whatsapp_sender.statuses import Request, handle_webhook
 from shared.broker import ACK_POLICY
-from shared.events import DmRequested
-from shared.topics import DM_REQUESTED_WHATSAPP
+from shared.events import DmRequested, WhatsAppWebhookReceived
+from shared.topics import DM_REQUESTED_WHATSAPP, WEBHOOKS_WHATSAPP
 
 
-def register_handlers(broker: KafkaBroker, deps: WhatsAppDeps) -> None:
+def register_handlers(broker: KafkaBroker, deps: SenderDeps, request_again: Request) -> None:
     @broker.subscriber(
         DM_REQUESTED_WHATSAPP,
         group_id="autodm-whatsapp-sender",
         ack_policy=ACK_POLICY,
         auto_offset_reset="earliest",
+        # Keyed by account: one number's DMs in order (the limits are per number).
         max_workers=4,
         title="whatsapp-sender",
-        description="WhatsApp routes: wa.me click-to-chat links",
+        description="WhatsApp DMs: Cloud API text in the window, templates, wa.me links",
     )
     async def on_dm_requested(request: DmRequested) -> None:
-        await handle_request(deps, request)
+        await send_whatsapp(deps, request)
+
+    @broker.subscriber(
+        WEBHOOKS_WHATSAPP,
+        group_id="autodm-webhooks-whatsapp",
+        ack_policy=ACK_POLICY,
+        auto_offset_reset="earliest",
+        max_workers=4,
+        title="webhooks-whatsapp",
+        description="WhatsApp statuses (by wamid) and inbound messages (window, replied)",
+    )
+    async def on_whatsapp_webhook(event: WhatsAppWebhookReceived) -> None:
+        await handle_webhook(deps.sessions, deps.publish, request_again, event)

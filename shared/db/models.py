@@ -238,3 +238,121 @@ class IdempotencyKey(Base):
     response_body: Mapped[dict[str, Any] | None]
     locked_at: Mapped[datetime]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+# --- WhatsApp (Cloud API) -------------------------------------------------------------------
+
+
+class WhatsAppNumber(Base):
+    """A connected WhatsApp Business number: the limits of its own (social_accounts holds
+    the phone number id as external_id and the encrypted token)."""
+
+    __tablename__ = "whatsapp_numbers"
+
+    account_id: Mapped[UUID] = mapped_column(
+        ForeignKey("social_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    display_phone_number: Mapped[str | None] = mapped_column(String(32))
+    waba_id: Mapped[str | None] = mapped_column(String(64))
+    # Unique recipients of business-initiated messages per moving 24 h (Meta's tier).
+    daily_limit: Mapped[int] = mapped_column(Integer, default=250)
+    messages_per_second: Mapped[int] = mapped_column(Integer, default=80)
+
+
+class WhatsAppTemplate(Base):
+    """An approved message template and which lead field fills each body parameter."""
+
+    __tablename__ = "whatsapp_templates"
+    __table_args__ = (
+        Index(
+            "uq_whatsapp_templates_account_name_lang", "account_id", "name", "language", unique=True
+        ),
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    account_id: Mapped[UUID] = mapped_column(
+        ForeignKey("social_accounts.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(512))
+    language: Mapped[str] = mapped_column(String(16))
+    # Lead fields in body-parameter order, e.g. ["first_name", "creator_name"].
+    parameters: Mapped[list[str]] = mapped_column(JSONB, default=list)
+    # approved | rejected (Meta answered 132000/132001: the creator must fix it).
+    status: Mapped[str] = mapped_column(String(16), default="approved")
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    is_default: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class WhatsAppContact(Base):
+    """A WhatsApp user as one business number knows them: the customer-service window,
+    the pair-rate pacing and when they last counted against the daily tier."""
+
+    __tablename__ = "whatsapp_contacts"
+
+    account_id: Mapped[UUID] = mapped_column(
+        ForeignKey("social_accounts.id", ondelete="CASCADE"), primary_key=True
+    )
+    wa_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    profile_name: Mapped[str | None] = mapped_column(String(200))
+    last_inbound_at: Mapped[datetime | None]
+    # Earliest time the next message to this user may leave (1 per pair interval).
+    next_send_at: Mapped[datetime | None]
+    # Last business-initiated (template) message: counts toward the tier for 24 h.
+    tier_counted_at: Mapped[datetime | None]
+
+
+Index(
+    "ix_whatsapp_contacts_tier",
+    WhatsAppContact.account_id,
+    WhatsAppContact.tier_counted_at,
+)
+
+
+class WhatsAppMessage(Base):
+    """A message the Cloud API accepted: status webhooks name it by wamid only."""
+
+    __tablename__ = "whatsapp_messages"
+    __table_args__ = (Index("ix_whatsapp_messages_account_wa_id", "account_id", "wa_id"),)
+
+    wamid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    account_id: Mapped[UUID] = mapped_column(ForeignKey("social_accounts.id", ondelete="CASCADE"))
+    lead_id: Mapped[UUID] = mapped_column(ForeignKey("leads.id", ondelete="CASCADE"), index=True)
+    creator_id: Mapped[UUID]
+    route: Mapped[str] = mapped_column(String(32))
+    attempt: Mapped[int] = mapped_column(Integer)
+    wa_id: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class WhatsAppStatusBacklog(Base):
+    """Status webhooks that arrived before the send that caused them was recorded (Meta
+    may call back before its HTTP answer reaches us); applied when the send is recorded."""
+
+    __tablename__ = "whatsapp_status_backlog"
+
+    wamid: Mapped[str] = mapped_column(String(128), primary_key=True)
+    event_id: Mapped[UUID] = mapped_column(primary_key=True)
+    item: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    received_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class WhatsAppDeferredSend(Base):
+    """A WhatsApp DM that must wait (pair rate, daily tier, throttling): re-requested at
+    `not_before`, never dropped."""
+
+    __tablename__ = "whatsapp_deferred_sends"
+    __table_args__ = (Index("ix_whatsapp_deferred_not_before", "not_before"),)
+
+    lead_id: Mapped[UUID] = mapped_column(
+        ForeignKey("leads.id", ondelete="CASCADE"), primary_key=True
+    )
+    route: Mapped[str] = mapped_column(String(32), primary_key=True)
+    not_before: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(String(200))
+    # The request, as its contract serialises it (republished unchanged but for `retries`).
+    request: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # Consecutive throttling answers (131056 backs off 4^x s).
+    retries: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())

@@ -1,0 +1,186 @@
+"""HTTP entrypoints of WhatsApp Business numbers: connect a number (phone number id +
+token), set its daily tier, configure approved templates, disconnect. No response ever
+carries a token.
+
+The caller is the JWT principal (services/api/auth.py): a creator acts for themself; an
+admin or service names the creator with `?creator_id=`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from datetime import datetime
+from typing import Annotated, Literal, TypeVar
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, Query, Request, status
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+
+from services.api import whatsapp_accounts as accounts
+from services.api.problems import ApiProblem
+from services.api.routes import CurrentUser, Deps
+from services.whatsapp_sender.templates import LEAD_FIELDS
+from shared.crypto import TokenCipher
+from shared.db.models import SocialAccount, WhatsAppNumber, WhatsAppTemplate
+
+NumericId = Annotated[str, StringConstraints(pattern=r"^\d{1,32}$")]
+Tier = Literal[250, 2_000, 10_000, 100_000]
+LeadField = Literal["name", "first_name", "message", "phone", "instagram_username", "creator_name"]
+assert set(LeadField.__args__) == set(LEAD_FIELDS)  # type: ignore[attr-defined]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class NumberIn(Strict):
+    phone_number_id: NumericId = Field(description="The Cloud API phone number id")
+    access_token: SecretStr = Field(min_length=1, max_length=1024)
+    display_phone_number: str | None = Field(default=None, max_length=32)
+    waba_id: NumericId | None = None
+    daily_limit: Tier = Field(default=250, description="Meta's messaging tier of the number")
+    messages_per_second: int = Field(default=80, ge=1, le=1000)
+
+
+class NumberPatch(Strict):
+    daily_limit: Tier
+
+
+class NumberOut(BaseModel):
+    account_id: UUID
+    phone_number_id: str
+    display_phone_number: str | None
+    waba_id: str | None
+    status: str
+    daily_limit: int
+    messages_per_second: int
+
+
+class TemplateIn(Strict):
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,512}$")]
+    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(_[A-Z]{2})?$")]
+    parameters: list[LeadField] = Field(
+        default_factory=list, max_length=20, description="Lead field per body parameter, in order"
+    )
+    default: bool = Field(default=True, description="The template cold DMs use")
+
+
+class TemplateOut(BaseModel):
+    id: UUID
+    name: str
+    language: str
+    parameters: list[str]
+    status: str
+    status_reason: str | None
+    default: bool
+    updated_at: datetime
+
+
+def cipher(request: Request) -> TokenCipher:
+    value: TokenCipher = request.app.state.whatsapp_cipher
+    return value
+
+
+def acting_creator(user: CurrentUser, creator_id: Annotated[UUID | None, Query()] = None) -> UUID:
+    if user.creator_id is not None and creator_id in (None, user.creator_id):
+        return user.creator_id
+    if user.sees_all_creators and creator_id is not None:
+        return creator_id
+    raise ApiProblem(403, "forbidden", "name a creator you may act for (?creator_id=)")
+
+
+T = TypeVar("T")
+Creator = Annotated[UUID, Depends(acting_creator)]
+Cipher = Annotated[TokenCipher, Depends(cipher)]
+router = APIRouter(prefix="/api/whatsapp", tags=["whatsapp"])
+
+
+@router.post("/numbers", status_code=status.HTTP_201_CREATED, response_model=NumberOut)
+async def connect_number(body: NumberIn, creator: Creator, deps: Deps, keys: Cipher) -> NumberOut:
+    spec = accounts.NumberSpec(
+        phone_number_id=body.phone_number_id,
+        access_token=body.access_token.get_secret_value(),
+        display_phone_number=body.display_phone_number,
+        waba_id=body.waba_id,
+        daily_limit=body.daily_limit,
+        messages_per_second=body.messages_per_second,
+    )
+    try:
+        async with deps.sessions.begin() as session:
+            account, number = await accounts.connect_number(session, creator, spec, keys)
+    except accounts.PhoneNumberTaken as exc:
+        raise ApiProblem(409, "conflict", "this number is connected to another creator") from exc
+    return _number_out(account, number)
+
+
+@router.patch("/numbers/{account_id}", response_model=NumberOut)
+async def patch_number(
+    account_id: UUID, body: NumberPatch, creator: Creator, deps: Deps
+) -> NumberOut:
+    async with deps.sessions.begin() as session:
+        number = await _or_404(
+            accounts.set_daily_limit(session, creator, account_id, body.daily_limit)
+        )
+        account = await session.get(SocialAccount, account_id)
+        assert account is not None
+        return _number_out(account, number)
+
+
+@router.delete("/numbers/{account_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_number(account_id: UUID, creator: Creator, deps: Deps) -> None:
+    async with deps.sessions.begin() as session:
+        await _or_404(accounts.disconnect_number(session, creator, account_id))
+
+
+@router.post(
+    "/numbers/{account_id}/templates",
+    status_code=status.HTTP_201_CREATED,
+    response_model=TemplateOut,
+    summary="Add (or replace) an approved template and map its body parameters to lead fields",
+)
+async def post_template(
+    account_id: UUID, body: TemplateIn, creator: Creator, deps: Deps
+) -> TemplateOut:
+    spec = accounts.TemplateSpec(body.name, body.language, list(body.parameters), body.default)
+    async with deps.sessions.begin() as session:
+        template = await _or_404(accounts.upsert_template(session, creator, account_id, spec))
+        return _template_out(template)
+
+
+@router.get("/numbers/{account_id}/templates", response_model=list[TemplateOut])
+async def get_templates(account_id: UUID, creator: Creator, deps: Deps) -> list[TemplateOut]:
+    async with deps.sessions() as session:
+        templates = await _or_404(accounts.list_templates(session, creator, account_id))
+        return [_template_out(t) for t in templates]
+
+
+async def _or_404(call: Awaitable[T]) -> T:
+    try:
+        return await call
+    except accounts.UnknownNumber as exc:
+        raise ApiProblem(404, "not-found", f"no WhatsApp number {exc} of this creator") from exc
+
+
+def _number_out(account: SocialAccount, number: WhatsAppNumber) -> NumberOut:
+    return NumberOut(
+        account_id=account.id,
+        phone_number_id=account.external_id,
+        display_phone_number=number.display_phone_number,
+        waba_id=number.waba_id,
+        status=account.status,
+        daily_limit=number.daily_limit,
+        messages_per_second=number.messages_per_second,
+    )
+
+
+def _template_out(template: WhatsAppTemplate) -> TemplateOut:
+    return TemplateOut(
+        id=template.id,
+        name=template.name,
+        language=template.language,
+        parameters=list(template.parameters),
+        status=template.status,
+        status_reason=template.status_reason,
+        default=template.is_default,
+        updated_at=template.updated_at,
+    )

@@ -1,0 +1,110 @@
+"""WhatsApp's sending limits (platform facts §4c, §4d), checked before Meta is called.
+
+- throughput: 80 messages/s per business number (130429 beyond) -- paced in-process;
+- pair rate: 1 message per 6 s to the same user (131056 beyond) -- `next_send_at` on the
+  contact row, shared by every replica (the row is locked while deciding);
+- daily tier: unique users reached by business-initiated (template) messages per moving
+  24 h (250 / 2k / 10k / 100k per number) -- beyond it a DM waits until a slot frees.
+
+A limit that says "not now" yields a time; the caller defers the DM until then (never
+drops it). The shared token buckets of the delivery machinery (shared/ratelimit.py) can
+replace `Throughput`; the pair and tier rules are WhatsApp's own and stay here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID
+
+from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.models import WhatsAppContact, WhatsAppNumber
+
+TIER_PERIOD = timedelta(hours=24)
+
+
+@dataclass(frozen=True)
+class LimitPolicy:
+    pair_interval: timedelta = timedelta(seconds=6)
+    window: timedelta = timedelta(hours=24)
+
+
+def throttle_backoff(retries: int) -> timedelta:
+    """Meta: "retry after 4^X seconds (starting with X=0 ...)"; capped at ~1 h."""
+    return timedelta(seconds=min(4 ** max(retries, 0), 4096))
+
+
+async def locked_contact(session: AsyncSession, account_id: UUID, wa_id: str) -> WhatsAppContact:
+    """The contact row, created if new, locked for this transaction."""
+    await session.execute(
+        insert(WhatsAppContact).values(account_id=account_id, wa_id=wa_id).on_conflict_do_nothing()
+    )
+    contact = await session.scalar(
+        select(WhatsAppContact)
+        .where(WhatsAppContact.account_id == account_id, WhatsAppContact.wa_id == wa_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    assert contact is not None
+    return contact
+
+
+def window_open(contact: WhatsAppContact, now: datetime, policy: LimitPolicy) -> bool:
+    last = contact.last_inbound_at
+    return last is not None and now - last < policy.window
+
+
+def pair_wait_until(contact: WhatsAppContact, now: datetime) -> datetime | None:
+    """When the pair rate lets the next message to this user go, if not now."""
+    due = contact.next_send_at
+    return due if due is not None and due > now else None
+
+
+def take_pair_slot(contact: WhatsAppContact, now: datetime, policy: LimitPolicy) -> None:
+    contact.next_send_at = now + policy.pair_interval
+
+
+async def tier_wait_until(
+    session: AsyncSession, number: WhatsAppNumber, contact: WhatsAppContact, now: datetime
+) -> datetime | None:
+    """When the daily tier admits this user, if not now. A user already reached in the last
+    24 h is no new unique recipient. `number` must be locked (one decision at a time)."""
+    since = now - TIER_PERIOD
+    if contact.tier_counted_at is not None and contact.tier_counted_at > since:
+        return None
+    counted = (
+        WhatsAppContact.account_id == number.account_id,
+        WhatsAppContact.tier_counted_at > since,
+    )
+    used = await session.scalar(select(func.count()).where(*counted)) or 0
+    if used < number.daily_limit:
+        return None
+    oldest = await session.scalar(select(func.min(WhatsAppContact.tier_counted_at)).where(*counted))
+    assert oldest is not None
+    return oldest + TIER_PERIOD
+
+
+def count_for_tier(contact: WhatsAppContact, now: datetime) -> None:
+    if contact.tier_counted_at is None or now - contact.tier_counted_at >= TIER_PERIOD:
+        contact.tier_counted_at = now
+
+
+class Throughput:
+    """Messages per second per number, in this process: sends are spaced 1/rate apart."""
+
+    def __init__(self) -> None:
+        self._next_free: dict[UUID, float] = {}
+        self._lock = asyncio.Lock()
+
+    async def acquire(self, account_id: UUID, per_second: float) -> None:
+        async with self._lock:
+            now = time.monotonic()
+            slot = max(now, self._next_free.get(account_id, now))
+            self._next_free[account_id] = slot + 1.0 / per_second
+        if slot > now:
+            await asyncio.sleep(slot - now)

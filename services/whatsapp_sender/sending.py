@@ -1,0 +1,426 @@
+"""Send one requested WhatsApp DM through the Cloud API, at most once per (lead, route).
+
+The decision and the send intent commit together, before Meta is called: which message
+the rules allow now (free-form text only inside the 24 h window; else an approved template,
+only with opt-in; else the wa.me link), and whether the limits let it go now (pair rate,
+daily tier) or it waits (a deferred send, re-requested when due). A redelivered request
+finds the intent and never calls Meta again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from services.whatsapp_sender import limits
+from services.whatsapp_sender.limits import LimitPolicy, Throughput
+from services.whatsapp_sender.links import WhatsAppDeps, handle_request
+from services.whatsapp_sender.statuses import apply_backlog
+from services.whatsapp_sender.templates import (
+    TemplateParameterError,
+    lead_values,
+    render_parameters,
+)
+from shared.crypto import TokenCipher
+from shared.db.models import (
+    Creator,
+    DmSend,
+    Lead,
+    SocialAccount,
+    WhatsAppDeferredSend,
+    WhatsAppMessage,
+    WhatsAppNumber,
+    WhatsAppTemplate,
+)
+from shared.dm_status import status_of
+from shared.events import DmRequested, DmStatusChanged, ProviderError, utcnow
+from shared.lifecycle import DmStatus, Provider, Route
+from shared.logs import get_logger
+from shared.providers.meta_errors import ErrorClass, MetaError
+from shared.providers.whatsapp import AcceptedMessage, TemplateMessage, WhatsAppClient
+from shared.providers.whatsapp_links import InvalidPhoneNumber, normalize_e164_digits
+
+log = get_logger(__name__)
+
+PublishStatus = Callable[[DmStatusChanged], Awaitable[None]]
+RETRYABLE_STATES = ("failed", "skipped", "link")
+RE_ENGAGEMENT = 131047
+PAIR_RATE = 131056
+TEMPLATE_ERRORS = frozenset({132000, 132001})
+
+
+@dataclass(frozen=True)
+class SenderDeps:
+    sessions: async_sessionmaker[AsyncSession]
+    client: WhatsAppClient
+    cipher: TokenCipher
+    publish: PublishStatus
+    links: WhatsAppDeps
+    policy: LimitPolicy = field(default_factory=LimitPolicy)
+    throughput: Throughput = field(default_factory=Throughput)
+    max_throttle_retries: int = 6
+    fast_retries: int = 3
+    now: Callable[[], datetime] = utcnow
+
+
+@dataclass(frozen=True)
+class Send:
+    route: Route
+    account_id: UUID
+    phone_number_id: str
+    token: str
+    to: str
+    messages_per_second: float
+    text: str | None = None
+    template: TemplateMessage | None = None
+    template_id: UUID | None = None
+
+
+@dataclass(frozen=True)
+class Held:
+    """No message now: `state` is what the intent became, `status` what to announce."""
+
+    state: str
+    status: DmStatus | None = None
+    reason: str | None = None
+    error: ProviderError | None = None
+    previous: DmSend | None = None
+
+
+Plan = Send | Held
+
+
+async def send_whatsapp(deps: SenderDeps, request: DmRequested) -> None:
+    if request.payload.route == Route.WA_LINK:
+        await handle_request(deps.links, request)
+        return
+    async with deps.sessions.begin() as session:
+        plan = await _plan(session, deps, request, deps.now())
+    if isinstance(plan, Held):
+        await _announce(deps, request, plan)
+        return
+    await deps.publish(status_of(_rerouted(request, plan.route), DmStatus.SENDING))
+    try:
+        accepted = await _call(deps, plan)
+    except MetaError as error:
+        await _on_error(deps, request, plan, error)
+        return
+    await _record_sent(deps, request, plan, accepted)
+
+
+# --- the decision --------------------------------------------------------------------------
+
+
+async def _plan(
+    session: AsyncSession, deps: SenderDeps, request: DmRequested, now: datetime
+) -> Plan:
+    previous = await _claim_intent(session, request)
+    if previous is not None:
+        return Held(state=previous.state, previous=previous)
+    p = request.payload
+    lead = await session.get(Lead, p.lead_id)
+    account = await _account(session, request)
+    if lead is None or account is None or account.access_token_encrypted is None:
+        return await _hold(session, request, Held("link", reason="no connected WhatsApp number"))
+    try:
+        to = normalize_e164_digits(lead.phone or p.recipient.phone or "")
+    except InvalidPhoneNumber as exc:
+        return await _hold(session, request, _failed(str(exc), "invalid"))
+    contact = await limits.locked_contact(session, account.id, to)
+    number = await session.get(WhatsAppNumber, account.id, with_for_update=True)
+    send = Send(
+        route=p.route,
+        account_id=account.id,
+        phone_number_id=account.external_id,
+        token=deps.cipher.decrypt(account.access_token_encrypted),
+        to=to,
+        messages_per_second=float(number.messages_per_second if number else 80),
+    )
+    if p.route == Route.WA_TEXT and limits.window_open(contact, now, deps.policy):
+        send = _with_text(send, p.text)
+    else:
+        choice = await _template_send(session, send, lead, account)
+        if isinstance(choice, Held):
+            return await _hold(session, request, choice)
+        send = choice
+    wait = limits.pair_wait_until(contact, now)
+    reason = "WhatsApp allows 1 message per 6 s to the same person"
+    if wait is None and send.route == Route.WA_TEMPLATE and number is not None:
+        wait = await limits.tier_wait_until(session, number, contact, now)
+        reason = f"the number's daily limit ({number.daily_limit} people / 24 h) is reached"
+    if wait is not None:
+        return await _defer(session, deps, request, wait, reason, throttled=False)
+    limits.take_pair_slot(contact, now, deps.policy)
+    if send.route == Route.WA_TEMPLATE:
+        limits.count_for_tier(contact, now)
+    return send
+
+
+def _with_text(send: Send, text: str) -> Send:
+    return replace(send, route=Route.WA_TEXT, text=text)
+
+
+async def _template_send(
+    session: AsyncSession, send: Send, lead: Lead, account: SocialAccount
+) -> Send | Held:
+    """Outside the window: the approved template if the lead opted in, else the link."""
+    template = await _default_template(session, account.id)
+    if not lead.whatsapp_opt_in or template is None:
+        why = "no WhatsApp opt-in" if not lead.whatsapp_opt_in else "no approved template"
+        return Held("link", reason=f"outside the 24 h window and {why}")
+    creator = await session.get(Creator, lead.creator_id)
+    values = lead_values(
+        lead.name,
+        lead.message,
+        lead.phone,
+        lead.instagram_username,
+        creator.name if creator else "",
+    )
+    try:
+        params = render_parameters(template.parameters, values)
+    except TemplateParameterError as exc:
+        return _failed(f"template {template.name}: {exc}", "invalid")
+    message = TemplateMessage(template.name, template.language, params)
+    return replace(send, route=Route.WA_TEMPLATE, template=message, template_id=template.id)
+
+
+async def _default_template(session: AsyncSession, account_id: UUID) -> WhatsAppTemplate | None:
+    return await session.scalar(
+        select(WhatsAppTemplate)
+        .where(WhatsAppTemplate.account_id == account_id, WhatsAppTemplate.status == "approved")
+        .order_by(WhatsAppTemplate.is_default.desc(), WhatsAppTemplate.created_at.desc())
+        .limit(1)
+    )
+
+
+async def _account(session: AsyncSession, request: DmRequested) -> SocialAccount | None:
+    """The request's account, or the creator's connected number (wa_link carries none)."""
+    p = request.payload
+    if p.account_id is not None:
+        account = await session.get(SocialAccount, p.account_id)
+    else:
+        account = await session.scalar(
+            select(SocialAccount).where(
+                SocialAccount.creator_id == request.creator_id,
+                SocialAccount.provider == Provider.WHATSAPP,
+                SocialAccount.status == "connected",
+            )
+        )
+    if account is None or account.provider != Provider.WHATSAPP or account.status != "connected":
+        return None
+    return account
+
+
+def _failed(reason: str, error_class: str, code: int | None = None) -> Held:
+    error = ProviderError(code=code, message=reason[:1000], error_class=error_class)
+    return Held("failed", DmStatus.FAILED, reason=reason[:500], error=error)
+
+
+# --- the intent and deferrals ---------------------------------------------------------------
+
+
+async def _claim_intent(session: AsyncSession, request: DmRequested) -> DmSend | None:
+    """Record the intent; the existing one if this DM was handled before. A deferred intent
+    is taken again (its time came); a later attempt takes over one that never reached the
+    person; sent, sending and unknown intents are never taken over."""
+    p = request.payload
+    stmt = insert(DmSend).values(
+        lead_id=p.lead_id, route=p.route, state="sending", attempt=p.attempt
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[DmSend.lead_id, DmSend.route],
+        set_={"state": "sending", "attempt": p.attempt, "updated_at": utcnow()},
+        where=(DmSend.state == "deferred") & (DmSend.attempt == p.attempt)
+        | (DmSend.state.in_(RETRYABLE_STATES)) & (DmSend.attempt < p.attempt),
+    )
+    if await session.scalar(stmt.returning(DmSend.lead_id)) is not None:
+        return None
+    return await session.get(DmSend, (p.lead_id, p.route))
+
+
+async def _set_intent(
+    session: AsyncSession, request: DmRequested, state: str, wamid: str | None = None
+) -> None:
+    p = request.payload
+    await session.execute(
+        update(DmSend)
+        .where(DmSend.lead_id == p.lead_id, DmSend.route == p.route)
+        .values(state=state, provider_message_id=wamid, updated_at=utcnow())
+    )
+    if state != "deferred":
+        await session.execute(
+            delete(WhatsAppDeferredSend).where(
+                WhatsAppDeferredSend.lead_id == p.lead_id, WhatsAppDeferredSend.route == p.route
+            )
+        )
+
+
+async def _hold(session: AsyncSession, request: DmRequested, held: Held) -> Held:
+    await _set_intent(session, request, held.state)
+    return held
+
+
+async def _defer(
+    session: AsyncSession,
+    deps: SenderDeps,
+    request: DmRequested,
+    until: datetime,
+    reason: str,
+    *,
+    throttled: bool,
+) -> Held:
+    """Park the DM until `until`; throttling answers count toward giving up, waits don't."""
+    p = request.payload
+    row = await session.get(WhatsAppDeferredSend, (p.lead_id, p.route), with_for_update=True)
+    retries = (row.retries if row else 0) + (1 if throttled else 0)
+    if retries > deps.max_throttle_retries:
+        return await _hold(
+            session, request, _failed(f"{reason}; gave up after {retries - 1} waits", "throttled")
+        )
+    values = {"not_before": until, "reason": reason[:200], "retries": retries}
+    await session.execute(
+        insert(WhatsAppDeferredSend)
+        .values(lead_id=p.lead_id, route=p.route, request=request.model_dump(mode="json"), **values)
+        .on_conflict_do_update(index_elements=["lead_id", "route"], set_=values)
+    )
+    await _set_intent(session, request, "deferred")
+    log.info(
+        "whatsapp send deferred", lead_id=str(p.lead_id), until=until.isoformat(), reason=reason
+    )
+    return Held("deferred", reason=reason)
+
+
+async def _announce(deps: SenderDeps, request: DmRequested, held: Held) -> None:
+    if held.state == "link":
+        link_request = _rerouted(request, Route.WA_LINK)
+        await handle_request(deps.links, link_request)
+        return
+    if held.previous is not None:
+        await _announce_previous(deps, request, held.previous)
+        return
+    if held.status is not None:
+        await deps.publish(status_of(request, held.status, reason=held.reason, error=held.error))
+
+
+async def _announce_previous(deps: SenderDeps, request: DmRequested, intent: DmSend) -> None:
+    log.info("duplicate whatsapp request: not sending again", state=intent.state)
+    if intent.state == "sent":
+        await deps.publish(
+            status_of(request, DmStatus.SENT, provider_message_id=intent.provider_message_id)
+        )
+    elif intent.state == "sending":
+        reason = "an earlier attempt was interrupted mid-send; not resent, to be reconciled"
+        await deps.publish(status_of(request, DmStatus.UNKNOWN, reason=reason))
+
+
+def _rerouted(request: DmRequested, route: Route) -> DmRequested:
+    payload = request.payload.model_copy(update={"route": route})
+    return request.model_copy(update={"payload": payload})
+
+
+# --- the call and its outcome ---------------------------------------------------------------
+
+
+async def _call(deps: SenderDeps, send: Send) -> AcceptedMessage:
+    await deps.throughput.acquire(send.account_id, send.messages_per_second)
+    async for attempt in AsyncRetrying(
+        retry=retry_if_exception(
+            lambda e: isinstance(e, MetaError) and e.error_class == ErrorClass.TRANSIENT
+        ),
+        stop=stop_after_attempt(deps.fast_retries),
+        wait=wait_random_exponential(multiplier=0.1, max=2.0),
+        reraise=True,
+    ):
+        with attempt:
+            if send.template is not None:
+                return await deps.client.send_template(
+                    send.phone_number_id, send.token, send.to, send.template
+                )
+            return await deps.client.send_text(
+                send.phone_number_id, send.token, send.to, send.text or ""
+            )
+    raise AssertionError("unreachable: tenacity reraises")
+
+
+async def _record_sent(
+    deps: SenderDeps, request: DmRequested, send: Send, accepted: AcceptedMessage
+) -> None:
+    p = request.payload
+    async with deps.sessions.begin() as session:
+        await _set_intent(session, request, "sent", accepted.wamid)
+        session.add(
+            WhatsAppMessage(
+                wamid=accepted.wamid,
+                account_id=send.account_id,
+                lead_id=p.lead_id,
+                creator_id=request.creator_id,
+                route=send.route,
+                attempt=p.attempt,
+                wa_id=accepted.wa_id or send.to,
+            )
+        )
+        await session.flush()
+        early = await apply_backlog(session, accepted.wamid)
+    await deps.publish(
+        status_of(_rerouted(request, send.route), DmStatus.SENT, provider_message_id=accepted.wamid)
+    )
+    for event in early:
+        await deps.publish(event)
+
+
+async def _on_error(deps: SenderDeps, request: DmRequested, send: Send, error: MetaError) -> None:
+    if error.code == RE_ENGAGEMENT and send.route == Route.WA_TEXT:
+        # Meta says the window is closed (our clock missed it): the template rules apply.
+        await _close_window(deps, send)
+        async with deps.sessions.begin() as session:
+            await _set_intent(session, request, "skipped")
+        await send_whatsapp(deps, _rerouted(request, Route.WA_TEMPLATE))
+        return
+    async with deps.sessions.begin() as session:
+        held = await _held_for(session, deps, request, send, error)
+    await _announce(deps, request, held)
+
+
+async def _held_for(
+    session: AsyncSession, deps: SenderDeps, request: DmRequested, send: Send, error: MetaError
+) -> Held:
+    if error.error_class in (ErrorClass.THROTTLED, ErrorClass.TRANSIENT):
+        row = await session.get(
+            WhatsAppDeferredSend, (request.payload.lead_id, request.payload.route)
+        )
+        wait = limits.throttle_backoff(row.retries if row else 0)
+        if error.code == PAIR_RATE:
+            contact = await limits.locked_contact(session, send.account_id, send.to)
+            contact.next_send_at = deps.now() + wait
+        reason = f"WhatsApp is throttling ({error.code}: {error.message})"
+        return await _defer(session, deps, request, deps.now() + wait, reason, throttled=True)
+    if error.error_class == ErrorClass.AMBIGUOUS:
+        held = Held("unknown", DmStatus.UNKNOWN, reason="no answer from WhatsApp: not resent")
+        return await _hold(session, request, held)
+    if error.error_class == ErrorClass.TOKEN:
+        await session.execute(
+            update(SocialAccount)
+            .where(SocialAccount.id == send.account_id)
+            .values(status="reconnect_required", updated_at=utcnow())
+        )
+    if error.code in TEMPLATE_ERRORS and send.template_id is not None:
+        await session.execute(
+            update(WhatsAppTemplate)
+            .where(WhatsAppTemplate.id == send.template_id)
+            .values(status="rejected", status_reason=error.message, updated_at=utcnow())
+        )
+    reason = f"WhatsApp refused the message ({error.code}: {error.message})"
+    return await _hold(session, request, _failed(reason, error.error_class, error.code))
+
+
+async def _close_window(deps: SenderDeps, send: Send) -> None:
+    async with deps.sessions.begin() as session:
+        contact = await limits.locked_contact(session, send.account_id, send.to)
+        contact.last_inbound_at = None

@@ -1,0 +1,227 @@
+"""WhatsApp webhook items -> DM facts: statuses of sent messages (by wamid) and inbound
+user messages (they open the 24 h window and mark the lead's DM `replied`).
+
+Why here and not in webhook_ingest: every WhatsApp fact these items touch (contacts and
+their window, accepted messages by wamid, deferred sends) is the sender's state; the
+ingest process stays a thin signed-HTTP -> Kafka edge.
+
+Idempotent without a claim table: the DB writes are monotonic (window = latest inbound),
+and every status event id derives from the webhook event id, so a redelivered item yields
+the same dm.status event, which the projection skips. Order does not matter either: the
+projection only moves forward by rank (a late `delivered` never overwrites `read`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.whatsapp_sender import limits
+from shared.db.models import WhatsAppMessage, WhatsAppStatusBacklog
+from shared.events import (
+    DmRequested,
+    DmRequestedPayload,
+    DmStatusChanged,
+    DmStatusPayload,
+    ProviderError,
+    Recipient,
+    WhatsAppWebhookReceived,
+)
+from shared.lifecycle import DmStatus, Provider, Route
+from shared.logs import get_logger
+from shared.providers.meta_errors import classify
+
+log = get_logger(__name__)
+
+STATUSES = {
+    "sent": DmStatus.SENT,
+    "delivered": DmStatus.DELIVERED,
+    "read": DmStatus.READ,
+    "played": DmStatus.READ,  # voice messages: played implies read
+    "failed": DmStatus.FAILED,
+}
+RE_ENGAGEMENT = 131047
+
+Publish = Callable[[DmStatusChanged], Awaitable[None]]
+Request = Callable[[DmRequested], Awaitable[None]]
+
+
+async def handle_webhook(
+    sessions: async_sessionmaker[AsyncSession],
+    publish: Publish,
+    request_again: Request,
+    event: WhatsAppWebhookReceived,
+) -> None:
+    if event.payload.kind == "message":
+        async with sessions.begin() as session:
+            replies = await _inbound(session, event)
+        for reply in replies:
+            await publish(reply)
+        return
+    async with sessions.begin() as session:
+        message = await _message_or_backlog(session, event)
+    if message is None:
+        return
+    status = status_event(message, event.payload.item, event.id, event.correlation_id)
+    if status is not None:
+        await publish(status)
+        if _re_engagement(message, event.payload.item):
+            await request_again(_template_retry(message, event))
+
+
+# --- statuses -------------------------------------------------------------------------------
+
+
+async def _lock_wamid(session: AsyncSession, wamid: str) -> None:
+    # Serialises "is the send recorded?" with the sender recording it, so an early status
+    # lands either in the backlog the sender drains or finds the message: never neither.
+    await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(wamid))))
+
+
+async def _message_or_backlog(
+    session: AsyncSession, event: WhatsAppWebhookReceived
+) -> WhatsAppMessage | None:
+    wamid = str(event.payload.item.get("id"))
+    await _lock_wamid(session, wamid)
+    message = await session.get(WhatsAppMessage, wamid)
+    if message is None:
+        await session.execute(
+            insert(WhatsAppStatusBacklog)
+            .values(wamid=wamid, event_id=event.id, item=event.payload.item)
+            .on_conflict_do_nothing()
+        )
+        log.info("status before its send was recorded: kept", wamid=wamid[:24])
+    return message
+
+
+async def apply_backlog(session: AsyncSession, wamid: str) -> list[DmStatusChanged]:
+    """Statuses that arrived before the send was recorded (called in that transaction)."""
+    await _lock_wamid(session, wamid)
+    message = await session.get(WhatsAppMessage, wamid)
+    rows = (
+        await session.scalars(
+            delete(WhatsAppStatusBacklog)
+            .where(WhatsAppStatusBacklog.wamid == wamid)
+            .returning(WhatsAppStatusBacklog)
+        )
+    ).all()
+    if message is None:
+        return []
+    events = [status_event(message, row.item, row.event_id, "whatsapp-backlog") for row in rows]
+    return [e for e in events if e is not None]
+
+
+def status_event(
+    message: WhatsAppMessage, item: dict[str, Any], source_id: UUID, correlation_id: str
+) -> DmStatusChanged | None:
+    status = STATUSES.get(str(item.get("status")))
+    if status is None:
+        return None
+    error = _error(item) if status == DmStatus.FAILED else None
+    return DmStatusChanged(
+        id=uuid5(NAMESPACE_URL, f"dm-status:{source_id}"),
+        occurred_at=_timestamp(item),
+        correlation_id=correlation_id,
+        creator_id=message.creator_id,
+        payload=DmStatusPayload(
+            lead_id=message.lead_id,
+            status=status,
+            attempt=message.attempt,
+            route=Route(message.route),
+            provider=Provider.WHATSAPP,
+            provider_message_id=message.wamid,
+            reason=f"WhatsApp: {error.message}"[:500] if error else None,
+            error=error,
+        ),
+    )
+
+
+def _error(item: dict[str, Any]) -> ProviderError:
+    errors = item.get("errors") or [{}]
+    first = errors[0] if isinstance(errors[0], dict) else {}
+    code = first.get("code") if isinstance(first.get("code"), int) else None
+    details = (first.get("error_data") or {}).get("details")
+    message = " - ".join(str(x) for x in (first.get("title"), details) if x) or "failed"
+    return ProviderError(code=code, message=message[:1000], error_class=classify(code, None))
+
+
+def _timestamp(item: dict[str, Any]) -> datetime:
+    try:
+        return datetime.fromtimestamp(int(item.get("timestamp") or 0), UTC)
+    except (TypeError, ValueError, OverflowError):
+        return datetime.now(UTC)
+
+
+def _re_engagement(message: WhatsAppMessage, item: dict[str, Any]) -> bool:
+    """Free-form text accepted, then failed for the closed window (Meta's async variant)."""
+    codes = {e.get("code") for e in item.get("errors") or [] if isinstance(e, dict)}
+    return message.route == Route.WA_TEXT and RE_ENGAGEMENT in codes
+
+
+def _template_retry(message: WhatsAppMessage, event: WhatsAppWebhookReceived) -> DmRequested:
+    """A new attempt of the same DM; the sender applies the template rules (opt-in, else
+    the link). Its id derives from the webhook's, so a redelivery asks once."""
+    return DmRequested(
+        id=uuid5(NAMESPACE_URL, f"wa-reengage:{event.id}"),
+        correlation_id=event.correlation_id,
+        creator_id=message.creator_id,
+        payload=DmRequestedPayload(
+            lead_id=message.lead_id,
+            route=Route.WA_TEMPLATE,
+            provider=Provider.WHATSAPP,
+            account_id=message.account_id,
+            recipient=Recipient(phone=message.wa_id),
+            text="",
+            attempt=message.attempt + 1,
+        ),
+    )
+
+
+# --- inbound messages -----------------------------------------------------------------------
+
+
+async def _inbound(session: AsyncSession, event: WhatsAppWebhookReceived) -> list[DmStatusChanged]:
+    """The user wrote: the window opens (or resets); every lead we messaged there replied."""
+    p = event.payload
+    wa_id = str(p.item.get("from", ""))
+    if not wa_id:
+        return []
+    written_at = _timestamp(p.item)
+    contact = await limits.locked_contact(session, p.account_id, wa_id)
+    contact.last_inbound_at = max(filter(None, (contact.last_inbound_at, written_at)))
+    contact.profile_name = p.profile_name or contact.profile_name
+    sent = await session.scalars(
+        select(WhatsAppMessage)
+        .where(WhatsAppMessage.account_id == p.account_id, WhatsAppMessage.wa_id == wa_id)
+        .order_by(WhatsAppMessage.created_at.desc())
+    )
+    latest: dict[UUID, WhatsAppMessage] = {}
+    for message in sent:
+        latest.setdefault(message.lead_id, message)
+    return [_replied(message, event, written_at) for message in latest.values()]
+
+
+def _replied(
+    message: WhatsAppMessage, event: WhatsAppWebhookReceived, written_at: datetime
+) -> DmStatusChanged:
+    return DmStatusChanged(
+        id=uuid5(NAMESPACE_URL, f"dm-replied:{event.id}:{message.lead_id}"),
+        occurred_at=written_at,
+        correlation_id=event.correlation_id,
+        creator_id=message.creator_id,
+        payload=DmStatusPayload(
+            lead_id=message.lead_id,
+            status=DmStatus.REPLIED,
+            attempt=message.attempt,
+            route=Route(message.route),
+            provider=Provider.WHATSAPP,
+            provider_message_id=message.wamid,
+            reason="the lead answered on WhatsApp",
+        ),
+    )

@@ -1,0 +1,76 @@
+"""WhatsApp Cloud API: `POST /{phone-number-id}/messages` (platform facts §4b).
+
+Free-form text may only go inside the 24 h customer-service window; outside it only an
+approved template. This client sends what it is told: the window and opt-in rules are the
+sender's, checked before a request is built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from shared.providers.graph_http import call_graph
+
+MAX_TEXT_CHARS = 4096
+
+
+@dataclass(frozen=True)
+class TemplateMessage:
+    name: str
+    language: str
+    body_parameters: tuple[str, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        template: dict[str, Any] = {"name": self.name, "language": {"code": self.language}}
+        if self.body_parameters:
+            params = [{"type": "text", "text": value} for value in self.body_parameters]
+            template["components"] = [{"type": "body", "parameters": params}]
+        return template
+
+
+@dataclass(frozen=True)
+class AcceptedMessage:
+    wamid: str
+    wa_id: str | None
+
+
+class WhatsAppClient:
+    def __init__(self, http: httpx.AsyncClient, api_version: str) -> None:
+        self._http = http
+        self._version = api_version
+
+    async def send_text(
+        self, phone_number_id: str, token: str, to: str, text: str
+    ) -> AcceptedMessage:
+        if not text or len(text) > MAX_TEXT_CHARS:
+            raise ValueError(f"text must be 1..{MAX_TEXT_CHARS} characters")
+        body = {"type": "text", "text": {"preview_url": False, "body": text}}
+        return await self._send(phone_number_id, token, to, "send_text", body)
+
+    async def send_template(
+        self, phone_number_id: str, token: str, to: str, template: TemplateMessage
+    ) -> AcceptedMessage:
+        body = {"type": "template", "template": template.as_json()}
+        return await self._send(phone_number_id, token, to, "send_template", body)
+
+    async def _send(
+        self, phone_number_id: str, token: str, to: str, operation: str, body: dict[str, Any]
+    ) -> AcceptedMessage:
+        answer = await call_graph(
+            self._http,
+            "whatsapp",
+            operation,
+            "POST",
+            f"/{self._version}/{phone_number_id}/messages",
+            json={"messaging_product": "whatsapp", "recipient_type": "individual", "to": to} | body,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        # "This response only indicates that the API successfully accepted your request":
+        # delivery comes by status webhook, keyed by this wamid.
+        contacts = answer.get("contacts") or [{}]
+        return AcceptedMessage(
+            wamid=str(answer["messages"][0]["id"]), wa_id=contacts[0].get("wa_id")
+        )
