@@ -1,0 +1,173 @@
+"""The WhatsApp sender on real PostgreSQL with a recording Cloud API client: at most one
+message per (lead, route), early status webhooks kept until their send is recorded."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.whatsapp_sender.links import WhatsAppDeps
+from services.whatsapp_sender.sending import SenderDeps, send_whatsapp
+from services.whatsapp_sender.statuses import handle_webhook
+from shared.crypto import TokenCipher
+from shared.db.models import Lead, SocialAccount, WhatsAppNumber, WhatsAppTemplate
+from shared.events import (
+    DmRequested,
+    DmRequestedPayload,
+    DmStatusChanged,
+    Recipient,
+    WhatsAppWebhookPayload,
+    WhatsAppWebhookReceived,
+)
+from shared.lifecycle import DmStatus, Provider, Route
+from shared.providers.whatsapp import AcceptedMessage, TemplateMessage
+from shared.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+class RecordingClient:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, Any]] = []
+
+    async def send_template(
+        self, number: str, token: str, to: str, template: TemplateMessage
+    ) -> AcceptedMessage:
+        self.calls.append((to, template))
+        return AcceptedMessage(wamid=f"wamid.{len(self.calls)}.{uuid4().hex}", wa_id=to)
+
+    async def send_text(self, number: str, token: str, to: str, text: str) -> AcceptedMessage:
+        self.calls.append((to, text))
+        return AcceptedMessage(wamid=f"wamid.{len(self.calls)}.{uuid4().hex}", wa_id=to)
+
+
+async def _world(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+) -> tuple[UUID, UUID]:
+    account_id, lead_id = uuid4(), uuid4()
+    async with sessions.begin() as session:
+        session.add(
+            SocialAccount(
+                id=account_id,
+                creator_id=creator,
+                provider="whatsapp",
+                external_id=str(uuid4().int)[:15],
+                status="connected",
+                access_token_encrypted=TokenCipher.from_settings(settings).encrypt("EAAtoken"),
+            )
+        )
+        await session.flush()
+        session.add(WhatsAppNumber(account_id=account_id, daily_limit=250, messages_per_second=80))
+        session.add(
+            WhatsAppTemplate(
+                id=uuid4(),
+                account_id=account_id,
+                name="guide_offer",
+                language="en_US",
+                parameters=["first_name"],
+                is_default=True,
+            )
+        )
+        session.add(
+            Lead(
+                id=lead_id,
+                creator_id=creator,
+                name="Ada Byron",
+                message="hi",
+                phone="+44 20 7946 0958",
+                whatsapp_opt_in=True,
+                ref=uuid4().hex,
+            )
+        )
+    return account_id, lead_id
+
+
+def _request(creator: UUID, account_id: UUID, lead_id: UUID) -> DmRequested:
+    return DmRequested(
+        correlation_id="it",
+        creator_id=creator,
+        payload=DmRequestedPayload(
+            lead_id=lead_id,
+            route=Route.WA_TEMPLATE,
+            provider=Provider.WHATSAPP,
+            account_id=account_id,
+            recipient=Recipient(phone="+44 20 7946 0958"),
+            text="Hi Ada!",
+        ),
+    )
+
+
+def _deps(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, client: RecordingClient
+) -> tuple[SenderDeps, list[DmStatusChanged]]:
+    published: list[DmStatusChanged] = []
+
+    async def publish(event: DmStatusChanged) -> None:
+        published.append(event)
+
+    deps = SenderDeps(
+        sessions=sessions,
+        client=client,  # type: ignore[arg-type]
+        cipher=TokenCipher.from_settings(settings),
+        publish=publish,
+        links=WhatsAppDeps(publish=publish),
+    )
+    return deps, published
+
+
+async def test_a_redelivered_request_never_sends_twice(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+) -> None:
+    account_id, lead_id = await _world(sessions, settings, creator)
+    client = RecordingClient()
+    deps, published = _deps(sessions, settings, client)
+    request = _request(creator, account_id, lead_id)
+
+    await send_whatsapp(deps, request)
+    await send_whatsapp(deps, request)
+
+    assert [(to, t.body_parameters) for to, t in client.calls] == [("442079460958", ("Ada",))]
+    assert [e.payload.status for e in published] == [
+        DmStatus.SENDING,
+        DmStatus.SENT,
+        DmStatus.SENT,  # the duplicate re-announces, it does not resend
+    ]
+
+
+async def test_a_status_before_its_send_is_recorded_is_applied_when_it_is(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+) -> None:
+    account_id, lead_id = await _world(sessions, settings, creator)
+    client = RecordingClient()
+    deps, published = _deps(sessions, settings, client)
+    wamid = "wamid.1.early"
+
+    async def accept_as_known(*_: Any) -> AcceptedMessage:
+        # Meta's webhook overtakes its own HTTP answer: the status arrives first.
+        early = WhatsAppWebhookReceived(
+            correlation_id="it",
+            creator_id=creator,
+            payload=WhatsAppWebhookPayload(
+                account_id=account_id,
+                phone_number_id="1",
+                kind="status",
+                item={"id": wamid, "status": "delivered", "timestamp": "1764331200"},
+            ),
+        )
+        await handle_webhook(sessions, deps.publish, _never, early)
+        return AcceptedMessage(wamid=wamid, wa_id="442079460958")
+
+    client.send_template = accept_as_known  # type: ignore[method-assign]
+    await send_whatsapp(deps, _request(creator, account_id, lead_id))
+
+    assert [(e.payload.status, e.payload.provider_message_id) for e in published][1:] == [
+        (DmStatus.SENT, wamid),
+        (DmStatus.DELIVERED, wamid),
+    ]
+
+
+async def _never(_: DmRequested) -> None:
+    raise AssertionError("no re-request expected")
