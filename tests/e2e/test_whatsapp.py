@@ -159,6 +159,35 @@ async def test_no_opt_in_gets_a_link_and_free_form_outside_the_window_never_leav
     assert await sent_to(sandbox, number, wa_id) == []
 
 
+async def test_meta_saying_the_window_closed_switches_to_the_template(
+    stack: Stack,
+    api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    creator: DemoCreator,
+    number: Number,
+) -> None:
+    phone, wa_id = new_phone()
+    hello = {"phone_number_id": number.phone_number_id, "from": wa_id, "text": "hello"}
+    (await sandbox.post("/_sandbox/whatsapp/users/message", json=hello)).raise_for_status()
+    sessions, engine = _db(stack)
+    try:
+        await _window_seen(sessions, UUID(number.account_id), wa_id)
+    finally:
+        await engine.dispose()
+    # Meta's clock runs 25 h ahead of AutoDM's record: AutoDM believes the window is open,
+    # Meta answers 131047 to the free-form text, and the opted-in lead gets the template.
+    (await sandbox.put("/_sandbox/clock", json={"offset_seconds": 25 * 3600})).raise_for_status()
+    try:
+        lead_id = await new_lead(api, creator, "Rita", phone, opt_in=True)
+        lead = await settle(api, lead_id, "read")
+    finally:
+        await sandbox.put("/_sandbox/clock", json={"offset_seconds": 0})
+    assert lead["dm"]["route"] == "wa_template"
+    assert [m["type"] for m in await sent_to(sandbox, number, wa_id)] == ["template"]
+    rejected = (await sandbox.get("/_sandbox/stats")).json()["whatsapp"]["rejected"]
+    assert rejected.get("131047", 0) >= 1
+
+
 async def test_a_burst_to_one_person_goes_out_one_per_six_seconds(
     api: httpx.AsyncClient,
     sandbox: httpx.AsyncClient,
@@ -301,6 +330,17 @@ async def _request(
 def _db(stack: Stack) -> tuple[Any, Any]:
     engine = make_engine(settings_from(stack.env))
     return make_sessionmaker(engine), engine
+
+
+async def _window_seen(sessions: Any, account_id: UUID, wa_id: str, timeout_s: float = 15) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        async with sessions() as session:
+            contact = await session.get(WhatsAppContact, (account_id, wa_id))
+        if contact is not None and contact.last_inbound_at is not None:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("the inbound message never opened the window")
 
 
 async def _deferred(sessions: Any, lead_id: UUID, timeout_s: float = 15) -> WhatsAppDeferredSend:
