@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
 
 from services.api import whatsapp_accounts as accounts
-from services.api.problems import ApiProblem
+from services.api.problems import ApiProblem, problem_responses
 from services.api.routes import CurrentUser, Deps
 from services.whatsapp_sender.templates import LEAD_FIELDS
 from shared.crypto import TokenCipher
@@ -92,10 +92,18 @@ def acting_creator(user: CurrentUser, creator_id: Annotated[UUID | None, Query()
 T = TypeVar("T")
 Creator = Annotated[UUID, Depends(acting_creator)]
 Cipher = Annotated[TokenCipher, Depends(cipher)]
-router = APIRouter(prefix="/api/whatsapp", tags=["whatsapp"])
+router = APIRouter(
+    prefix="/api/whatsapp", tags=["whatsapp"], responses=problem_responses(401, 403, 422, 503)
+)
 
 
-@router.post("/numbers", status_code=status.HTTP_201_CREATED, response_model=NumberOut)
+@router.post(
+    "/numbers",
+    status_code=status.HTTP_201_CREATED,
+    response_model=NumberOut,
+    summary="Connect (or reconnect) a WhatsApp Business number; the token is stored encrypted",
+    responses=problem_responses(409),
+)
 async def connect_number(body: NumberIn, creator: Creator, deps: Deps, keys: Cipher) -> NumberOut:
     spec = accounts.NumberSpec(
         phone_number_id=body.phone_number_id,
@@ -113,7 +121,12 @@ async def connect_number(body: NumberIn, creator: Creator, deps: Deps, keys: Cip
     return _number_out(account, number)
 
 
-@router.patch("/numbers/{account_id}", response_model=NumberOut)
+@router.patch(
+    "/numbers/{account_id}",
+    response_model=NumberOut,
+    summary="Set the number's daily messaging tier",
+    responses=problem_responses(404),
+)
 async def patch_number(
     account_id: UUID, body: NumberPatch, creator: Creator, deps: Deps
 ) -> NumberOut:
@@ -126,7 +139,12 @@ async def patch_number(
         return _number_out(account, number)
 
 
-@router.delete("/numbers/{account_id}", status_code=status.HTTP_204_NO_CONTENT)
+@router.delete(
+    "/numbers/{account_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    summary="Disconnect the number (its token is dropped)",
+    responses=problem_responses(404),
+)
 async def delete_number(account_id: UUID, creator: Creator, deps: Deps) -> None:
     async with deps.sessions.begin() as session:
         await _or_404(accounts.disconnect_number(session, creator, account_id))
@@ -137,6 +155,7 @@ async def delete_number(account_id: UUID, creator: Creator, deps: Deps) -> None:
     status_code=status.HTTP_201_CREATED,
     response_model=TemplateOut,
     summary="Add (or replace) an approved template and map its body parameters to lead fields",
+    responses=problem_responses(404),
 )
 async def post_template(
     account_id: UUID, body: TemplateIn, creator: Creator, deps: Deps
@@ -147,7 +166,12 @@ async def post_template(
         return _template_out(template)
 
 
-@router.get("/numbers/{account_id}/templates", response_model=list[TemplateOut])
+@router.get(
+    "/numbers/{account_id}/templates",
+    response_model=list[TemplateOut],
+    summary="The number's templates",
+    responses=problem_responses(404),
+)
 async def get_templates(account_id: UUID, creator: Creator, deps: Deps) -> list[TemplateOut]:
     async with deps.sessions() as session:
         templates = await _or_404(accounts.list_templates(session, creator, account_id))
