@@ -38,6 +38,7 @@ class CreatorChannels:
 class RoutingRules:
     dm_window: timedelta = timedelta(hours=24)
     private_reply_window: timedelta = timedelta(days=7)
+    whatsapp_window: timedelta = timedelta(hours=24)
 
 
 @dataclass(frozen=True)

@@ -80,4 +80,5 @@ def _rules(settings: Settings) -> RoutingRules:
     return RoutingRules(
         dm_window=timedelta(hours=settings.instagram_dm_window_hours),
         private_reply_window=timedelta(days=settings.private_reply_window_days),
+        whatsapp_window=timedelta(hours=settings.whatsapp_window_hours),
     )

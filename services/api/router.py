@@ -168,7 +168,7 @@ async def current_route(
 ) -> tuple[SocialAccount | None, RouteDecision]:
     """Where the lead's DM would go now, with the account (Instagram or WhatsApp) it would use."""
     account = await _instagram_account(session, lead.creator_id)
-    wa = await whatsapp_facts(session, lead.creator_id, lead.phone, now, rules.dm_window)
+    wa = await whatsapp_facts(session, lead.creator_id, lead.phone, now, rules.whatsapp_window)
     facts = replace(await _lead_facts(session, lead, account), whatsapp_window_open=wa.window_open)
     requested = Provider(lead.dm_requested_provider) if lead.dm_requested_provider else None
     channels = CreatorChannels(
