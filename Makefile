@@ -3,11 +3,12 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: run test venv lint typecheck contracts infra-up infra-down clean help tools bench
+.PHONY: run test chaos venv lint typecheck contracts infra-up infra-down clean help tools bench
 
 help:
 	@echo "make run    - Kafka, PostgreSQL, the Meta sandbox and every service, with a demo (Ctrl-C stops all)"
 	@echo "make test   - lint, type check and every test on a private Kafka/PostgreSQL instance"
+	@echo "make chaos  - the big fault-injection run (thousands of leads, kills, broker/DB restarts)"
 	@echo "make contracts - regenerate schemas/events/*.json and docs/asyncapi/*.json"
 	@echo "make bench  - the benchmark (docs/BENCHMARKS.md); not part of make test"
 
@@ -38,6 +39,12 @@ tools:
 bench: venv
 	.venv/bin/pip install --disable-pip-version-check -q -e '.[bench]'
 	bash bench/run.sh
+
+# `make test` runs the small plan of tests/chaos; this is the big one (docs/RELIABILITY.md).
+chaos: venv
+	CHAOS_LEADS=$${CHAOS_LEADS:-3000} CHAOS_ACCOUNTS=$${CHAOS_ACCOUNTS:-20} \
+	CHAOS_KILL_ROUNDS=$${CHAOS_KILL_ROUNDS:-3} CHAOS_RESTART_INFRA=1 \
+	bash deploy/local/test.sh tests/chaos -p no:logging -s
 
 lint: venv
 	.venv/bin/ruff check .

@@ -122,6 +122,14 @@ async def stats(state: StateDep) -> dict[str, Any]:
     } | {"webhooks": webhooks}
 
 
+@router.get("/throttles")
+async def throttles(state: StateDep, owner: str | None = None) -> dict[str, Any]:
+    """Throttling answers given: `owner` (IG account id or WA number id), `code`, `time`
+    and `until` (sandbox clock, seconds): no call should be accepted for it in between."""
+    data = [t for t in state.world.stats.throttles if owner is None or t["owner"] == owner]
+    return {"data": data}
+
+
 # --- webhooks ------------------------------------------------------------------------
 
 

@@ -6,6 +6,7 @@ prefix (``/v23.0/me/messages``).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -42,15 +43,33 @@ WEBHOOK_FIELDS = frozenset(
 USER_FIELDS = ("id", "user_id", "username", "name", "account_type")
 
 
+THROTTLE_CODES = frozenset({4, 17, 32, 613, 80001, 80002, 80006, 80007, 130429, 131056})
+
+
+def _regain_seconds(headers: dict[str, str]) -> float:
+    """The time a throttled caller was told to wait: Retry-After, else the BUC minutes."""
+    if "Retry-After" in headers:
+        return float(headers["Retry-After"])
+    usage = json.loads(headers.get(BUC_HEADER, "{}"))
+    minutes = [e.get("estimated_time_to_regain_access", 0) for v in usage.values() for e in v]
+    return 60.0 * max(minutes, default=0)
+
+
 async def _counted(
-    state: SandboxState, platform: Platform, call: Callable[[], Awaitable[Response]]
+    state: SandboxState,
+    platform: Platform,
+    call: Callable[[], Awaitable[Response]],
+    owner: str | None = None,
 ) -> Response:
     """Count refusals by error code for /_sandbox/stats (acceptances are counted where
-    the message is recorded)."""
+    the message is recorded), and log throttling answers for /_sandbox/throttles."""
     try:
         return await call()
     except GraphError as err:
         state.world.stats.reject(platform, err.key)
+        if err.code in THROTTLE_CODES and owner is not None:
+            regain = _regain_seconds(err.headers)
+            state.world.stats.throttle(platform, owner, err.code, state.clock.now(), regain)
         raise
     except PlainHttpError as err:
         state.world.stats.reject(platform, str(err.status))
@@ -80,6 +99,7 @@ async def _instagram_messages(state: SandboxState, request: Request, node: str) 
                 lambda: ig_messaging.send_message(state, request, node),
                 owner_id=owner,
             ),
+            owner,
         )
     except GraphError as err:
         if account is not None and BUC_HEADER not in err.headers:
@@ -106,6 +126,7 @@ async def messages(request: Request, node: str) -> Response:
             lambda: whatsapp.send_message(state, request, node),
             owner_id=number.waba_id,
         ),
+        node,
     )
 
 

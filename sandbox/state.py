@@ -10,7 +10,7 @@ import secrets
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Annotated, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 import httpx
 from fastapi import Depends, Request
@@ -175,8 +175,19 @@ class Stats:
     def accept(self, platform: Platform) -> None:
         self.accepted[platform] += 1
 
+    # Every throttling answer: when, to whom, and until when no call should come (the
+    # reliability suite checks no message was accepted for that owner in between).
+    throttles: list[dict[str, Any]] = field(default_factory=list)
+
     def reject(self, platform: Platform, key: str) -> None:
         self.rejected[platform][key] += 1
+
+    def throttle(
+        self, platform: Platform, owner: str, code: int, at: float, regain_s: float
+    ) -> None:
+        self.throttles.append(
+            {"platform": platform, "owner": owner, "code": code, "time": at, "until": at + regain_s}
+        )
 
 
 @dataclass

@@ -10,6 +10,7 @@ from uuid import UUID
 
 import typer
 
+from shared.cli_delivery import dlq_app, sending_app
 from shared.cli_status import status
 from shared.settings import get_settings
 
@@ -24,6 +25,8 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(db_app, name="db")
 tokens_app = typer.Typer(help="Instagram access tokens: refresh now, re-encrypt (key rotation).")
 app.add_typer(tokens_app, name="tokens")
+app.add_typer(dlq_app, name="dlq")
+app.add_typer(sending_app, name="sending")
 
 ROOT = Path(__file__).resolve().parent.parent
 

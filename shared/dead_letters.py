@@ -39,14 +39,32 @@ H_ERROR_CLASS = "x-error-class"
 H_DETAIL = "x-error-detail"
 H_ATTEMPTS = "x-attempts"
 H_FAILED_AT = "x-failed-at"
+H_ERROR_CODE = "x-error-code"
+# Where the record was read when it failed, if that is not its origin (a retry topic).
+H_LAST_TOPIC = "x-last-topic"
+H_LAST_OFFSET = "x-last-offset"
 
 
 class PoisonMessage(Exception):
     """A record that is well-formed JSON but can never be handled (e.g. unknown lead)."""
 
 
+class DeliveryFailed(Exception):
+    """A send that will not be retried any more (retries exhausted, token expired, request
+    invalid): parked for an operator, who can replay it once the cause is fixed."""
+
+    def __init__(
+        self, reason: str, error_class: str, code: int | None, attempts: int, detail: str
+    ) -> None:
+        super().__init__(detail)
+        self.reason, self.error_class, self.code = reason, error_class, code
+        self.attempts = attempts
+
+
 def classify(exc: BaseException) -> tuple[str, str]:
     """(reason, error class) for the DLQ headers: why a human should look at it."""
+    if isinstance(exc, DeliveryFailed):
+        return exc.reason, exc.error_class
     if isinstance(exc, ValidationError):
         return "invalid_contract", type(exc).__name__
     if isinstance(exc, ValueError | UnicodeDecodeError):
@@ -61,16 +79,21 @@ def dlq_headers(
 ) -> dict[str, str]:
     reason, error_class = classify(exc)
     original = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
+    failed = exc if isinstance(exc, DeliveryFailed) else None
     return {
-        **original,
+        # A deferred record carries its origin already (shared.retries): keep it.
         H_TOPIC: record.topic,
         H_PARTITION: str(record.partition),
         H_OFFSET: str(record.offset),
+        **original,
+        H_LAST_TOPIC: record.topic,
+        H_LAST_OFFSET: f"{record.partition}/{record.offset}",
         H_CONSUMER: consumer,
         H_REASON: reason,
         H_ERROR_CLASS: error_class,
+        H_ERROR_CODE: str(failed.code) if failed and failed.code is not None else "",
         H_DETAIL: str(exc)[:1000],
-        H_ATTEMPTS: original.get(H_ATTEMPTS, "1"),
+        H_ATTEMPTS: str(failed.attempts) if failed else original.get(H_ATTEMPTS, "1"),
         H_FAILED_AT: datetime.now(UTC).isoformat(),
     }
 
@@ -114,5 +137,10 @@ class _DeadLetterMiddleware(BaseMiddleware):
         except IgnoredException:
             raise  # faststream's own ack/nack control flow
         except Exception as exc:
+            if msg.raw_message.topic == topics.DLQ:
+                # Parking a dead letter in the DLQ would loop forever: log it and move on
+                # (the record stays in the topic, readable by `autodm dlq`/kcat).
+                log.error("a dlq consumer failed on a record; skipped", detail=str(exc)[:200])
+                return None
             await self.policy.park(msg.raw_message, exc)
             return None

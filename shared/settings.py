@@ -82,6 +82,37 @@ class Settings(BaseSettings):
     # 1 message per 6 s to the same WhatsApp user (Meta's pair rate, 131056 beyond).
     whatsapp_pair_interval_s: float = Field(default=6.0, ge=6.0)
 
+    # Delivery guarantees (docs/RELIABILITY.md). Pacing stays below Meta's limits
+    # (platform facts §1h, §4d): Instagram 100 sends/s and 750 private replies/h per
+    # account; WhatsApp 80 msg/s per number and 1 msg per 6 s per recipient.
+    instagram_send_per_s: float = Field(default=50.0, gt=0, le=100)
+    instagram_send_burst: int = Field(default=10, ge=1, le=100)
+    instagram_private_replies_per_h: float = Field(default=600.0, gt=0, le=750)
+    instagram_private_reply_burst: int = Field(default=20, ge=1, le=150)
+    whatsapp_send_per_s: float = Field(default=60.0, gt=0, le=80)
+    whatsapp_pair_interval_s: float = Field(default=6.0, ge=6.0)
+    # A send waits in-process for a rate-limit token at most this long; longer waits are
+    # deferred to the retry topic so the partition moves on.
+    max_inline_wait_s: float = 1.0
+    # Delivery attempts of one DM (each after the fast in-process retries) before the DLQ.
+    delivery_max_attempts: int = Field(default=5, ge=1)
+    retry_base_delay_s: float = 2.0
+    retry_max_delay_s: float = 300.0
+    # A throttle signal without a usable time blocks the account this long.
+    throttle_default_block_s: float = 60.0
+    # Circuit breaker: consecutive failures that open it, how long it stays open first
+    # (doubling per failed probe, up to the max).
+    circuit_account_failures: int = 5
+    circuit_provider_failures: int = 20
+    circuit_open_s: float = 5.0
+    circuit_max_open_s: float = 300.0
+    # How often each sender re-reads pauses and open circuits (shared across replicas).
+    delivery_state_refresh_s: float = 1.0
+    # A paused DM is looked at again this often; resume sends it within this delay.
+    paused_recheck_s: float = 2.0
+    # The retry consumer holds at most this many deferred records in memory.
+    retry_max_held: int = 20000
+
     # Outbox relay
     outbox_batch_size: int = 500
     outbox_poll_interval_s: float = 0.2

@@ -33,6 +33,8 @@ ACCOUNTS_EVENTS = "accounts.events"
 LEADS_CONTACTS = "leads.contacts"
 INSTAGRAM_COMMENTS = "instagram.comments"
 LEADS_RETRIES = "leads.retries"
+DM_RETRY_INSTAGRAM = "dm.retry.instagram"
+DM_RETRY_WHATSAPP = "dm.retry.whatsapp"
 DLQ = "dlq"
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -46,6 +48,10 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(LEADS_CONTACTS, 6, 7 * DAY_MS, "webhook consumers -> router (re-route); key lead"),
     TopicSpec(INSTAGRAM_COMMENTS, 6, 7 * DAY_MS, "webhook consumers -> lead capture; key account"),
     TopicSpec(LEADS_RETRIES, 6, 7 * DAY_MS, "api outbox -> router (retry); key lead"),
+    # Deferred sends (retry after a failure, throttled or paused account), due at the
+    # `x-not-before` header; keyed by account like the request topics.
+    TopicSpec(DM_RETRY_INSTAGRAM, 12, 7 * DAY_MS, "instagram_sender, delayed; key account"),
+    TopicSpec(DM_RETRY_WHATSAPP, 12, 7 * DAY_MS, "whatsapp_sender, delayed; key account"),
     # Poison messages are kept long enough for an admin to look at them after a holiday.
     TopicSpec(DLQ, 3, 30 * DAY_MS, "any consumer -> admin replay; key original key"),
 )
@@ -58,4 +64,12 @@ def dm_requested_topic(provider: str) -> str:
     topic = f"dm.requested.{provider}"
     if topic not in BY_NAME:
         raise KeyError(f"no request topic for provider {provider!r}")
+    return topic
+
+
+def dm_retry_topic(provider: str) -> str:
+    """The per-provider delayed-retry topic (sender -> sender)."""
+    topic = f"dm.retry.{provider}"
+    if topic not in BY_NAME:
+        raise KeyError(f"no retry topic for provider {provider!r}")
     return topic

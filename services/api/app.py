@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.api import instagram_connect, routes, whatsapp_connect
+from services.api import admin_dlq, instagram_connect, routes, whatsapp_connect
 from services.api.auth import TokenVerifier
 from services.api.dlq_size import DlqSize
 from services.api.handlers import register_handlers
@@ -17,6 +17,7 @@ from services.api.router import RouterConfig
 from shared.broker import make_broker
 from shared.crypto import TokenCipher
 from shared.db.session import make_engine, make_sessionmaker
+from shared.dlq import register_dlq_indexer
 from shared.logs import configure_logging
 from shared.ops_collector import OpsCollector
 from shared.outbox import OutboxRelay
@@ -42,6 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     collector = OpsCollector(settings.kafka_bootstrap, sessions, settings.ops_collector_interval_s)
     register_handlers(broker, sessions, relay, RouterConfig(rules=_rules(settings)))
+    register_dlq_indexer(broker, sessions)
 
     app = FastAPI(
         title="AutoDM API",
@@ -68,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
     app.include_router(routes.router)
+    app.include_router(admin_dlq.router)
     app.state.instagram = instagram_connect.make_deps(settings, sessions, relay)
     app.include_router(instagram_connect.router)
     app.state.whatsapp_cipher = TokenCipher.from_settings(settings)

@@ -16,13 +16,16 @@ from services.api.auth import Principal
 from services.api.problems import ApiProblem
 from services.api.schemas import (
     AccountOut,
+    BreakerOut,
     DlqOut,
     LeadPage,
     LeadSummary,
     OverviewOut,
     ReasonCount,
 )
+from shared.circuit import circuit_states
 from shared.db.models import Lead, SocialAccount
+from shared.events import utcnow
 from shared.lifecycle import DmStatus, Provider, Route
 
 
@@ -108,7 +111,9 @@ async def overview(session: AsyncSession, dlq_size: int | None) -> OverviewOut:
         counts_by_provider={name: n for name, n in by_provider.all()},
         top_failure_reasons=await _top_failures(session),
         dlq=DlqOut(size=dlq_size),
-        breakers=[],
+        breakers=[
+            BreakerOut(name=c.scope, state=c.state) for c in await circuit_states(session, utcnow())
+        ],
         accounts_needing_reconnection=await _reconnect_needed(session),
     )
 

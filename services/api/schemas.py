@@ -236,6 +236,6 @@ class OverviewOut(BaseModel):
     top_failure_reasons: list[ReasonCount]
     dlq: DlqOut
     breakers: list[BreakerOut] = Field(
-        description="Circuit breakers of the senders; AutoDM has none yet, so this is empty"
+        description="Circuit breakers of the senders that are not closed (shared.circuit)"
     )
     accounts_needing_reconnection: list[AccountOut]

@@ -1,28 +1,44 @@
-"""Send one requested Instagram DM, at most once per (lead, route).
+"""Send one requested Instagram DM, at most once per (lead, route), within the limits
+Instagram signalled, deferring rather than blocking (docs/RELIABILITY.md).
 
-The send intent (dm_sends row) is committed before Meta is called. A redelivered request
-finds it and never calls Meta again: a finished send re-announces its outcome, an
-interrupted one is reported `unknown` (it may have reached the person) for reconciliation.
+- The send intent (dm_sends row) is committed before Meta is called. A redelivered or
+  replayed request finds it and never calls Meta again: a finished send re-announces its
+  outcome, an interrupted one is reported `unknown` (it may have reached the person).
+- Before the intent, the delivery gate decides: paused, rate-limited, throttled or an
+  open breaker defers the record to `dm.retry.instagram` with a not-before time.
+- Errors by class (shared/providers/meta_errors.py): transient -> a few fast retries, then
+  the retry topic with backoff; throttled -> the account blocked until the signalled time
+  and the DM deferred to it; after `delivery_max_attempts` -> `failed` and the DLQ;
+  token -> account flagged for reconnect, `failed`, DLQ (replay after reconnecting);
+  recipient -> final `skipped` (window closed) or `failed`, never retried;
+  ambiguous (no answer after the request left) -> `unknown`, never resent.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from sqlalchemy import delete, update
+from sqlalchemy import update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from shared.crypto import TokenCipher
 from shared.db.models import DmSend, SocialAccount
+from shared.dead_letters import DeliveryFailed
+from shared.delivery import DeliveryGate, Limits, Verdict, counts_as_failure
 from shared.dm_status import status_of
 from shared.events import DmRequested, DmStatusChanged, ProviderError, utcnow
 from shared.lifecycle import DmStatus, Route
 from shared.logs import get_logger
+from shared.metrics import RATE_LIMIT_WAIT
 from shared.providers.instagram import InstagramClient, SentMessage
 from shared.providers.meta_errors import ErrorClass, MetaError
+from shared.ratelimit import SendKind
+from shared.retries import DeliveryContext, RetryPublisher, backoff_s
 
 log = get_logger(__name__)
 
@@ -33,9 +49,24 @@ PLAIN_REASONS = {
     ErrorClass.INVALID: "Instagram rejected the message as invalid",
     ErrorClass.TOKEN: "the Instagram connection expired: the creator must reconnect",
     ErrorClass.AMBIGUOUS: "no answer from Instagram: the DM may have been sent; not resent",
-    ErrorClass.THROTTLED: "Instagram is rate limiting this account; retries exhausted",
-    ErrorClass.TRANSIENT: "Instagram was unreachable; retries exhausted",
+    ErrorClass.THROTTLED: "Instagram is rate limiting this account",
+    ErrorClass.TRANSIENT: "Instagram was unreachable",
 }
+# Refusals that mean "not now, nothing wrong": the DM ends skipped, not failed.
+WINDOW_CLOSED = frozenset({(10, 2534022), (10, 2018278), (10, 2018065)})
+
+# Intents a later attempt may take over (nothing reached the person); `deferred` may also
+# be taken by the same attempt (its retry). sent, sending and unknown never are.
+FINAL_NOT_SENT = ("failed", "skipped")
+DEFERRED = "deferred"
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_delay_s: float = 2.0
+    max_delay_s: float = 300.0
+    max_inline_wait_s: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -44,57 +75,116 @@ class SenderDeps:
     client: InstagramClient
     cipher: TokenCipher
     publish: PublishStatus
+    gate: DeliveryGate
+    retry: RetryPublisher
+    policy: RetryPolicy = RetryPolicy()
     fast_retries: int = 3
 
 
-RETRYABLE_STATES = ("failed", "skipped")
-
-
-class SendParked(Exception):
-    """Raised after a retryable failure so the request lands in the DLQ for replay."""
-
-
-async def send_dm(deps: SenderDeps, request: DmRequested) -> None:
+async def send_dm(deps: SenderDeps, request: DmRequested, ctx: DeliveryContext) -> datetime | None:
+    """Handle one request; a time means "hold this (retry) record and look again then"."""
     p = request.payload
-    async with deps.sessions.begin() as session:
-        intent = await _claim_intent(session, request)
-        account = await session.get(SocialAccount, p.account_id) if p.account_id else None
-    if intent is not None:
+    if p.account_id is None:
+        await _claim_and_finish_skipped(deps, request, "no Instagram account on the request")
+        return None
+    async with deps.gate.lock(p.account_id):
+        return await _send_locked(deps, request, ctx)
+
+
+async def _send_locked(
+    deps: SenderDeps, request: DmRequested, ctx: DeliveryContext
+) -> datetime | None:
+    p = request.payload
+    async with deps.sessions() as session:
+        intent = await session.get(DmSend, (p.lead_id, p.route))
+        account = await session.get(SocialAccount, p.account_id)
+    if intent is not None and not _claimable(intent, p.attempt):
         await _announce_previous(deps, request, intent)
-        return
+        return None
     if account is None or account.status != "connected" or account.access_token_encrypted is None:
-        await _finish(
-            deps, request, "skipped", DmStatus.SKIPPED, reason="Instagram account not connected"
-        )
-        return
+        await _claim_and_finish_skipped(deps, request, "Instagram account not connected")
+        return None
+    verdict = await _wait_for_gate(deps, request)
+    if not verdict.go:
+        assert verdict.not_before is not None
+        return await _defer(deps, ctx, verdict.not_before, verdict.why, ctx.attempts)
+    async with deps.sessions.begin() as session:
+        won = await _claim_intent(session, request)
+    if not won:  # another consumer (a redelivery) got there between the read and the claim
+        deps.gate.abandon(account.id)
+        return None
     await deps.publish(status_of(request, DmStatus.SENDING))
     try:
         sent = await _send_with_retries(deps, account, request)
     except MetaError as error:
-        await _on_error(deps, request, error)
-        return
+        return await _on_error(deps, request, ctx, error)
+    await deps.gate.succeeded(account.id)
     await _finish(deps, request, "sent", DmStatus.SENT, provider_message_id=sent.message_id)
+    return None
 
 
-async def _claim_intent(session: AsyncSession, request: DmRequested) -> DmSend | None:
-    """Record the intent; returns the existing one if this DM was attempted before.
+def _limits(request: DmRequested) -> Limits:
+    account = str(request.payload.account_id)
+    if request.payload.route == Route.IG_PRIVATE_REPLY:
+        return [
+            (SendKind.INSTAGRAM_SEND, (account,)),
+            (SendKind.INSTAGRAM_PRIVATE_REPLY, (account,)),
+        ]
+    return [(SendKind.INSTAGRAM_SEND, (account,))]
 
-    A later attempt may take over an intent that ended without reaching the person
-    (failed or skipped); sent, sending and unknown intents are never taken over.
-    """
+
+async def _wait_for_gate(deps: SenderDeps, request: DmRequested) -> Verdict:
+    """The gate's verdict, after waiting in-process for a token if that is short."""
+    assert request.payload.account_id is not None
+    waited = 0.0
+    while True:
+        verdict = deps.gate.check(request.payload.account_id, _limits(request))
+        if verdict.why != "rate_limited" or verdict.wait_s > deps.policy.max_inline_wait_s:
+            RATE_LIMIT_WAIT.labels(provider="instagram", scope="account").observe(waited)
+            return verdict
+        await asyncio.sleep(verdict.wait_s)
+        waited += verdict.wait_s
+
+
+async def _defer(
+    deps: SenderDeps, ctx: DeliveryContext, due: datetime, why: str, attempts: int
+) -> datetime | None:
+    # The retry consumer keeps holding its own record while no new attempt failed: no new
+    # record, no offset moved. Anything else goes (back) to the retry topic.
+    if ctx.held and attempts == ctx.attempts:
+        return due
+    await deps.retry.defer(ctx, due, why, attempts)
+    return None
+
+
+def _claimable(intent: DmSend, attempt: int) -> bool:
+    if intent.state == DEFERRED:
+        return intent.attempt <= attempt
+    return intent.state in FINAL_NOT_SENT and intent.attempt < attempt
+
+
+async def _claim_intent(session: AsyncSession, request: DmRequested) -> bool:
+    """Record the intent atomically; False if another handler holds it."""
     p = request.payload
     stmt = insert(DmSend).values(
         lead_id=p.lead_id, route=p.route, state="sending", attempt=p.attempt
     )
+    takeover = ((DmSend.state == DEFERRED) & (DmSend.attempt <= p.attempt)) | (
+        DmSend.state.in_(FINAL_NOT_SENT) & (DmSend.attempt < p.attempt)
+    )
     stmt = stmt.on_conflict_do_update(
         index_elements=[DmSend.lead_id, DmSend.route],
         set_={"state": "sending", "attempt": p.attempt, "updated_at": utcnow()},
-        where=(DmSend.state.in_(RETRYABLE_STATES)) & (DmSend.attempt < p.attempt),
+        where=takeover,
     )
-    claimed = await session.scalar(stmt.returning(DmSend.lead_id))
-    if claimed is not None:
-        return None
-    return await session.get(DmSend, (p.lead_id, p.route))
+    return await session.scalar(stmt.returning(DmSend.lead_id)) is not None
+
+
+async def _claim_and_finish_skipped(deps: SenderDeps, request: DmRequested, reason: str) -> None:
+    async with deps.sessions.begin() as session:
+        won = await _claim_intent(session, request)
+    if won:
+        await _finish(deps, request, "skipped", DmStatus.SKIPPED, reason=reason)
 
 
 async def _announce_previous(deps: SenderDeps, request: DmRequested, intent: DmSend) -> None:
@@ -140,28 +230,83 @@ async def _send_with_retries(
     raise AssertionError("unreachable: tenacity reraises")
 
 
-async def _on_error(deps: SenderDeps, request: DmRequested, error: MetaError) -> None:
-    reason = f"{PLAIN_REASONS[error.error_class]} ({error.message})"
-    detail = ProviderError(
+def _detail(error: MetaError) -> ProviderError:
+    return ProviderError(
         code=error.code, subcode=error.subcode, message=error.message, error_class=error.error_class
     )
+
+
+async def _on_error(
+    deps: SenderDeps,
+    request: DmRequested,
+    ctx: DeliveryContext,
+    error: MetaError,
+) -> datetime | None:
+    assert request.payload.account_id is not None
+    account = request.payload.account_id
+    reason = f"{PLAIN_REASONS[error.error_class]} ({error.message})"
+    if counts_as_failure(error):
+        await deps.gate.failed(account, error)
+    elif error.error_class != ErrorClass.THROTTLED:
+        await deps.gate.succeeded(account)  # Meta answered: the path to it works
     if error.error_class == ErrorClass.AMBIGUOUS:
-        await _finish(deps, request, "unknown", DmStatus.UNKNOWN, reason=reason, error=detail)
-        return
-    if error.error_class == ErrorClass.TOKEN:
-        await _flag_reconnect(deps, request)
-    if error.error_class in (ErrorClass.THROTTLED, ErrorClass.TRANSIENT):
-        # Nothing reached the person: drop the intent so a replay from the DLQ may send.
-        async with deps.sessions.begin() as session:
-            p = request.payload
-            await session.execute(
-                delete(DmSend).where(DmSend.lead_id == p.lead_id, DmSend.route == p.route)
-            )
-        await deps.publish(
-            status_of(request, DmStatus.FAILED, reason=reason + "; parked in the DLQ", error=detail)
+        await _finish(
+            deps, request, "unknown", DmStatus.UNKNOWN, reason=reason, error=_detail(error)
         )
-        raise SendParked(str(error)) from error
-    await _finish(deps, request, "failed", DmStatus.FAILED, reason=reason, error=detail)
+        return None
+    if error.error_class == ErrorClass.RECIPIENT:
+        window = (error.code, error.subcode) in WINDOW_CLOSED
+        state, status = ("skipped", DmStatus.SKIPPED) if window else ("failed", DmStatus.FAILED)
+        await _finish(deps, request, state, status, reason=reason, error=_detail(error))
+        return None
+    if error.error_class in (ErrorClass.TOKEN, ErrorClass.INVALID):
+        if error.error_class == ErrorClass.TOKEN:
+            await _flag_reconnect(deps, request)
+        await _give_up(deps, request, error, error.error_class, reason, ctx.attempts + 1)
+    return await _retry_later(deps, request, ctx, error, reason)
+
+
+async def _retry_later(
+    deps: SenderDeps,
+    request: DmRequested,
+    ctx: DeliveryContext,
+    error: MetaError,
+    reason: str,
+) -> datetime | None:
+    """Throttled or transient: nothing reached the person. Defer, or give up at the limit."""
+    assert request.payload.account_id is not None
+    attempts = ctx.attempts + 1
+    if error.error_class == ErrorClass.THROTTLED:
+        due = await deps.gate.throttled(request.payload.account_id, error)
+    else:
+        delay = backoff_s(attempts, deps.policy.base_delay_s, deps.policy.max_delay_s)
+        due = utcnow() + timedelta(seconds=delay)
+    if attempts >= deps.policy.max_attempts:
+        await _give_up(deps, request, error, "retries_exhausted", reason, attempts)
+    await _set_intent(deps, request, DEFERRED)
+    return await _defer(deps, ctx, due, error.error_class, attempts)
+
+
+async def _give_up(
+    deps: SenderDeps,
+    request: DmRequested,
+    error: MetaError,
+    dlq_reason: str,
+    reason: str,
+    attempts: int,
+) -> None:
+    """Final `failed`, then raise so the record is parked in the DLQ for a replay."""
+    if dlq_reason == "retries_exhausted":
+        reason = f"{reason}; gave up after {attempts} attempts"
+    await _finish(
+        deps,
+        request,
+        "failed",
+        DmStatus.FAILED,
+        reason=f"{reason}; in the DLQ",
+        error=_detail(error),
+    )
+    raise DeliveryFailed(dlq_reason, error.error_class, error.code, attempts, str(error))
 
 
 async def _flag_reconnect(deps: SenderDeps, request: DmRequested) -> None:
@@ -170,6 +315,18 @@ async def _flag_reconnect(deps: SenderDeps, request: DmRequested) -> None:
             update(SocialAccount)
             .where(SocialAccount.id == request.payload.account_id)
             .values(status="reconnect_required", updated_at=utcnow())
+        )
+
+
+async def _set_intent(
+    deps: SenderDeps, request: DmRequested, state: str, provider_message_id: str | None = None
+) -> None:
+    p = request.payload
+    async with deps.sessions.begin() as session:
+        await session.execute(
+            update(DmSend)
+            .where(DmSend.lead_id == p.lead_id, DmSend.route == p.route)
+            .values(state=state, provider_message_id=provider_message_id, updated_at=utcnow())
         )
 
 
@@ -183,13 +340,7 @@ async def _finish(
     error: ProviderError | None = None,
     provider_message_id: str | None = None,
 ) -> None:
-    p = request.payload
-    async with deps.sessions.begin() as session:
-        await session.execute(
-            update(DmSend)
-            .where(DmSend.lead_id == p.lead_id, DmSend.route == p.route)
-            .values(state=state, provider_message_id=provider_message_id, updated_at=utcnow())
-        )
+    await _set_intent(deps, request, state, provider_message_id)
     await deps.publish(
         status_of(
             request, status, reason=reason, error=error, provider_message_id=provider_message_id

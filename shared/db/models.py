@@ -356,3 +356,60 @@ class WhatsAppDeferredSend(Base):
     # Consecutive throttling answers (131056 backs off 4^x s).
     retries: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class DeliveryCircuit(Base):
+    """A circuit breaker of one sending account or one whole provider (shared.circuit),
+    shared by every sender replica and read by the admin API. `blocked_until` is also the
+    throttle signal: no send for the scope before it."""
+
+    __tablename__ = "delivery_circuits"
+
+    scope: Mapped[str] = mapped_column(String(80), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[UUID | None]
+    state: Mapped[str] = mapped_column(String(16))
+    blocked_until: Mapped[datetime | None]
+    reason: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[int | None]
+    opened_count: Mapped[int] = mapped_column(Integer, default=0)
+    updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class SendingPause(Base):
+    """Kill switch: sending paused globally (scope `global`) or for one account (its id).
+    Paused DMs wait in the retry topic; nothing is dropped."""
+
+    __tablename__ = "sending_pauses"
+
+    scope: Mapped[str] = mapped_column(String(64), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    paused_by: Mapped[str] = mapped_column(String(128))
+    paused_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class DeadLetter(Base):
+    """A record of the `dlq` topic, indexed for the admin tools; `replayed_at` makes a
+    replay happen once."""
+
+    __tablename__ = "dead_letters"
+    __table_args__ = (Index("ix_dead_letters_failed_at", "failed_at"),)
+
+    dlq_partition: Mapped[int] = mapped_column(Integer, primary_key=True)
+    dlq_offset: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    original_topic: Mapped[str] = mapped_column(String(128))
+    original_partition: Mapped[int | None]
+    original_offset: Mapped[int | None] = mapped_column(BigInteger)
+    key: Mapped[str | None] = mapped_column(String(128))
+    reason: Mapped[str] = mapped_column(String(64))
+    error_class: Mapped[str | None] = mapped_column(String(64))
+    error_code: Mapped[int | None]
+    detail: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    account_id: Mapped[UUID | None] = mapped_column(index=True)
+    lead_id: Mapped[UUID | None]
+    headers: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    failed_at: Mapped[datetime]
+    replayed_at: Mapped[datetime | None]
+    replayed_by: Mapped[str | None] = mapped_column(String(128))
