@@ -138,9 +138,34 @@ async def demo_leads(sandbox: httpx.AsyncClient, creator: DemoCreator) -> dict[s
             "name": "Cora",
             "instagram": {"username": "cold.lead"},
         },
+        "opted in on WhatsApp": {
+            "creator_id": cid,
+            "name": "Olivia",
+            "phone": "+44 20 7946 0959",
+            "whatsapp_opt_in": True,
+        },
         "phone only": {"creator_id": cid, "name": "Phil", "phone": "+44 20 7946 0958"},
         "unparseable phone": {"creator_id": cid, "name": "Una", "phone": "+999 123"},
     }
+
+
+async def connect_whatsapp(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, creator: DemoCreator
+) -> None:
+    """A sandbox WhatsApp number and an approved template, connected through the API."""
+    number = (
+        await sandbox.post("/_sandbox/whatsapp/numbers", json={"display_phone_number": "+1555"})
+    ).json()
+    template = {"name": "guide_offer", "language": "en_US", "body_params": 1}
+    await sandbox.post("/_sandbox/whatsapp/templates", json=template)
+    params = {"creator_id": str(creator.creator_id)}
+    body = {k: number[k] for k in ("phone_number_id", "access_token", "display_phone_number")}
+    connected = await api.post("/api/whatsapp/numbers", params=params, json=body)
+    connected.raise_for_status()
+    mapping = {"name": "guide_offer", "language": "en_US", "parameters": ["first_name"]}
+    account = connected.json()["account_id"]
+    templates = f"/api/whatsapp/numbers/{account}/templates"
+    (await api.post(templates, params=params, json=mapping)).raise_for_status()
 
 
 async def wait_settled(
@@ -185,6 +210,7 @@ async def run_demo(env: dict[str, str], ports: Any) -> None:
         ) as api,
     ):
         creator = await seed_creator(settings, sandbox, f"demo.creator{uuid4().hex[:4]}")
+        await connect_whatsapp(api, sandbox, creator)
         lead_ids = {}
         for label, body in (await demo_leads(sandbox, creator)).items():
             response = await api.post("/api/leads", json=body)
