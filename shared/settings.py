@@ -79,8 +79,6 @@ class Settings(BaseSettings):
     whatsapp_max_throttle_retries: int = Field(default=6, ge=0)
     # WhatsApp webhooks are signed with the Meta app's secret (not the Instagram app's).
     whatsapp_app_secret: SecretStr = SecretStr("sandbox-app-secret")
-    # 1 message per 6 s to the same WhatsApp user (Meta's pair rate, 131056 beyond).
-    whatsapp_pair_interval_s: float = Field(default=6.0, ge=6.0)
 
     # Delivery guarantees (docs/RELIABILITY.md). Pacing stays below Meta's limits
     # (platform facts §1h, §4d): Instagram 100 sends/s and 750 private replies/h per
