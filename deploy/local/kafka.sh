@@ -244,6 +244,7 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 min.insync.replicas=1
 group.initial.rebalance.delay.ms=0
+group.coordinator.append.linger.ms=0
 log.retention.hours=168
 log.segment.bytes=268435456
 num.network.threads=2

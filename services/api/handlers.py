@@ -30,6 +30,9 @@ def register_handlers(
         group_id="autodm-router",
         ack_policy=ACK_POLICY,
         auto_offset_reset="earliest",
+        # Parallel across partitions, in order within one (keyed by creator / lead): a
+        # sequential subscriber waits for one offset commit per record (bench: ~450/s).
+        max_workers=6,
         title="router",
         description="Routes each new lead to what the platforms allow",
     )
@@ -69,6 +72,9 @@ def register_handlers(
         group_id="autodm-dm-status-projection",
         ack_policy=ACK_POLICY,
         auto_offset_reset="earliest",
+        # Parallel across partitions, in order within one (keyed by creator / lead): a
+        # sequential subscriber waits for one offset commit per record (bench: ~450/s).
+        max_workers=6,
         title="dm-status-projection",
         description="Projects DM status events onto leads, forward-only",
     )

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# `make bench`: Kafka and PostgreSQL of its own (durable settings: fsync on, as deployed),
+# then `python -m bench` (raw Kafka limit, end to end at fixed loads, flat out, scale), and
+# both stopped. Ports apart from `make run` (19092/15432) and `make test` (19192/15532).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+export AUTODM_STATE_DIR=${AUTODM_STATE_DIR:-$PWD/.local/bench}
+export KAFKA_PORT=${KAFKA_PORT:-19692} KAFKA_CONTROLLER_PORT=${KAFKA_CONTROLLER_PORT:-19693}
+export PG_PORT=${PG_PORT:-16032} PG_DATABASES="autodm_bench"
+export AUTODM_LOG_LEVEL=${AUTODM_LOG_LEVEL:-INFO}
+
+stop_all() {
+    bash deploy/local/kafka.sh stop >/dev/null || true
+    bash deploy/local/postgres.sh stop >/dev/null || true
+}
+trap stop_all EXIT
+
+bash deploy/local/kafka.sh start
+bash deploy/local/postgres.sh start
+.venv/bin/python -m bench "$@"
