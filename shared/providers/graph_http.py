@@ -9,8 +9,11 @@ from typing import Any
 
 import httpx
 
+from shared.logs import get_logger
 from shared.metrics import PROVIDER_ERRORS, PROVIDER_LATENCY
 from shared.providers.meta_errors import ErrorClass, MetaError, classify
+
+log = get_logger(__name__)
 
 
 def make_http_client(base_url: str, timeout_s: float, pool_size: int) -> httpx.AsyncClient:
@@ -50,6 +53,8 @@ async def call_graph(
         PROVIDER_LATENCY.labels(provider=provider, operation=operation).observe(
             time.perf_counter() - started
         )
+    # Never the URL's query or the headers: they may carry the access token.
+    log.debug("provider call", provider=provider, operation=operation, status=response.status_code)
     if response.status_code < 400:
         body: dict[str, Any] = response.json()
         return body

@@ -16,6 +16,8 @@ from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 
+LOG_DIR = ROOT / ".local" / "test" / "logs"
+
 
 def _test_ports() -> StackPorts:
     """Ports of the e2e stack; E2E_PORT_OFFSET moves them all (two checkouts side by side)."""
@@ -39,8 +41,19 @@ def _test_ports() -> StackPorts:
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     database = get_settings().database_url.get_secret_value().rsplit("/", 1)[1]
-    with running_stack(_test_ports(), database, ROOT / ".local" / "test" / "logs") as stack:
+    # The processes log at DEBUG: test_observability follows one correlation id through
+    # them (this process keeps its own level: the stack's env is copied at start).
+    level = os.environ.get("AUTODM_LOG_LEVEL")
+    os.environ["AUTODM_LOG_LEVEL"] = "DEBUG"
+    try:
+        stacked = running_stack(_test_ports(), database, LOG_DIR)
+        stack = stacked.__enter__()
+    finally:
+        os.environ["AUTODM_LOG_LEVEL"] = level or "WARNING"
+    try:
         yield stack
+    finally:
+        stacked.__exit__(None, None, None)
 
 
 @pytest.fixture
