@@ -143,7 +143,7 @@ async def test_a_status_before_its_send_is_recorded_is_applied_when_it_is(
     account_id, lead_id = await _world(sessions, settings, creator)
     client = RecordingClient()
     deps, published = _deps(sessions, settings, client)
-    wamid = "wamid.1.early"
+    wamid = f"wamid.early.{uuid4().hex}"
 
     async def accept_as_known(*_: Any) -> AcceptedMessage:
         # Meta's webhook overtakes its own HTTP answer: the status arrives first.
