@@ -132,8 +132,14 @@ def _restart_infra(stack: Stack, script: str) -> None:
         stack.wait_ready(spec, 120)
 
 
-async def _chaos(stack: Stack, sandbox: httpx.AsyncClient, plan: ChaosPlan) -> Counter[str]:
-    """The schedule of faults; returns what was done (the report's figures)."""
+async def _chaos(
+    stack: Stack,
+    sandbox: httpx.AsyncClient,
+    plan: ChaosPlan,
+    feed: Callable[[int], Awaitable[None]],
+) -> Counter[str]:
+    """The schedule of faults, each phase under a fresh wave of leads (`feed(phase)`);
+    returns what was done (the report's figures)."""
     done: Counter[str] = Counter()
     in_thread = asyncio.to_thread
     storms: list[tuple[str, dict[str, Any], float]] = [
@@ -150,6 +156,7 @@ async def _chaos(stack: Stack, sandbox: httpx.AsyncClient, plan: ChaosPlan) -> C
             storms, ("instagram_sender", "api", "whatsapp_sender", "instagram_sender"), strict=True
         ):
             await _fault(sandbox, {**spec, "scope": "instagram", "seed": round_})
+            await feed(round_ * len(storms) + storms.index((label, spec, limit_s)))
             await _until_consumed(sandbox, limit_s)
             done[f"fault:{label}"] += 1
             await _fault(sandbox, None)
@@ -237,8 +244,15 @@ async def test_no_lead_lost_none_sent_twice_no_send_while_throttled(
     started = time.monotonic()
     _, people = await _seed(chaos_stack, sandbox, plan)
     messages_before = {m["message_id"] for m in await _messages(sandbox)}
-    ids = await _create_leads(sessions, people)
-    done = await _chaos(chaos_stack, sandbox, plan)
+    phases = plan.kill_rounds * 4
+    waves = [people[i::phases] for i in range(phases)]
+    people = [p for wave in waves for p in wave]  # lead order = wave order, for _per_lead
+    ids: list[UUID] = []
+
+    async def feed(phase: int) -> None:
+        ids.extend(await _create_leads(sessions, waves[phase]))
+
+    done = await _chaos(chaos_stack, sandbox, plan, feed)
 
     def all_terminal(leads: dict[UUID, Lead]) -> bool:
         return len(leads) == len(ids) and all(lead.dm_status in TERMINAL for lead in leads.values())
