@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID
 
-from fastapi import APIRouter, Depends, HTTPException, Query, status
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
 
 from services.api.routes import AdminUser, Deps
@@ -21,6 +21,11 @@ from shared.events import utcnow
 from shared.kill_switch import list_pauses, pause_sending, resume_sending
 
 AdminOnly = AdminUser
+# Kafka coordinates fit int32 (partition) and int64 (offset); larger values are a 422, not
+# a database overflow.
+MAX_OFFSET = 2**63 - 1
+Partition = Annotated[int, Path(ge=0, le=2**31 - 1)]
+Offset = Annotated[int, Path(ge=0, le=MAX_OFFSET)]
 
 router = APIRouter(prefix="/api/admin", tags=["admin: delivery"])
 
@@ -84,7 +89,7 @@ async def dlq_list(
     query: Annotated[DlqQuery, Depends()],
     include_replayed: bool = False,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> list[DeadLetterOut]:
     async with deps.sessions() as session:
         entries = await list_entries(session, query.to_filter(include_replayed), limit, offset)
@@ -92,7 +97,9 @@ async def dlq_list(
 
 
 @router.get("/dlq/{partition}/{offset}", response_model=DeadLetterDetail)
-async def dlq_inspect(partition: int, offset: int, deps: Deps, _: AdminOnly) -> DeadLetterDetail:
+async def dlq_inspect(
+    partition: Partition, offset: Offset, deps: Deps, _: AdminOnly
+) -> DeadLetterDetail:
     async with deps.sessions() as session:
         entry = await get_entry(session, partition, offset)
     if entry is None:
@@ -110,7 +117,9 @@ class ReplayOut(BaseModel):
 
 
 @router.post("/dlq/{partition}/{offset}/replay", response_model=ReplayOut)
-async def dlq_replay_one(partition: int, offset: int, deps: Deps, admin: AdminOnly) -> ReplayOut:
+async def dlq_replay_one(
+    partition: Partition, offset: Offset, deps: Deps, admin: AdminOnly
+) -> ReplayOut:
     """Replay one entry; replaying it again does nothing (`replayed: 0`)."""
     try:
         async with deps.sessions.begin() as session:

@@ -82,7 +82,9 @@ def plan() -> ChaosPlan:
     return ChaosPlan.from_env()
 
 
-@pytest.fixture(scope="session")
+# Package scope: the stack stops when this folder's tests end. Its consumers share
+# groups with every other suite on the test broker and must not outlive them.
+@pytest.fixture(scope="package")
 def chaos_stack() -> Iterator[Stack]:
     ports = _ports()
     database = get_settings().database_url.get_secret_value().rsplit("/", 1)[1]

@@ -38,7 +38,9 @@ def _test_ports() -> StackPorts:
     )
 
 
-@pytest.fixture(scope="session")
+# Package scope: the stack stops when this folder's tests end. Its consumers share
+# groups with every other suite on the test broker and must not outlive them.
+@pytest.fixture(scope="package")
 def stack() -> Iterator[Stack]:
     database = get_settings().database_url.get_secret_value().rsplit("/", 1)[1]
     # The processes log at DEBUG: test_observability follows one correlation id through
