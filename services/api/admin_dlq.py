@@ -12,7 +12,8 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, Field
 
-from services.api.routes import AdminUser, Deps
+from services.api.problems import problem_responses
+from services.api.routes import AUTH_ERRORS, AdminUser, Deps
 from shared.circuit import circuit_states
 from shared.db.models import DeadLetter
 from shared.dlq import DlqFilter, NotReplayable, get_entry, list_entries, replay_entry
@@ -27,7 +28,11 @@ MAX_OFFSET = 2**63 - 1
 Partition = Annotated[int, Path(ge=0, le=2**31 - 1)]
 Offset = Annotated[int, Path(ge=0, le=MAX_OFFSET)]
 
-router = APIRouter(prefix="/api/admin", tags=["admin: delivery"])
+router = APIRouter(
+    prefix="/api/admin",
+    tags=["admin: delivery"],
+    responses=problem_responses(400, *AUTH_ERRORS, 403, 404, 409, 413, 422),
+)
 
 
 class DeadLetterOut(BaseModel):
@@ -62,7 +67,9 @@ YEARS_10 = 10 * 365 * 86400.0  # bounds the ages: a datetime can't go back furth
 
 
 class DlqQuery(BaseModel):
-    reason: str | None = None
+    # Reasons are machine codes (x-error-reason: invalid_contract, retries_exhausted, ...);
+    # the pattern also keeps NUL and other bytes PostgreSQL refuses out of the query.
+    reason: str | None = Field(default=None, pattern=r"^[a-z0-9_.-]{1,64}$")
     account_id: UUID | None = None
     older_than_s: float | None = Field(
         default=None, ge=0, le=YEARS_10, description="failed at least this long ago"
