@@ -70,7 +70,10 @@ async def _inbound(session: AsyncSession, event: InstagramWebhookReceived, a: In
         add_to_outbox(session, LEADS_CONTACTS, str(waiting.id), opened)
     if a.via == "message":
         for lead in await _leads_of(session, event, a.igsid, DELIVERED_TO_PERSON):
-            _status(session, event, lead, DmStatus.REPLIED, "the lead replied")
+            # Only a message written after our DM answers it: the message that opened the
+            # window (often delivered late, after the DM went out) is not a reply.
+            if lead.sent_at is not None and a.at > lead.sent_at:
+                _status(session, event, lead, DmStatus.REPLIED, "the lead replied")
 
 
 async def _waiting_lead(

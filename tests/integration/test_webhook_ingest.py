@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import json
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -282,6 +283,7 @@ async def _sent_lead(
                 dm_attempt=1,
                 dm_attempts=1,
                 provider_message_id=mid,
+                sent_at=datetime.now(UTC),
             )
         )
     return lead_id
