@@ -18,8 +18,17 @@ import json
 from collections.abc import Sequence
 from enum import StrEnum
 from typing import Any
+from uuid import uuid4
+
+from fastapi import HTTPException, Request, status
+
+from shared.logs import bind_correlation_id, get_logger
+from shared.metrics import WEBHOOK_SIGNATURE_FAILURES
+
+log = get_logger(__name__)
 
 PREFIX = "sha256="
+SIGNATURE_HEADER = "X-Hub-Signature-256"
 
 
 class SignatureCheck(StrEnum):
@@ -73,3 +82,32 @@ def parse_signed_request(signed_request: str, secrets: Sequence[str]) -> dict[st
 
 def _b64url_decode(value: str) -> bytes:
     return base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+
+
+def answer_verification(
+    mode: str | None, token: str | None, challenge: str | None, expected_token: str
+) -> str:
+    """Meta's GET subscription check: echo hub.challenge when the verify token matches."""
+    token_ok = token is not None and hmac.compare_digest(token.encode(), expected_token.encode())
+    if mode != "subscribe" or not token_ok or challenge is None:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "verification failed")
+    return challenge
+
+
+async def signed_json(request: Request, secrets: Sequence[str], provider: str) -> tuple[Any, str]:
+    """The POST's JSON once its signature checks out (missing 401, wrong 403, not JSON 400),
+    with a fresh correlation id (bound to the logs) for everything the notification causes."""
+    body = await request.body()  # the raw bytes: Meta signed exactly these
+    check = verify_signature(body, request.headers.get(SIGNATURE_HEADER), secrets)
+    if check != SignatureCheck.VALID:
+        log.warning("webhook rejected", provider=provider, signature=check)
+        WEBHOOK_SIGNATURE_FAILURES.labels(provider=provider, reason=check).inc()
+        code = status.HTTP_401_UNAUTHORIZED if check == SignatureCheck.MISSING else 403
+        raise HTTPException(code, f"signature {check}")
+    try:
+        payload = json.loads(body)
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, "body is not JSON") from exc
+    correlation_id = str(uuid4())
+    bind_correlation_id(correlation_id)
+    return payload, correlation_id
