@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from functools import lru_cache
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Environments where the built-in development secrets (the sandbox's) are acceptable.
+DEVELOPMENT_ENVIRONMENTS = frozenset({"local", "test"})
 
 
 class Settings(BaseSettings):
@@ -162,6 +165,31 @@ class Settings(BaseSettings):
             self.instagram_app_secret.get_secret_value(),
             *([previous.get_secret_value()] if previous else []),
         ]
+
+    @model_validator(mode="after")
+    def _no_development_secrets_outside_development(self) -> Settings:
+        """The defaults are the local sandbox's secrets, so `make run` needs no setup; in any
+        other environment each of them must have been replaced."""
+        if self.environment in DEVELOPMENT_ENVIRONMENTS:
+            return self
+        left = [name for name in _secret_fields() if _is_default(self, name)]
+        if left:
+            raise ValueError(f"set these secrets for environment {self.environment!r}: {left}")
+        return self
+
+
+def _secret_fields() -> list[str]:
+    return [
+        name
+        for name, field in Settings.model_fields.items()
+        if "SecretStr" in str(field.annotation) and (field.default or field.default_factory)
+    ]
+
+
+def _is_default(settings: Settings, name: str) -> bool:
+    field = Settings.model_fields[name]
+    default = field.default_factory() if field.default_factory else field.default  # type: ignore[call-arg]
+    return bool(getattr(settings, name) == default)
 
 
 @lru_cache(maxsize=1)
