@@ -154,7 +154,7 @@ class Stack:
                 if httpx.get(url, timeout=1.0).status_code == 200:
                     return
             except httpx.HTTPError:
-                pass
+                pass  # not listening yet: poll again
             time.sleep(0.2)
         raise TimeoutError(f"{spec.name} not ready at {url} after {timeout_s}s; see {self.log_dir}")
 

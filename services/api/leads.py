@@ -18,7 +18,7 @@ from shared.topics import LEADS_CREATED
 
 
 class UnknownCreator(LookupError):
-    pass
+    """The lead names a creator that does not exist (a 404 for the caller)."""
 
 
 async def create_lead(

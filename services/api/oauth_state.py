@@ -19,7 +19,7 @@ from shared.db.models import OAuthStateUse
 
 
 class InvalidState(ValueError):
-    pass
+    """An OAuth `state` that is forged, expired or already used."""
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ class PhoneNumberTaken(Exception):
 
 
 class UnknownNumber(Exception):
-    pass
+    """No WhatsApp number of this creator has that id (a 404 for the caller)."""
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ class SignatureCheck(StrEnum):
 
 
 class InvalidSignedRequest(ValueError):
-    pass
+    """A `signed_request` that is malformed, of another algorithm, or signed otherwise."""
 
 
 def verify_signature(body: bytes, header: str | None, secrets: Sequence[str]) -> SignatureCheck:

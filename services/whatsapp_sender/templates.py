@@ -17,7 +17,7 @@ _SPACES = re.compile(r"[\t\r\n]+| {5,}")
 
 
 class TemplateParameterError(ValueError):
-    pass
+    """A lead field the template needs is missing or not sendable."""
 
 
 def lead_values(

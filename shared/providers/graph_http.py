@@ -89,7 +89,7 @@ def _retry_after(response: httpx.Response) -> float | None:
         try:
             return float(value)
         except ValueError:
-            pass
+            pass  # an HTTP date or junk: fall back to the BUC header
     usage = response.headers.get("x-business-use-case-usage")
     if not usage:
         return None

@@ -9,7 +9,7 @@ import phonenumbers
 
 
 class InvalidPhoneNumber(ValueError):
-    pass
+    """A number phonenumbers cannot parse or validate; the message says which and why."""
 
 
 def normalize_e164_digits(raw: str, default_region: str | None = None) -> str:
