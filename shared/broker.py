@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from functools import cache
 from typing import Any
 
@@ -19,6 +20,8 @@ from shared.settings import Settings
 # Commit after the handler ran; an error escaping the dead-letter middleware (the DLQ itself
 # unreachable) seeks back and redelivers instead of committing past a record.
 ACK_POLICY = AckPolicy.NACK_ON_ERROR
+
+Handler = Callable[..., Awaitable[None]]
 
 log = get_logger(__name__)
 
@@ -60,6 +63,32 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
     )
     dead_letters.publish = broker.publish
     return broker
+
+
+def subscribe(
+    broker: KafkaBroker,
+    topic: str,
+    *,
+    group: str,
+    title: str,
+    description: str,
+    max_workers: int | None = None,
+) -> Callable[[Handler], Any]:
+    """Every AutoDM subscriber: its own consumer group, committed after the handler
+    (ACK_POLICY), from the earliest offset so a new group misses nothing already published.
+    `max_workers` runs partitions in parallel, still in order within one (records are keyed
+    so that what must stay ordered shares a partition)."""
+    options: dict[str, Any] = {"max_workers": max_workers} if max_workers else {}
+    subscriber: Callable[[Handler], Any] = broker.subscriber(
+        topic,
+        group_id=group,
+        ack_policy=ACK_POLICY,
+        auto_offset_reset="earliest",
+        title=title,
+        description=description,
+        **options,
+    )
+    return subscriber
 
 
 def event_headers(event: Envelope) -> dict[str, str]:

@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import dead_letters as dl
-from shared.broker import ACK_POLICY
+from shared.broker import subscribe
 from shared.db.models import DeadLetter, Lead, OutboxRecord
 from shared.events import DmRequested, utcnow
 from shared.logs import get_logger
@@ -124,11 +124,10 @@ async def index_entry(session: AsyncSession, values: dict[str, Any]) -> None:
 
 
 def register_dlq_indexer(broker: KafkaBroker, sessions: async_sessionmaker[AsyncSession]) -> None:
-    @broker.subscriber(
+    @subscribe(
+        broker,
         DLQ,
-        group_id=INDEXER_GROUP,
-        ack_policy=ACK_POLICY,
-        auto_offset_reset="earliest",
+        group=INDEXER_GROUP,
         title="dlq-indexer",
         description="Indexes dead letters for the admin tools (list, inspect, replay)",
     )

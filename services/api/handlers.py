@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.projection import project_status
 from services.api.router import RouterConfig, open_contact, route_lead
-from shared.broker import ACK_POLICY
+from shared.broker import subscribe
 from shared.events import (
     DmRetryRequested,
     DmStatusChanged,
@@ -25,11 +25,10 @@ def register_handlers(
     relay: OutboxRelay,
     config: RouterConfig,
 ) -> None:
-    @broker.subscriber(
+    @subscribe(
+        broker,
         LEADS_CREATED,
-        group_id="autodm-router",
-        ack_policy=ACK_POLICY,
-        auto_offset_reset="earliest",
+        group="autodm-router",
         # Parallel across partitions, in order within one (keyed by creator / lead): a
         # sequential subscriber waits for one offset commit per record (bench: ~450/s).
         max_workers=6,
@@ -41,11 +40,10 @@ def register_handlers(
             await route_lead(session, event, config, utcnow())
         relay.wake.set()
 
-    @broker.subscriber(
+    @subscribe(
+        broker,
         LEADS_RETRIES,
-        group_id="autodm-router-retries",
-        ack_policy=ACK_POLICY,
-        auto_offset_reset="earliest",
+        group="autodm-router-retries",
         title="router-retries",
         description="Routes a retried DM again, under its new attempt number",
     )
@@ -54,11 +52,10 @@ def register_handlers(
             await route_lead(session, event, config, utcnow())
         relay.wake.set()
 
-    @broker.subscriber(
+    @subscribe(
+        broker,
         LEADS_CONTACTS,
-        group_id="autodm-router-contacts",
-        ack_policy=ACK_POLICY,
-        auto_offset_reset="earliest",
+        group="autodm-router-contacts",
         title="router-contacts",
         description="Re-routes a waiting DM once its lead opened the ig.me link or wrote",
     )
@@ -67,11 +64,10 @@ def register_handlers(
             await open_contact(session, event, config, utcnow())
         relay.wake.set()
 
-    @broker.subscriber(
+    @subscribe(
+        broker,
         DM_STATUS,
-        group_id="autodm-dm-status-projection",
-        ack_policy=ACK_POLICY,
-        auto_offset_reset="earliest",
+        group="autodm-dm-status-projection",
         # Parallel across partitions, in order within one (keyed by creator / lead): a
         # sequential subscriber waits for one offset commit per record (bench: ~450/s).
         max_workers=6,

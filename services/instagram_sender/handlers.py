@@ -9,7 +9,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from services.instagram_sender.sending import SenderDeps, send_dm
-from shared.broker import ACK_POLICY
+from shared.broker import subscribe
 from shared.events import DmRequested
 from shared.retries import DeliveryContext
 from shared.retry_consumer import Handle, Record
@@ -20,11 +20,10 @@ RETRY_GROUP = "autodm-instagram-sender-retry"
 
 
 def register_handlers(broker: KafkaBroker, deps: SenderDeps) -> None:
-    @broker.subscriber(
+    @subscribe(
+        broker,
         DM_REQUESTED_INSTAGRAM,
-        group_id=GROUP,
-        ack_policy=ACK_POLICY,
-        auto_offset_reset="earliest",
+        group=GROUP,
         # Parallel across partitions, in order within one: records are keyed by account,
         # so one account's DMs never race each other.
         max_workers=8,

@@ -6,7 +6,7 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.webhook_ingest.inbound import handle_webhook
-from shared.broker import ACK_POLICY
+from shared.broker import subscribe
 from shared.events import InstagramWebhookReceived
 from shared.outbox import OutboxRelay
 from shared.topics import WEBHOOKS_INSTAGRAM
@@ -15,11 +15,10 @@ from shared.topics import WEBHOOKS_INSTAGRAM
 def register_handlers(
     broker: KafkaBroker, sessions: async_sessionmaker[AsyncSession], relay: OutboxRelay
 ) -> None:
-    @broker.subscriber(
+    @subscribe(
+        broker,
         WEBHOOKS_INSTAGRAM,
-        group_id="autodm-webhooks-instagram",
-        ack_policy=ACK_POLICY,
-        auto_offset_reset="earliest",
+        group="autodm-webhooks-instagram",
         # Keyed by account: one account's events in order, accounts in parallel.
         max_workers=4,
         title="webhooks-instagram",

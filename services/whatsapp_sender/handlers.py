@@ -7,17 +7,16 @@ from faststream.kafka import KafkaBroker
 
 from services.whatsapp_sender.sending import SenderDeps, send_whatsapp
 from services.whatsapp_sender.statuses import Request, handle_webhook
-from shared.broker import ACK_POLICY
+from shared.broker import subscribe
 from shared.events import DmRequested, WhatsAppWebhookReceived
 from shared.topics import DM_REQUESTED_WHATSAPP, WEBHOOKS_WHATSAPP
 
 
 def register_handlers(broker: KafkaBroker, deps: SenderDeps, request_again: Request) -> None:
-    @broker.subscriber(
+    @subscribe(
+        broker,
         DM_REQUESTED_WHATSAPP,
-        group_id="autodm-whatsapp-sender",
-        ack_policy=ACK_POLICY,
-        auto_offset_reset="earliest",
+        group="autodm-whatsapp-sender",
         # Keyed by account: one number's DMs in order (the limits are per number).
         max_workers=4,
         title="whatsapp-sender",
@@ -26,11 +25,10 @@ def register_handlers(broker: KafkaBroker, deps: SenderDeps, request_again: Requ
     async def on_dm_requested(request: DmRequested) -> None:
         await send_whatsapp(deps, request)
 
-    @broker.subscriber(
+    @subscribe(
+        broker,
         WEBHOOKS_WHATSAPP,
-        group_id="autodm-webhooks-whatsapp",
-        ack_policy=ACK_POLICY,
-        auto_offset_reset="earliest",
+        group="autodm-webhooks-whatsapp",
         max_workers=4,
         title="webhooks-whatsapp",
         description="WhatsApp statuses (by wamid) and inbound messages (window, replied)",
