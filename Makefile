@@ -27,12 +27,17 @@ test: venv lint typecheck tools
 	bash deploy/local/test.sh
 
 # promtool (Debian's prometheus package) checks the alert rules in the tests; without root
-# or apt the test says so and skips.
+# or apt the test says so and skips. chromium (Debian's) runs tests/browser.
 tools:
 	@command -v promtool >/dev/null || { \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
 	    --no-install-recommends prometheus >/dev/null) \
 	  || echo "promtool could not be installed: the alert-rule checks will be skipped"; }
+	@# tests/browser drive Debian's chromium through Playwright (no browser download).
+	@command -v chromium >/dev/null || { \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium >/dev/null) \
+	  || echo "chromium could not be installed: the browser tests will fail"; }
 
 # Kafka, PostgreSQL, sandbox and services on ports of their own (bench/README.md); prints
 # the figures and writes .local/bench/results.json.

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 from local_issuer.keys import KeyRing, SigningKey, kid_for, load_or_create
 from local_issuer.settings import IssuerSettings
+from local_issuer.sign_in import make_router
 
 
 class TokenRequest(BaseModel):
@@ -68,6 +69,12 @@ def create_app(settings: IssuerSettings | None = None) -> FastAPI:
     @app.post("/token")
     async def token(request: TokenRequest) -> TokenResponse:
         return mint(settings, ring.current, request, int(time.time()))
+
+    def mint_for(sub: str, role: str, creator_id: UUID | None) -> str:
+        request = TokenRequest.model_validate({"sub": sub, "role": role, "creator_id": creator_id})
+        return mint(settings, ring.current, request, int(time.time())).access_token
+
+    app.include_router(make_router(settings, mint_for))
 
     @app.post("/keys/rotate")
     async def rotate() -> dict[str, str]:

@@ -7,8 +7,10 @@ window, or one private reply to a comment younger than 7 days.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from shared.lifecycle import Provider, Route
 
@@ -41,6 +43,14 @@ class RoutingRules:
     whatsapp_window: timedelta = timedelta(hours=24)
 
 
+class RouteOrder(StrEnum):
+    """A creator's preference (the settings page): which provider's routes come first.
+    Within a provider the order stays most direct first; link routes stay last."""
+
+    INSTAGRAM_FIRST = "instagram_first"
+    WHATSAPP_FIRST = "whatsapp_first"
+
+
 @dataclass(frozen=True)
 class RouteDecision:
     route: Route
@@ -53,9 +63,10 @@ def choose_route(
     now: datetime,
     rules: RoutingRules,
     provider: Provider | None = None,
+    order: RouteOrder = RouteOrder.INSTAGRAM_FIRST,
 ) -> RouteDecision:
     """The first allowed route, most direct first; only `provider`'s routes if one is named."""
-    for check in (_ig_dm, _ig_private_reply, _wa_text, _wa_template, _ig_link, _wa_link):
+    for check in _CHECKS[order]:
         decision = check(lead, channels, now, rules)
         if decision is not None and provider in (None, decision.route.provider):
             return decision
@@ -117,3 +128,24 @@ def _wa_link(
     if lead.phone:
         return RouteDecision(Route.WA_LINK, "phone only: a WhatsApp click-to-chat link")
     return None
+
+
+Check = Callable[[LeadFacts, CreatorChannels, datetime, RoutingRules], RouteDecision | None]
+_CHECKS: dict[RouteOrder, tuple[Check, ...]] = {
+    RouteOrder.INSTAGRAM_FIRST: (
+        _ig_dm,
+        _ig_private_reply,
+        _wa_text,
+        _wa_template,
+        _ig_link,
+        _wa_link,
+    ),
+    RouteOrder.WHATSAPP_FIRST: (
+        _wa_text,
+        _wa_template,
+        _ig_dm,
+        _ig_private_reply,
+        _wa_link,
+        _ig_link,
+    ),
+}

@@ -148,6 +148,23 @@ class Settings(BaseSettings):
     # Unknown kids force a JWKS refetch at most this often, so junk tokens can't hammer it.
     jwks_refresh_cooldown_s: float = 30.0
 
+    # Web pages (docs/WEB.md). Sign-in is the identity provider's authorization-code flow
+    # (the local issuer's /authorize in development); the session cookie carries the
+    # provider's token and is verified like a bearer token on every request.
+    web_authorize_url: str = "http://127.0.0.1:18090/authorize"
+    web_token_url: str = "http://127.0.0.1:18090/oauth/token"  # noqa: S105 (a URL)
+    web_client_id: str = "autodm-web"
+    # Session and CSRF cookies are `Secure`; only a local/test environment on plain http
+    # may turn that off.
+    web_cookie_secure: bool = True
+    # Signs CSRF tokens (a signed double-submit cookie) and the public form's tokens.
+    web_csrf_key: SecretStr = SecretStr("local-web-csrf-key-change-me")
+    # Public lead form abuse limits (per API process): submissions per minute.
+    lead_form_per_ip_per_minute: int = Field(default=10, ge=1)
+    lead_form_per_creator_per_minute: int = Field(default=120, ge=1)
+    # A public form's token is accepted this long after the form was served.
+    lead_form_token_ttl_s: int = Field(default=7200, ge=60)
+
     # API request limits
     api_max_body_bytes: int = 64 * 1024
     idempotency_in_flight_s: int = 30
@@ -172,6 +189,8 @@ class Settings(BaseSettings):
         other environment each of them must have been replaced."""
         if self.environment in DEVELOPMENT_ENVIRONMENTS:
             return self
+        if not self.web_cookie_secure:
+            raise ValueError("web_cookie_secure may be off only in a local or test environment")
         left = [name for name in _secret_fields() if _is_default(self, name)]
         if left:
             raise ValueError(f"set these secrets for environment {self.environment!r}: {left}")

@@ -83,6 +83,11 @@ def stack_env(ports: StackPorts, database: str = "autodm") -> dict[str, str]:
         "LOCAL_ISSUER_ISSUER": f"http://127.0.0.1:{ports.local_issuer}",
         "AUTODM_JWT_ISSUER": f"http://127.0.0.1:{ports.local_issuer}",
         "AUTODM_JWKS_URL": f"http://127.0.0.1:{ports.local_issuer}/.well-known/jwks.json",
+        # Web sign-in: the local issuer's authorization-code flow; plain http, so the
+        # session cookie can't be Secure here (only allowed in local/test environments).
+        "AUTODM_WEB_AUTHORIZE_URL": f"http://127.0.0.1:{ports.local_issuer}/authorize",
+        "AUTODM_WEB_TOKEN_URL": f"http://127.0.0.1:{ports.local_issuer}/oauth/token",
+        "AUTODM_WEB_COOKIE_SECURE": "false",
         "AUTODM_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports.api}",
         "AUTODM_WEBHOOK_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports.webhook_ingest}",
         "SANDBOX_PORT": str(ports.sandbox),

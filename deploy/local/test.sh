@@ -20,6 +20,6 @@ bash deploy/local/kafka.sh start
 bash deploy/local/postgres.sh start
 # Fast suites first, the process-level ones last (the chaos run is the heaviest).
 if [ "$#" -eq 0 ]; then
-    set -- tests/unit sandbox tests/infra tests/integration tests/e2e tests/chaos
+    set -- tests/unit sandbox tests/infra tests/integration tests/e2e tests/browser tests/chaos
 fi
 .venv/bin/pytest -q "$@"

@@ -14,6 +14,7 @@ from services.api.idempotency_keys import KeyPolicy
 from services.api.limits import BodySizeLimit
 from services.api.problems import install_problem_handlers
 from services.api.router import RouterConfig
+from services.api.web.install import install_web
 from shared.broker import make_broker
 from shared.crypto import TokenCipher
 from shared.db.session import make_engine, make_sessionmaker
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(instagram_connect.router)
     app.state.whatsapp_cipher = TokenCipher.from_settings(settings)
     app.include_router(whatsapp_connect.router)
+    install_web(app, settings, app.state.deps)
     add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
     return app
 

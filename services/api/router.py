@@ -37,7 +37,14 @@ from shared.events import (
 from shared.idempotency import claim_event
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.outbox import add_to_outbox
-from shared.routing import CreatorChannels, LeadFacts, RouteDecision, RoutingRules, choose_route
+from shared.routing import (
+    CreatorChannels,
+    LeadFacts,
+    RouteDecision,
+    RouteOrder,
+    RoutingRules,
+    choose_route,
+)
 from shared.topics import dm_requested_topic
 
 CONSUMER = "router"
@@ -171,12 +178,14 @@ async def current_route(
     wa = await whatsapp_facts(session, lead.creator_id, lead.phone, now, rules.whatsapp_window)
     facts = replace(await _lead_facts(session, lead, account), whatsapp_window_open=wa.window_open)
     requested = Provider(lead.dm_requested_provider) if lead.dm_requested_provider else None
+    creator = await session.get(Creator, lead.creator_id)
+    order = RouteOrder(creator.route_order) if creator else RouteOrder.INSTAGRAM_FIRST
     channels = CreatorChannels(
         instagram_connected=account is not None,
         whatsapp_template_ready=wa.template_ready,
         whatsapp_connected=wa.account is not None,
     )
-    decision = choose_route(facts, channels, now, rules, requested)
+    decision = choose_route(facts, channels, now, rules, requested, order)
     return (wa.account if decision.route.provider == Provider.WHATSAPP else account), decision
 
 

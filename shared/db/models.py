@@ -34,6 +34,10 @@ class Creator(Base):
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     dm_template: Mapped[str] = mapped_column(Text, default="Hi {name}, thanks for reaching out!")
+    # Which provider's routes the router tries first (shared.routing.RouteOrder).
+    route_order: Mapped[str] = mapped_column(
+        String(32), default="instagram_first", server_default="instagram_first"
+    )
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.lifecycle import Route
-from shared.routing import CreatorChannels, LeadFacts, RoutingRules, choose_route
+from shared.routing import CreatorChannels, LeadFacts, RouteOrder, RoutingRules, choose_route
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 RULES = RoutingRules()
@@ -107,3 +107,23 @@ def test_decision_says_why() -> None:
     decision = choose_route(BLANK, NO_IG, NOW, RULES)
     assert decision.route == Route.NONE
     assert "no allowed route" in decision.reason
+
+
+def test_whatsapp_first_prefers_an_opted_in_phone_over_an_open_instagram_window() -> None:
+    lead = replace(
+        BLANK,
+        igsid="123",
+        last_inbound_at=NOW - timedelta(hours=1),
+        phone="+44 20 7946 0958",
+        whatsapp_opt_in=True,
+    )
+    channels = CreatorChannels(instagram_connected=True, whatsapp_template_ready=True)
+    default = choose_route(lead, channels, NOW, RULES)
+    preferred = choose_route(lead, channels, NOW, RULES, order=RouteOrder.WHATSAPP_FIRST)
+    assert (default.route, preferred.route) == (Route.IG_DM, Route.WA_TEMPLATE)
+
+
+def test_whatsapp_first_offers_the_wa_me_link_before_the_ig_me_link() -> None:
+    lead = replace(BLANK, has_instagram_handle=True, phone="+44 20 7946 0958")
+    preferred = choose_route(lead, IG, NOW, RULES, order=RouteOrder.WHATSAPP_FIRST)
+    assert (route(lead), preferred.route) == (Route.IG_LINK, Route.WA_LINK)

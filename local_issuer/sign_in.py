@@ -1,0 +1,122 @@
+"""A minimal authorization-code flow for the web pages' sign-in (development only).
+
+`GET /authorize` shows a form where anyone picks who they are (a creator id, or admin);
+`POST /authorize` redirects back with a one-time code; `POST /oauth/token` trades the code
+for a token minted like `POST /token`. No passwords, no consent: it is the stand-in for a
+real identity provider's hosted sign-in page, and only redirects to loopback addresses.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from html import escape
+from typing import Annotated
+from urllib.parse import urlencode, urlsplit
+from uuid import UUID
+
+from fastapi import APIRouter, Form, HTTPException
+from fastapi.responses import HTMLResponse, RedirectResponse
+
+from local_issuer.settings import IssuerSettings
+
+CODE_TTL_S = 120
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+@dataclass(frozen=True)
+class Grant:
+    sub: str
+    role: str
+    creator_id: UUID | None
+    redirect_uri: str
+    expires_at: float
+
+
+def _loopback(redirect_uri: str) -> str:
+    parts = urlsplit(redirect_uri)
+    if parts.scheme not in ("http", "https") or parts.hostname not in LOOPBACK:
+        raise HTTPException(400, "the local issuer only redirects to loopback addresses")
+    return redirect_uri
+
+
+PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Sign in (local issuer)</title><style>
+body{{font:16px system-ui,sans-serif;max-width:28rem;margin:2rem auto;padding:0 1rem;color:#111}}
+label{{display:block;margin:.8rem 0 .2rem;font-weight:600}}
+input,select,button{{font:inherit;padding:.5rem;width:100%;box-sizing:border-box}}
+button{{margin-top:1rem;background:#1f4fd1;color:#fff;border:0;border-radius:.4rem}}
+p.note{{color:#444;font-size:.9rem}}</style></head><body>
+<h1>Sign in</h1><p class="note">Local development issuer: pick who you are. Never deployed.</p>
+<form method="post" action="/authorize">
+<input type="hidden" name="redirect_uri" value="{redirect_uri}">
+<input type="hidden" name="state" value="{state}">
+<label for="role">Role</label>
+<select id="role" name="role"><option value="creator">creator</option>
+<option value="admin">admin</option></select>
+<label for="creator_id">Creator id (creators only)</label>
+<input id="creator_id" name="creator_id" value="{creator_id}" autocomplete="off">
+<label for="sub">User id</label>
+<input id="sub" name="sub" value="web-user" required maxlength="128">
+<button type="submit">Sign in</button></form></body></html>"""
+
+
+def make_router(
+    settings: IssuerSettings, mint: Callable[[str, str, UUID | None], str]
+) -> APIRouter:
+    router = APIRouter(tags=["sign-in (development)"])
+    grants: dict[str, Grant] = {}
+
+    @router.get("/authorize", response_class=HTMLResponse)
+    async def authorize_page(
+        redirect_uri: str, state: str = "", response_type: str = "code", login_hint: str = ""
+    ) -> HTMLResponse:
+        if response_type != "code":
+            raise HTTPException(400, "only response_type=code is supported")
+        html = PAGE.format(
+            redirect_uri=escape(_loopback(redirect_uri)),
+            state=escape(state),
+            creator_id=escape(login_hint),
+        )
+        return HTMLResponse(html)
+
+    @router.post("/authorize")
+    async def authorize(
+        redirect_uri: Annotated[str, Form()],
+        role: Annotated[str, Form(pattern="^(creator|admin)$")],
+        sub: Annotated[str, Form(min_length=1, max_length=128)],
+        state: Annotated[str, Form()] = "",
+        creator_id: Annotated[str, Form()] = "",
+    ) -> RedirectResponse:
+        try:
+            creator = UUID(creator_id.strip()) if role == "creator" else None
+        except ValueError as exc:
+            raise HTTPException(400, "a creator signs in with their creator id (a UUID)") from exc
+        code = secrets.token_urlsafe(24)
+        expires = time.time() + CODE_TTL_S
+        grants[code] = Grant(sub, role, creator, _loopback(redirect_uri), expires)
+        query = urlencode({"code": code, "state": state})
+        return RedirectResponse(f"{redirect_uri}?{query}", status_code=303)
+
+    @router.post("/oauth/token")
+    async def token(
+        code: Annotated[str, Form()],
+        redirect_uri: Annotated[str, Form()],
+        grant_type: Annotated[str, Form()] = "authorization_code",
+    ) -> dict[str, object]:
+        grant = grants.pop(code, None)  # single use
+        if grant_type != "authorization_code" or grant is None:
+            raise HTTPException(400, "invalid_grant")
+        if grant.expires_at < time.time() or grant.redirect_uri != redirect_uri:
+            raise HTTPException(400, "invalid_grant")
+        access_token = mint(grant.sub, grant.role, grant.creator_id)
+        return {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": settings.default_ttl_s,
+        }
+
+    return router

@@ -1,0 +1,116 @@
+"""Sign-in through the configured identity provider (authorization-code flow) and the
+session cookie: HttpOnly, SameSite=Lax, Secure unless a local http setup turned it off.
+
+The cookie holds the provider's token itself, verified on every request exactly like a
+bearer token (services/api/auth.py): one way to authenticate, no session table.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Annotated
+from urllib.parse import urlencode
+
+import httpx
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
+
+from services.api.auth import Principal, Role
+from services.api.problems import ApiProblem
+from services.api.web.pages_deps import PageError, SignInRequired, Web, session_user
+from services.api.web.security import LOGIN_STATE_COOKIE, SESSION_COOKIE
+
+router = APIRouter(include_in_schema=False)
+LOGIN_TTL_S = 600
+
+
+def home_of(user: Principal) -> str:
+    return "/admin" if user.role == Role.ADMIN else "/app/leads"
+
+
+def _safe_next(path: str | None) -> str:
+    """Only a path of this site: never `//host` or an absolute URL (open redirect)."""
+    if path and path.startswith("/") and not path.startswith("//") and "\\" not in path:
+        return path
+    return ""
+
+
+@router.get("/")
+async def index(request: Request, web: Web) -> Response:
+    try:
+        user = await session_user(request, web)
+    except SignInRequired:
+        return web.pages.render(request, "index.html")
+    return RedirectResponse(home_of(user), status_code=303)
+
+
+@router.get("/login")
+async def login(
+    web: Web, next_path: Annotated[str | None, Query(alias="next", max_length=512)] = None
+) -> Response:
+    state = secrets.token_urlsafe(24)
+    c = web.sign_in
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": c.client_id,
+            "redirect_uri": c.redirect_uri,
+            "scope": "openid",
+            "state": state,
+        }
+    )
+    response = RedirectResponse(f"{c.authorize_url}?{query}", status_code=303)
+    value = f"{state}|{_safe_next(next_path)}"
+    web.security.set_cookie(response, LOGIN_STATE_COOKIE, value, max_age=LOGIN_TTL_S)
+    return response
+
+
+@router.get("/auth/callback")
+async def callback(
+    request: Request,
+    web: Web,
+    code: Annotated[str, Query(max_length=2048)] = "",
+    state: Annotated[str, Query(max_length=256)] = "",
+) -> Response:
+    expected, _, next_path = request.cookies.get(LOGIN_STATE_COOKIE, "").partition("|")
+    if not code or not expected or not hmac.compare_digest(expected, state):
+        raise PageError(400, "Sign-in failed", "The sign-in expired or was not started here.")
+    token, expires_in = await _exchange(web, code)
+    try:
+        user = await web.api.verifier.verify(token)
+    except ApiProblem as problem:
+        raise PageError(400, "Sign-in failed", problem.detail) from problem
+    response = RedirectResponse(_safe_next(next_path) or home_of(user), status_code=303)
+    web.security.set_cookie(response, SESSION_COOKIE, token, max_age=expires_in)
+    response.delete_cookie(LOGIN_STATE_COOKIE, path="/")
+    return response
+
+
+async def _exchange(web: Web, code: str) -> tuple[str, int]:
+    c = web.sign_in
+    form = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": c.redirect_uri,
+        "client_id": c.client_id,
+    }
+    try:
+        async with httpx.AsyncClient(timeout=10) as client:
+            answer = await client.post(c.token_url, data=form)
+    except httpx.HTTPError as exc:
+        raise PageError(
+            503, "Sign-in unavailable", "The identity provider is unreachable."
+        ) from exc
+    if answer.status_code != 200:
+        raise PageError(400, "Sign-in failed", "The identity provider refused the sign-in.")
+    body = answer.json()
+    return str(body["access_token"]), int(body.get("expires_in", 3600))
+
+
+@router.post("/logout")
+async def logout(request: Request, web: Web) -> Response:
+    await web.security.check_csrf(request)
+    response = RedirectResponse("/", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response

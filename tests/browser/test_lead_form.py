@@ -1,0 +1,81 @@
+"""A visitor on a creator's public lead form: the DM reaches Instagram (the sandbox) after
+"Continue on Instagram"; a bad form shows field errors and stores nothing."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+from demo import DemoCreator  # deploy/local
+from playwright.sync_api import Page, Route, expect
+from stack import Stack  # deploy/local
+
+from tests.browser.conftest import Urls, screenshot, slug_of, wait_for
+
+
+def _open_ig_me_in_sandbox(page: Page, urls: Urls, visitor: str) -> None:
+    """The sandbox plays Instagram: ig.me links open its /ig.me/m/<account> (which sends
+    the messaging_referral webhook with the ref), as the visitor's Instagram user."""
+
+    def handle(route: Route) -> None:
+        parts = urlsplit(route.request.url)
+        target = f"{urls.sandbox}/ig.me{parts.path}?{parts.query}&as={visitor}"
+        route.fulfill(status=302, headers={"Location": target})
+
+    page.route(re.compile(r"^https://ig\.me/.*"), handle)
+
+
+def test_visitor_continues_on_instagram_and_the_dm_reaches_the_sandbox(
+    page: Page, stack: Stack, urls: Urls, creator: DemoCreator, sandbox: httpx.Client
+) -> None:
+    slug = slug_of(stack, creator.creator_id)
+    page.goto(f"{urls.api}/c/{slug}/")
+    screenshot(page, "lead-form")
+    page.get_by_label("Name", exact=True).fill("Vera Visitor")
+    page.get_by_label("Instagram handle").fill("@vera.visits")
+    page.get_by_label("Message", exact=True).fill("I'd love the guide")
+    page.get_by_role("button", name="Send").click()
+
+    continue_link = page.get_by_role("link", name="Continue on Instagram")
+    expect(continue_link).to_be_visible()
+    href = continue_link.get_attribute("href") or ""
+    assert href.startswith(f"https://ig.me/m/{creator.username}?ref=")
+    screenshot(page, "thank-you")
+    ref = parse_qs(urlsplit(href).query)["ref"][0]
+
+    _open_ig_me_in_sandbox(page, urls, "vera.visits")
+    continue_link.click()
+
+    def delivered() -> list[dict[str, object]]:
+        messages = sandbox.get(
+            "/_sandbox/instagram/messages", params={"account_id": creator.ig_user_id}
+        ).json()["data"]
+        return [m for m in messages if "Vera Visitor" in str(m["text"])]
+
+    sent = wait_for(delivered, 15, "the DM at the sandbox")
+    assert len(sent) == 1 and ref  # one DM, to the person who opened the link
+
+
+def test_bad_form_shows_field_errors_and_stores_nothing(
+    page: Page, stack: Stack, urls: Urls, creator: DemoCreator, api: httpx.Client
+) -> None:
+    slug = slug_of(stack, creator.creator_id)
+    page.goto(f"{urls.api}/c/{slug}/embed")
+    page.get_by_label("Instagram handle").fill("not a handle!")
+    page.get_by_label("Phone", exact=True).fill("12")
+    page.get_by_label(re.compile("may message me on WhatsApp")).check()
+    page.get_by_role("button", name="Send").click()
+
+    errors = page.get_by_role("alert")
+    expect(errors).to_contain_text("Please fix 3 fields")
+    expect(page.locator("#name-error")).to_have_text("Tell us your name.")
+    expect(page.locator("#instagram-error")).to_contain_text("Instagram handle")
+    expect(page.locator("#phone-error")).to_contain_text("digits")
+    expect(page.get_by_label("Name", exact=True)).to_have_attribute("aria-invalid", "true")
+    # What the visitor typed is kept, to correct rather than retype.
+    expect(page.get_by_label("Instagram handle")).to_have_value("not a handle!")
+    screenshot(page, "lead-form-errors")
+
+    leads = api.get("/api/leads", params={"creator_id": str(creator.creator_id)}).json()
+    assert leads["items"] == []
