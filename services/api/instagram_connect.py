@@ -93,8 +93,8 @@ CreatorId = Annotated[UUID, Depends(connecting_creator)]
 router = APIRouter(prefix="/api/instagram", tags=["instagram"])
 
 
-@router.get("/connect", status_code=302, summary="Start Business Login for Instagram")
-async def start_connect(creator_id: CreatorId, deps: Deps) -> RedirectResponse:
+def business_login_url(deps: InstagramConnectDeps, creator_id: UUID) -> str:
+    """Where a creator connects (the API's /connect and the web page's button)."""
     state = issue_state(deps.state_key, creator_id, int(time.time()), deps.state_ttl_s)
     query = urlencode(
         {
@@ -105,16 +105,49 @@ async def start_connect(creator_id: CreatorId, deps: Deps) -> RedirectResponse:
             "state": state,
         }
     )
-    return RedirectResponse(f"{deps.authorize_url}?{query}", status_code=302)
+    return f"{deps.authorize_url}?{query}"
+
+
+@router.get("/connect", status_code=302, summary="Start Business Login for Instagram")
+async def start_connect(creator_id: CreatorId, deps: Deps) -> RedirectResponse:
+    return RedirectResponse(business_login_url(deps, creator_id), status_code=302)
+
+
+# A browser (the web pages' Connect button) goes back to the Instagram page with the
+# outcome; any other client gets JSON.
+WEB_RESULT_PAGE = "/app/instagram?result="
+
+
+def _for_browser(request: Request) -> bool:
+    return "text/html" in request.headers.get("accept", "")
 
 
 @router.get("/callback", summary="Business Login redirects here with a code or an error")
 async def callback(
+    request: Request,
     deps: Deps,
     state: str = "",
     code: str | None = None,
     error: str | None = None,
     error_reason: str | None = None,
+) -> Any:
+    try:
+        outcome = await _complete_login(deps, state, code, error, error_reason)
+    except HTTPException as exc:
+        if _for_browser(request):
+            return RedirectResponse(WEB_RESULT_PAGE + "failed", status_code=303)
+        raise exc
+    if _for_browser(request):
+        return RedirectResponse(WEB_RESULT_PAGE + str(outcome["status"]), status_code=303)
+    return outcome
+
+
+async def _complete_login(
+    deps: InstagramConnectDeps,
+    state: str,
+    code: str | None,
+    error: str | None,
+    error_reason: str | None,
 ) -> dict[str, Any]:
     # The state comes first: an unsigned, expired or replayed callback does nothing at all.
     try:

@@ -9,7 +9,14 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from services.api.routes import ApiDeps
-from services.api.web import lead_form, sign_in
+from services.api.web import (
+    admin_dlq,
+    admin_overview,
+    creator_account,
+    creator_leads,
+    lead_form,
+    sign_in,
+)
 from services.api.web.form_limits import FormLimits
 from services.api.web.pages_deps import PageError, SignInConfig, SignInRequired, WebDeps
 from services.api.web.rendering import STATIC, Pages
@@ -37,7 +44,14 @@ def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
         replays=ReplayJobs(api.sessions, api.relay),
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (sign_in, lead_form):
+    for module in (
+        sign_in,
+        lead_form,
+        creator_leads,
+        creator_account,
+        admin_overview,
+        admin_dlq,
+    ):
         app.include_router(module.router)
 
     @app.exception_handler(SignInRequired)

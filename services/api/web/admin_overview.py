@@ -1,0 +1,88 @@
+"""The admin overview: DMs by status and provider (now and per hour over the last day),
+top failure reasons, circuit breakers, accounts needing reconnection, tokens expiring
+soon, and the dead letters waiting. The totals come from the JSON API's `overview`."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.queries import overview
+from services.api.web.pages_deps import AdminUser, Web
+from shared.circuit import circuit_states
+from shared.db.models import Lead, SocialAccount
+from shared.dlq import DlqFilter, count_entries
+from shared.events import utcnow
+
+router = APIRouter(prefix="/admin", include_in_schema=False)
+HOURS = 24
+TOKEN_WARNING = timedelta(days=14)
+
+
+async def _per_hour(session: AsyncSession, since: datetime) -> list[dict[str, Any]]:
+    """Leads per hour of arrival, with how many of them are in each status now."""
+    hour = func.date_trunc("hour", Lead.created_at)
+    provider = func.coalesce(Lead.dm_provider, "none")
+    rows = await session.execute(
+        select(hour, Lead.dm_status, provider, func.count())
+        .where(Lead.created_at >= since)
+        .group_by(hour, Lead.dm_status, provider)
+        .order_by(hour.desc())
+    )
+    hours: dict[datetime, dict[str, Any]] = {}
+    for at, status, prov, n in rows.all():
+        slot = hours.setdefault(at, {"hour": at, "total": 0, "status": {}, "provider": {}})
+        slot["total"] += n
+        slot["status"][status] = slot["status"].get(status, 0) + n
+        slot["provider"][prov] = slot["provider"].get(prov, 0) + n
+    return list(hours.values())
+
+
+async def _expiring(session: AsyncSession, now: datetime) -> list[SocialAccount]:
+    rows = await session.scalars(
+        select(SocialAccount)
+        .where(
+            SocialAccount.status == "connected",
+            SocialAccount.token_expires_at.is_not(None),
+            SocialAccount.token_expires_at < now + TOKEN_WARNING,
+        )
+        .order_by(SocialAccount.token_expires_at)
+        .limit(50)
+    )
+    return list(rows.all())
+
+
+async def overview_context(web: Web) -> dict[str, Any]:
+    now = utcnow()
+    async with web.api.sessions() as session:
+        dlq_waiting = await count_entries(session, DlqFilter())
+        totals = await overview(session, dlq_waiting)
+        hours = await _per_hour(session, now - timedelta(hours=HOURS))
+        circuits = await circuit_states(session, now)
+        expiring = await _expiring(session, now)
+    peak = max((h["total"] for h in hours), default=0)
+    return {
+        "totals": totals,
+        "hours": hours,
+        "peak": peak or 1,
+        "circuits": circuits,
+        "expiring": expiring,
+        "dlq_waiting": dlq_waiting,
+        "now": now,
+    }
+
+
+@router.get("")
+async def overview_page(request: Request, web: Web, _: AdminUser) -> Response:
+    context = await overview_context(web) | {"nav": "overview"}
+    return web.pages.render(request, "admin_overview.html", context)
+
+
+@router.get("/overview/live")
+async def overview_live(request: Request, web: Web, _: AdminUser) -> Response:
+    return web.pages.render(request, "_admin_overview_body.html", await overview_context(web))

@@ -1,0 +1,171 @@
+"""The creator's leads: status badges with reasons, the ig.me link or WhatsApp button
+where that is the route, retry where allowed, filters, pagination and a live table (the
+rows fragment the page polls). Reads and retries go through the JSON API's service layer
+(queries.list_leads, dm_requests.load_lead / verdict_for / retry_dm)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from uuid import UUID, uuid4
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.auth import Principal
+from services.api.dm_requests import load_lead, retry_dm, verdict_for
+from services.api.problems import ApiProblem
+from services.api.queries import LeadFilters, list_leads
+from services.api.web.pages_deps import CreatorUser, PageError, Web
+from shared.db.models import DmLogEntry, Lead
+from shared.lifecycle import DmStatus, Provider, Route
+from shared.logs import bind_correlation_id
+
+router = APIRouter(prefix="/app/leads", include_in_schema=False)
+PAGE_SIZE = 20
+RETRYABLE = (DmStatus.FAILED, DmStatus.SKIPPED)
+NOTICES = {
+    "retry-started": "A new attempt has started.",
+    "retry-refused": "That DM cannot be retried now.",
+}
+
+
+@dataclass(frozen=True)
+class LeadRow:
+    lead: Lead
+    reason: str
+    retry_allowed: bool
+    retry_detail: str
+
+    @property
+    def ig_link(self) -> str | None:
+        return self.lead.dm_link if self.lead.dm_route == Route.IG_LINK else None
+
+    @property
+    def wa_link(self) -> str | None:
+        return self.lead.dm_link if self.lead.dm_route == Route.WA_LINK else None
+
+
+def _reason(lead: Lead) -> str:
+    return lead.dm_reason or lead.dm_error_message or ""
+
+
+async def _row(web: Web, session: AsyncSession, lead: Lead) -> LeadRow:
+    allowed, detail = False, ""
+    if lead.dm_status in RETRYABLE:
+        verdict = await verdict_for(session, lead, web.api.retry_context())
+        allowed, detail = verdict.allowed, verdict.detail
+    return LeadRow(lead, _reason(lead), allowed, detail)
+
+
+async def _page(
+    web: Web,
+    user: Principal,
+    statuses: list[DmStatus],
+    provider: Provider | None,
+    cursor: str | None,
+) -> dict[str, Any]:
+    filters = LeadFilters(statuses=tuple(statuses), provider=provider)
+    async with web.api.sessions() as session:
+        try:
+            page = await list_leads(session, user, filters, cursor, PAGE_SIZE)
+        except ApiProblem as problem:
+            raise PageError(400, "Bad page link", problem.detail) from problem
+        leads = (
+            await session.scalars(select(Lead).where(Lead.id.in_([i.id for i in page.items])))
+        ).all()
+        by_id = {lead.id: lead for lead in leads}
+        rows = [await _row(web, session, by_id[item.id]) for item in page.items if item.id in by_id]
+    query: list[tuple[str, str]] = [("status", s.value) for s in statuses]
+    if provider:
+        query.append(("provider", provider.value))
+    here = query + ([("cursor", cursor)] if cursor else [])
+    return {
+        "rows": rows,
+        "statuses": list(DmStatus),
+        "selected": {s.value for s in statuses},
+        "provider": provider.value if provider else "",
+        "providers": [p.value for p in Provider],
+        "next_url": f"/app/leads?{urlencode([*query, ('cursor', page.next_cursor)])}"
+        if page.next_cursor
+        else None,
+        "first_url": f"/app/leads?{urlencode(query)}" if cursor else None,
+        "rows_url": f"/app/leads/rows?{urlencode(here)}",
+    }
+
+
+# The filter form sends "" for "any": read leniently, ignore what is not a value.
+Statuses = Annotated[list[str] | None, Query(alias="status", max_length=32)]
+ProviderParam = Annotated[str | None, Query(alias="provider", max_length=32)]
+Cursor = Annotated[str | None, Query(max_length=512)]
+
+
+def _statuses(values: list[str] | None) -> list[DmStatus]:
+    return [DmStatus(v) for v in values or [] if v in set(DmStatus)]
+
+
+def _provider(value: str | None) -> Provider | None:
+    return Provider(value) if value in set(Provider) else None
+
+
+@router.get("")
+async def leads_page(
+    request: Request,
+    web: Web,
+    user: CreatorUser,
+    status: Statuses = None,
+    provider: ProviderParam = None,
+    cursor: Cursor = None,
+    notice: Annotated[str | None, Query(max_length=32)] = None,
+) -> Response:
+    context = await _page(web, user, _statuses(status), _provider(provider), cursor)
+    context |= {"nav": "leads", "notice": NOTICES.get(notice or "")}
+    return web.pages.render(request, "leads.html", context)
+
+
+@router.get("/rows")
+async def leads_rows(
+    request: Request,
+    web: Web,
+    user: CreatorUser,
+    status: Statuses = None,
+    provider: ProviderParam = None,
+    cursor: Cursor = None,
+) -> Response:
+    context = await _page(web, user, _statuses(status), _provider(provider), cursor)
+    return web.pages.render(request, "_lead_rows.html", context)
+
+
+@router.get("/{lead_id}")
+async def lead_page(lead_id: UUID, request: Request, web: Web, user: CreatorUser) -> Response:
+    async with web.api.sessions() as session:
+        try:
+            lead = await load_lead(session, user, lead_id)
+        except ApiProblem as problem:  # another creator's lead is absent, as in the API
+            raise PageError(404, "Not found", "There is no such lead.") from problem
+        row = await _row(web, session, lead)
+        log = (
+            await session.scalars(
+                select(DmLogEntry).where(DmLogEntry.lead_id == lead.id).order_by(DmLogEntry.id)
+            )
+        ).all()
+    return web.pages.render(request, "lead.html", {"row": row, "log": log, "nav": "leads"})
+
+
+@router.post("/{lead_id}/retry")
+async def retry(lead_id: UUID, request: Request, web: Web, user: CreatorUser) -> Response:
+    await web.security.check_csrf(request)
+    correlation_id = str(uuid4())
+    bind_correlation_id(correlation_id)
+    try:
+        async with web.api.sessions.begin() as session:
+            await retry_dm(session, user, lead_id, correlation_id, web.api.retry_context())
+    except ApiProblem as problem:
+        if problem.status == 404:
+            raise PageError(404, "Not found", "There is no such lead.") from problem
+        return RedirectResponse("/app/leads?notice=retry-refused", status_code=303)
+    web.api.relay.wake.set()
+    return RedirectResponse("/app/leads?notice=retry-started", status_code=303)
