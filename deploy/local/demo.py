@@ -37,6 +37,7 @@ class DemoCreator:
     account_id: UUID
     ig_user_id: str
     username: str
+    slug: str = ""
 
 
 def settings_from(env: dict[str, str]) -> Settings:
@@ -61,6 +62,7 @@ async def seed_creator(
         await sandbox.post("/_sandbox/instagram/accounts", json={"username": username})
     ).json()
     creator_id, account_id = uuid4(), uuid4()
+    slug = f"{username}-{creator_id.hex[:6]}"
     engine = make_engine(settings)
     try:
         async with make_sessionmaker(engine).begin() as session:
@@ -68,7 +70,7 @@ async def seed_creator(
                 Creator(
                     id=creator_id,
                     name=f"Creator {username}",
-                    slug=f"{username}-{creator_id.hex[:6]}",
+                    slug=slug,
                     dm_template="Hi {name}! Thanks for your interest, here is the guide.",
                 )
             )
@@ -89,7 +91,7 @@ async def seed_creator(
             )
     finally:
         await engine.dispose()
-    return DemoCreator(creator_id, account_id, str(account["ig_user_id"]), username)
+    return DemoCreator(creator_id, account_id, str(account["ig_user_id"]), username, slug)
 
 
 async def user_messages(sandbox: httpx.AsyncClient, creator: DemoCreator, username: str) -> str:
@@ -226,3 +228,12 @@ async def run_demo(env: dict[str, str], ports: Any) -> None:
         ).json()
         count = len(accepted["data"])
         print(f"The sandbox (playing Instagram) accepted {count} message(s).")
+        print_web_pages(ports, creator)
+
+
+def print_web_pages(ports: Any, creator: DemoCreator) -> None:
+    web = f"http://127.0.0.1:{ports.api}"
+    print(f"\nWeb pages (docs/WEB.md): {web}/  -> Sign in on the local issuer's page:")
+    print(f"  creator: role 'creator', creator id {creator.creator_id}")
+    print("  admin:   role 'admin' (no creator id)")
+    print(f"The demo creator's public lead form: {web}/c/{creator.slug}/ (embed: .../embed)")

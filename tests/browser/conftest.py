@@ -26,7 +26,7 @@ from stack import Stack, StackPorts, running_stack  # deploy/local
 from shared.db.models import Creator
 from shared.db.session import make_engine, make_sessionmaker
 from shared.settings import get_settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, suite_ports
 
 pytestmark = pytest.mark.browser
 
@@ -43,21 +43,8 @@ STACK_ENV = {
 
 
 def _ports() -> StackPorts:
-    settings = get_settings()
-    offset = int(os.environ.get("BROWSER_PORT_OFFSET", "0"))
-    kafka_port = int(settings.kafka_bootstrap.rsplit(":", 1)[1])
-    pg_port = int(settings.database_url.get_secret_value().rsplit(":", 1)[1].split("/")[0])
-    return StackPorts(
-        kafka=kafka_port,
-        postgres=pg_port,
-        sandbox=18380 + offset,
-        api=8300 + offset,
-        webhook_ingest=8301 + offset,
-        instagram_sender=8302 + offset,
-        whatsapp_sender=8303 + offset,
-        token_refresher=8304 + offset,
-        local_issuer=18390 + offset,
-    )
+    ports: StackPorts = suite_ports(18380, 8300, 18390, "BROWSER_PORT_OFFSET")
+    return ports
 
 
 @pytest.fixture(scope="package")
@@ -187,9 +174,16 @@ def new_bare_creator(stack: Stack, name: str) -> uuid.UUID:
     return uuid.UUID(str(run(create())))
 
 
-def sign_in(page: Page, urls: Urls, role: str, creator_id: uuid.UUID | None = None) -> None:
+def sign_in(
+    page: Page, urls: Urls, role: str, creator_id: uuid.UUID | None = None, shoot: bool = False
+) -> None:
     """Through the API's /login and the local issuer's sign-in page, like a person."""
-    page.goto(f"{urls.api}/login")
+    page.goto(f"{urls.api}/")
+    if shoot:
+        screenshot(page, "start")
+    page.get_by_role("link", name="Sign in").click()
+    if shoot:
+        screenshot(page, "sign-in-local-issuer")
     page.get_by_label("Role").select_option(role)
     if creator_id is not None:
         page.get_by_label("Creator id (creators only)").fill(str(creator_id))

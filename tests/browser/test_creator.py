@@ -42,8 +42,9 @@ def test_creator_connects_instagram_and_follows_a_lead_live(
     account = sandbox.post("/_sandbox/instagram/accounts", json={"username": username}).json()
     sandbox.put("/_sandbox/oauth", json={"account_id": account["ig_user_id"]}).raise_for_status()
 
-    sign_in(page, urls, "creator", creator_id)
+    sign_in(page, urls, "creator", creator_id, shoot=True)
     page.get_by_role("link", name="Instagram").click()
+    screenshot(page, "instagram-not-connected")
     page.get_by_role("link", name="Connect Instagram").click()
     page.wait_for_url(re.compile(r".*/app/instagram\?result=connected(#.*)?$"))
     expect(page.get_by_text(f"@{username}")).to_be_visible()
@@ -133,3 +134,6 @@ def test_creator_retries_a_failed_dm(
     ).click()
     expect(page.get_by_role("status")).to_have_text("A new attempt has started.")
     expect(_badge(page, lead_id)).to_have_text("sent", timeout=30_000)
+    page.get_by_role("link", name="Fay fay.fail").click()
+    expect(page.get_by_role("heading", name="History")).to_be_visible()
+    screenshot(page, "lead-detail")

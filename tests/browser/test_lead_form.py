@@ -62,6 +62,7 @@ def test_bad_form_shows_field_errors_and_stores_nothing(
 ) -> None:
     slug = slug_of(stack, creator.creator_id)
     page.goto(f"{urls.api}/c/{slug}/embed")
+    screenshot(page, "lead-form-embed")
     page.get_by_label("Instagram handle").fill("not a handle!")
     page.get_by_label("Phone", exact=True).fill("12")
     page.get_by_label(re.compile("may message me on WhatsApp")).check()

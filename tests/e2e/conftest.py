@@ -12,7 +12,7 @@ from demo import DemoCreator, seed_creator, service_token, settings_from  # depl
 from stack import Stack, StackPorts, running_stack  # deploy/local
 
 from shared.settings import get_settings
-from tests.conftest import ROOT
+from tests.conftest import ROOT, suite_ports
 
 pytestmark = pytest.mark.e2e
 
@@ -21,21 +21,8 @@ LOG_DIR = ROOT / ".local" / "test" / "logs"
 
 def _test_ports() -> StackPorts:
     """Ports of the e2e stack; E2E_PORT_OFFSET moves them all (two checkouts side by side)."""
-    settings = get_settings()
-    offset = int(os.environ.get("E2E_PORT_OFFSET", "0"))
-    kafka_port = int(settings.kafka_bootstrap.rsplit(":", 1)[1])
-    pg_port = int(settings.database_url.get_secret_value().rsplit(":", 1)[1].split("/")[0])
-    return StackPorts(
-        kafka=kafka_port,
-        postgres=pg_port,
-        sandbox=18180 + offset,
-        api=8100 + offset,
-        webhook_ingest=8101 + offset,
-        instagram_sender=8102 + offset,
-        whatsapp_sender=8103 + offset,
-        token_refresher=8104 + offset,
-        local_issuer=18190 + offset,
-    )
+    ports: StackPorts = suite_ports(18180, 8100, 18190, "E2E_PORT_OFFSET")
+    return ports
 
 
 # Package scope: the stack stops when this folder's tests end. Its consumers share

@@ -24,31 +24,23 @@ def test_production_refuses_every_development_secret_and_names_them() -> None:
         assert name in str(refused.value)
 
 
+PRODUCTION_SECRETS: dict[str, object] = {
+    "database_url": SecretStr("postgresql+asyncpg://u:p@db/autodm"),
+    "instagram_app_secret": SecretStr("real"),
+    "whatsapp_app_secret": SecretStr("real-wa"),
+    "oauth_state_key": SecretStr("state-key"),
+    "web_csrf_key": SecretStr("csrf-key"),
+    "webhook_verify_token": SecretStr("verify"),
+    "token_encryption_keys": [SecretStr("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")],
+}
+
+
 def test_production_starts_once_every_secret_is_set() -> None:
-    settings = Settings(
-        environment="production",
-        database_url=SecretStr("postgresql+asyncpg://u:p@db/autodm"),
-        instagram_app_secret=SecretStr("real"),
-        whatsapp_app_secret=SecretStr("real-wa"),
-        oauth_state_key=SecretStr("state-key"),
-        web_csrf_key=SecretStr("csrf-key"),
-        webhook_verify_token=SecretStr("verify"),
-        token_encryption_keys=[SecretStr("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")],
-    )
+    settings = Settings(environment="production", **PRODUCTION_SECRETS)  # type: ignore[arg-type]
     assert settings.environment == "production"
 
 
 def test_insecure_session_cookies_only_in_development() -> None:
     assert not Settings(environment="test", web_cookie_secure=False).web_cookie_secure
     with pytest.raises(ValidationError, match="web_cookie_secure"):
-        Settings(
-            environment="production",
-            database_url=SecretStr("postgresql+asyncpg://u:p@db/autodm"),
-            instagram_app_secret=SecretStr("real"),
-            whatsapp_app_secret=SecretStr("real-wa"),
-            oauth_state_key=SecretStr("state-key"),
-            webhook_verify_token=SecretStr("verify"),
-            web_csrf_key=SecretStr("csrf-key"),
-            token_encryption_keys=[SecretStr("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")],
-            web_cookie_secure=False,
-        )
+        Settings(environment="production", web_cookie_secure=False, **PRODUCTION_SECRETS)  # type: ignore[arg-type]

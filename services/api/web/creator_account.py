@@ -50,6 +50,7 @@ ROUTE_ORDERS = {
     RouteOrder.WHATSAPP_FIRST: "WhatsApp first, then Instagram",
 }
 SAMPLE = {"name": "Jane", "message": "I'd love the guide"}
+ResultParam = Annotated[str | None, Query(max_length=32)]
 
 
 async def _instagram(session: AsyncSession, user: Principal) -> SocialAccount | None:
@@ -78,7 +79,7 @@ async def instagram_page(
     request: Request,
     web: Web,
     user: CreatorUser,
-    result: Annotated[str | None, Query(max_length=32)] = None,
+    result: ResultParam = None,
 ) -> Response:
     async with web.api.sessions() as session:
         account = await _instagram(session, user)
@@ -187,7 +188,7 @@ async def settings_page(
     request: Request,
     web: Web,
     user: CreatorUser,
-    result: Annotated[str | None, Query(max_length=32)] = None,
+    result: ResultParam = None,
 ) -> Response:
     async with web.api.sessions() as session:
         creator = await _creator(session, user)

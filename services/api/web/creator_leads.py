@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from urllib.parse import urlencode
 from uuid import UUID, uuid4
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -103,12 +103,24 @@ ProviderParam = Annotated[str | None, Query(alias="provider", max_length=32)]
 Cursor = Annotated[str | None, Query(max_length=512)]
 
 
-def _statuses(values: list[str] | None) -> list[DmStatus]:
-    return [DmStatus(v) for v in values or [] if v in set(DmStatus)]
+@dataclass(frozen=True)
+class LeadQuery:
+    statuses: list[DmStatus]
+    provider: Provider | None
+    cursor: str | None
 
 
-def _provider(value: str | None) -> Provider | None:
-    return Provider(value) if value in set(Provider) else None
+def lead_query(
+    status: Statuses = None, provider: ProviderParam = None, cursor: Cursor = None
+) -> LeadQuery:
+    return LeadQuery(
+        statuses=[DmStatus(v) for v in status or [] if v in set(DmStatus)],
+        provider=Provider(provider) if provider in set(Provider) else None,
+        cursor=cursor,
+    )
+
+
+Filters = Annotated[LeadQuery, Depends(lead_query)]
 
 
 @router.get("")
@@ -116,26 +128,17 @@ async def leads_page(
     request: Request,
     web: Web,
     user: CreatorUser,
-    status: Statuses = None,
-    provider: ProviderParam = None,
-    cursor: Cursor = None,
+    q: Filters,
     notice: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Response:
-    context = await _page(web, user, _statuses(status), _provider(provider), cursor)
+    context = await _page(web, user, q.statuses, q.provider, q.cursor)
     context |= {"nav": "leads", "notice": NOTICES.get(notice or "")}
     return web.pages.render(request, "leads.html", context)
 
 
 @router.get("/rows")
-async def leads_rows(
-    request: Request,
-    web: Web,
-    user: CreatorUser,
-    status: Statuses = None,
-    provider: ProviderParam = None,
-    cursor: Cursor = None,
-) -> Response:
-    context = await _page(web, user, _statuses(status), _provider(provider), cursor)
+async def leads_rows(request: Request, web: Web, user: CreatorUser, q: Filters) -> Response:
+    context = await _page(web, user, q.statuses, q.provider, q.cursor)
     return web.pages.render(request, "_lead_rows.html", context)
 
 
