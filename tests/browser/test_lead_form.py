@@ -80,3 +80,41 @@ def test_bad_form_shows_field_errors_and_stores_nothing(
 
     leads = api.get("/api/leads", params={"creator_id": str(creator.creator_id)}).json()
     assert leads["items"] == []
+
+
+def test_the_form_works_with_the_keyboard_alone(
+    page: Page, stack: Stack, urls: Urls, creator: DemoCreator
+) -> None:
+    page.goto(f"{urls.api}/c/{slug_of(stack, creator.creator_id)}/")
+    keys = page.keyboard
+    keys.press("Tab")
+    expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+    keys.press("Tab")
+    expect(page.get_by_label("Name", exact=True)).to_be_focused()
+    keys.type("Kim Keys")
+    keys.press("Tab")
+    keys.type("kim.keys")
+    for _ in range(3):  # phone, WhatsApp opt-in, message; the honeypot is never reached
+        keys.press("Tab")
+    expect(page.get_by_label("Message", exact=True)).to_be_focused()
+    keys.press("Tab")
+    expect(page.get_by_role("button", name="Send")).to_be_focused()
+    keys.press("Enter")
+    expect(page.get_by_role("link", name="Continue on Instagram")).to_be_visible()
+
+
+def test_honeypot_and_forged_form_token_store_nothing(
+    stack: Stack, urls: Urls, creator: DemoCreator, api: httpx.Client
+) -> None:
+    slug = slug_of(stack, creator.creator_id)
+    with httpx.Client(base_url=urls.api) as client:
+        form = client.get(f"/c/{slug}/").text
+        found = re.search(r'name="form_token" value="([^"]+)"', form)
+        assert found is not None
+        good = {"form_token": found.group(1), "name": "Bot", "instagram": "bot.account"}
+        trapped = client.post(f"/c/{slug}/", data=good | {"website": "http://spam.example"})
+        assert trapped.status_code == 200 and "Thank you" in trapped.text
+        forged = client.post(f"/c/{slug}/", data=good | {"form_token": "1." + "0" * 64})
+        assert forged.status_code == 400 and "expired" in forged.text
+    leads = api.get("/api/leads", params={"creator_id": str(creator.creator_id)}).json()
+    assert leads["items"] == []
