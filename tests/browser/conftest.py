@@ -179,6 +179,8 @@ def sign_in(
 ) -> None:
     """Through the API's /login and the local issuer's sign-in page, like a person."""
     page.goto(f"{urls.api}/")
+    if page.url.rstrip("/") != urls.api:  # still signed in from an earlier page: sign out
+        page.get_by_role("button", name="Sign out").click()
     if shoot:
         screenshot(page, "start")
     page.get_by_role("link", name="Sign in").click()

@@ -76,3 +76,12 @@ def test_a_creator_cannot_reach_admin_pages_or_another_creators_leads(
     refused = page.request.post(f"{urls.api}/app/leads/{other}/retry", form={})
     assert refused.status == 403
     screenshot(page, "forbidden")
+
+
+def test_sign_out_ends_the_session(page: Page, urls: Urls, creator: DemoCreator) -> None:
+    sign_in(page, urls, "creator", creator.creator_id)
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("link", name="Sign in")).to_be_visible()
+    page.goto(f"{urls.api}/app/leads")  # the pages send a signed-out visitor to sign in
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    assert "/authorize" in page.url

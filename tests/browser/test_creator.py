@@ -137,3 +137,29 @@ def test_creator_retries_a_failed_dm(
     page.get_by_role("link", name="Fay fay.fail").click()
     expect(page.get_by_role("heading", name="History")).to_be_visible()
     screenshot(page, "lead-detail")
+
+
+def test_reconnect_warning_after_instagram_refuses_the_token_then_reconnect(
+    page: Page, urls: Urls, sandbox: httpx.Client, api: httpx.Client, creator: DemoCreator
+) -> None:
+    sandbox.post(f"/_sandbox/instagram/accounts/{creator.ig_user_id}/revoke", json={})
+    igsid = sandbox.post(
+        "/_sandbox/instagram/users/message",
+        json={"account_id": creator.ig_user_id, "username": "rex.revoked", "text": "hi"},
+    ).json()["igsid"]
+    instagram = {"username": "rex.revoked", "igsid": igsid, "last_inbound_at": utcnow().isoformat()}
+    lead_id = _new_lead(api, creator.creator_id, name="Rex", instagram=instagram)
+    wait_for(
+        lambda: api.get(f"/api/leads/{lead_id}").json()["dm"]["status"] == "failed",
+        20,
+        "the DM to fail on the revoked token",
+    )
+    sign_in(page, urls, "creator", creator.creator_id)
+    page.get_by_role("link", name="Instagram").click()
+    expect(page.get_by_role("alert")).to_contain_text("Reconnect to send DMs again")
+    screenshot(page, "instagram-reconnect")
+
+    sandbox.put("/_sandbox/oauth", json={"account_id": creator.ig_user_id}).raise_for_status()
+    page.get_by_role("link", name="Reconnect Instagram").click()
+    expect(page.get_by_role("status")).to_have_text("Instagram is connected.")
+    expect(page.get_by_role("alert")).to_have_count(0)

@@ -118,3 +118,54 @@ def test_honeypot_and_forged_form_token_store_nothing(
         assert forged.status_code == 400 and "expired" in forged.text
     leads = api.get("/api/leads", params={"creator_id": str(creator.creator_id)}).json()
     assert leads["items"] == []
+
+
+def _connect_whatsapp(sandbox: httpx.Client, api: httpx.Client, creator: DemoCreator) -> str:
+    """A sandbox WhatsApp number with an approved template, connected through the API."""
+    display = "+44 20 7946 0100"
+    number = sandbox.post(
+        "/_sandbox/whatsapp/numbers", json={"display_phone_number": display}
+    ).json()
+    sandbox.post(
+        "/_sandbox/whatsapp/templates",
+        json={"name": "form_thanks", "language": "en_US", "body_params": 1},
+    )
+    params = {"creator_id": str(creator.creator_id)}
+    body = {k: number[k] for k in ("phone_number_id", "access_token", "display_phone_number")}
+    connected = api.post("/api/whatsapp/numbers", params=params, json=body)
+    connected.raise_for_status()
+    mapping = {"name": "form_thanks", "language": "en_US", "parameters": ["first_name"]}
+    templates = f"/api/whatsapp/numbers/{connected.json()['account_id']}/templates"
+    api.post(templates, params=params, json=mapping).raise_for_status()
+    return str(number["phone_number_id"])
+
+
+def test_opted_in_visitor_is_messaged_on_whatsapp_and_can_write_first(
+    page: Page,
+    stack: Stack,
+    urls: Urls,
+    creator: DemoCreator,
+    sandbox: httpx.Client,
+    api: httpx.Client,
+) -> None:
+    phone_number_id = _connect_whatsapp(sandbox, api, creator)
+    page.goto(f"{urls.api}/c/{slug_of(stack, creator.creator_id)}/")
+    page.get_by_label("Name", exact=True).fill("Wanda")
+    page.get_by_label("Phone", exact=True).fill("+44 20 7946 0321")
+    page.get_by_label(re.compile("may message me on WhatsApp")).check()
+    page.get_by_role("button", name="Send").click()
+
+    expect(page.get_by_text("will message you on WhatsApp")).to_be_visible()
+    write_first = page.get_by_role("link", name="Message on WhatsApp")
+    assert re.fullmatch(
+        r"https://wa\.me/442079460100\?text=.+", write_first.get_attribute("href") or ""
+    )
+    screenshot(page, "thank-you-whatsapp")
+
+    def template_sent() -> list[dict[str, object]]:
+        sent = sandbox.get(
+            "/_sandbox/whatsapp/messages", params={"phone_number_id": phone_number_id}
+        ).json()["data"]
+        return [m for m in sent if m["type"] == "template"]
+
+    assert len(wait_for(template_sent, 15, "the WhatsApp template at the sandbox")) == 1
