@@ -33,6 +33,7 @@ sys.path.insert(0, str(ROOT / "deploy" / "local"))
 from demo import service_token, settings_from  # noqa: E402  (deploy/local)
 from stack import Stack, StackPorts, running_stack  # noqa: E402
 
+from bench.scale import ScalePlan, run_scale  # noqa: E402  (imports deploy/local too)
 from shared.events import utcnow  # noqa: E402
 
 STATE = Path(os.environ.get("AUTODM_STATE_DIR", ROOT / ".local" / "bench"))
@@ -44,13 +45,13 @@ def bench_ports() -> StackPorts:
     return StackPorts(
         kafka=int(os.environ.get("KAFKA_PORT", "19692")),
         postgres=int(os.environ.get("PG_PORT", "16032")),
-        sandbox=18480,
-        api=8400,
-        webhook_ingest=8401,
-        instagram_sender=8402,
-        whatsapp_sender=8403,
-        token_refresher=8404,
-        local_issuer=18490,
+        sandbox=19480,
+        api=9400,
+        webhook_ingest=9401,
+        instagram_sender=9402,
+        whatsapp_sender=9403,
+        token_refresher=9404,
+        local_issuer=19490,
     )
 
 
@@ -230,8 +231,29 @@ def top_self_time(path: Path, limit: int = 12) -> list[tuple[str, float]]:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    ports = bench_ports()
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
+    if not args.only_scale:
+        results |= await end_to_end(args)
+    if args.scale_accounts:
+        results["scale"] = await scale(args)
+        print("scale:", json.dumps(results["scale"]), flush=True)
+    return results
+
+
+async def scale(args: argparse.Namespace) -> dict[str, Any]:
+    """A stack of its own with a low per-account limit, so a burst is far over it."""
+    plan = ScalePlan(accounts=args.scale_accounts)
+    os.environ["AUTODM_INSTAGRAM_SEND_PER_S"] = str(plan.limit_per_s)
+    os.environ["AUTODM_INSTAGRAM_SEND_BURST"] = str(plan.burst)
+    with running_stack(bench_ports(), DATABASE, STATE / "logs-scale") as stack:
+        url = stack.env["AUTODM_DATABASE_URL"].replace("postgresql+asyncpg", "postgresql")
+        async with asyncpg.create_pool(url, min_size=1, max_size=2) as db:
+            return asdict(await run_scale(stack, db, plan))
+
+
+async def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
+    ports = bench_ports()
+    results: dict[str, Any] = {}
     raw = await raw_kafka.measure(f"127.0.0.1:{ports.kafka}")
     results["raw_kafka"] = asdict(raw)
     print("raw kafka:", json.dumps(results["raw_kafka"]), flush=True)
@@ -275,6 +297,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=10.0, help="per fixed-rate phase")
     parser.add_argument("--flat-out", type=int, default=6000, help="leads sent flat out")
     parser.add_argument("--profile", action="store_true", help="py-spy the api and sender")
+    parser.add_argument(
+        "--scale-accounts", type=int, default=10_000, help="accounts of the scale run (0: skip)"
+    )
+    parser.add_argument("--only-scale", action="store_true", help="skip the end-to-end phases")
     args = parser.parse_args()
     results = asyncio.run(run(args))
     out = STATE / "results.json"

@@ -13,6 +13,8 @@ from sandbox.settings import SandboxSettings
 def main() -> None:
     settings = SandboxSettings()
     logging.basicConfig(level=logging.INFO)
+    # A line per webhook delivery is noise next to uvicorn's access log (and costs CPU under load).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port)
 
 

@@ -83,6 +83,8 @@ class WebhookDispatcher:
         self._settings = settings
         self._now = now
         self._transport = transport
+        self._http: httpx.AsyncClient | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
         self.deliveries: dict[str, Delivery] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -173,6 +175,16 @@ class WebhookDispatcher:
         self.deliveries[delivery.id] = delivery
         return delivery
 
+    def _client(self) -> httpx.AsyncClient:
+        # One keep-alive client per event loop (tests run the sandbox on several loops). A
+        # client per delivery built a TLS context every time: 84 % of the sandbox's CPU
+        # under load, which starved the stack it plays Meta for (docs/BENCHMARKS.md).
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http_loop is not loop:
+            self._http = httpx.AsyncClient(transport=self._transport)
+            self._http_loop = loop
+        return self._http
+
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
@@ -213,10 +225,9 @@ class WebhookDispatcher:
             "User-Agent": "facebookexternalua",
         }
         try:
-            async with httpx.AsyncClient(
-                transport=self._transport, timeout=timeout_seconds
-            ) as client:
-                response = await client.post(delivery.url, content=delivery.body, headers=headers)
+            response = await self._client().post(
+                delivery.url, content=delivery.body, headers=headers, timeout=timeout_seconds
+            )
         except httpx.HTTPError as exc:
             delivery.last_error = f"{type(exc).__name__}: {exc}"
             return False

@@ -12,6 +12,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY
 
+from shared.batches import Park
 from shared.dead_letters import DeadLetterPolicy
 from shared.events import Envelope
 from shared.logs import bind_correlation_id, get_logger
@@ -28,13 +29,22 @@ log = get_logger(__name__)
 
 class _CorrelationMiddleware(BaseMiddleware):
     async def on_receive(self) -> None:
-        headers = dict(getattr(self.msg, "headers", None) or ())
-        correlation = headers.get("correlation_id")
+        if isinstance(self.msg, tuple):  # a batch subscriber's records: each its own id
+            for record in self.msg:
+                correlation = _correlation_of(record)
+                log.debug("record received", topic=record.topic, correlation_id=correlation)
+            return
+        correlation = _correlation_of(self.msg)
         if correlation:
-            bind_correlation_id(correlation.decode(errors="replace"))
+            bind_correlation_id(correlation)
         # DEBUG: free when filtered out (structlog's level-filtering logger), and the trail
         # of one correlation id through every service when an operator turns it on.
         log.debug("record received", topic=getattr(self.msg, "topic", None))
+
+
+def _correlation_of(record: Any) -> str | None:
+    correlation = dict(getattr(record, "headers", None) or ()).get("correlation_id")
+    return correlation.decode(errors="replace") if correlation else None
 
 
 @cache
@@ -65,6 +75,14 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
     return broker
 
 
+def dead_letter_park(broker: KafkaBroker, consumer: str) -> Park:
+    """Park one record in the DLQ from code that handles records itself (batch subscribers,
+    the delayed-retry consumer), with the same headers as the middleware."""
+    policy = DeadLetterPolicy(consumer=consumer)
+    policy.publish = broker.publish
+    return policy.park
+
+
 def subscribe(
     broker: KafkaBroker,
     topic: str,
@@ -73,12 +91,21 @@ def subscribe(
     title: str,
     description: str,
     max_workers: int | None = None,
+    batch_size: int | None = None,
+    decoder: Callable[..., Awaitable[Any]] | None = None,
 ) -> Callable[[Handler], Any]:
     """Every AutoDM subscriber: its own consumer group, committed after the handler
     (ACK_POLICY), from the earliest offset so a new group misses nothing already published.
     `max_workers` runs partitions in parallel, still in order within one (records are keyed
-    so that what must stay ordered shares a partition)."""
+    so that what must stay ordered shares a partition). `batch_size` hands the handler up to
+    that many records at once (`KafkaMessage.raw_message` is then a tuple; see
+    shared.batches), committed together after it returns."""
     options: dict[str, Any] = {"max_workers": max_workers} if max_workers else {}
+    if batch_size:
+        # getmany: what the last fetch holds, up to batch_size; waits only when it is empty.
+        options |= {"batch": True, "max_records": batch_size, "batch_timeout_ms": 100}
+    if decoder:
+        options["decoder"] = decoder
     subscriber: Callable[[Handler], Any] = broker.subscriber(
         topic,
         group_id=group,

@@ -137,10 +137,17 @@ class _DeadLetterMiddleware(BaseMiddleware):
         except IgnoredException:
             raise  # faststream's own ack/nack control flow
         except Exception as exc:
-            if msg.raw_message.topic == topics.DLQ:
-                # Parking a dead letter in the DLQ would loop forever: log it and move on
-                # (the record stays in the topic, readable by `autodm dlq`/kcat).
-                log.error("a dlq consumer failed on a record; skipped", detail=str(exc)[:200])
-                return None
-            await self.policy.park(msg.raw_message, exc)
+            # A batch subscriber (shared.batches) parks its own records one by one; what
+            # reaches here from one failed as a whole, so every record of it is parked.
+            raw = msg.raw_message
+            for record in raw if isinstance(raw, tuple) else (raw,):
+                await self._park(record, exc)
             return None
+
+    async def _park(self, record: ConsumerRecord[Any, Any], exc: Exception) -> None:
+        if record.topic == topics.DLQ:
+            # Parking a dead letter in the DLQ would loop forever: log it and move on
+            # (the record stays in the topic, readable by `autodm dlq`/kcat).
+            log.error("a dlq consumer failed on a record; skipped", detail=str(exc)[:200])
+            return
+        await self.policy.park(record, exc)

@@ -15,7 +15,7 @@ from services.api.limits import BodySizeLimit
 from services.api.problems import install_problem_handlers
 from services.api.router import RouterConfig
 from services.api.web.install import install_web
-from shared.broker import make_broker
+from shared.broker import dead_letter_park, make_broker
 from shared.crypto import TokenCipher
 from shared.db.session import make_engine, make_sessionmaker
 from shared.dlq import register_dlq_indexer
@@ -43,7 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.outbox_backlog_interval_s,
     )
     collector = OpsCollector(settings.kafka_bootstrap, sessions, settings.ops_collector_interval_s)
-    register_handlers(broker, sessions, relay, RouterConfig(rules=_rules(settings)))
+    park = dead_letter_park(broker, SERVICE)
+    register_handlers(broker, sessions, relay, RouterConfig(rules=_rules(settings)), park)
     register_dlq_indexer(broker, sessions)
 
     app = FastAPI(

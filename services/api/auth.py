@@ -12,6 +12,7 @@ HS256-signed-with-the-public-key tokens never reach signature verification.
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -74,9 +75,13 @@ class TokenPolicy:
 
 
 class TokenVerifier:
-    def __init__(self, policy: TokenPolicy, jwks: PyJWKClient) -> None:
+    def __init__(self, policy: TokenPolicy, jwks: PyJWKClient, key_cache_s: float = 300) -> None:
         self._policy = policy
         self._jwks = jwks
+        self._key_cache_s = key_cache_s
+        # kid -> (key, monotonic expiry): a known key is used inline; only a miss pays the
+        # thread hand-off (PyJWKClient may fetch with blocking urllib).
+        self._keys: dict[str, tuple[Any, float]] = {}
 
     @classmethod
     def from_settings(cls, settings: Settings) -> TokenVerifier:
@@ -86,16 +91,24 @@ class TokenVerifier:
             cooldown_duration=settings.jwks_refresh_cooldown_s,
             timeout=5,
         )
-        return cls(TokenPolicy.from_settings(settings), jwks)
+        return cls(TokenPolicy.from_settings(settings), jwks, settings.jwks_cache_s)
 
     async def verify(self, token: str) -> Principal:
-        algorithm = self._pinned_algorithm(token)
-        # PyJWKClient fetches with blocking urllib; keep that off the event loop.
-        key = await asyncio.to_thread(self._signing_key, token)
+        algorithm, kid = self._pinned_header(token)
+        key = await self._key(token, kid)
         claims = self._decode(token, key, algorithm)
         return self._principal(claims)
 
-    def _pinned_algorithm(self, token: str) -> str:
+    async def _key(self, token: str, kid: str) -> Any:
+        cached = self._keys.get(kid)
+        if cached is not None and cached[1] > time.monotonic():
+            return cached[0]
+        # PyJWKClient fetches with blocking urllib; keep that off the event loop.
+        key = await asyncio.to_thread(self._signing_key, token)
+        self._keys[kid] = (key, time.monotonic() + self._key_cache_s)
+        return key
+
+    def _pinned_header(self, token: str) -> tuple[str, str]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError as exc:
@@ -105,7 +118,7 @@ class TokenVerifier:
             raise unauthorized(f"token algorithm {algorithm!r} is not accepted")
         if not header.get("kid"):
             raise unauthorized("the token names no signing key (kid)")
-        return str(algorithm)
+        return str(algorithm), str(header["kid"])
 
     def _signing_key(self, token: str) -> Any:
         try:

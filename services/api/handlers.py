@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.projection import project_status
+from services.api.projection import project_statuses
 from services.api.router import RouterConfig, open_contact, route_lead
+from shared.batches import BatchWork, Park, records_of
 from shared.broker import subscribe
 from shared.events import (
     DmRetryRequested,
@@ -15,8 +19,11 @@ from shared.events import (
     LeadCreated,
     utcnow,
 )
+from shared.logs import bind_correlation_id
 from shared.outbox import OutboxRelay
 from shared.topics import DM_STATUS, LEADS_CONTACTS, LEADS_CREATED, LEADS_RETRIES
+
+BATCH_SIZE = 200
 
 
 def register_handlers(
@@ -24,20 +31,30 @@ def register_handlers(
     sessions: async_sessionmaker[AsyncSession],
     relay: OutboxRelay,
     config: RouterConfig,
+    park: Park,
 ) -> None:
+    async def route_all(session: AsyncSession, events: Sequence[LeadCreated]) -> None:
+        now = utcnow()
+        # Lead-id order: batches that lock several leads never wait on each other in a cycle.
+        for event in sorted(events, key=lambda e: e.payload.lead_id):
+            bind_correlation_id(event.correlation_id)
+            await route_lead(session, event, config, now)
+
+    route = BatchWork(LeadCreated, sessions, route_all, park)
+    project = BatchWork(DmStatusChanged, sessions, project_statuses, park)
+
     @subscribe(
         broker,
         LEADS_CREATED,
         group="autodm-router",
-        # Parallel across partitions, in order within one (keyed by creator / lead): a
-        # sequential subscriber waits for one offset commit per record (bench: ~450/s).
-        max_workers=6,
+        # One transaction and one offset commit per poll, not per lead (shared.batches).
+        batch_size=BATCH_SIZE,
+        decoder=route.decoder,
         title="router",
         description="Routes each new lead to what the platforms allow",
     )
-    async def on_lead_created(event: LeadCreated) -> None:
-        async with sessions.begin() as session:
-            await route_lead(session, event, config, utcnow())
+    async def on_lead_created(events: list[LeadCreated], msg: KafkaMessage) -> None:
+        await route.run(events, records_of(msg))
         relay.wake.set()
 
     @subscribe(
@@ -68,12 +85,11 @@ def register_handlers(
         broker,
         DM_STATUS,
         group="autodm-dm-status-projection",
-        # Parallel across partitions, in order within one (keyed by creator / lead): a
-        # sequential subscriber waits for one offset commit per record (bench: ~450/s).
-        max_workers=6,
+        # Two to four status events per DM: one transaction and one commit per poll.
+        batch_size=BATCH_SIZE,
+        decoder=project.decoder,
         title="dm-status-projection",
         description="Projects DM status events onto leads, forward-only",
     )
-    async def on_dm_status(event: DmStatusChanged) -> None:
-        async with sessions.begin() as session:
-            await project_status(session, event)
+    async def on_dm_status(events: list[DmStatusChanged], msg: KafkaMessage) -> None:
+        await project.run(events, records_of(msg))

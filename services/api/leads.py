@@ -57,6 +57,7 @@ async def create_lead(
     session.add(lead)
     await session.flush()  # the lead row must exist before its log line references it
     event = LeadCreated(
+        occurred_at=now,
         correlation_id=correlation_id,
         creator_id=creator_id,
         payload=LeadCreatedPayload(
@@ -68,7 +69,7 @@ async def create_lead(
             instagram=InstagramContact(**ig.model_dump()) if ig else InstagramContact(),
         ),
     )
-    log_created(session, lead, event.id, event.occurred_at)
+    log_created(session, lead, event.id, now)
     add_to_outbox(session, LEADS_CREATED, str(creator_id), event)
     return lead
 
@@ -83,6 +84,13 @@ async def get_lead(session: AsyncSession, lead_id: UUID) -> LeadOut | None:
         )
     ).all()
     return to_lead_out(lead, list(log))
+
+
+def new_lead_out(lead: Lead) -> LeadOut:
+    """The answer for a lead just created, from what this request wrote (no read back):
+    a new lead's log is exactly its one `queued` line, written at `created_at`."""
+    queued = DmLogEntry(status=DmStatus.QUEUED, attempt=1, occurred_at=lead.created_at, detail={})
+    return to_lead_out(lead, [queued])
 
 
 def to_lead_out(lead: Lead, log: list[DmLogEntry]) -> LeadOut:

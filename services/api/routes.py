@@ -22,7 +22,7 @@ from services.api.dm_requests import (
     retry_dm,
 )
 from services.api.idempotency_keys import KeyPolicy
-from services.api.leads import get_lead
+from services.api.leads import get_lead, new_lead_out
 from services.api.problems import ApiProblem, problem_responses
 from services.api.queries import LeadFilters, list_leads, overview
 from services.api.schemas import (
@@ -124,11 +124,8 @@ async def post_lead(
     async with deps.sessions.begin() as session:
         lead = await accept_lead(session, user, body, corr)
     deps.relay.wake.set()
-    async with deps.sessions() as session:
-        out = await get_lead(session, lead.id)
-    assert out is not None
     response.headers["Location"] = f"/api/leads/{lead.id}"
-    return out
+    return new_lead_out(lead)
 
 
 @router.get(

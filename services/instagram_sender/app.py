@@ -6,10 +6,9 @@ from fastapi import FastAPI
 
 from services.instagram_sender.handlers import RETRY_GROUP, register_handlers, retry_handler
 from services.instagram_sender.sending import RetryPolicy, SenderDeps
-from shared.broker import make_broker
+from shared.broker import dead_letter_park, make_broker
 from shared.crypto import TokenCipher
 from shared.db.session import make_engine, make_sessionmaker
-from shared.dead_letters import DeadLetterPolicy
 from shared.delivery import DeliveryGate
 from shared.dm_status import publish_status
 from shared.events import DmStatusChanged
@@ -41,7 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     gate = DeliveryGate(sessions, Provider.INSTAGRAM, settings)
     deps = SenderDeps(
-        sessions=sessions,
+        # Every write of the sender is one statement (claim, outcome, reconnect flag).
+        sessions=make_sessionmaker(engine, autocommit=True),
         client=InstagramClient(http, settings.graph_api_version),
         cipher=TokenCipher.from_settings(settings),
         publish=publish,
@@ -55,14 +55,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
     )
     register_handlers(broker, deps)
-    retry_dead_letters = DeadLetterPolicy(consumer=f"{SERVICE}-retry")
-    retry_dead_letters.publish = broker.publish
     retries = RetryConsumer(
         bootstrap=settings.kafka_bootstrap,
         topic=DM_RETRY_INSTAGRAM,
         group_id=RETRY_GROUP,
         handle=retry_handler(deps),
-        park=retry_dead_letters.park,
+        park=dead_letter_park(broker, f"{SERVICE}-retry"),
         provider=Provider.INSTAGRAM,
         max_held=settings.retry_max_held,
     )

@@ -71,6 +71,8 @@ class RetryPolicy:
 
 @dataclass(frozen=True)
 class SenderDeps:
+    # Autocommit: each write below is a single statement, atomic on its own; no BEGIN and
+    # COMMIT round trips on the hot path (shared.db.session.make_sessionmaker).
     sessions: async_sessionmaker[AsyncSession]
     client: InstagramClient
     cipher: TokenCipher

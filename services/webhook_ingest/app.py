@@ -12,7 +12,7 @@ from fastapi import FastAPI
 
 from services.webhook_ingest import routes, whatsapp_routes
 from services.webhook_ingest.handlers import register_handlers
-from shared.broker import make_broker
+from shared.broker import dead_letter_park, make_broker
 from shared.db.session import make_engine, make_sessionmaker
 from shared.logs import configure_logging
 from shared.outbox import OutboxRelay
@@ -31,7 +31,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     relay = OutboxRelay(
         sessions, broker, settings.outbox_batch_size, settings.outbox_poll_interval_s
     )
-    register_handlers(broker, sessions, relay)
+    register_handlers(broker, sessions, relay, dead_letter_park(broker, SERVICE))
     app = FastAPI(
         title="AutoDM webhook ingest",
         lifespan=broker_lifespan(broker, background=[relay.run_forever], on_stop=[engine.dispose]),

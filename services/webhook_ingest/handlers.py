@@ -1,30 +1,51 @@
-"""Kafka entrypoint: a webhooks.instagram record -> inbound.handle_webhook."""
+"""Kafka entrypoint: webhooks.instagram records -> inbound.handle_webhook."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.webhook_ingest.inbound import handle_webhook
+from shared.batches import BatchWork, Park, records_of
 from shared.broker import subscribe
 from shared.events import InstagramWebhookReceived
+from shared.logs import bind_correlation_id
 from shared.outbox import OutboxRelay
 from shared.topics import WEBHOOKS_INSTAGRAM
 
+BATCH_SIZE = 200
+
 
 def register_handlers(
-    broker: KafkaBroker, sessions: async_sessionmaker[AsyncSession], relay: OutboxRelay
+    broker: KafkaBroker,
+    sessions: async_sessionmaker[AsyncSession],
+    relay: OutboxRelay,
+    park: Park,
 ) -> None:
+    async def handle_all(session: AsyncSession, events: Sequence[InstagramWebhookReceived]) -> None:
+        # In partition order: one account's items (a message, then its read) stay in order.
+        for event in events:
+            bind_correlation_id(event.correlation_id)
+            await handle_webhook(session, event)
+
+    handle = BatchWork(InstagramWebhookReceived, sessions, handle_all, park)
+
     @subscribe(
         broker,
         WEBHOOKS_INSTAGRAM,
         group="autodm-webhooks-instagram",
-        # Keyed by account: one account's events in order, accounts in parallel.
-        max_workers=4,
+        # One transaction and one offset commit per poll (shared.batches): every sent DM
+        # comes back at least once (Meta's echo), so this topic is as busy as dm.status.
+        batch_size=BATCH_SIZE,
+        decoder=handle.decoder,
         title="webhooks-instagram",
         description="Maps Instagram webhook items to contacts, DM statuses and re-routes",
     )
-    async def on_instagram_webhook(event: InstagramWebhookReceived) -> None:
-        async with sessions.begin() as session:
-            await handle_webhook(session, event)
+    async def on_instagram_webhook(
+        events: list[InstagramWebhookReceived], msg: KafkaMessage
+    ) -> None:
+        await handle.run(events, records_of(msg))
         relay.wake.set()

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from typing import Any
+
+from sqlalchemy import event, exc
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -11,14 +15,47 @@ from sqlalchemy.ext.asyncio import (
 
 from shared.settings import Settings
 
+# A connection back in the pool for longer than this is pinged before it is handed out.
+# SQLAlchemy's pool_pre_ping pings on every checkout, and asyncpg's ping is three round
+# trips (BEGIN, `;`, ROLLBACK): on the hot path that was most of the database traffic per DM
+# (docs/BENCHMARKS.md). A restarted PostgreSQL is down for longer than this, so every
+# connection that lived through a restart is still checked before use.
+PING_IF_IDLE_S = 1.0
 
-def make_engine(settings: Settings) -> AsyncEngine:
-    return create_async_engine(
+
+def make_engine(settings: Settings, ping_if_idle_s: float = PING_IF_IDLE_S) -> AsyncEngine:
+    engine = create_async_engine(
         settings.database_url.get_secret_value(),
         pool_size=settings.db_pool_size,
-        pool_pre_ping=True,
     )
+    _ping_idle_connections(engine, ping_if_idle_s)
+    return engine
 
 
-def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
-    return async_sessionmaker(engine, expire_on_commit=False)
+def _ping_idle_connections(engine: AsyncEngine, idle_s: float) -> None:
+    pool = engine.sync_engine.pool
+
+    @event.listens_for(pool, "checkin")
+    def _checked_in(_: Any, record: Any) -> None:
+        record.info["checked_in_at"] = time.monotonic()
+
+    @event.listens_for(pool, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _: Any) -> None:
+        checked_in_at = record.info.get("checked_in_at")
+        if checked_in_at is None or time.monotonic() - checked_in_at < idle_s:
+            return
+        try:
+            dbapi_connection.ping()
+        except Exception as error:
+            # The pool drops this connection and tries a fresh one (up to three times).
+            raise exc.DisconnectionError(str(error)) from error
+
+
+def make_sessionmaker(
+    engine: AsyncEngine, *, autocommit: bool = False
+) -> async_sessionmaker[AsyncSession]:
+    """Sessions on the engine's pool. `autocommit=True` is for code whose every write is a
+    single statement (atomic on its own): it skips the BEGIN and COMMIT round trips, and
+    must never be used for work that needs several statements to commit together."""
+    bind = engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
+    return async_sessionmaker(bind, expire_on_commit=False)

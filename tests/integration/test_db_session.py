@@ -1,0 +1,40 @@
+"""The pool pings a connection that sat idle before handing it out, and replaces a dead one
+(PostgreSQL restarted, a backend killed), without pinging busy connections."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
+
+from shared.db.session import make_engine
+from shared.settings import Settings
+
+pytestmark = pytest.mark.integration
+
+
+async def _kill_the_pooled_backend(settings: Settings, ping_if_idle_s: float) -> int:
+    """Check out the only pooled connection, kill its backend from outside, check out again."""
+    engine = make_engine(settings.model_copy(update={"db_pool_size": 1}), ping_if_idle_s)
+    killer = make_engine(settings)
+    try:
+        async with engine.connect() as conn:
+            pid = (await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one()
+        async with killer.connect() as conn:
+            await conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        async with engine.connect() as conn:
+            return int((await conn.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+    finally:
+        await engine.dispose()
+        await killer.dispose()
+
+
+async def test_an_idle_connection_whose_backend_died_is_replaced(settings: Settings) -> None:
+    assert await _kill_the_pooled_backend(settings, ping_if_idle_s=0.0) > 0
+
+
+async def test_a_recently_used_connection_is_not_pinged(settings: Settings) -> None:
+    # The other side of the trade: within the idle threshold no ping is spent, so a backend
+    # killed in that instant surfaces as an error to the caller (who retries the record).
+    with pytest.raises(DBAPIError):
+        await _kill_the_pooled_backend(settings, ping_if_idle_s=3600.0)
