@@ -7,11 +7,22 @@ import re
 
 import httpx
 from demo import DemoCreator  # deploy/local
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Locator, Page, expect
 from stack import Stack  # deploy/local
 
 from tests.browser.conftest import Urls, new_bare_creator, screenshot, sign_in, wait_for
 from tests.browser.test_creator import failed_dm
+
+
+def reload_until(page: Page, rows: Locator, count: int) -> None:
+    """The DLQ record is indexed from the dlq topic just after the DM's `failed` status, and
+    the DLQ page does not poll: reload until the index has it."""
+
+    def indexed() -> bool:
+        page.reload()
+        return rows.count() == count
+
+    wait_for(indexed, 15, "the dead letter to be indexed")
 
 
 def test_admin_replays_a_dead_letter_and_the_count_drops(
@@ -22,9 +33,11 @@ def test_admin_replays_a_dead_letter_and_the_count_drops(
     expect(page.get_by_role("heading", name="DM overview")).to_be_visible()
     screenshot(page, "admin-overview")
     page.get_by_role("link", name="Dead letters").first.click()
+    expect(page.get_by_role("heading", name="Dead letters", exact=True)).to_be_visible()
+    # Oldest first, 50 a page: earlier suites may have parked more; filter to this account.
+    page.goto(f"{urls.api}/admin/dlq?account={creator.account_id}")
     row = page.locator(f'tr[data-lead="{lead_id}"]')
-    expect(row).to_have_count(1, timeout=15_000)  # indexed from the dlq topic
-    page.reload()
+    reload_until(page, row, 1)
     before = int(page.locator("#dlq-count").inner_text())
     screenshot(page, "admin-dlq")
 
@@ -49,7 +62,7 @@ def test_admin_replays_a_filtered_set_with_progress(
     failed_dm(sandbox, api, creator, "fil.tered")
     sign_in(page, urls, "admin")
     page.goto(f"{urls.api}/admin/dlq?account={creator.account_id}")
-    expect(page.locator("tbody tr[data-lead]")).to_have_count(1, timeout=15_000)
+    reload_until(page, page.locator("tbody tr[data-lead]"), 1)
     page.get_by_role("button", name="Replay the 1 filtered").click()
     expect(page.locator("#progress-text")).to_have_text("1 of 1 replayed: done.")
     screenshot(page, "admin-dlq-replay")
