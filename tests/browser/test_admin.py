@@ -81,8 +81,10 @@ def test_a_creator_cannot_reach_admin_pages_or_another_creators_leads(
         answer = page.goto(f"{urls.api}{path}")
         assert answer is not None and answer.status == 403
         expect(page.get_by_role("heading", name="Not allowed")).to_be_visible()
-    answer = page.goto(f"{urls.api}/app/leads/{other}")
-    assert answer is not None and answer.status == 404
+    for path in (f"/app/leads/{other}", "/app/leads/not-a-lead", "/app/nothing-here"):
+        answer = page.goto(f"{urls.api}{path}")
+        assert answer is not None and answer.status == 404
+        expect(page.get_by_role("heading", name="Not found")).to_be_visible()
     page.goto(f"{urls.api}/app/leads")
     expect(page.get_by_text("Secret")).to_have_count(0)
     # A form posted without the CSRF token is refused.

@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -169,3 +171,46 @@ def test_opted_in_visitor_is_messaged_on_whatsapp_and_can_write_first(
         return [m for m in sent if m["type"] == "template"]
 
     assert len(wait_for(template_sent, 15, "the WhatsApp template at the sandbox")) == 1
+
+
+def _creators_site(html: str) -> ThreadingHTTPServer:
+    """Another site (http://localhost:<port>, not the API's 127.0.0.1) serving `html`."""
+
+    class Page(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = html.encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "text/html")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            """Quiet."""
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def test_only_the_embed_may_be_framed_by_another_site(
+    page: Page, stack: Stack, urls: Urls, creator: DemoCreator
+) -> None:
+    slug = slug_of(stack, creator.creator_id)
+    frames = "".join(
+        f'<iframe name="{name}" src="{urls.api}/c/{slug}/{path}"></iframe>'
+        for name, path in (("embed", "embed"), ("page", ""))
+    )
+    site = _creators_site(f"<body>{frames}</body>")
+    try:
+        page.goto(f"http://localhost:{site.server_address[1]}/")
+        embed = page.frame_locator('iframe[name="embed"]')
+        expect(embed.get_by_role("button", name="Send")).to_be_visible()
+        # The page itself refuses framing (frame-ancestors 'none'): Chrome shows its error
+        # page in that frame instead of the form.
+        blocked = page.frame(name="page")
+        assert blocked is not None
+        wait_for(lambda: blocked.url.startswith("chrome-error://"), 10, "the refused frame")
+        expect(blocked.get_by_role("button", name="Send")).to_have_count(0)
+    finally:
+        site.shutdown()

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import quote
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from services.api.routes import ApiDeps
 from services.api.web import (
@@ -54,6 +57,8 @@ def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
     ):
         app.include_router(module.router)
 
+    _pages_for_browsers(app, pages)
+
     @app.exception_handler(SignInRequired)
     async def sign_in_required(_: Request, exc: SignInRequired) -> Response:
         return RedirectResponse(f"/login?next={quote(exc.next_path)}", status_code=303)
@@ -70,3 +75,35 @@ def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
             "detail": "This form could not be verified. Go back, reload the page and try again.",
         }
         return pages.render(request, "error.html", context, status_code=403)
+
+
+# A browser that asks a page for something that is not there (a mistyped address, a lead
+# id that is not one) gets an error page; API clients keep their problem documents.
+PAGE_ERRORS = {
+    404: ("Not found", "There is nothing at this address."),
+    405: ("Not found", "There is nothing at this address."),
+    422: ("Not found", "This address is not one AutoDM makes."),
+}
+
+
+def _wants_page(request: Request) -> bool:
+    path = request.url.path
+    return not path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
+
+
+def _pages_for_browsers(app: FastAPI, pages: Pages) -> None:
+    for exc_class in (RequestValidationError, StarletteHTTPException):
+        api_handler = app.exception_handlers[exc_class]
+
+        async def handler(
+            request: Request, exc: Exception, api_handler: Any = api_handler
+        ) -> Response:
+            status = getattr(exc, "status_code", 422)
+            if _wants_page(request) and status in PAGE_ERRORS:
+                title, detail = PAGE_ERRORS[status]
+                context = {"title": title, "detail": detail}
+                return pages.render(request, "error.html", context, status_code=404)
+            answer: Response = await api_handler(request, exc)
+            return answer
+
+        app.add_exception_handler(exc_class, handler)
