@@ -50,10 +50,11 @@ async def dlq_page(
     reason: Annotated[str | None, Query(pattern=REASON_PATTERN)] = None,
     account: Annotated[str | None, Query(max_length=64)] = None,
     notice: Annotated[str | None, Query(max_length=32)] = None,
+    offset: Annotated[int, Query(ge=0, le=10**9)] = 0,
 ) -> Response:
     f = _filter(reason, account)
     async with web.api.sessions() as session:
-        entries = await list_entries(session, f, PAGE_SIZE)
+        entries = await list_entries(session, f, PAGE_SIZE, offset)
         matching = await count_entries(session, f)
         waiting = await count_entries(session, DlqFilter())
     context: dict[str, Any] = {
@@ -65,8 +66,18 @@ async def dlq_page(
         "account": account or "",
         "filtered": bool(reason or account),
         "notice": NOTICES.get(notice or ""),
+        "first": offset + 1,
+        "previous_url": _page_url(reason, account, offset - PAGE_SIZE) if offset else None,
+        "next_url": _page_url(reason, account, offset + PAGE_SIZE)
+        if offset + PAGE_SIZE < matching
+        else None,
     }
     return web.pages.render(request, "admin_dlq.html", context)
+
+
+def _page_url(reason: str | None, account: str | None, offset: int) -> str:
+    query = {"reason": reason or "", "account": account or "", "offset": max(offset, 0)}
+    return "/admin/dlq?" + urlencode({k: v for k, v in query.items() if v})
 
 
 @router.get("/jobs/{job_id}")
