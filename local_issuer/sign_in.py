@@ -8,6 +8,9 @@ real identity provider's hosted sign-in page, and only redirects to loopback add
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 import time
 from collections.abc import Callable
@@ -33,6 +36,7 @@ class Grant:
     creator_id: UUID | None
     redirect_uri: str
     expires_at: float
+    code_challenge: str = ""
 
 
 def _loopback(redirect_uri: str) -> str:
@@ -40,6 +44,12 @@ def _loopback(redirect_uri: str) -> str:
     if parts.scheme not in ("http", "https") or parts.hostname not in LOOPBACK:
         raise HTTPException(400, "the local issuer only redirects to loopback addresses")
     return redirect_uri
+
+
+def _pkce_matches(challenge: str, verifier: str) -> bool:
+    digest = hashlib.sha256(verifier.encode()).digest()
+    expected = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+    return hmac.compare_digest(expected, challenge)
 
 
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
@@ -54,6 +64,7 @@ p.note{{color:#444;font-size:.9rem}}</style></head><body>
 <form method="post" action="/authorize">
 <input type="hidden" name="redirect_uri" value="{redirect_uri}">
 <input type="hidden" name="state" value="{state}">
+<input type="hidden" name="code_challenge" value="{code_challenge}">
 <label for="role">Role</label>
 <select id="role" name="role"><option value="creator">creator</option>
 <option value="admin">admin</option></select>
@@ -72,13 +83,19 @@ def make_router(
 
     @router.get("/authorize", response_class=HTMLResponse)
     async def authorize_page(
-        redirect_uri: str, state: str = "", response_type: str = "code", login_hint: str = ""
+        redirect_uri: str,
+        state: str = "",
+        response_type: str = "code",
+        login_hint: str = "",
+        code_challenge: str = "",
+        code_challenge_method: str = "S256",
     ) -> HTMLResponse:
-        if response_type != "code":
-            raise HTTPException(400, "only response_type=code is supported")
+        if response_type != "code" or code_challenge_method != "S256":
+            raise HTTPException(400, "only response_type=code with S256 PKCE is supported")
         html = PAGE.format(
             redirect_uri=escape(_loopback(redirect_uri)),
             state=escape(state),
+            code_challenge=escape(code_challenge),
             creator_id=escape(login_hint),
         )
         return HTMLResponse(html)
@@ -90,6 +107,7 @@ def make_router(
         sub: Annotated[str, Form(min_length=1, max_length=128)],
         state: Annotated[str, Form()] = "",
         creator_id: Annotated[str, Form()] = "",
+        code_challenge: Annotated[str, Form(max_length=128)] = "",
     ) -> RedirectResponse:
         try:
             creator = UUID(creator_id.strip()) if role == "creator" else None
@@ -97,7 +115,7 @@ def make_router(
             raise HTTPException(400, "a creator signs in with their creator id (a UUID)") from exc
         code = secrets.token_urlsafe(24)
         expires = time.time() + CODE_TTL_S
-        grants[code] = Grant(sub, role, creator, _loopback(redirect_uri), expires)
+        grants[code] = Grant(sub, role, creator, _loopback(redirect_uri), expires, code_challenge)
         query = urlencode({"code": code, "state": state})
         return RedirectResponse(f"{redirect_uri}?{query}", status_code=303)
 
@@ -106,11 +124,14 @@ def make_router(
         code: Annotated[str, Form()],
         redirect_uri: Annotated[str, Form()],
         grant_type: Annotated[str, Form()] = "authorization_code",
+        code_verifier: Annotated[str, Form()] = "",
     ) -> dict[str, object]:
         grant = grants.pop(code, None)  # single use
         if grant_type != "authorization_code" or grant is None:
             raise HTTPException(400, "invalid_grant")
         if grant.expires_at < time.time() or grant.redirect_uri != redirect_uri:
+            raise HTTPException(400, "invalid_grant")
+        if grant.code_challenge and not _pkce_matches(grant.code_challenge, code_verifier):
             raise HTTPException(400, "invalid_grant")
         access_token = mint(grant.sub, grant.role, grant.creator_id)
         return {

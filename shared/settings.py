@@ -154,6 +154,8 @@ class Settings(BaseSettings):
     web_authorize_url: str = "http://127.0.0.1:18090/authorize"
     web_token_url: str = "http://127.0.0.1:18090/oauth/token"  # noqa: S105 (a URL)
     web_client_id: str = "autodm-web"
+    # Sent with the code exchange when set (a confidential client); PKCE is always used.
+    web_client_secret: SecretStr | None = None
     # Session and CSRF cookies are `Secure`; only a local/test environment on plain http
     # may turn that off.
     web_cookie_secure: bool = True

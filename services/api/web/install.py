@@ -40,6 +40,11 @@ def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
             token_url=settings.web_token_url,
             client_id=settings.web_client_id,
             redirect_uri=f"{settings.public_base_url}/auth/callback",
+            client_secret=(
+                settings.web_client_secret.get_secret_value()
+                if settings.web_client_secret
+                else None
+            ),
         ),
         form_limits=FormLimits.per_minute(
             settings.lead_form_per_ip_per_minute, settings.lead_form_per_creator_per_minute

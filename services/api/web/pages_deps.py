@@ -23,6 +23,7 @@ class SignInConfig:
     token_url: str
     client_id: str
     redirect_uri: str
+    client_secret: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,3 @@ async def admin_user(user: SessionUser) -> Principal:
 
 CreatorUser = Annotated[Principal, Depends(creator_user)]
 AdminUser = Annotated[Principal, Depends(admin_user)]
-
-
-def creator_of(user: Principal) -> str:
-    assert user.creator_id is not None  # creator_user guarantees it
-    return str(user.creator_id)

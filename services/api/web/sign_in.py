@@ -7,6 +7,8 @@ bearer token (services/api/auth.py): one way to authenticate, no session table.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import hmac
 import secrets
 from typing import Annotated
@@ -49,7 +51,7 @@ async def index(request: Request, web: Web) -> Response:
 async def login(
     web: Web, next_path: Annotated[str | None, Query(alias="next", max_length=512)] = None
 ) -> Response:
-    state = secrets.token_urlsafe(24)
+    state, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(48)
     c = web.sign_in
     query = urlencode(
         {
@@ -58,10 +60,13 @@ async def login(
             "redirect_uri": c.redirect_uri,
             "scope": "openid",
             "state": state,
+            # PKCE (RFC 7636): a stolen code is useless without this browser's verifier.
+            "code_challenge": pkce_challenge(verifier),
+            "code_challenge_method": "S256",
         }
     )
     response = RedirectResponse(f"{c.authorize_url}?{query}", status_code=303)
-    value = f"{state}|{_safe_next(next_path)}"
+    value = f"{state}|{verifier}|{_safe_next(next_path)}"
     web.security.set_cookie(response, LOGIN_STATE_COOKIE, value, max_age=LOGIN_TTL_S)
     return response
 
@@ -73,10 +78,11 @@ async def callback(
     code: Annotated[str, Query(max_length=2048)] = "",
     state: Annotated[str, Query(max_length=256)] = "",
 ) -> Response:
-    expected, _, next_path = request.cookies.get(LOGIN_STATE_COOKIE, "").partition("|")
+    parts = request.cookies.get(LOGIN_STATE_COOKIE, "").split("|", 2)
+    expected, verifier, next_path = [*parts, "", ""][:3]
     if not code or not expected or not hmac.compare_digest(expected, state):
         raise PageError(400, "Sign-in failed", "The sign-in expired or was not started here.")
-    token, expires_in = await _exchange(web, code)
+    token, expires_in = await _exchange(web, code, verifier)
     try:
         user = await web.api.verifier.verify(token)
     except ApiProblem as problem:
@@ -87,14 +93,22 @@ async def callback(
     return response
 
 
-async def _exchange(web: Web, code: str) -> tuple[str, int]:
+def pkce_challenge(verifier: str) -> str:
+    digest = hashlib.sha256(verifier.encode()).digest()
+    return base64.urlsafe_b64encode(digest).decode().rstrip("=")
+
+
+async def _exchange(web: Web, code: str, verifier: str) -> tuple[str, int]:
     c = web.sign_in
     form = {
         "grant_type": "authorization_code",
         "code": code,
         "redirect_uri": c.redirect_uri,
         "client_id": c.client_id,
+        "code_verifier": verifier,
     }
+    if c.client_secret:  # a confidential client (most hosted providers); PKCE alone otherwise
+        form["client_secret"] = c.client_secret
     try:
         async with httpx.AsyncClient(timeout=10) as client:
             answer = await client.post(c.token_url, data=form)
