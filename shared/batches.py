@@ -61,7 +61,9 @@ class BatchWork(Generic[E]):
                 await self.apply(session, events)
             return
         except Exception:
-            log.warning("batch failed; handling its records one by one", size=len(events))
+            log.warning(
+                "batch failed; handling its records one by one", size=len(events), exc_info=True
+            )
         by_id = self._records_by_event_id(records)
         for event in events:
             await self._one(event, by_id[event.id])

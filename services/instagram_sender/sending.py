@@ -66,7 +66,7 @@ class RetryPolicy:
     max_attempts: int = 5
     base_delay_s: float = 2.0
     max_delay_s: float = 300.0
-    max_inline_wait_s: float = 1.0
+    max_inline_wait_s: float = 0.05
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.deps = routes.IngestDeps(
         broker=broker,
         sessions=sessions,
+        reads=make_sessionmaker(engine, autocommit=True),
         relay=relay,
         app_secrets=settings.instagram_app_secrets,
         verify_token=settings.webhook_verify_token.get_secret_value(),

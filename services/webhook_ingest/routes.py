@@ -31,6 +31,8 @@ log = get_logger(__name__)
 class IngestDeps:
     broker: KafkaBroker
     sessions: async_sessionmaker[AsyncSession]
+    # Autocommit, for the one-statement read on every webhook POST (no BEGIN/ROLLBACK).
+    reads: async_sessionmaker[AsyncSession]
     relay: OutboxRelay
     app_secrets: list[str]
     verify_token: str
@@ -60,7 +62,7 @@ async def verify_subscription(
 async def receive(request: Request, deps: Deps) -> dict[str, int]:
     payload, correlation_id = await signed_json(request, deps.app_secrets, "instagram")
     published = await publish_items(
-        deps.broker, deps.sessions, split_instagram(payload), correlation_id
+        deps.broker, deps.reads, split_instagram(payload), correlation_id
     )
     return {"published": published}
 
