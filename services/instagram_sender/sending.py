@@ -21,13 +21,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import case, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from shared.crypto import TokenCipher
-from shared.db.models import DmSend, SocialAccount
+from shared.db.models import DmSend, InstagramComment, SocialAccount
 from shared.dead_letters import DeliveryFailed
 from shared.delivery import DeliveryGate, Limits, Verdict, counts_as_failure
 from shared.dm_status import status_of
@@ -38,6 +38,7 @@ from shared.metrics import RATE_LIMIT_WAIT
 from shared.providers.instagram import InstagramClient, SentMessage
 from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.ratelimit import SendKind
+from shared.reconciliation import RECONCILED_REASON, text_digest
 from shared.retries import DeliveryContext, RetryPublisher, backoff_s
 
 log = get_logger(__name__)
@@ -100,6 +101,7 @@ async def _send_locked(
     async with deps.sessions() as session:
         intent = await session.get(DmSend, (p.lead_id, p.route))
         account = await session.get(SocialAccount, p.account_id)
+        recipient = await _recipient_igsid(session, request)
     if intent is not None and not _claimable(intent, p.attempt):
         await _announce_previous(deps, request, intent)
         return None
@@ -111,7 +113,7 @@ async def _send_locked(
         assert verdict.not_before is not None
         return await _defer(deps, ctx, verdict.not_before, verdict.why, ctx.attempts)
     async with deps.sessions.begin() as session:
-        won = await _claim_intent(session, request)
+        won = await _claim_intent(session, request, recipient)
     if not won:  # another consumer (a redelivery) got there between the read and the claim
         deps.gate.abandon(account.id)
         return None
@@ -165,18 +167,41 @@ def _claimable(intent: DmSend, attempt: int) -> bool:
     return intent.state in FINAL_NOT_SENT and intent.attempt < attempt
 
 
-async def _claim_intent(session: AsyncSession, request: DmRequested) -> bool:
-    """Record the intent atomically; False if another handler holds it."""
+async def _recipient_igsid(session: AsyncSession, request: DmRequested) -> str | None:
+    """Whom the DM reaches: the IGSID, or for a private reply the comment's author."""
     p = request.payload
+    if p.route != Route.IG_PRIVATE_REPLY or not p.recipient.comment_id:
+        return p.recipient.igsid
+    comment = await session.get(InstagramComment, p.recipient.comment_id)
+    return comment.igsid if comment is not None else None
+
+
+async def _claim_intent(
+    session: AsyncSession, request: DmRequested, recipient: str | None = None
+) -> bool:
+    """Record the intent atomically, with what Instagram's echo will be matched on; False
+    if another handler holds it."""
+    p = request.payload
+    sent_as = {
+        "account_id": p.account_id,
+        "recipient_igsid": recipient,
+        "text_sha256": text_digest(p.text),
+    }
     stmt = insert(DmSend).values(
-        lead_id=p.lead_id, route=p.route, state="sending", attempt=p.attempt
+        lead_id=p.lead_id, route=p.route, state="sending", attempt=p.attempt, **sent_as
     )
     takeover = ((DmSend.state == DEFERRED) & (DmSend.attempt <= p.attempt)) | (
         DmSend.state.in_(FINAL_NOT_SENT) & (DmSend.attempt < p.attempt)
     )
     stmt = stmt.on_conflict_do_update(
         index_elements=[DmSend.lead_id, DmSend.route],
-        set_={"state": "sending", "attempt": p.attempt, "updated_at": utcnow()},
+        set_={
+            "state": "sending",
+            "attempt": p.attempt,
+            "provider_message_id": None,
+            "updated_at": utcnow(),
+            **sent_as,
+        },
         where=takeover,
     )
     return await session.scalar(stmt.returning(DmSend.lead_id)) is not None
@@ -198,11 +223,9 @@ async def _announce_previous(deps: SenderDeps, request: DmRequested, intent: DmS
     if intent.state == "sent":
         event = status_of(request, DmStatus.SENT, provider_message_id=intent.provider_message_id)
     elif intent.state == "sending":
-        event = status_of(
-            request,
-            DmStatus.UNKNOWN,
-            reason="an earlier attempt was interrupted mid-send; not resent, to be reconciled",
-        )
+        reason = "an earlier attempt was interrupted mid-send; not resent, to be reconciled"
+        await _park_unknown(deps, request, reason, None)
+        return
     else:
         return  # failed/skipped/unknown were announced when they happened
     await deps.publish(event)
@@ -252,9 +275,7 @@ async def _on_error(
     elif error.error_class != ErrorClass.THROTTLED:
         await deps.gate.succeeded(account)  # Meta answered: the path to it works
     if error.error_class == ErrorClass.AMBIGUOUS:
-        await _finish(
-            deps, request, "unknown", DmStatus.UNKNOWN, reason=reason, error=_detail(error)
-        )
+        await _park_unknown(deps, request, reason, _detail(error))
         return None
     if error.error_class == ErrorClass.RECIPIENT:
         window = (error.code, error.subcode) in WINDOW_CLOSED
@@ -309,6 +330,31 @@ async def _give_up(
         error=_detail(error),
     )
     raise DeliveryFailed(dlq_reason, error.error_class, error.code, attempts, str(error))
+
+
+async def _park_unknown(
+    deps: SenderDeps, request: DmRequested, reason: str, error: ProviderError | None
+) -> None:
+    """`unknown`, never resent: unless Instagram's echo of the message came first and left
+    its message id on the intent (shared.reconciliation), which settles it as `sent`."""
+    p = request.payload
+    echoed = DmSend.provider_message_id.is_not(None)
+    async with deps.sessions.begin() as session:
+        row = (
+            await session.execute(
+                update(DmSend)
+                .where(DmSend.lead_id == p.lead_id, DmSend.route == p.route)
+                .values(state=case((echoed, "sent"), else_="unknown"), updated_at=utcnow())
+                .returning(DmSend.state, DmSend.provider_message_id)
+            )
+        ).one_or_none()
+    if row is not None and row.state == "sent":
+        event = status_of(
+            request, DmStatus.SENT, reason=RECONCILED_REASON, provider_message_id=row[1]
+        )
+    else:
+        event = status_of(request, DmStatus.UNKNOWN, reason=reason, error=error)
+    await deps.publish(event)
 
 
 async def _flag_reconnect(deps: SenderDeps, request: DmRequested) -> None:

@@ -14,8 +14,8 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.webhook_ingest.mapping import Comment, Inbound, Read, map_item
-from shared.db.models import InstagramComment, InstagramContact, Lead
+from services.webhook_ingest.mapping import Comment, Echo, Inbound, Read, map_item
+from shared.db.models import DmSend, InstagramComment, InstagramContact, Lead
 from shared.events import (
     DmStatusChanged,
     DmStatusPayload,
@@ -24,11 +24,13 @@ from shared.events import (
     InstagramWebhookReceived,
     LeadContactOpened,
     LeadContactOpenedPayload,
+    utcnow,
 )
 from shared.idempotency import claim_event
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.logs import get_logger
 from shared.outbox import add_to_outbox
+from shared.reconciliation import RECONCILED_REASON, UNSETTLED, text_digest
 from shared.topics import DM_STATUS, INSTAGRAM_COMMENTS, LEADS_CONTACTS
 
 log = get_logger(__name__)
@@ -50,6 +52,8 @@ async def handle_webhook(session: AsyncSession, event: InstagramWebhookReceived)
         await _read(session, event, action)
     elif isinstance(action, Comment):
         await _comment(session, event, action)
+    elif isinstance(action, Echo):
+        await _echo(session, event, action)
     else:
         log.debug("webhook item ignored", reason=action.reason)
     return True
@@ -104,6 +108,33 @@ async def _read(session: AsyncSession, event: InstagramWebhookReceived, a: Read)
         log.info("read receipt for a message AutoDM did not send")
         return
     _status(session, event, lead, DmStatus.READ, None, provider_message_id=a.mid)
+
+
+async def _echo(session: AsyncSession, event: InstagramWebhookReceived, a: Echo) -> None:
+    """Our own message, seen by Instagram: settles a send whose answer never came."""
+    intent = await session.scalar(
+        select(DmSend)
+        .where(
+            DmSend.account_id == event.payload.account_id,
+            DmSend.recipient_igsid == a.igsid,
+            DmSend.text_sha256 == text_digest(a.text),
+            DmSend.state.in_(UNSETTLED),
+        )
+        .order_by(DmSend.updated_at)
+        .limit(1)
+        .with_for_update()
+    )
+    if intent is None:
+        return  # settled already (the usual case), or a message typed in the app
+    intent.provider_message_id = a.mid
+    intent.updated_at = utcnow()
+    if intent.state == "sending":
+        return  # the sender still owns the outcome; a timeout now settles as `sent`
+    intent.state = "sent"
+    lead = await session.get(Lead, intent.lead_id)
+    if lead is not None:
+        log.info("ambiguous send reconciled by its echo", lead_id=str(lead.id))
+        _status(session, event, lead, DmStatus.SENT, RECONCILED_REASON, provider_message_id=a.mid)
 
 
 async def _comment(session: AsyncSession, event: InstagramWebhookReceived, a: Comment) -> None:

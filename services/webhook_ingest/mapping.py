@@ -2,7 +2,9 @@
 without Kafka: the consumer (inbound.py) acts on the result.
 
 - `message` from a person: inbound (opens the 24 h window; a reply to a DM; may carry an
-  ig.me `referral.ref`). `is_echo` is the account's own message: ignored.
+  ig.me `referral.ref`).
+- `message` with `is_echo` (the account's own message, ours or typed in the app): an echo,
+  matched to an ambiguous send of ours (shared.reconciliation).
 - `referral` (ig.me link opened, `messaging_referral`): inbound carrying the lead's `ref`.
 - `read` (`messaging_seen`): the DM with that mid was read.
 - `comments` change: a comment, the start of a 7-day private-reply window.
@@ -38,6 +40,13 @@ class Read:
 
 
 @dataclass(frozen=True)
+class Echo:
+    igsid: str  # the recipient
+    mid: str
+    text: str
+
+
+@dataclass(frozen=True)
 class Comment:
     comment_id: str
     igsid: str
@@ -47,7 +56,7 @@ class Comment:
     at: datetime
 
 
-Action = Ignored | Inbound | Read | Comment
+Action = Ignored | Inbound | Read | Comment | Echo
 
 
 def map_item(p: InstagramWebhookPayload) -> Action:
@@ -58,7 +67,7 @@ def map_item(p: InstagramWebhookPayload) -> Action:
     if not sender.isdigit():
         return Ignored("no sender")
     if sender == p.ig_account_id:
-        return Ignored("sent by the account itself")
+        return _echo(item)
     at = _from_ms(item.get("timestamp") or p.entry_time)
     if p.field == "message":
         return _message(item["message"], sender, at)
@@ -67,6 +76,14 @@ def map_item(p: InstagramWebhookPayload) -> Action:
     if p.field == "read" and (mid := item["read"].get("mid")):
         return Read(sender, str(mid), at)
     return Ignored(f"{p.field} is not used")
+
+
+def _echo(item: dict[str, Any]) -> Action:
+    message = item.get("message") or {}
+    recipient = str((item.get("recipient") or {}).get("id") or "")
+    if not (message.get("is_echo") and message.get("mid") and recipient.isdigit()):
+        return Ignored("sent by the account itself")
+    return Echo(recipient, str(message["mid"]), str(message.get("text") or ""))
 
 
 def _message(message: dict[str, Any], sender: str, at: datetime) -> Action:

@@ -179,8 +179,23 @@ class DmSend(Base):
     state: Mapped[str] = mapped_column(String(16))
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
+    # What was sent, to whom, from which account: an ambiguous send (`unknown`) is matched
+    # to Instagram's echo of it by these (services/webhook_ingest/reconcile.py).
+    account_id: Mapped[UUID | None]
+    recipient_igsid: Mapped[str | None] = mapped_column(String(32))
+    text_sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+    __table_args__ = (
+        Index(
+            "ix_dm_sends_unreconciled",
+            "account_id",
+            "recipient_igsid",
+            "text_sha256",
+            postgresql_where=text("state IN ('sending', 'unknown')"),
+        ),
+    )
 
 
 # Read receipts name the DM by the message id Meta returned when it was sent.

@@ -7,7 +7,7 @@ from typing import Any
 from uuid import uuid4
 
 from services.webhook_ingest.ingest import split_instagram
-from services.webhook_ingest.mapping import Comment, Ignored, Inbound, Read, map_item
+from services.webhook_ingest.mapping import Comment, Echo, Ignored, Inbound, Read, map_item
 from shared.events import InstagramWebhookPayload
 
 ACCOUNT = "17841400000000001"
@@ -88,9 +88,16 @@ def test_an_inbound_message_opens_the_window() -> None:
     assert got == Inbound(PERSON, datetime.fromtimestamp(MS / 1000, UTC), "message", None)
 
 
-def test_an_echo_of_our_own_message_is_ignored() -> None:
+def test_an_echo_of_our_own_message_names_its_recipient_mid_and_text() -> None:
     echo = messaging({"message": {"mid": "m1", "text": "hi", "is_echo": True}}, ACCOUNT, PERSON)
-    assert isinstance(action(echo), Ignored)
+    assert action(echo) == Echo(PERSON, "m1", "hi")
+
+
+def test_the_accounts_own_non_echo_items_are_ignored() -> None:
+    own_read = messaging({"read": {"mid": "m1"}}, ACCOUNT, PERSON)
+    assert isinstance(action(own_read), Ignored)
+    no_recipient = messaging({"message": {"mid": "m1", "is_echo": True}}, ACCOUNT, "")
+    assert isinstance(action(no_recipient), Ignored)
 
 
 def test_an_ig_me_referral_carries_the_lead_ref() -> None:
