@@ -1,6 +1,6 @@
 """reconciliation of ambiguous sends: what a send intent was, to match Instagram's echo
 
-Revision ID: 0008_reconciliation
+Revision ID: 0010_echo_reconciliation
 Revises: 0007_web_pages
 Create Date: 2026-11-28
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0008_reconciliation"
+revision: str = "0010_echo_reconciliation"
 down_revision: str | Sequence[str] | None = "0007_web_pages"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
