@@ -15,8 +15,10 @@ from services.whatsapp_sender.sending import SenderDeps
 from shared.broker import make_broker, publish_event
 from shared.crypto import TokenCipher
 from shared.db.session import make_engine, make_sessionmaker
+from shared.delivery import DeliveryGate
 from shared.dm_status import publish_status
 from shared.events import DmRequested, DmStatusChanged
+from shared.lifecycle import Provider
 from shared.logs import configure_logging
 from shared.providers.graph_http import make_http_client
 from shared.providers.whatsapp import WhatsAppClient
@@ -44,8 +46,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         key = str(request.payload.account_id or request.creator_id)
         await publish_event(broker, DM_REQUESTED_WHATSAPP, key, request)
 
+    gate = DeliveryGate(sessions, Provider.WHATSAPP, settings)
     deps = SenderDeps(
         sessions=sessions,
+        gate=gate,
         client=WhatsAppClient(http, settings.graph_api_version),
         cipher=TokenCipher.from_settings(settings),
         publish=publish,
@@ -61,7 +65,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app = FastAPI(
         title="AutoDM WhatsApp sender",
         lifespan=broker_lifespan(
-            broker, background=[poller.run_forever], on_stop=[http.aclose, engine.dispose]
+            broker,
+            # Pauses and breakers are loaded before the first record: a restarted sender
+            # never sends for a paused or throttled number.
+            on_start=[gate.refresh],
+            background=[poller.run_forever, gate.run_refresher],
+            on_stop=[http.aclose, engine.dispose],
         ),
     )
     app.state.broker = broker

@@ -39,6 +39,7 @@ from shared.db.models import (
     WhatsAppNumber,
     WhatsAppTemplate,
 )
+from shared.delivery import DeliveryGate, counts_as_failure
 from shared.dm_status import status_of
 from shared.events import DmRequested, DmStatusChanged, ProviderError, utcnow
 from shared.lifecycle import DmStatus, Provider, Route
@@ -52,6 +53,11 @@ log = get_logger(__name__)
 PublishStatus = Callable[[DmStatusChanged], Awaitable[None]]
 RETRYABLE_STATES = ("failed", "skipped", "link")
 RE_ENGAGEMENT = 131047
+GATE_REASONS = {
+    "paused": "sending is paused for this number or for all accounts",
+    "throttled": "WhatsApp is rate limiting this number: waiting for the time it allows",
+    "circuit_open": "WhatsApp failed repeatedly for this number: waiting before trying again",
+}
 PAIR_RATE = 131056
 TEMPLATE_ERRORS = frozenset({132000, 132001})
 
@@ -63,6 +69,8 @@ class SenderDeps:
     cipher: TokenCipher
     publish: PublishStatus
     links: WhatsAppDeps
+    # The kill switch and the circuit breakers, shared with the Instagram sender.
+    gate: DeliveryGate
     policy: LimitPolicy = field(default_factory=LimitPolicy)
     throughput: Throughput = field(default_factory=Throughput)
     max_throttle_retries: int = 6
@@ -110,8 +118,10 @@ async def send_whatsapp(deps: SenderDeps, request: DmRequested) -> None:
     try:
         accepted = await _call(deps, plan)
     except MetaError as error:
+        await _gate_outcome(deps, plan, error)
         await _on_error(deps, request, plan, error)
         return
+    await deps.gate.succeeded(plan.account_id)
     await _record_sent(deps, request, plan, accepted)
 
 
@@ -157,6 +167,12 @@ async def _plan(
         reason = f"the number's daily limit ({number.daily_limit} people / 24 h) is reached"
     if wait is not None:
         return await _defer(session, deps, request, wait, reason, throttled=False)
+    # Last, so a half-open breaker's probe slot is only taken by a send that happens.
+    verdict = deps.gate.check(account.id, ())
+    if not verdict.go:
+        assert verdict.not_before is not None
+        why = GATE_REASONS.get(verdict.why, verdict.why)
+        return await _defer(session, deps, request, verdict.not_before, why, throttled=False)
     limits.take_pair_slot(contact, now, deps.policy)
     if send.route == Route.WA_TEMPLATE:
         limits.count_for_tier(contact, now)
@@ -373,6 +389,17 @@ async def _record_sent(
     )
     for event in early:
         await deps.publish(event)
+
+
+async def _gate_outcome(deps: SenderDeps, send: Send, error: MetaError) -> None:
+    """Feed the breakers: no answer or 5xx count toward opening; a throttling answer opens
+    the number's breaker until Meta's time; any other answer shows the path works."""
+    if counts_as_failure(error):
+        await deps.gate.failed(send.account_id, error)
+    elif error.error_class == ErrorClass.THROTTLED:
+        await deps.gate.throttled(send.account_id, error)
+    else:
+        await deps.gate.succeeded(send.account_id)
 
 
 async def _on_error(deps: SenderDeps, request: DmRequested, send: Send, error: MetaError) -> None:

@@ -13,7 +13,14 @@ from services.whatsapp_sender.links import WhatsAppDeps
 from services.whatsapp_sender.sending import SenderDeps, send_whatsapp
 from services.whatsapp_sender.statuses import handle_webhook
 from shared.crypto import TokenCipher
-from shared.db.models import Lead, SocialAccount, WhatsAppNumber, WhatsAppTemplate
+from shared.db.models import (
+    Lead,
+    SocialAccount,
+    WhatsAppDeferredSend,
+    WhatsAppNumber,
+    WhatsAppTemplate,
+)
+from shared.delivery import DeliveryGate
 from shared.events import (
     DmRequested,
     DmRequestedPayload,
@@ -22,7 +29,9 @@ from shared.events import (
     WhatsAppWebhookPayload,
     WhatsAppWebhookReceived,
 )
+from shared.kill_switch import pause_sending, resume_sending
 from shared.lifecycle import DmStatus, Provider, Route
+from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.providers.whatsapp import AcceptedMessage, TemplateMessage
 from shared.settings import Settings
 
@@ -114,6 +123,7 @@ def _deps(
         cipher=TokenCipher.from_settings(settings),
         publish=publish,
         links=WhatsAppDeps(publish=publish),
+        gate=DeliveryGate(sessions, Provider.WHATSAPP, settings),
     )
     return deps, published
 
@@ -171,3 +181,71 @@ async def test_a_status_before_its_send_is_recorded_is_applied_when_it_is(
 
 async def _never(_: DmRequested) -> None:
     raise AssertionError("no re-request expected")
+
+
+class ThrottledClient(RecordingClient):
+    """Meta answers the first template with 130429 (throughput exceeded), Retry-After 60 s."""
+
+    async def send_template(
+        self, number: str, token: str, to: str, template: TemplateMessage
+    ) -> AcceptedMessage:
+        if not self.calls:
+            self.calls.append((to, template))
+            raise MetaError(ErrorClass.THROTTLED, "throughput exceeded", 130429, retry_after_s=60)
+        return await super().send_template(number, token, to, template)
+
+
+async def _deferred(sessions: async_sessionmaker[AsyncSession], lead_id: UUID) -> str | None:
+    async with sessions() as session:
+        row = await session.get(WhatsAppDeferredSend, (lead_id, Route.WA_TEMPLATE))
+    return row.reason if row else None
+
+
+async def test_a_paused_number_sends_nothing_until_resumed(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+) -> None:
+    account_id, lead_id = await _world(sessions, settings, creator)
+    client = RecordingClient()
+    deps, published = _deps(sessions, settings, client)
+    async with sessions.begin() as session:
+        await pause_sending(session, account_id, "holiday", "test")
+    await deps.gate.refresh()
+
+    await send_whatsapp(deps, _request(creator, account_id, lead_id))
+    assert client.calls == []
+    assert "paused" in (await _deferred(sessions, lead_id) or "")
+
+    async with sessions.begin() as session:
+        await resume_sending(session, account_id)
+    await deps.gate.refresh()
+    await send_whatsapp(deps, _request(creator, account_id, lead_id))  # the poller's re-request
+    assert len(client.calls) == 1
+    assert [e.payload.status for e in published][-1] == DmStatus.SENT
+
+
+async def test_a_throttling_answer_holds_the_numbers_other_dms_until_metas_time(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+) -> None:
+    account_id, first = await _world(sessions, settings, creator)
+    second = uuid4()
+    async with sessions.begin() as session:
+        session.add(
+            Lead(
+                id=second,
+                creator_id=creator,
+                name="Grace Hopper",
+                message="hi",
+                phone="+44 20 7946 0959",
+                whatsapp_opt_in=True,
+                ref=uuid4().hex,
+            )
+        )
+    client = ThrottledClient()
+    deps, _ = _deps(sessions, settings, client)
+
+    await send_whatsapp(deps, _request(creator, account_id, first))
+    await send_whatsapp(deps, _request(creator, account_id, second))
+
+    assert len(client.calls) == 1  # the second DM never reached Meta
+    assert "rate limiting" in (await _deferred(sessions, second) or "")
+    assert await _deferred(sessions, first) is not None  # the throttled one waits too
