@@ -7,6 +7,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.whatsapp_sender.links import WhatsAppDeps
@@ -14,6 +15,7 @@ from services.whatsapp_sender.sending import SenderDeps, send_whatsapp
 from services.whatsapp_sender.statuses import handle_webhook
 from shared.crypto import TokenCipher
 from shared.db.models import (
+    DeliveryCircuit,
     Lead,
     SocialAccount,
     WhatsAppDeferredSend,
@@ -242,10 +244,16 @@ async def test_a_throttling_answer_holds_the_numbers_other_dms_until_metas_time(
         )
     client = ThrottledClient()
     deps, _ = _deps(sessions, settings, client)
+    try:
+        await send_whatsapp(deps, _request(creator, account_id, first))
+        await send_whatsapp(deps, _request(creator, account_id, second))
 
-    await send_whatsapp(deps, _request(creator, account_id, first))
-    await send_whatsapp(deps, _request(creator, account_id, second))
-
-    assert len(client.calls) == 1  # the second DM never reached Meta
-    assert "rate limiting" in (await _deferred(sessions, second) or "")
-    assert await _deferred(sessions, first) is not None  # the throttled one waits too
+        assert len(client.calls) == 1  # the second DM never reached Meta
+        assert "rate limiting" in (await _deferred(sessions, second) or "")
+        assert await _deferred(sessions, first) is not None  # the throttled one waits too
+    finally:
+        # The open breaker is persisted; other suites' admin overviews must not see it.
+        async with sessions.begin() as session:
+            await session.execute(
+                delete(DeliveryCircuit).where(DeliveryCircuit.account_id == account_id)
+            )
