@@ -128,6 +128,20 @@ async def _statuses(sessions: async_sessionmaker[AsyncSession], case: Case) -> l
         return [DmStatusChanged.model_validate_json(p).payload for p in rows]
 
 
+async def _time_out(
+    sessions: async_sessionmaker[AsyncSession], case: Case
+) -> list[DmStatusChanged]:
+    """What the sender does when its request got no answer; returns what it published."""
+    published: list[DmStatusChanged] = []
+
+    async def publish(event: DmStatusChanged) -> None:
+        published.append(event)
+
+    deps: Any = SimpleNamespace(sessions=sessions, publish=publish)
+    await _park_unknown(deps, case.request(), "no answer from Instagram", None)
+    return published
+
+
 async def test_an_echo_settles_an_unknown_send_as_sent(
     sessions: async_sessionmaker[AsyncSession], case: Case
 ) -> None:
@@ -145,13 +159,7 @@ async def test_an_echo_before_the_timeout_makes_the_timeout_settle_as_sent(
     await _intent(sessions, case, "sending")
     await _handle(sessions, case.echo("mid.early"))
     assert await _state(sessions, case) == ("sending", "mid.early")  # the sender decides
-    published: list[DmStatusChanged] = []
-
-    async def publish(event: DmStatusChanged) -> None:
-        published.append(event)
-
-    deps: Any = SimpleNamespace(sessions=sessions, publish=publish)
-    await _park_unknown(deps, case.request(), "no answer from Instagram", None)
+    published = await _time_out(sessions, case)
     assert await _state(sessions, case) == ("sent", "mid.early")
     [event] = published
     assert (event.payload.status, event.payload.provider_message_id) == (DmStatus.SENT, "mid.early")
@@ -161,13 +169,7 @@ async def test_a_timeout_without_an_echo_stays_unknown_and_another_message_settl
     sessions: async_sessionmaker[AsyncSession], case: Case
 ) -> None:
     await _intent(sessions, case, "sending")
-    published: list[DmStatusChanged] = []
-
-    async def publish(event: DmStatusChanged) -> None:
-        published.append(event)
-
-    deps: Any = SimpleNamespace(sessions=sessions, publish=publish)
-    await _park_unknown(deps, case.request(), "no answer from Instagram", None)
+    published = await _time_out(sessions, case)
     assert published[0].payload.status == DmStatus.UNKNOWN
     await _handle(sessions, case.echo("mid.other", text="a message typed in the app"))
     assert await _state(sessions, case) == ("unknown", None)

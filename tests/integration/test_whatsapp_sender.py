@@ -82,18 +82,20 @@ async def _world(
                 is_default=True,
             )
         )
-        session.add(
-            Lead(
-                id=lead_id,
-                creator_id=creator,
-                name="Ada Byron",
-                message="hi",
-                phone="+44 20 7946 0958",
-                whatsapp_opt_in=True,
-                ref=uuid4().hex,
-            )
-        )
+        session.add(_opted_in_lead(lead_id, creator, "Ada Byron", "+44 20 7946 0958"))
     return account_id, lead_id
+
+
+def _opted_in_lead(lead_id: UUID, creator: UUID, name: str, phone: str) -> Lead:
+    return Lead(
+        id=lead_id,
+        creator_id=creator,
+        name=name,
+        message="hi",
+        phone=phone,
+        whatsapp_opt_in=True,
+        ref=uuid4().hex,
+    )
 
 
 def _request(creator: UUID, account_id: UUID, lead_id: UUID) -> DmRequested:
@@ -231,17 +233,7 @@ async def test_a_throttling_answer_holds_the_numbers_other_dms_until_metas_time(
     account_id, first = await _world(sessions, settings, creator)
     second = uuid4()
     async with sessions.begin() as session:
-        session.add(
-            Lead(
-                id=second,
-                creator_id=creator,
-                name="Grace Hopper",
-                message="hi",
-                phone="+44 20 7946 0959",
-                whatsapp_opt_in=True,
-                ref=uuid4().hex,
-            )
-        )
+        session.add(_opted_in_lead(second, creator, "Grace Hopper", "+44 20 7946 0959"))
     client = ThrottledClient()
     deps, _ = _deps(sessions, settings, client)
     try:
