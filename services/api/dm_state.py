@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import DmLogEntry, Lead
 from shared.events import DmStatusPayload
+from shared.idempotency import claim_events
 from shared.lifecycle import DmStatus, is_forward
 from shared.metrics import DMS
 
@@ -128,3 +131,40 @@ def start_attempt(
     lead.dm_error_subcode = None
     lead.dm_error_message = None
     return attempt
+
+
+class _AboutALead(Protocol):
+    @property
+    def lead_id(self) -> UUID: ...
+
+
+class LeadEvent(Protocol):
+    """lead.created, a retry, a dm.status: an event whose payload names its lead."""
+
+    @property
+    def id(self) -> UUID: ...
+
+    @property
+    def payload(self) -> _AboutALead: ...
+
+
+E = TypeVar("E", bound=LeadEvent)
+
+
+async def claim_and_lock(
+    session: AsyncSession, consumer: str, events: Sequence[E]
+) -> tuple[list[E], dict[UUID, Lead]]:
+    """A batch's events this consumer has not handled yet (one claim for all), in lead-id
+    order and, within a lead, in the order given (the partition's); and their leads, FOR
+    UPDATE in one read, locked in id order so concurrent batches never wait in a cycle."""
+    claimed = await claim_events(session, consumer, [e.id for e in events])
+    fresh = sorted(
+        {e.id: e for e in events if e.id in claimed}.values(), key=lambda e: e.payload.lead_id
+    )
+    ids = {e.payload.lead_id for e in fresh}
+    if not ids:
+        return fresh, {}
+    rows = await session.scalars(
+        select(Lead).where(Lead.id.in_(ids)).order_by(Lead.id).with_for_update()
+    )
+    return fresh, {lead.id: lead for lead in rows}

@@ -9,7 +9,7 @@ from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.projection import project_statuses
-from services.api.router import RouterConfig, open_contact, route_lead
+from services.api.router import RouterConfig, open_contact, route_lead, route_leads
 from shared.batches import BatchWork, Park, records_of
 from shared.broker import subscribe
 from shared.events import (
@@ -19,7 +19,6 @@ from shared.events import (
     LeadCreated,
     utcnow,
 )
-from shared.logs import bind_correlation_id
 from shared.outbox import OutboxRelay
 from shared.topics import DM_STATUS, LEADS_CONTACTS, LEADS_CREATED, LEADS_RETRIES
 
@@ -34,11 +33,7 @@ def register_handlers(
     park: Park,
 ) -> None:
     async def route_all(session: AsyncSession, events: Sequence[LeadCreated]) -> None:
-        now = utcnow()
-        # Lead-id order: batches that lock several leads never wait on each other in a cycle.
-        for event in sorted(events, key=lambda e: e.payload.lead_id):
-            bind_correlation_id(event.correlation_id)
-            await route_lead(session, event, config, now)
+        await route_leads(session, events, config, utcnow())
 
     route = BatchWork(LeadCreated, sessions, route_all, park)
     project = BatchWork(DmStatusChanged, sessions, project_statuses, park)

@@ -7,6 +7,7 @@ the outbox so it is published exactly when this transaction commits.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
@@ -14,7 +15,7 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.dm_state import record_transition
+from services.api.dm_state import claim_and_lock, record_transition
 from services.api.whatsapp_accounts import whatsapp_facts
 from shared.db.models import (
     Creator,
@@ -36,6 +37,7 @@ from shared.events import (
 )
 from shared.idempotency import claim_event
 from shared.lifecycle import DmStatus, Provider, Route
+from shared.logs import bind_correlation_id
 from shared.outbox import add_to_outbox
 from shared.routing import (
     CreatorChannels,
@@ -64,15 +66,32 @@ async def route_lead(
     now: datetime,
 ) -> bool:
     """Route one lead (new, or retried under a new attempt); False for a redelivery."""
-    if not await claim_event(session, CONSUMER, event.id):
-        return False
-    lead = await session.get(Lead, event.payload.lead_id, with_for_update=True)
-    if lead is None or lead.creator_id != event.creator_id:
-        raise PoisonMessage(f"lead {event.payload.lead_id} of creator {event.creator_id} not found")
-    if isinstance(event, DmRetryRequested) and event.payload.attempt != lead.dm_attempt:
-        return False  # a later attempt superseded this retry
-    await _route(session, event, lead, config, now)
-    return True
+    return await route_leads(session, [event], config, now) == 1
+
+
+async def route_leads(
+    session: AsyncSession,
+    events: Sequence[LeadCreated | DmRetryRequested],
+    config: RouterConfig,
+    now: datetime,
+) -> int:
+    """Route a batch with one claim and one locking read; how many leads were routed.
+
+    Leads are locked and routed in lead-id order, so batches never wait on each other in
+    a cycle; a redelivered event, or a retry a later attempt superseded, is skipped."""
+    fresh, leads = await claim_and_lock(session, CONSUMER, events)
+    routed = 0
+    for event in fresh:
+        lead = leads.get(event.payload.lead_id)
+        if lead is None or lead.creator_id != event.creator_id:
+            lead_id, creator_id = event.payload.lead_id, event.creator_id
+            raise PoisonMessage(f"lead {lead_id} of creator {creator_id} not found")
+        if isinstance(event, DmRetryRequested) and event.payload.attempt != lead.dm_attempt:
+            continue  # a later attempt superseded this retry
+        bind_correlation_id(event.correlation_id)
+        await _route(session, event, lead, config, now)
+        routed += 1
+    return routed
 
 
 async def open_contact(
