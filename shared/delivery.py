@@ -16,8 +16,9 @@ account starts only after the previous answer, throttle signal included, was rec
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
@@ -151,6 +152,18 @@ class DeliveryGate:
         """The admitted send did not happen (a duplicate): free a half-open probe slot."""
         for circuit in self._breakers(account_id):
             circuit.probing = False
+
+    @contextlib.contextmanager
+    def outcome_pending(self, account_id: UUID) -> Iterator[None]:
+        """Around an admitted send until its outcome is recorded. If anything else escapes
+        (the database or the broker gone mid-send, as during their restarts), the probe slot
+        of a half-open breaker is freed: otherwise it stays taken for the life of the
+        process and the account's DMs wait `circuit_open` forever (found by `make chaos`)."""
+        try:
+            yield
+        except BaseException:
+            self.abandon(account_id)
+            raise
 
     # --- after a send -------------------------------------------------------------------
 

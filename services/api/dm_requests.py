@@ -24,8 +24,16 @@ from services.api.leads import UnknownCreator, create_lead
 from services.api.problems import ApiProblem
 from services.api.retries import RetryFacts, RetryVerdict, retry_verdict
 from services.api.router import current_route, last_inbound_at
-from services.api.schemas import DmErrorOut, DmLogOut, DmSendIn, DmStatusOut, LeadIn, RetryOut
-from shared.db.models import DmLogEntry, DmSend, Lead, SocialAccount
+from services.api.schemas import (
+    DmErrorOut,
+    DmLogOut,
+    DmSendIn,
+    DmStatusOut,
+    LeadIn,
+    RetryOut,
+    WaitingOut,
+)
+from shared.db.models import DmLogEntry, DmSend, Lead, SocialAccount, WhatsAppDeferredSend
 from shared.events import DmRetryRequested, DmRetryRequestedPayload
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.outbox import add_to_outbox
@@ -165,7 +173,39 @@ async def dm_status(
         )
     ).all()
     verdict = await verdict_for(session, lead, ctx)
-    return to_status_out(lead, list(log), verdict)
+    out = to_status_out(lead, list(log), verdict)
+    out.waiting = await waiting_of(session, lead)
+    return out
+
+
+# What a deferred DM waits for, in the creator's words (the senders' machine codes).
+WAITING_DETAIL = {
+    "paused": "sending is paused (kill switch); it goes out after resume",
+    "rate_limited": "paced below the account's sending limit; it goes out in turn",
+    "throttled": "the platform asked this account to slow down; it goes out after that time",
+    "circuit_open": "sending to this account is failing; retried when the breaker allows",
+    "transient": "the platform was unreachable; retried with backoff",
+}
+
+
+async def waiting_of(session: AsyncSession, lead: Lead) -> WaitingOut | None:
+    """Why a queued or sending DM waits: its deferred send intent (or, for WhatsApp, its
+    deferred send)."""
+    if lead.dm_route is None or DmStatus(lead.dm_status) not in WAITS:
+        return None
+    intent = await session.get(DmSend, (lead.id, lead.dm_route))
+    if intent is not None and intent.state == "deferred" and intent.waiting_for:
+        detail = WAITING_DETAIL.get(intent.waiting_for, intent.waiting_for)
+        return WaitingOut(reason=intent.waiting_for, detail=detail, not_before=intent.not_before)
+    deferred = await session.get(WhatsAppDeferredSend, (lead.id, lead.dm_route))
+    if deferred is not None:
+        return WaitingOut(
+            reason="whatsapp_limit", detail=deferred.reason, not_before=deferred.not_before
+        )
+    return None
+
+
+WAITS = frozenset({DmStatus.QUEUED, DmStatus.SENDING})
 
 
 def to_status_out(lead: Lead, log: list[DmLogEntry], verdict: RetryVerdict) -> DmStatusOut:

@@ -174,6 +174,14 @@ class RetryOut(BaseModel):
     detail: str = Field(description="Why, in plain words")
 
 
+class WaitingOut(BaseModel):
+    reason: str = Field(
+        description="Why the DM waits: paused, rate_limited, throttled, circuit_open, transient"
+    )
+    detail: str = Field(description="The same, in plain words")
+    not_before: datetime | None = Field(description="When it is looked at again")
+
+
 class DmStatusOut(BaseModel):
     lead_id: UUID
     creator_id: UUID
@@ -188,6 +196,9 @@ class DmStatusOut(BaseModel):
     sent_at: datetime | None
     read_at: datetime | None
     retry: RetryOut
+    waiting: WaitingOut | None = Field(
+        default=None, description="Set while the DM is deferred: why it waits, until when"
+    )
     log: list[DmLogOut]
 
 

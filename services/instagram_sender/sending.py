@@ -21,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, update
+from sqlalchemy import ColumnElement, case, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -39,7 +39,7 @@ from shared.providers.instagram import InstagramClient, SentMessage
 from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.ratelimit import SendKind
 from shared.reconciliation import RECONCILED_REASON, text_digest
-from shared.retries import DeliveryContext, RetryPublisher, backoff_s
+from shared.retries import H_DEFERRED_FOR, DeliveryContext, RetryPublisher, backoff_s
 
 log = get_logger(__name__)
 
@@ -111,7 +111,18 @@ async def _send_locked(
     verdict = await _wait_for_gate(deps, request)
     if not verdict.go:
         assert verdict.not_before is not None
-        return await _defer(deps, ctx, verdict.not_before, verdict.why, ctx.attempts)
+        return await _defer(deps, request, ctx, verdict.not_before, verdict.why, ctx.attempts)
+    with deps.gate.outcome_pending(account.id):
+        return await _send_admitted(deps, request, ctx, account, recipient)
+
+
+async def _send_admitted(
+    deps: SenderDeps,
+    request: DmRequested,
+    ctx: DeliveryContext,
+    account: SocialAccount,
+    recipient: str | None,
+) -> datetime | None:
     async with deps.sessions.begin() as session:
         won = await _claim_intent(session, request, recipient)
     if not won:  # another consumer (a redelivery) got there between the read and the claim
@@ -151,20 +162,52 @@ async def _wait_for_gate(deps: SenderDeps, request: DmRequested) -> Verdict:
 
 
 async def _defer(
-    deps: SenderDeps, ctx: DeliveryContext, due: datetime, why: str, attempts: int
+    deps: SenderDeps,
+    request: DmRequested,
+    ctx: DeliveryContext,
+    due: datetime,
+    why: str,
+    attempts: int,
 ) -> datetime | None:
     # The retry consumer keeps holding its own record while no new attempt failed: no new
     # record, no offset moved. Anything else goes (back) to the retry topic.
-    if ctx.held and attempts == ctx.attempts:
+    held = ctx.held and attempts == ctx.attempts
+    if not held or ctx.headers.get(H_DEFERRED_FOR) != why:
+        await _record_waiting(deps, request, why, due)
+    if held:
         return due
     await deps.retry.defer(ctx, due, why, attempts)
     return None
+
+
+async def _record_waiting(deps: SenderDeps, request: DmRequested, why: str, due: datetime) -> None:
+    """The intent becomes `deferred` with why and until when, so the DM shows why it waits
+    (the API reads it). Written when the reason changes, not on every re-check of a held
+    record: a paced account's held records are re-checked every few seconds."""
+    p = request.payload
+    values = {"state": DEFERRED, "attempt": p.attempt, "waiting_for": why, "not_before": due}
+    stmt = insert(DmSend).values(lead_id=p.lead_id, route=p.route, **values)
+    ours = _takeover(p.attempt) | ((DmSend.state == "sending") & (DmSend.attempt == p.attempt))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[DmSend.lead_id, DmSend.route],
+        set_={**values, "updated_at": utcnow()},
+        where=ours,
+    )
+    async with deps.sessions.begin() as session:
+        await session.execute(stmt)
 
 
 def _claimable(intent: DmSend, attempt: int) -> bool:
     if intent.state == DEFERRED:
         return intent.attempt <= attempt
     return intent.state in FINAL_NOT_SENT and intent.attempt < attempt
+
+
+def _takeover(attempt: int) -> ColumnElement[bool]:
+    """The intents an attempt may take over (see `_claimable`), as SQL."""
+    return ((DmSend.state == DEFERRED) & (DmSend.attempt <= attempt)) | (
+        DmSend.state.in_(FINAL_NOT_SENT) & (DmSend.attempt < attempt)
+    )
 
 
 async def _recipient_igsid(session: AsyncSession, request: DmRequested) -> str | None:
@@ -190,19 +233,18 @@ async def _claim_intent(
     stmt = insert(DmSend).values(
         lead_id=p.lead_id, route=p.route, state="sending", attempt=p.attempt, **sent_as
     )
-    takeover = ((DmSend.state == DEFERRED) & (DmSend.attempt <= p.attempt)) | (
-        DmSend.state.in_(FINAL_NOT_SENT) & (DmSend.attempt < p.attempt)
-    )
     stmt = stmt.on_conflict_do_update(
         index_elements=[DmSend.lead_id, DmSend.route],
         set_={
             "state": "sending",
             "attempt": p.attempt,
             "provider_message_id": None,
+            "waiting_for": None,
+            "not_before": None,
             "updated_at": utcnow(),
             **sent_as,
         },
-        where=takeover,
+        where=_takeover(p.attempt),
     )
     return await session.scalar(stmt.returning(DmSend.lead_id)) is not None
 
@@ -306,8 +348,7 @@ async def _retry_later(
         due = utcnow() + timedelta(seconds=delay)
     if attempts >= deps.policy.max_attempts:
         await _give_up(deps, request, error, "retries_exhausted", reason, attempts)
-    await _set_intent(deps, request, DEFERRED)
-    return await _defer(deps, ctx, due, error.error_class, attempts)
+    return await _defer(deps, request, ctx, due, error.error_class, attempts)
 
 
 async def _give_up(

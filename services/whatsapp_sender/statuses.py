@@ -196,9 +196,17 @@ async def _inbound(session: AsyncSession, event: WhatsAppWebhookReceived) -> lis
     contact = await limits.locked_contact(session, p.account_id, wa_id)
     contact.last_inbound_at = max(filter(None, (contact.last_inbound_at, written_at)))
     contact.profile_name = p.profile_name or contact.profile_name
+    # Only messages sent before the user wrote are answered by it. WhatsApp timestamps are
+    # whole seconds: written in the second of our send (or earlier) may predate it (e.g. the
+    # window-opening message, delivered late), so it counts only from the next second on;
+    # nobody reads and answers within the same second.
     sent = await session.scalars(
         select(WhatsAppMessage)
-        .where(WhatsAppMessage.account_id == p.account_id, WhatsAppMessage.wa_id == wa_id)
+        .where(
+            WhatsAppMessage.account_id == p.account_id,
+            WhatsAppMessage.wa_id == wa_id,
+            WhatsAppMessage.created_at < written_at,
+        )
         .order_by(WhatsAppMessage.created_at.desc())
     )
     latest: dict[UUID, WhatsAppMessage] = {}

@@ -184,6 +184,10 @@ class DmSend(Base):
     account_id: Mapped[UUID | None]
     recipient_igsid: Mapped[str | None] = mapped_column(String(32))
     text_sha256: Mapped[str | None] = mapped_column(String(64))
+    # A `deferred` intent says why it waits (paused, rate_limited, throttled, circuit_open,
+    # transient) and until when: the API shows it, so a waiting DM is never unexplained.
+    waiting_for: Mapped[str | None] = mapped_column(String(32))
+    not_before: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 

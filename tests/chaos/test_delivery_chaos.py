@@ -30,7 +30,7 @@ from stack import Stack  # deploy/local
 
 from services.api.leads import create_lead
 from services.api.schemas import LeadIn
-from shared.db.models import DeadLetter, Lead
+from shared.db.models import DeadLetter, DmSend, Lead
 from shared.db.session import make_engine, make_sessionmaker
 from shared.dlq import DlqFilter, replay_matching
 from shared.events import utcnow
@@ -70,7 +70,7 @@ async def _seed(
     ]
     people = []
     for n in range(plan.leads):
-        creator = creators[n % len(creators)]
+        creator = creators[plan.creator_of(n)]
         person = {"account_id": creator.ig_user_id, "username": f"p{run}.{n}", "text": "guide?"}
         if n % 5 == 4:
             comment = (await sandbox.post("/_sandbox/instagram/users/comment", json=person)).json()
@@ -257,9 +257,13 @@ async def test_no_lead_lost_none_sent_twice_no_send_while_throttled(
     def all_terminal(leads: dict[UUID, Lead]) -> bool:
         return len(leads) == len(ids) and all(lead.dm_status in TERMINAL for lead in leads.values())
 
-    leads = await _settle(sessions, ids, all_terminal, timeout_s=240)
+    settle_s = plan.settle_s(settings_from(chaos_stack.env))
+    leads = await _settle(sessions, ids, all_terminal, timeout_s=settle_s)
     lost = [lead_id for lead_id in ids if leads[lead_id].dm_status not in TERMINAL]
-    assert not lost, f"{len(lost)} leads not terminal, e.g. {leads[lost[0]].dm_status}"
+    assert not lost, (
+        f"{len(lost)} leads not terminal {settle_s:.0f} s after the faults; "
+        f"(route, status, waiting for): {await _why_waiting(sessions, [leads[i] for i in lost])}"
+    )
     unexplained = [
         lead for lead in leads.values() if lead.dm_status != "sent" and not lead.dm_reason
     ]
@@ -303,6 +307,25 @@ async def test_no_lead_lost_none_sent_twice_no_send_while_throttled(
     assert max(per_lead.values(), default=0) <= 1
 
     _report(plan, done, leads, throttles, replayed, len(messages), time.monotonic() - started)
+
+
+async def _why_waiting(
+    sessions: async_sessionmaker[AsyncSession], waiting: list[Lead]
+) -> dict[tuple[str | None, str, str | None], int]:
+    """What the senders recorded for DMs still waiting (a deferred intent names why)."""
+    async with sessions() as session:
+        intents = {
+            (i.lead_id, i.route): i
+            for i in await session.scalars(
+                select(DmSend).where(DmSend.lead_id.in_([lead.id for lead in waiting]))
+            )
+        }
+    found: Counter[tuple[str | None, str, str | None]] = Counter()
+    for lead in waiting:
+        intent = intents.get((lead.id, lead.dm_route or ""))
+        why = f"{intent.state}:{intent.waiting_for}" if intent else "no send intent"
+        found[(lead.dm_route, lead.dm_status, why)] += 1
+    return dict(found)
 
 
 async def _contains(sessions: async_sessionmaker[AsyncSession], wanted: set[UUID]) -> bool:

@@ -127,7 +127,9 @@ async def test_opted_in_cold_lead_gets_the_template_then_delivered_read_replied(
     assert lead["dm"]["provider_message_id"] == message["message_id"]
 
     # The lead answers: the 24 h window opens and the DM is `replied`; a new lead with the
-    # same phone now gets free-form text (inside the window, no template needed).
+    # same phone now gets free-form text (inside the window, no template needed). WhatsApp
+    # timestamps are whole seconds: only a message written after the send's second counts.
+    await asyncio.sleep(1.1)
     reply = {"phone_number_id": number.phone_number_id, "from": wa_id, "text": "yes please"}
     (await sandbox.post("/_sandbox/whatsapp/users/message", json=reply)).raise_for_status()
     await settle(api, lead_id, "replied")

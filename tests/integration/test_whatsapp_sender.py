@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.whatsapp_sender.links import WhatsAppDeps
@@ -19,6 +19,7 @@ from shared.db.models import (
     Lead,
     SocialAccount,
     WhatsAppDeferredSend,
+    WhatsAppMessage,
     WhatsAppNumber,
     WhatsAppTemplate,
 )
@@ -249,3 +250,43 @@ async def test_a_throttling_answer_holds_the_numbers_other_dms_until_metas_time(
             await session.execute(
                 delete(DeliveryCircuit).where(DeliveryCircuit.account_id == account_id)
             )
+
+
+def _inbound(creator: UUID, account_id: UUID, written_at: int) -> WhatsAppWebhookReceived:
+    return WhatsAppWebhookReceived(
+        correlation_id="it",
+        creator_id=creator,
+        payload=WhatsAppWebhookPayload(
+            account_id=account_id,
+            phone_number_id="1",
+            kind="message",
+            item={
+                "from": "442079460958",
+                "id": f"wamid.in.{uuid4().hex}",
+                "timestamp": str(written_at),
+            },
+        ),
+    )
+
+
+async def test_only_a_message_written_after_the_send_second_is_a_reply(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+) -> None:
+    account_id, lead_id = await _world(sessions, settings, creator)
+    deps, published = _deps(sessions, settings, RecordingClient())
+    await send_whatsapp(deps, _request(creator, account_id, lead_id))
+    async with sessions() as session:
+        sent_at = await session.scalar(
+            select(WhatsAppMessage.created_at).where(WhatsAppMessage.lead_id == lead_id)
+        )
+    assert sent_at is not None
+    second = int(sent_at.timestamp())  # WhatsApp's whole seconds
+
+    # Written earlier or within the send's second (delivered late): not an answer to it.
+    for written in (second - 5, second):
+        await handle_webhook(sessions, deps.publish, _never, _inbound(creator, account_id, written))
+    assert DmStatus.REPLIED not in [e.payload.status for e in published]
+
+    await handle_webhook(sessions, deps.publish, _never, _inbound(creator, account_id, second + 1))
+    assert published[-1].payload.status == DmStatus.REPLIED
+    assert published[-1].payload.lead_id == lead_id

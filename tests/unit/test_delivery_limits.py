@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+import pytest
 
 from shared.circuit import Circuit, CircuitPolicy, CircuitState
+from shared.delivery import DeliveryGate
 from shared.ratelimit import Rate, RateLimiter, SendKind
 from shared.retries import backoff_s
+from shared.settings import Settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = CircuitPolicy(failure_threshold=3, open_s=2.0, max_open_s=8.0)
@@ -76,3 +81,17 @@ def test_backoff_grows_and_is_capped() -> None:
     assert 0.5 <= backoff_s(1, 1.0, 10.0) <= 1.0
     assert 4.0 <= backoff_s(4, 1.0, 10.0) <= 8.0
     assert backoff_s(20, 1.0, 10.0) <= 10.0
+
+
+def test_a_probe_whose_send_broke_off_frees_its_slot() -> None:
+    # The big chaos run: a half-open breaker's probe hit the database restart (no outcome
+    # recorded), the slot stayed taken, and the account's DMs waited `circuit_open` forever.
+    gate = DeliveryGate(None, "instagram", Settings())  # type: ignore[arg-type]
+    account = uuid4()
+    breaker = gate._breakers(account)[1]
+    breaker.on_throttle(datetime.now(UTC) - timedelta(seconds=1), "80002", 80002)
+    assert gate.check(account, []).go  # the probe
+    assert not gate.check(account, []).go  # one probe at a time
+    with pytest.raises(ConnectionError), gate.outcome_pending(account):
+        raise ConnectionError("PostgreSQL restarting")
+    assert gate.check(account, []).go  # the next probe may go
