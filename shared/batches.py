@@ -6,8 +6,10 @@ work of a small handler (docs/BENCHMARKS.md), so the busiest consumers take what
 Correctness is the per-record path's: a malformed record is parked alone; if the batch's
 transaction fails, every record is retried in its own transaction and only the one that
 still fails is parked (the DLQ then holds exactly the records a per-record consumer would
-have parked). Handlers stay idempotent by event id, so a batch redelivered after a crash
-between the database commit and the offset commit changes nothing.
+have parked). A dependency outage (shared.outages) is raised instead, for the dead-letter
+middleware to retry the whole batch once it is over. Handlers stay idempotent by event id,
+so a batch redelivered after a crash between the database commit and the offset commit
+changes nothing.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.events import Envelope
 from shared.logs import bind_correlation_id, get_logger
+from shared.outages import is_outage
 
 log = get_logger(__name__)
 
@@ -60,7 +63,9 @@ class BatchWork(Generic[E]):
             async with self.sessions.begin() as session:
                 await self.apply(session, events)
             return
-        except Exception:
+        except Exception as exc:
+            if is_outage(exc):
+                raise  # not the records' fault: the batch is retried as a whole
             log.warning(
                 "batch failed; handling its records one by one", size=len(events), exc_info=True
             )
@@ -89,6 +94,8 @@ class BatchWork(Generic[E]):
             async with self.sessions.begin() as session:
                 await self.apply(session, [event])
         except Exception as exc:
+            if is_outage(exc):
+                raise  # the batch is retried as a whole (idempotent by event id)
             await self.park(record, exc)
 
 

@@ -55,7 +55,7 @@ def _prometheus() -> KafkaPrometheusMiddleware:
 
 
 def make_broker(settings: Settings, service: str) -> KafkaBroker:
-    dead_letters = DeadLetterPolicy(consumer=service)
+    dead_letters = DeadLetterPolicy(consumer=service, outage_limit_s=settings.outage_retry_s)
     broker = KafkaBroker(
         settings.kafka_bootstrap,
         client_id=f"autodm-{service}",

@@ -5,6 +5,9 @@ The middleware wraps every handler. A record that fails to decode or validate, o
 handler raises after its own retries, is copied to `dlq` byte for byte with headers that
 say where it came from and why; the original offset is then committed. If parking itself
 fails (broker down), the error propagates and the record is redelivered, so nothing is lost.
+A dependency outage (PostgreSQL or Kafka unreachable, shared.outages) is not the record's
+fault: the handler is retried until it is back, for up to `AUTODM_OUTAGE_RETRY_S`, and only
+an outage outlasting that is parked (reason `outage`, replayable once it is over).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pydantic import ValidationError
 from shared import topics
 from shared.logs import get_logger
 from shared.metrics import DEAD_LETTERS
+from shared.outages import is_outage, ride_out
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
@@ -71,6 +75,8 @@ def classify(exc: BaseException) -> tuple[str, str]:
         return "undecodable", type(exc).__name__
     if isinstance(exc, PoisonMessage):
         return "poison", type(exc).__name__
+    if is_outage(exc):
+        return "outage", type(exc).__name__
     return "handler_error", type(exc).__name__
 
 
@@ -101,8 +107,9 @@ def dlq_headers(
 class DeadLetterPolicy:
     """Broker middleware factory; `publish` is bound once the broker exists."""
 
-    def __init__(self, consumer: str) -> None:
+    def __init__(self, consumer: str, outage_limit_s: float = 60.0) -> None:
         self.consumer = consumer
+        self.outage_limit_s = outage_limit_s
         self.publish: Publish | None = None
 
     def __call__(self, msg: Any, /, *, context: ContextRepo) -> _DeadLetterMiddleware:
@@ -133,7 +140,11 @@ class _DeadLetterMiddleware(BaseMiddleware):
         self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
     ) -> Any:
         try:
-            return await call_next(msg)
+            return await ride_out(
+                lambda: call_next(msg),
+                limit_s=self.policy.outage_limit_s,
+                what=self.policy.consumer,
+            )
         except IgnoredException:
             raise  # faststream's own ack/nack control flow
         except Exception as exc:

@@ -9,6 +9,8 @@ memory in a heap ordered by due time, handles each when due, and commits per par
 only up to the oldest record it still holds. A crash loses nothing: held records were not
 committed and are read again (the send intent absorbs any that were already handled).
 Memory is bounded: past `max_held` records the partitions are paused until some are done.
+A record whose handling fails because PostgreSQL or Kafka is unreachable (shared.outages)
+stays held and is tried again shortly: it is not parked in the DLQ.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from aiokafka.errors import KafkaError
 
 from shared.logs import get_logger
 from shared.metrics import RETRIES_HELD
+from shared.outages import is_outage
 from shared.retries import H_NOT_BEFORE
 
 log = get_logger(__name__)
@@ -38,6 +41,7 @@ Park = Callable[[Record, BaseException], Awaitable[None]]
 
 IDLE_POLL_MS = 500
 COMMIT_EVERY_S = 1.0
+OUTAGE_RECHECK_S = 1.0
 
 
 def _due(record: Record) -> float:
@@ -157,6 +161,11 @@ class RetryConsumer:
         try:
             return await self._handle(record)
         except Exception as exc:
+            if is_outage(exc):
+                log.warning(
+                    "dependency unavailable; holding", offset=record.offset, error=repr(exc)
+                )
+                return datetime.fromtimestamp(_now() + OUTAGE_RECHECK_S, UTC)
             try:
                 await self._park(record, exc)
             except Exception:

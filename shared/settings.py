@@ -115,6 +115,10 @@ class Settings(BaseSettings):
     paused_recheck_s: float = 2.0
     # The retry consumer holds at most this many deferred records in memory.
     retry_max_held: int = 20000
+    # A handler failing because PostgreSQL or Kafka is unreachable is retried this long
+    # (holding its partition, as everything on it needs the same dependency) before the
+    # record is parked in the DLQ with reason `outage` (shared.outages).
+    outage_retry_s: float = Field(default=60.0, ge=0)
 
     # Outbox relay
     outbox_batch_size: int = 500

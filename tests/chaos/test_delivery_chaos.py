@@ -34,6 +34,7 @@ from shared.db.models import DeadLetter, DmSend, Lead
 from shared.db.session import make_engine, make_sessionmaker
 from shared.dlq import DlqFilter, replay_matching
 from shared.events import utcnow
+from shared.outages import ride_out
 from tests.chaos.conftest import ChaosPlan, chaos_specs
 from tests.conftest import ROOT
 
@@ -184,10 +185,16 @@ async def _settle(
     timeout_s: float,
 ) -> dict[UUID, Lead]:
     deadline = time.monotonic() + timeout_s
-    leads = await _statuses(sessions, ids)
+
+    async def read() -> dict[UUID, Lead]:
+        # The test's own pooled connections live through the restarts it causes (a big
+        # run failed on "connection is closed" here): ride them out like the services.
+        return await ride_out(lambda: _statuses(sessions, ids), limit_s=60, what="chaos test")
+
+    leads = await read()
     while not done(leads) and time.monotonic() < deadline:
         await asyncio.sleep(1.0)
-        leads = await _statuses(sessions, ids)
+        leads = await read()
     return leads
 
 
