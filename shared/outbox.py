@@ -82,8 +82,12 @@ class OutboxRelay:
             log.warning("outbox backlog query failed", exc_info=True)
 
     async def _wait(self) -> None:
+        # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that
+        # arrives as the wake-up completes, and the relay then outlived its service's
+        # shutdown (a hang seen in the test suite).
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.wake.wait(), timeout=self._poll_interval_s)
+            async with asyncio.timeout(self._poll_interval_s):
+                await self.wake.wait()
         self.wake.clear()
 
     async def publish_batch(self) -> int:

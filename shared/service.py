@@ -74,15 +74,25 @@ def broker_lifespan(
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _cancel_all(tasks)
             await broker.stop()
             for step in on_stop:
                 await step()
             log.info("service stopped")
 
     return lifespan
+
+
+async def _cancel_all(tasks: Sequence[asyncio.Task[None]]) -> None:
+    """Cancel until every task has ended: a loop that swallows one cancellation (a library
+    catching it mid-call) must not keep the service from stopping."""
+    pending = set(tasks)
+    while pending:
+        for task in pending:
+            task.cancel()
+        _, pending = await asyncio.wait(pending, timeout=1.0)
+        if pending:
+            log.warning("background task survived its cancellation; cancelling again")
 
 
 def serve(factory: str, port: int, host: str) -> None:
