@@ -65,6 +65,11 @@ class ChaosPlan:
         pacing_s = max(0, beyond_burst) * 3600 / settings.instagram_private_replies_per_h
         return SETTLE_BASE_S + pacing_s
 
+    @property
+    def phases(self) -> int:
+        """Waves of leads: one per fault phase (4 a round), one per infra restart (2)."""
+        return self.kill_rounds * (6 if self.restart_infra else 4)
+
     @classmethod
     def from_env(cls) -> ChaosPlan:
         return cls(

@@ -152,12 +152,13 @@ async def _chaos(
         # Hard outage: some DMs exhaust their attempts and land in the DLQ.
         ("5xx_outage", {"error": "5xx", "error_rate": 1.0, "count": 150}, 25),
     ]
+    waves = iter(range(plan.phases))
     for round_ in range(plan.kill_rounds):
         for (label, spec, limit_s), victim in zip(
             storms, ("instagram_sender", "api", "whatsapp_sender", "instagram_sender"), strict=True
         ):
             await _fault(sandbox, {**spec, "scope": "instagram", "seed": round_})
-            await feed(round_ * len(storms) + storms.index((label, spec, limit_s)))
+            await feed(next(waves))
             await _until_consumed(sandbox, limit_s)
             done[f"fault:{label}"] += 1
             await _fault(sandbox, None)
@@ -165,6 +166,9 @@ async def _chaos(
             done[f"kill:{victim}"] += 1
         if plan.restart_infra:
             for script in ("kafka.sh", "postgres.sh"):
+                # Under traffic: a wave is in flight (routing, sending, projecting) when
+                # the broker or the database goes away.
+                await feed(next(waves))
                 await in_thread(_restart_infra, stack, script)
                 done[f"restart:{script}"] += 1
     return done
@@ -251,8 +255,7 @@ async def test_no_lead_lost_none_sent_twice_no_send_while_throttled(
     started = time.monotonic()
     _, people = await _seed(chaos_stack, sandbox, plan)
     messages_before = {m["message_id"] for m in await _messages(sandbox)}
-    phases = plan.kill_rounds * 4
-    waves = [people[i::phases] for i in range(phases)]
+    waves = [people[i :: plan.phases] for i in range(plan.phases)]
     people = [p for wave in waves for p in wave]  # lead order = wave order, for _per_lead
     ids: list[UUID] = []
 
