@@ -17,24 +17,13 @@ from shared.batches import BatchWork
 from shared.db.models import Lead
 from shared.events import DmStatusChanged, DmStatusPayload
 from shared.lifecycle import DmStatus
+from tests.records import consumer_record
 
 pytestmark = pytest.mark.integration
 
 
 def _record(offset: int, value: bytes) -> ConsumerRecord[Any, Any]:
-    return ConsumerRecord(
-        topic="dm.status",
-        partition=0,
-        offset=offset,
-        timestamp=0,
-        timestamp_type=0,
-        key=None,
-        value=value,
-        checksum=None,
-        serialized_key_size=0,
-        serialized_value_size=len(value),
-        headers=[],
-    )
+    return consumer_record(value, offset)
 
 
 class _Batch:

@@ -32,6 +32,7 @@ from shared.outages import is_outage, ride_out
 from shared.retry_consumer import OUTAGE_RECHECK_S, RetryConsumer
 from shared.settings import Settings
 from shared.topics import DLQ, DM_STATUS
+from tests.records import consumer_record
 
 
 def _closed_port() -> int:
@@ -54,19 +55,7 @@ async def _query(sessions: async_sessionmaker[AsyncSession]) -> None:
 
 
 def _record(value: bytes) -> ConsumerRecord[Any, Any]:
-    return ConsumerRecord(
-        topic=DM_STATUS,
-        partition=0,
-        offset=7,
-        timestamp=0,
-        timestamp_type=0,
-        key=None,
-        value=value,
-        checksum=None,
-        serialized_key_size=0,
-        serialized_value_size=len(value),
-        headers=[],
-    )
+    return consumer_record(value, offset=7)
 
 
 async def test_a_refused_database_connection_is_an_outage_and_a_bad_record_is_not(
