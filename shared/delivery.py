@@ -1,12 +1,13 @@
 """The delivery gate of a sender: may this account send now, and what happened when it did.
 
-One place decides, in this order: the kill switch (paused globally or for the account),
-the rate-limit buckets (a short wait in-process, a longer one deferred), the provider's
+One place decides, in this order: the kill switch (paused globally, for the account or for
+its creator), the rate-limit buckets and the creator's own pacing (a short wait in-process,
+a longer one deferred), the provider's
 and the account's circuit breakers (a throttle signal is an open breaker until the
 signalled time). Outcomes feed the breakers, and every breaker transition is written to
 `delivery_circuits` before the caller moves on, so a restarted or another replica never
 sends to a throttled account before its time. Each sender re-reads pauses and breakers
-every `delivery_state_refresh_s`.
+every `delivery_state_refresh_s`, and the creators' pacing with them.
 
 Sends of one account are serialized by a per-account lock (the request consumer and the
 retry consumer of one process may hold records of the same account): the next send of an
@@ -34,12 +35,12 @@ from shared.circuit import (
     provider_scope,
     save_circuit,
 )
-from shared.db.models import DeliveryCircuit, SendingPause
+from shared.db.models import Creator, DeliveryCircuit, SendingPause
 from shared.events import utcnow
-from shared.kill_switch import GLOBAL
+from shared.kill_switch import GLOBAL, creator_scope
 from shared.logs import get_logger
 from shared.providers.meta_errors import THROTTLE_CODES, ErrorClass, MetaError
-from shared.ratelimit import RateLimiter, SendKind, rates_from
+from shared.ratelimit import Rate, RateLimiter, SendKind, rates_from
 from shared.settings import Settings
 
 log = get_logger(__name__)
@@ -49,13 +50,15 @@ log = get_logger(__name__)
 APP_WIDE_THROTTLE_CODES = frozenset({4})
 
 Limits = Sequence[tuple[SendKind, tuple[str, ...]]]
+# Verdicts that only wait for a bucket's token: a short one may be waited out in-process.
+BUCKET_WAITS = frozenset({"rate_limited", "paced"})
 
 
 @dataclass(frozen=True)
 class Verdict:
     go: bool
     not_before: datetime | None = None
-    why: str = ""  # paused | rate_limited | throttled | circuit_open
+    why: str = ""  # paused | rate_limited | paced | throttled | circuit_open
     wait_s: float = 0.0
 
 
@@ -80,6 +83,7 @@ class DeliveryGate:
         self._circuits: dict[str, Circuit] = {}
         self._saved_at: dict[str, datetime] = {}
         self._paused: set[str] = set()
+        self._paces: dict[UUID, int] = {}  # creator -> DMs per hour per account
         self._locks: dict[UUID, asyncio.Lock] = {}
 
     # --- shared state -------------------------------------------------------------------
@@ -87,6 +91,10 @@ class DeliveryGate:
     async def refresh(self) -> None:
         async with self._sessions() as session:
             self._paused = set(await session.scalars(select(SendingPause.scope)))
+            paces = await session.execute(
+                select(Creator.id, Creator.dm_pace_per_h).where(Creator.dm_pace_per_h.is_not(None))
+            )
+            self._paces = {c: per_h for c, per_h in paces if per_h is not None}
             rows = (
                 await session.scalars(
                     select(DeliveryCircuit).where(DeliveryCircuit.provider == self.provider)
@@ -131,13 +139,18 @@ class DeliveryGate:
     def lock(self, account_id: UUID) -> asyncio.Lock:
         return self._locks.setdefault(account_id, asyncio.Lock())
 
-    def check(self, account_id: UUID, limits: Limits) -> Verdict:
+    def check(self, account_id: UUID, limits: Limits, *, creator_id: UUID) -> Verdict:
         now = utcnow()
-        if GLOBAL in self._paused or str(account_id) in self._paused:
+        if self._is_paused(account_id, creator_id):
             return Verdict(False, now + self._paused_recheck, "paused")
-        wait = self._limiter.wait_s(list(limits), time.monotonic())
+        pace = self._pace(account_id, creator_id)
+        buckets = [*limits, *pace]
+        clock = time.monotonic()
+        wait = self._limiter.wait_s(buckets, clock)
         if wait > 0:
-            return Verdict(False, now + timedelta(seconds=wait), "rate_limited", wait)
+            # Named after what holds it back: the creator's choice or the platform's limit.
+            why = "paced" if pace and self._limiter.wait_s(pace, clock) >= wait else "rate_limited"
+            return Verdict(False, now + timedelta(seconds=wait), why, wait)
         breakers = self._breakers(account_id)
         for circuit in breakers:
             if not _may_probe(circuit, now):
@@ -145,8 +158,23 @@ class DeliveryGate:
                 return Verdict(False, circuit.retry_at(now), why)
         for circuit in breakers:
             circuit.admits(now)
-        self._limiter.take(list(limits), time.monotonic())
+        self._limiter.take(buckets, clock)
         return Verdict(True)
+
+    def _is_paused(self, account_id: UUID, creator_id: UUID) -> bool:
+        scopes = (GLOBAL, str(account_id), creator_scope(creator_id))
+        return any(scope in self._paused for scope in scopes)
+
+    def _pace(self, account_id: UUID, creator_id: UUID) -> list[tuple[SendKind, tuple[str, ...]]]:
+        """The creator's pacing as one more bucket of the account: evenly spaced, no burst."""
+        per_h = self._paces.get(creator_id)
+        if per_h is None:
+            return []
+        key = (str(account_id),)
+        self._limiter.set_rate(
+            SendKind.CREATOR_PACE, key, Rate(per_h / 3600, 1.0), time.monotonic()
+        )
+        return [(SendKind.CREATOR_PACE, key)]
 
     def abandon(self, account_id: UUID) -> None:
         """The admitted send did not happen (a duplicate): free a half-open probe slot."""

@@ -1,4 +1,5 @@
-"""Kill switch: pause sending globally or for one account, and resume, losing nothing.
+"""Kill switch: pause sending globally, for one account or for one creator (every account
+of theirs, including accounts connected later), and resume, losing nothing.
 
 A paused DM is not dropped and not failed: the sender defers it to the retry topic and
 looks at it again every `paused_recheck_s`; after `resume` it goes out at the next look.
@@ -24,6 +25,12 @@ def pause_scope(account_id: UUID | None) -> str:
     return str(account_id) if account_id else GLOBAL
 
 
+def creator_scope(creator_id: UUID) -> str:
+    """A creator's own switch: senders match it by the DM's tenant, not by account, so an
+    account connected while paused is paused too."""
+    return f"creator:{creator_id}"
+
+
 @dataclass(frozen=True)
 class PauseView:
     scope: str
@@ -35,20 +42,24 @@ class PauseView:
 async def pause_sending(
     session: AsyncSession, account_id: UUID | None, reason: str, paused_by: str
 ) -> bool:
-    """Pause (idempotent); False if that scope was paused already."""
-    stmt = insert(SendingPause).values(
-        scope=pause_scope(account_id), reason=reason[:500], paused_by=paused_by[:128]
-    )
+    """Pause one account, or all (None); idempotent: False if it was paused already."""
+    return await pause_in_scope(session, pause_scope(account_id), reason, paused_by)
+
+
+async def resume_sending(session: AsyncSession, account_id: UUID | None) -> bool:
+    """Resume one account, or all (None); idempotent: False if it was not paused."""
+    return await resume_in_scope(session, pause_scope(account_id))
+
+
+async def pause_in_scope(session: AsyncSession, scope: str, reason: str, paused_by: str) -> bool:
+    stmt = insert(SendingPause).values(scope=scope, reason=reason[:500], paused_by=paused_by[:128])
     created = await session.scalar(stmt.on_conflict_do_nothing().returning(SendingPause.scope))
     return created is not None
 
 
-async def resume_sending(session: AsyncSession, account_id: UUID | None) -> bool:
-    """Resume (idempotent); False if that scope was not paused."""
+async def resume_in_scope(session: AsyncSession, scope: str) -> bool:
     removed = await session.scalar(
-        delete(SendingPause)
-        .where(SendingPause.scope == pause_scope(account_id))
-        .returning(SendingPause.scope)
+        delete(SendingPause).where(SendingPause.scope == scope).returning(SendingPause.scope)
     )
     return removed is not None
 

@@ -22,6 +22,7 @@ class SendKind(StrEnum):
     INSTAGRAM_PRIVATE_REPLY = "instagram_private_reply"  # 750 calls/h per account
     WHATSAPP_SEND = "whatsapp_send"  # 80 msg/s per number
     WHATSAPP_PAIR = "whatsapp_pair"  # 1 msg / 6 s per (number, recipient)
+    CREATOR_PACE = "creator_pace"  # the creator's own DMs per hour per account (settings)
 
 
 @dataclass(frozen=True)
@@ -36,21 +37,21 @@ class TokenBucket:
     tokens: float
     updated: float
 
-    def _refill(self, now: float) -> None:
+    def refill(self, now: float) -> None:
         elapsed = max(0.0, now - self.updated)
         self.tokens = min(self.rate.burst, self.tokens + elapsed * self.rate.per_second)
         self.updated = now
 
     def wait_s(self, now: float) -> float:
         """Seconds until one token is available (0 if now)."""
-        self._refill(now)
+        self.refill(now)
         if self.tokens >= 1:
             return 0.0
         return (1 - self.tokens) / self.rate.per_second
 
     def take(self, now: float) -> None:
         """Spend one token (the caller checked `wait_s` is 0)."""
-        self._refill(now)
+        self.refill(now)
         self.tokens -= 1
 
 
@@ -76,12 +77,23 @@ class RateLimiter:
     rates: dict[SendKind, Rate]
     buckets: dict[tuple[str, ...], TokenBucket] = field(default_factory=dict)
 
-    def _bucket(self, kind: SendKind, key: tuple[str, ...], now: float) -> TokenBucket:
+    def _bucket(
+        self, kind: SendKind, key: tuple[str, ...], now: float, rate: Rate | None = None
+    ) -> TokenBucket:
         bucket = self.buckets.get((kind, *key))
         if bucket is None:
-            rate = self.rates[kind]
+            rate = rate or self.rates[kind]
             bucket = self.buckets[(kind, *key)] = TokenBucket(rate, rate.burst, now)
         return bucket
+
+    def set_rate(self, kind: SendKind, key: tuple[str, ...], rate: Rate, now: float) -> None:
+        """A bucket whose rate is chosen per key (the creator's pacing); a changed rate
+        applies at once, without granting more than the new burst."""
+        bucket = self._bucket(kind, key, now, rate)
+        if bucket.rate != rate:
+            bucket.refill(now)
+            bucket.rate = rate
+            bucket.tokens = min(bucket.tokens, rate.burst)
 
     def wait_s(self, limits: list[tuple[SendKind, tuple[str, ...]]], now: float) -> float:
         """Seconds until every named bucket has a token (0: may send now)."""

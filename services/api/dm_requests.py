@@ -182,6 +182,7 @@ async def dm_status(
 WAITING_DETAIL = {
     "paused": "sending is paused (kill switch); it goes out after resume",
     "rate_limited": "paced below the account's sending limit; it goes out in turn",
+    "paced": "held to the creator's pacing (DMs per hour); it goes out in turn",
     "throttled": "the platform asked this account to slow down; it goes out after that time",
     "circuit_open": "sending to this account is failing; retried when the breaker allows",
     "transient": "the platform was unreachable; retried with backoff",

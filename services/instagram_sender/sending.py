@@ -29,7 +29,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from shared.crypto import TokenCipher
 from shared.db.models import DmSend, InstagramComment, SocialAccount
 from shared.dead_letters import DeliveryFailed
-from shared.delivery import DeliveryGate, Limits, Verdict, counts_as_failure
+from shared.delivery import BUCKET_WAITS, DeliveryGate, Limits, Verdict, counts_as_failure
 from shared.dm_status import status_of
 from shared.events import DmRequested, DmStatusChanged, ProviderError, utcnow
 from shared.lifecycle import DmStatus, Route
@@ -153,8 +153,10 @@ async def _wait_for_gate(deps: SenderDeps, request: DmRequested) -> Verdict:
     assert request.payload.account_id is not None
     waited = 0.0
     while True:
-        verdict = deps.gate.check(request.payload.account_id, _limits(request))
-        if verdict.why != "rate_limited" or verdict.wait_s > deps.policy.max_inline_wait_s:
+        verdict = deps.gate.check(
+            request.payload.account_id, _limits(request), creator_id=request.creator_id
+        )
+        if verdict.why not in BUCKET_WAITS or verdict.wait_s > deps.policy.max_inline_wait_s:
             RATE_LIMIT_WAIT.labels(provider="instagram", scope="account").observe(waited)
             return verdict
         await asyncio.sleep(verdict.wait_s)

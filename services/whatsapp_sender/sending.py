@@ -54,7 +54,8 @@ PublishStatus = Callable[[DmStatusChanged], Awaitable[None]]
 RETRYABLE_STATES = ("failed", "skipped", "link")
 RE_ENGAGEMENT = 131047
 GATE_REASONS = {
-    "paused": "sending is paused for this number or for all accounts",
+    "paused": "sending is paused for this number, its creator or all accounts",
+    "paced": "the creator's pacing (DMs per hour) holds it back: it goes out in turn",
     "throttled": "WhatsApp is rate limiting this number: waiting for the time it allows",
     "circuit_open": "WhatsApp failed repeatedly for this number: waiting before trying again",
 }
@@ -168,7 +169,7 @@ async def _plan(
     if wait is not None:
         return await _defer(session, deps, request, wait, reason, throttled=False)
     # Last, so a half-open breaker's probe slot is only taken by a send that happens.
-    verdict = deps.gate.check(account.id, ())
+    verdict = deps.gate.check(account.id, (), creator_id=request.creator_id)
     if not verdict.go:
         assert verdict.not_before is not None
         why = GATE_REASONS.get(verdict.why, verdict.why)

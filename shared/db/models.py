@@ -38,6 +38,9 @@ class Creator(Base):
     route_order: Mapped[str] = mapped_column(
         String(32), default="instagram_first", server_default="instagram_first"
     )
+    # The creator's own pacing: at most this many DMs per hour from each of their accounts,
+    # evenly spaced (None: as fast as the operator's limits allow). Senders re-read it.
+    dm_pace_per_h: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -400,7 +403,8 @@ class DeliveryCircuit(Base):
 
 
 class SendingPause(Base):
-    """Kill switch: sending paused globally (scope `global`) or for one account (its id).
+    """Kill switch: sending paused globally (scope `global`), for one account (its id) or
+    for one creator (`creator:<id>`, every account of theirs).
     Paused DMs wait in the retry topic; nothing is dropped."""
 
     __tablename__ = "sending_pauses"

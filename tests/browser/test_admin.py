@@ -100,3 +100,29 @@ def test_sign_out_ends_the_session(page: Page, urls: Urls, creator: DemoCreator)
     page.goto(f"{urls.api}/app/leads")  # the pages send a signed-out visitor to sign in
     expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     assert "/authorize" in page.url
+
+
+def test_admin_replays_all_after_confirming(
+    page: Page, urls: Urls, sandbox: httpx.Client, api: httpx.Client, creator: DemoCreator
+) -> None:
+    lead_id = failed_dm(sandbox, api, creator, "all.of.them")
+    sign_in(page, urls, "admin")
+    page.goto(f"{urls.api}/admin/dlq?account={creator.account_id}")
+    reload_until(page, page.locator("tbody tr[data-lead]"), 1)
+    page.get_by_role("link", name=re.compile(r"^Replay all \d+$")).click()
+    question = page.get_by_role("heading", name=re.compile(r"^Replay all \d+ dead letters\?$"))
+    expect(question).to_be_visible()
+    screenshot(page, "admin-dlq-replay-all")
+    page.get_by_role("link", name="Cancel").click()  # nothing happens without the yes
+    expect(page.locator(f'tr[data-lead="{lead_id}"]')).to_have_count(1)
+
+    page.get_by_role("link", name=re.compile(r"^Replay all \d+$")).click()
+    total = int(re.findall(r"\d+", question.inner_text())[0])
+    page.get_by_role("button", name=f"Yes, replay all {total}").click()
+    done = f"{total} of {total} replayed: done."
+    expect(page.locator("#progress-text")).to_have_text(done, timeout=60_000)
+    wait_for(
+        lambda: api.get(f"/api/leads/{lead_id}").json()["dm"]["status"] == "sent",
+        30,
+        "the replayed DM to be sent",
+    )

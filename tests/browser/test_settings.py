@@ -1,9 +1,10 @@
 """The creator's settings are what the backend uses: the template is the DM's text, the
-pause switch holds DMs back (the kill switch) until it is turned off; and disconnecting
-Instagram asks for confirmation first."""
+pause switch holds DMs back (the kill switch) until it is turned off, the pacing spaces
+the DMs of an account; and disconnecting Instagram asks for confirmation first."""
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -22,6 +23,22 @@ def _messages_to(sandbox: httpx.Client, creator: DemoCreator, igsid: str) -> lis
     return [str(m["text"]) for m in data]
 
 
+def _open_window_lead(
+    sandbox: httpx.Client, api: httpx.Client, creator: DemoCreator, username: str, name: str
+) -> str:
+    """A lead who just messaged the account (the window is open); their IGSID."""
+    igsid = str(
+        sandbox.post(
+            "/_sandbox/instagram/users/message",
+            json={"account_id": creator.ig_user_id, "username": username, "text": "hi"},
+        ).json()["igsid"]
+    )
+    instagram = {"username": username, "igsid": igsid, "last_inbound_at": utcnow().isoformat()}
+    body = {"creator_id": str(creator.creator_id), "name": name, "message": "guide?"}
+    api.post("/api/leads", json=body | {"instagram": instagram}).raise_for_status()
+    return igsid
+
+
 def test_template_and_pause_switch_drive_the_dms(
     page: Page, urls: Urls, sandbox: httpx.Client, api: httpx.Client, creator: DemoCreator
 ) -> None:
@@ -37,13 +54,7 @@ def test_template_and_pause_switch_drive_the_dms(
     screenshot(page, "settings")
     time.sleep(1.5)  # senders re-read the pauses every AUTODM_DELIVERY_STATE_REFRESH_S (1 s)
 
-    igsid = sandbox.post(
-        "/_sandbox/instagram/users/message",
-        json={"account_id": creator.ig_user_id, "username": "pat.paused", "text": "hi"},
-    ).json()["igsid"]
-    instagram = {"username": "pat.paused", "igsid": igsid, "last_inbound_at": utcnow().isoformat()}
-    body = {"creator_id": str(creator.creator_id), "name": "Pat", "message": "guide?"}
-    api.post("/api/leads", json=body | {"instagram": instagram}).raise_for_status()
+    igsid = _open_window_lead(sandbox, api, creator, "pat.paused", "Pat")
     time.sleep(4)  # paused: the sender defers it (rechecked every 2 s), nothing goes out
     assert _messages_to(sandbox, creator, igsid) == []
 
@@ -52,6 +63,39 @@ def test_template_and_pause_switch_drive_the_dms(
     expect(page.get_by_role("status")).to_have_text("Settings saved.")
     sent = wait_for(lambda: _messages_to(sandbox, creator, igsid), 20, "the resumed DM")
     assert sent == ["Hey Pat, you wrote: guide?"]
+
+
+def test_pacing_spaces_the_dms_and_the_waiting_one_says_why(
+    page: Page, urls: Urls, sandbox: httpx.Client, api: httpx.Client, creator: DemoCreator
+) -> None:
+    sign_in(page, urls, "creator", creator.creator_id)
+    page.get_by_role("link", name="Settings").click()
+    pacing = page.get_by_label("Pacing: at most this many DMs per hour from each account")
+    pacing.evaluate("input => input.removeAttribute('max')")  # what an old browser would send
+    pacing.fill("100000")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_text("Enter a whole number from 1 to 3600")).to_be_visible()
+    page.goto(f"{urls.api}/app/settings")
+    expect(pacing).to_have_value("")  # the refused form changed nothing
+    pacing.fill("360")  # one DM every 10 s
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_role("status")).to_have_text("Settings saved.")
+    expect(pacing).to_have_value("360")
+    time.sleep(1.5)  # senders re-read the pacing with the pauses (every 1 s)
+
+    first = _open_window_lead(sandbox, api, creator, "pia.first", "Pia")
+    wait_for(lambda: _messages_to(sandbox, creator, first), 20, "the first DM")
+    first_at = time.monotonic()
+    second = _open_window_lead(sandbox, api, creator, "quinn.second", "Quinn")
+    page.get_by_role("link", name="Leads").click()
+    row = page.locator("tr", has_text="Quinn")
+    expect(row.locator(".badge")).to_have_attribute(
+        "title", re.compile("creator's pacing"), timeout=15_000
+    )
+    screenshot(page, "leads-paced")
+    wait_for(lambda: _messages_to(sandbox, creator, second), 30, "the paced DM")
+    assert time.monotonic() - first_at > 7  # spaced by the pacing, not by chance
+    expect(row.locator(".badge")).to_have_text(re.compile("^(sent|delivered|read)$"))
 
 
 def test_disconnect_asks_first_then_disconnects(

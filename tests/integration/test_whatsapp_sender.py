@@ -15,6 +15,7 @@ from services.whatsapp_sender.sending import SenderDeps, send_whatsapp
 from services.whatsapp_sender.statuses import handle_webhook
 from shared.crypto import TokenCipher
 from shared.db.models import (
+    Creator,
     DeliveryCircuit,
     Lead,
     SocialAccount,
@@ -32,7 +33,13 @@ from shared.events import (
     WhatsAppWebhookPayload,
     WhatsAppWebhookReceived,
 )
-from shared.kill_switch import pause_sending, resume_sending
+from shared.kill_switch import (
+    creator_scope,
+    pause_in_scope,
+    pause_sending,
+    resume_in_scope,
+    resume_sending,
+)
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.providers.whatsapp import AcceptedMessage, TemplateMessage
@@ -226,6 +233,45 @@ async def test_a_paused_number_sends_nothing_until_resumed(
     await send_whatsapp(deps, _request(creator, account_id, lead_id))  # the poller's re-request
     assert len(client.calls) == 1
     assert [e.payload.status for e in published][-1] == DmStatus.SENT
+
+
+async def test_the_creators_pause_covers_a_number_connected_after_it(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+) -> None:
+    async with sessions.begin() as session:
+        await pause_in_scope(session, creator_scope(creator), "paused by the creator", "test")
+    account_id, lead_id = await _world(sessions, settings, creator)  # connected while paused
+    client = RecordingClient()
+    deps, _ = _deps(sessions, settings, client)
+    await deps.gate.refresh()
+
+    await send_whatsapp(deps, _request(creator, account_id, lead_id))
+    assert client.calls == []
+    assert "paused" in (await _deferred(sessions, lead_id) or "")
+
+    async with sessions.begin() as session:
+        await resume_in_scope(session, creator_scope(creator))
+    await deps.gate.refresh()
+    await send_whatsapp(deps, _request(creator, account_id, lead_id))
+    assert len(client.calls) == 1
+
+
+async def test_the_creators_pacing_holds_the_next_dm_of_the_number(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+) -> None:
+    account_id, first = await _world(sessions, settings, creator)
+    second = uuid4()
+    async with sessions.begin() as session:
+        session.add(_opted_in_lead(second, creator, "Grace Hopper", "+44 20 7946 0959"))
+        (await session.get_one(Creator, creator)).dm_pace_per_h = 2  # one per 30 minutes
+    client = RecordingClient()
+    deps, _ = _deps(sessions, settings, client)
+    await deps.gate.refresh()
+
+    await send_whatsapp(deps, _request(creator, account_id, first))
+    await send_whatsapp(deps, _request(creator, account_id, second))
+    assert len(client.calls) == 1
+    assert "pacing" in (await _deferred(sessions, second) or "")
 
 
 async def test_a_throttling_answer_holds_the_numbers_other_dms_until_metas_time(

@@ -9,12 +9,14 @@ import pytest
 
 from shared.circuit import Circuit, CircuitPolicy, CircuitState
 from shared.delivery import DeliveryGate
+from shared.kill_switch import creator_scope
 from shared.ratelimit import Rate, RateLimiter, SendKind
 from shared.retries import backoff_s
 from shared.settings import Settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = CircuitPolicy(failure_threshold=3, open_s=2.0, max_open_s=8.0)
+CREATOR = uuid4()
 
 
 def test_a_bucket_allows_its_burst_then_paces_at_its_rate() -> None:
@@ -90,8 +92,57 @@ def test_a_probe_whose_send_broke_off_frees_its_slot() -> None:
     account = uuid4()
     breaker = gate._breakers(account)[1]
     breaker.on_throttle(datetime.now(UTC) - timedelta(seconds=1), "80002", 80002)
-    assert gate.check(account, []).go  # the probe
-    assert not gate.check(account, []).go  # one probe at a time
+    assert gate.check(account, [], creator_id=CREATOR).go  # the probe
+    assert not gate.check(account, [], creator_id=CREATOR).go  # one probe at a time
     with pytest.raises(ConnectionError), gate.outcome_pending(account):
         raise ConnectionError("PostgreSQL restarting")
-    assert gate.check(account, []).go  # the next probe may go
+    assert gate.check(account, [], creator_id=CREATOR).go  # the next probe may go
+
+
+def _gate() -> DeliveryGate:
+    return DeliveryGate(None, "instagram", Settings())  # type: ignore[arg-type]
+
+
+def test_a_creator_pause_holds_every_account_of_theirs_even_one_connected_later() -> None:
+    gate = _gate()
+    gate._paused = {creator_scope(CREATOR)}
+    connected_later = uuid4()
+    assert gate.check(connected_later, [], creator_id=CREATOR).why == "paused"
+    assert gate.check(uuid4(), [], creator_id=uuid4()).go  # another creator sends
+
+
+def test_the_creators_pacing_spaces_their_dms_and_is_named_as_the_reason() -> None:
+    gate = _gate()
+    gate._paces = {CREATOR: 360}  # one DM per 10 s per account
+    account = uuid4()
+    assert gate.check(account, [], creator_id=CREATOR).go
+    held = gate.check(account, [], creator_id=CREATOR)
+    assert (held.go, held.why) == (False, "paced")
+    assert 9.0 < held.wait_s <= 10.0
+    assert gate.check(uuid4(), [], creator_id=CREATOR).go  # per account, not per creator
+    assert gate.check(uuid4(), [], creator_id=uuid4()).go  # no pacing: unaffected
+
+
+def test_a_platform_limit_tighter_than_the_pacing_is_named_rate_limited() -> None:
+    settings = Settings(instagram_send_per_s=1, instagram_send_burst=1)
+    gate = DeliveryGate(None, "instagram", settings)  # type: ignore[arg-type]
+    gate._paces = {CREATOR: 7200}  # 2 per second: looser than the operator's 1 per second
+    account = uuid4()
+    limits = [(SendKind.INSTAGRAM_SEND, (str(account),))]
+    assert gate.check(account, limits, creator_id=CREATOR).go
+    held = gate.check(account, limits, creator_id=CREATOR)
+    assert (held.why, round(held.wait_s)) == ("rate_limited", 1)
+
+
+def test_a_changed_pacing_applies_at_once_without_a_burst() -> None:
+    limiter = RateLimiter({})
+    key = ("a",)
+    limiter.set_rate(SendKind.CREATOR_PACE, key, Rate(per_second=100, burst=1), 0.0)
+    limits = [(SendKind.CREATOR_PACE, key)]
+    limiter.take(limits, 0.0)
+    limiter.set_rate(SendKind.CREATOR_PACE, key, Rate(per_second=0.1, burst=1), 0.0)
+    assert limiter.wait_s(limits, 0.0) == pytest.approx(10.0)
+    limiter.set_rate(SendKind.CREATOR_PACE, key, Rate(per_second=0.1, burst=1), 100.0)
+    assert limiter.wait_s(limits, 100.0) == 0  # refilled, but never beyond one token
+    limiter.take(limits, 100.0)
+    assert limiter.wait_s(limits, 100.0) > 0

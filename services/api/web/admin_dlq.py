@@ -96,14 +96,25 @@ async def job_progress(job_id: str, request: Request, web: Web, _: AdminUser) ->
     return web.pages.render(request, "_dlq_progress.html", {"job": job})
 
 
+@router.get("/replay-all")
+async def confirm_replay_all(request: Request, web: Web, _: AdminUser) -> Response:
+    """Replaying everything is the one bulk action without a filter: asked first."""
+    async with web.api.sessions() as session:
+        waiting = await count_entries(session, DlqFilter())
+    context = {"nav": "dlq", "waiting": waiting}
+    return web.pages.render(request, "admin_dlq_replay_all.html", context)
+
+
 @router.post("/replay")
 async def replay_many(request: Request, web: Web, admin: AdminUser) -> Response:
-    """Every waiting entry matching the form's filter (none: all of them)."""
+    """Every waiting entry matching the form's filter; all of them only when confirmed."""
     await web.security.check_csrf(request)
     form = await request.form()
     reason, account = str(form.get("reason", "")), str(form.get("account", ""))
     if len(reason) > 64 or not all(c.isalnum() or c in "_.-" for c in reason):
         raise PageError(400, "Bad filter", "The reason is a code like retries_exhausted.")
+    if not (reason or account) and form.get("confirm") != "all":
+        return RedirectResponse("/admin/dlq/replay-all", status_code=303)
     f = _filter(reason, account)
     label = "the filtered entries" if (reason or account) else "every entry"
     job = web.replays.start(f, label, admin.subject)

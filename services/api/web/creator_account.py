@@ -1,19 +1,22 @@
 """The creator's Instagram connection card (connect through Business Login, account,
 token expiry, reconnect warning, disconnect with confirmation) and AutoDM settings
-(message template with preview, route order, pause switch).
+(message template with preview, route order, pacing, pause switch).
 
 What the settings change is what the backend uses: the template is Creator.dm_template
 (the router renders every DM from it), the route order is Creator.route_order (the
-router's shared.routing.RouteOrder), and the pause switch is the kill switch
-(shared.kill_switch) for each of the creator's connected accounts. Pacing is the
-operator's (AUTODM_*_PER_S settings, below Meta's limits); the page shows it read-only.
+router's shared.routing.RouteOrder), the pacing is Creator.dm_pace_per_h (the senders'
+delivery gate spaces each account's DMs by it), and the pause switch is the creator's own
+kill switch (shared.kill_switch.creator_scope: every account of theirs, connected now or
+later). The operator's limits (AUTODM_*_PER_S settings, below Meta's) stay the ceiling;
+the page shows them read-only.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -30,7 +33,13 @@ from services.api.web.pages_deps import CreatorUser, PageError, Web
 from shared.account_lifecycle import DISCONNECTED
 from shared.db.models import Creator, Lead, SendingPause, SocialAccount
 from shared.events import utcnow
-from shared.kill_switch import pause_scope, pause_sending, resume_sending
+from shared.kill_switch import (
+    GLOBAL,
+    creator_scope,
+    pause_in_scope,
+    pause_scope,
+    resume_in_scope,
+)
 from shared.lifecycle import Provider
 from shared.routing import RouteOrder
 from shared.settings import get_settings
@@ -49,6 +58,8 @@ ROUTE_ORDERS = {
     RouteOrder.INSTAGRAM_FIRST: "Instagram first, then WhatsApp",
     RouteOrder.WHATSAPP_FIRST: "WhatsApp first, then Instagram",
 }
+# One DM per second per account at most; the operator's limits may be tighter still.
+MAX_PACE_PER_H = 3600
 SAMPLE = {"name": "Jane", "message": "I'd love the guide"}
 ResultParam = Annotated[str | None, Query(max_length=32)]
 
@@ -128,10 +139,18 @@ async def disconnect_now(
     return RedirectResponse("/app/instagram?result=disconnected", status_code=303)
 
 
-async def _paused(session: AsyncSession, accounts: list[SocialAccount]) -> bool:
-    scopes = [pause_scope(a.id) for a in accounts]
-    found = await session.scalar(select(SendingPause.scope).where(SendingPause.scope.in_(scopes)))
-    return found is not None
+@dataclass(frozen=True)
+class Pauses:
+    by_creator: bool  # the switch on this page
+    by_operator: str | None  # why an admin paused all sending or one of these accounts
+
+
+async def _pauses(session: AsyncSession, creator_id: UUID, accounts: list[SocialAccount]) -> Pauses:
+    mine = creator_scope(creator_id)
+    scopes = [mine, GLOBAL, *(pause_scope(a.id) for a in accounts)]
+    rows = (await session.scalars(select(SendingPause).where(SendingPause.scope.in_(scopes)))).all()
+    others = [r.reason for r in rows if r.scope != mine]
+    return Pauses(any(r.scope == mine for r in rows), others[0] if others else None)
 
 
 async def _accounts(session: AsyncSession, user: Principal) -> list[SocialAccount]:
@@ -147,31 +166,61 @@ def _preview(template: str) -> str:
     return render_message(template, Lead(name=SAMPLE["name"], message=SAMPLE["message"]))
 
 
+@dataclass(frozen=True)
+class SettingsForm:
+    """What the settings form posted, as typed (shown again as typed when it has errors)."""
+
+    template: str
+    route_order: str
+    pace: str  # DMs per hour per account; blank = no pacing of the creator's own
+    paused: bool
+
+    @classmethod
+    def of(cls, creator: Creator, pauses: Pauses) -> SettingsForm:
+        pace = "" if creator.dm_pace_per_h is None else str(creator.dm_pace_per_h)
+        return cls(creator.dm_template, creator.route_order, pace, pauses.by_creator)
+
+    def errors(self) -> dict[str, str]:
+        errors = {}
+        if not self.template.strip():
+            errors["dm_template"] = "Write the message your leads get."
+        elif len(self.template.encode()) > META_TEXT_MAX_BYTES:
+            errors["dm_template"] = f"Keep it under {META_TEXT_MAX_BYTES} bytes (Meta's limit)."
+        if self.route_order not in set(RouteOrder):
+            errors["route_order"] = "Choose one of the orders."
+        if self.pace and not (self.pace.isdigit() and 1 <= int(self.pace) <= MAX_PACE_PER_H):
+            errors["dm_pace_per_h"] = (
+                f"Enter a whole number from 1 to {MAX_PACE_PER_H}, or leave it empty."
+            )
+        return errors
+
+    def pace_per_h(self) -> int | None:
+        return int(self.pace) if self.pace else None
+
+
 def _settings_page(
     request: Request,
     web: Web,
     creator: Creator,
-    paused: bool,
-    has_accounts: bool,
+    form: SettingsForm,
+    pauses: Pauses,
     *,
     errors: dict[str, str] | None = None,
     result: str | None = None,
-    draft: str | None = None,
     status_code: int = 200,
 ) -> Response:
     s = get_settings()
-    template = creator.dm_template if draft is None else draft
     context = {
         "nav": "settings",
         "creator": creator,
-        "paused": paused,
-        "has_accounts": has_accounts,
+        "form": form,
+        "operator_pause": pauses.by_operator,
         "route_orders": ROUTE_ORDERS,
-        "template": template,
-        "preview": _preview(template),
+        "preview": _preview(form.template),
         "sample": SAMPLE,
         "errors": errors or {},
         "result": _result(result),
+        "max_pace": MAX_PACE_PER_H,
         "pacing": {
             "Instagram DMs per second per account": s.instagram_send_per_s,
             "Instagram private replies per hour per account": s.instagram_private_replies_per_h,
@@ -192,58 +241,43 @@ async def settings_page(
 ) -> Response:
     async with web.api.sessions() as session:
         creator = await _creator(session, user)
-        accounts = await _accounts(session, user)
-        paused = await _paused(session, accounts)
-    return _settings_page(request, web, creator, paused, bool(accounts), result=result)
+        pauses = await _pauses(session, creator.id, await _accounts(session, user))
+    form = SettingsForm.of(creator, pauses)
+    return _settings_page(request, web, creator, form, pauses, result=result)
 
 
-def _settings_errors(template: str, order: str) -> dict[str, str]:
-    errors = {}
-    if not template.strip():
-        errors["dm_template"] = "Write the message your leads get."
-    elif len(template.encode()) > META_TEXT_MAX_BYTES:
-        errors["dm_template"] = f"Keep it under {META_TEXT_MAX_BYTES} bytes (Meta's limit)."
-    if order not in set(RouteOrder):
-        errors["route_order"] = "Choose one of the orders."
-    return errors
+async def _posted(request: Request) -> SettingsForm:
+    data = await request.form()
+    return SettingsForm(
+        template=str(data.get("dm_template", "")).replace("\r\n", "\n"),
+        route_order=str(data.get("route_order", "")),
+        pace=str(data.get("dm_pace_per_h", "")).strip(),
+        paused=data.get("paused") == "on",
+    )
 
 
 @router.post("/settings")
 async def save_settings(request: Request, web: Web, user: CreatorUser) -> Response:
     await web.security.check_csrf(request)
-    form = await request.form()
-    template = str(form.get("dm_template", "")).replace("\r\n", "\n")
-    order = str(form.get("route_order", ""))
-    pause = form.get("paused") == "on"
-    errors = _settings_errors(template, order)
+    form = await _posted(request)
+    errors = form.errors()
     async with web.api.sessions.begin() as session:
         creator = await _creator(session, user)
-        accounts = await _accounts(session, user)
         if not errors:
-            creator.dm_template = template.strip()
-            creator.route_order = order
-            await _set_pause(session, accounts, pause, user.subject)
-        paused = await _paused(session, accounts)
-    if errors:  # nothing was changed; the draft is shown again with the errors
-        return _settings_page(
-            request,
-            web,
-            creator,
-            paused,
-            bool(accounts),
-            errors=errors,
-            draft=template,
-            status_code=422,
-        )
+            creator.dm_template = form.template.strip()
+            creator.route_order = form.route_order
+            creator.dm_pace_per_h = form.pace_per_h()
+            await _set_pause(session, creator.id, form.paused, user.subject)
+        pauses = await _pauses(session, creator.id, await _accounts(session, user))
+    if errors:  # nothing was changed; the form is shown again as typed, with the errors
+        return _settings_page(request, web, creator, form, pauses, errors=errors, status_code=422)
     return RedirectResponse("/app/settings?result=saved", status_code=303)
 
 
-async def _set_pause(
-    session: AsyncSession, accounts: list[SocialAccount], pause: bool, who: str
-) -> None:
-    """The kill switch of each connected account: senders defer its DMs, none is lost."""
-    for account in accounts:
-        if pause:
-            await pause_sending(session, account.id, "paused by the creator", who)
-        else:
-            await resume_sending(session, account.id)
+async def _set_pause(session: AsyncSession, creator_id: UUID, pause: bool, who: str) -> None:
+    """The creator's kill switch: senders defer their DMs (every account), none is lost."""
+    scope = creator_scope(creator_id)
+    if pause:
+        await pause_in_scope(session, scope, "paused by the creator", who)
+    else:
+        await resume_in_scope(session, scope)

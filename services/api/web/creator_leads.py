@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth import Principal
-from services.api.dm_requests import load_lead, retry_dm, verdict_for
+from services.api.dm_requests import load_lead, retry_dm, verdict_for, waiting_of
 from services.api.problems import ApiProblem
 from services.api.queries import LeadFilters, list_leads
 from services.api.web.pages_deps import CreatorUser, PageError, Web
@@ -54,11 +54,13 @@ def _reason(lead: Lead) -> str:
 
 
 async def _row(web: Web, session: AsyncSession, lead: Lead) -> LeadRow:
-    allowed, detail = False, ""
+    allowed, detail, reason = False, "", _reason(lead)
     if lead.dm_status in RETRYABLE:
         verdict = await verdict_for(session, lead, web.api.retry_context())
         allowed, detail = verdict.allowed, verdict.detail
-    return LeadRow(lead, _reason(lead), allowed, detail)
+    elif waiting := await waiting_of(session, lead):  # paused, paced, throttled ...
+        reason = waiting.detail
+    return LeadRow(lead, reason, allowed, detail)
 
 
 async def _page(
