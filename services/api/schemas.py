@@ -176,7 +176,9 @@ class RetryOut(BaseModel):
 
 class WaitingOut(BaseModel):
     reason: str = Field(
-        description="Why the DM waits: paused, rate_limited, paced, throttled, circuit_open, transient"
+        description=(
+            "Why the DM waits: paused, rate_limited, paced, throttled, circuit_open, transient"
+        )
     )
     detail: str = Field(description="The same, in plain words")
     not_before: datetime | None = Field(description="When it is looked at again")
