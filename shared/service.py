@@ -95,8 +95,15 @@ async def _cancel_all(tasks: Sequence[asyncio.Task[None]]) -> None:
             log.warning("background task survived its cancellation; cancelling again")
 
 
-def serve(factory: str, port: int, host: str) -> None:
+def serve(factory: str, port: int, host: str, trusted_proxies: str = "127.0.0.1") -> None:
     """Run a service's app factory under uvicorn (each service's `python -m` entrypoint)."""
     import uvicorn
 
-    uvicorn.run(factory, factory=True, host=host, port=port, log_level="warning")
+    uvicorn.run(
+        factory,
+        factory=True,
+        host=host,
+        port=port,
+        log_level="warning",
+        forwarded_allow_ips=trusted_proxies,
+    )

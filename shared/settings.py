@@ -132,6 +132,10 @@ class Settings(BaseSettings):
 
     # HTTP of each service (/metrics, health; the API's routes). Loopback unless deployed.
     http_host: str = "127.0.0.1"
+    # Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client: behind
+    # an ingress, set its addresses, or every visitor shares the ingress's IP and with it
+    # the lead form's per-IP limit.
+    trusted_proxies: str = "127.0.0.1"
     api_port: int = 8000
     webhook_ingest_port: int = 8001
     instagram_sender_port: int = 8002

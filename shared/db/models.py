@@ -250,6 +250,18 @@ class OAuthStateUse(Base):
     used_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
+class FormRateCount(Base):
+    """Public lead-form submissions per key (hashed client IP, or creator) per one-minute
+    window, shared by every API process. Short-lived rows: an UNLOGGED table."""
+
+    __tablename__ = "form_rate_counts"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+    key: Mapped[str] = mapped_column(String(80), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
+
+
 class IdempotencyKey(Base):
     """An `Idempotency-Key` of an API caller: the request it was first used with and the
     response it got, so a retried request is answered the same and never acts twice."""

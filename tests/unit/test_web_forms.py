@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from uuid import uuid4
 
 from pydantic import SecretStr
 
-from services.api.web.form_limits import FormLimits, SlidingWindow
+from services.api.web.form_limits import estimate, window_start
 from services.api.web.lead_form_fields import NO_CONTACT, FormValues, to_lead
 from services.api.web.security import WebSecurity
 from shared.settings import Settings
@@ -61,19 +62,15 @@ def test_message_limit_counts_bytes_like_meta() -> None:
     assert set(errors) == {"message"}
 
 
-def test_sliding_window_refuses_past_the_limit_and_forgets_after_a_minute() -> None:
-    window = SlidingWindow(limit=2)
-    assert [window.allow("ip", t) for t in (0.0, 1.0, 2.0)] == [True, True, False]
-    assert window.allow("other-ip", 2.0)
-    assert window.allow("ip", 60.5)
+def test_the_last_minute_is_estimated_from_two_fixed_windows() -> None:
+    assert estimate(previous=10, current=2, elapsed=0.0) == 12  # the whole previous minute
+    assert estimate(previous=10, current=2, elapsed=0.75) == 4.5  # a quarter of it remains
+    assert estimate(previous=0, current=0, elapsed=0.5) == 0
 
 
-def test_form_limits_name_which_limit_refused() -> None:
-    limits = FormLimits.per_minute(per_ip=1, per_creator=2)
-    assert limits.refusal("1.1.1.1", "c", 0.0) is None
-    assert "your network" in (limits.refusal("1.1.1.1", "c", 1.0) or "")
-    assert limits.refusal("2.2.2.2", "c", 1.0) is None
-    assert "a lot of messages" in (limits.refusal("3.3.3.3", "c", 1.0) or "")
+def test_windows_start_on_the_minute() -> None:
+    now = datetime(2026, 11, 28, 13, 37, 42, 500_000, tzinfo=UTC)
+    assert window_start(now) == datetime(2026, 11, 28, 13, 37, tzinfo=UTC)
 
 
 def _security(ttl: int = 60) -> WebSecurity:

@@ -46,8 +46,10 @@ def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
                 else None
             ),
         ),
-        form_limits=FormLimits.per_minute(
-            settings.lead_form_per_ip_per_minute, settings.lead_form_per_creator_per_minute
+        form_limits=FormLimits(
+            api.sessions,
+            per_ip=settings.lead_form_per_ip_per_minute,
+            per_creator=settings.lead_form_per_creator_per_minute,
         ),
         replays=ReplayJobs(api.sessions, api.relay),
     )

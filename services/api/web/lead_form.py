@@ -6,7 +6,6 @@ The thank-you screen shows the lead's route once the router has chosen it."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 from urllib.parse import quote
 from uuid import uuid4
@@ -20,6 +19,7 @@ from services.api.leads import create_lead
 from services.api.web.lead_form_fields import FormValues, to_lead
 from services.api.web.pages_deps import PageError, Web
 from shared.db.models import Creator, Lead, SocialAccount, WhatsAppNumber
+from shared.events import utcnow
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.logs import bind_correlation_id
 from shared.providers.whatsapp_links import InvalidPhoneNumber, normalize_e164_digits
@@ -95,7 +95,7 @@ async def _submit(slug: str, request: Request, web: Web, embed: bool) -> Respons
         creator = await _creator(session, slug)
     values = FormValues.from_form(form)
     client_ip = request.client.host if request.client else "unknown"
-    refusal = web.form_limits.refusal(client_ip, str(creator.id), time.monotonic())
+    refusal = await web.form_limits.refusal(client_ip, str(creator.id), utcnow())
     if refusal:
         return _form_page(
             request, web, creator, embed, values=values, notice=refusal, status_code=429
