@@ -92,6 +92,8 @@ def test_pacing_spaces_the_dms_and_the_waiting_one_says_why(
     expect(row.locator(".badge")).to_have_attribute(
         "title", re.compile("creator's pacing"), timeout=15_000
     )
+    row.locator("summary").click()  # the reason, expanded
+    expect(row.get_by_text("held to the creator's pacing")).to_be_visible()
     screenshot(page, "leads-paced")
     wait_for(lambda: _messages_to(sandbox, creator, second), 30, "the paced DM")
     assert time.monotonic() - first_at > 7  # spaced by the pacing, not by chance
