@@ -181,6 +181,8 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = 64 * 1024
     idempotency_in_flight_s: int = 30
     idempotency_ttl_hours: int = 24
+    # How often the API deletes expired idempotency keys, OAuth nonces and form counters.
+    housekeeping_interval_s: float = Field(default=60.0, gt=0)
 
     @property
     def oauth_redirect_uri(self) -> str:

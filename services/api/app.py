@@ -10,6 +10,7 @@ from services.api import admin_dlq, instagram_connect, routes, whatsapp_connect
 from services.api.auth import TokenVerifier
 from services.api.dlq_size import DlqSize
 from services.api.handlers import register_handlers
+from services.api.housekeeping import Housekeeping, Retention
 from services.api.idempotency_keys import KeyPolicy
 from services.api.limits import BodySizeLimit
 from services.api.problems import install_problem_handlers
@@ -44,6 +45,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     collector = OpsCollector(settings.kafka_bootstrap, sessions, settings.ops_collector_interval_s)
     park = dead_letter_park(broker, SERVICE)
+    housekeeping = Housekeeping(
+        sessions,
+        Retention(
+            idempotency_keys=timedelta(hours=settings.idempotency_ttl_hours),
+            oauth_states=timedelta(seconds=settings.oauth_state_ttl_s),
+        ),
+        settings.housekeeping_interval_s,
+    )
     register_handlers(broker, sessions, relay, RouterConfig(rules=_rules(settings)), park)
     register_dlq_indexer(broker, sessions)
 
@@ -53,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Leads in, DMs out: accept leads and follow each DM to its end.",
         lifespan=broker_lifespan(
             broker,
-            background=[relay.run_forever, collector.run_forever],
+            background=[relay.run_forever, collector.run_forever, housekeeping.run_forever],
             on_stop=[engine.dispose],
         ),
     )

@@ -247,7 +247,7 @@ class OAuthStateUse(Base):
 
     nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
     creator_id: Mapped[UUID]
-    used_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    used_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
 
 
 class FormRateCount(Base):
@@ -275,7 +275,8 @@ class IdempotencyKey(Base):
     status_code: Mapped[int | None] = mapped_column(Integer)
     response_body: Mapped[dict[str, Any] | None]
     locked_at: Mapped[datetime]
-    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Indexed for the API's housekeeping, which deletes keys past their TTL.
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
 
 
 # --- WhatsApp (Cloud API) -------------------------------------------------------------------

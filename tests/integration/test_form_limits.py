@@ -1,5 +1,5 @@
 """The public lead form's limits on real PostgreSQL: shared by every API process, per IP and
-per creator, sliding over the last minute, and their rows are purged."""
+per creator, sliding over the last minute, client IPs hashed (housekeeping purges old windows)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.web.form_limits import (
@@ -71,7 +71,7 @@ async def test_a_flooding_network_does_not_close_the_creators_form(
     assert await b.refusal("198.51.100.3", creator, T0) == TOO_MANY_FOR_CREATOR
 
 
-async def test_old_windows_are_purged_and_ips_are_not_stored(
+async def test_client_ips_are_stored_hashed(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     a, _ = _processes(sessions, per_ip=10, per_creator=10)
@@ -80,10 +80,3 @@ async def test_old_windows_are_purged_and_ips_are_not_stored(
     async with sessions() as session:
         keys = set(await session.scalars(select(FormRateCount.key)))
     assert ip_key(ip) in keys and not any(ip in key for key in keys)
-
-    await a.refusal("203.0.113.10", creator, T0 + timedelta(minutes=10))
-    async with sessions() as session:
-        left = await session.scalar(
-            select(func.count()).where(FormRateCount.window_start < T0 + timedelta(minutes=9))
-        )
-    assert left == 0

@@ -4,24 +4,23 @@ memory would be N times as loose with N replicas).
 
 Counting uses the sliding-window counter: hits are counted in fixed one-minute windows,
 and the last 60 s are estimated as this window's hits plus the previous window's, weighted
-by how much of it still lies within the last 60 s. One upsert per key and submission; rows
-older than two windows are deleted now and then. Client IPs are stored hashed.
+by how much of it still lies within the last 60 s. One upsert per key and submission; the
+API's housekeeping deletes older windows. Client IPs are stored hashed.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.models import FormRateCount
 
 WINDOW = timedelta(minutes=1)
-PURGE_EVERY = timedelta(minutes=1)
 TOO_MANY_FROM_IP = "Too many submissions from your network. Please wait a minute."
 TOO_MANY_FOR_CREATOR = "This form is receiving a lot of messages. Please try again in a minute."
 
@@ -69,22 +68,13 @@ class FormLimits:
     sessions: async_sessionmaker[AsyncSession]
     per_ip: int
     per_creator: int
-    _purged_at: datetime = field(default=datetime.min.replace(tzinfo=UTC))
 
     async def refusal(self, client_ip: str, creator_id: str, now: datetime) -> str | None:
         """Why this submission is refused, or None. A hit refused per IP does not count
         against the creator, so one flooding network cannot close a creator's form."""
         async with self.sessions.begin() as session:
-            await self._purge_now_and_then(session, now)
             if await count_hit(session, ip_key(client_ip), now) >= self.per_ip:
                 return TOO_MANY_FROM_IP
             if await count_hit(session, f"creator:{creator_id}", now) >= self.per_creator:
                 return TOO_MANY_FOR_CREATOR
         return None
-
-    async def _purge_now_and_then(self, session: AsyncSession, now: datetime) -> None:
-        if now - self._purged_at < PURGE_EVERY:
-            return
-        self._purged_at = now
-        old = window_start(now) - WINDOW
-        await session.execute(delete(FormRateCount).where(FormRateCount.window_start < old))
