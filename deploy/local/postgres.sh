@@ -15,6 +15,8 @@
 #   PG_DATABASES         databases to create, space separated    (default "autodm")
 #   AUTODM_STATE_DIR     state root; cluster in $AUTODM_STATE_DIR/postgres
 #                                                                (default <repo>/.local/run)
+#   PG_FRESH=1           drop and recreate the databases in $PG_DATABASES at start (tests:
+#                        every run starts from an empty database, like CI)
 #   PG_FAST=1            fsync/synchronous_commit/full_page_writes off: tests ONLY, a crash
 #                        of the machine can corrupt the cluster
 #   PG_BIN               PostgreSQL bin dir       (default /usr/lib/postgresql/15/bin)
@@ -35,6 +37,7 @@ REPO=$(cd "$SCRIPT_DIR/../.." && pwd)
 PG_PORT=${PG_PORT:-15432}
 PG_DATABASES=${PG_DATABASES:-autodm}
 PG_FAST=${PG_FAST:-0}
+PG_FRESH=${PG_FRESH:-0}
 PG_MAX_CONNECTIONS=${PG_MAX_CONNECTIONS:-200}
 PG_START_TIMEOUT=${PG_START_TIMEOUT:-60}
 PG_STOP_TIMEOUT=${PG_STOP_TIMEOUT:-30}
@@ -302,6 +305,9 @@ ensure_role_and_dbs() {
   END IF;
 END \$\$;" >/dev/null
     for db in $PG_DATABASES; do
+        if [[ $PG_FRESH == 1 ]]; then
+            psql_admin "$port" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+        fi
         exists=$(psql_admin "$port" -c "SELECT 1 FROM pg_database WHERE datname = '$db'")
         if [[ -z $exists ]]; then
             psql_admin "$port" -c "CREATE DATABASE \"$db\" OWNER $APP_USER" >/dev/null

@@ -16,8 +16,18 @@ stop_all() {
 }
 trap stop_all EXIT
 
+# Every run starts empty, as in CI: leftovers of an earlier run (open breakers, dead
+# letters, committed offsets) made local reruns fail. KEEP_TEST_STATE=1 keeps them.
+# (Not exported: the chaos run restarts both mid-test and must find its data.)
+fresh=1
+if [[ ${KEEP_TEST_STATE:-0} == 1 ]]; then
+    fresh=0
+else
+    bash deploy/local/kafka.sh stop >/dev/null || true
+    rm -rf "$AUTODM_STATE_DIR/kafka/data"
+fi
 bash deploy/local/kafka.sh start
-bash deploy/local/postgres.sh start
+PG_FRESH=$fresh bash deploy/local/postgres.sh start
 # Fast suites first, the process-level ones last (the chaos run is the heaviest).
 if [ "$#" -eq 0 ]; then
     set -- tests/unit sandbox tests/infra tests/integration tests/e2e tests/browser tests/chaos

@@ -108,6 +108,7 @@ def env() -> Iterator[dict[str, str]]:
         PG_PORT=str(PG_PORT),
         PG_DATABASES=PG_DATABASES,
         PG_FAST="1",
+        PG_FRESH="0",
     )
     try:
         yield e
