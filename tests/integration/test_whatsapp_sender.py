@@ -94,6 +94,17 @@ async def _world(
     return account_id, lead_id
 
 
+async def _world_of_two(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+) -> tuple[UUID, UUID, UUID]:
+    """A number and two opted-in leads (two people) of the creator."""
+    account_id, first = await _world(sessions, settings, creator)
+    second = uuid4()
+    async with sessions.begin() as session:
+        session.add(_opted_in_lead(second, creator, "Grace Hopper", "+44 20 7946 0959"))
+    return account_id, first, second
+
+
 def _opted_in_lead(lead_id: UUID, creator: UUID, name: str, phone: str) -> Lead:
     return Lead(
         id=lead_id,
@@ -259,10 +270,8 @@ async def test_the_creators_pause_covers_a_number_connected_after_it(
 async def test_the_creators_pacing_holds_the_next_dm_of_the_number(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
 ) -> None:
-    account_id, first = await _world(sessions, settings, creator)
-    second = uuid4()
+    account_id, first, second = await _world_of_two(sessions, settings, creator)
     async with sessions.begin() as session:
-        session.add(_opted_in_lead(second, creator, "Grace Hopper", "+44 20 7946 0959"))
         (await session.get_one(Creator, creator)).dm_pace_per_h = 2  # one per 30 minutes
     client = RecordingClient()
     deps, _ = _deps(sessions, settings, client)
@@ -277,10 +286,7 @@ async def test_the_creators_pacing_holds_the_next_dm_of_the_number(
 async def test_a_throttling_answer_holds_the_numbers_other_dms_until_metas_time(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
 ) -> None:
-    account_id, first = await _world(sessions, settings, creator)
-    second = uuid4()
-    async with sessions.begin() as session:
-        session.add(_opted_in_lead(second, creator, "Grace Hopper", "+44 20 7946 0959"))
+    account_id, first, second = await _world_of_two(sessions, settings, creator)
     client = ThrottledClient()
     deps, _ = _deps(sessions, settings, client)
     try:
