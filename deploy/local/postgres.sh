@@ -306,7 +306,8 @@ ensure_role_and_dbs() {
 END \$\$;" >/dev/null
     for db in $PG_DATABASES; do
         if [[ $PG_FRESH == 1 ]]; then
-            psql_admin "$port" -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
+            psql_admin "$port" -c "SET client_min_messages = warning" \
+                -c "DROP DATABASE IF EXISTS \"$db\" WITH (FORCE)" >/dev/null
         fi
         exists=$(psql_admin "$port" -c "SELECT 1 FROM pg_database WHERE datname = '$db'")
         if [[ -z $exists ]]; then

@@ -57,7 +57,9 @@ async def dlq_page(
         entries = await list_entries(session, f, PAGE_SIZE, offset)
         matching = await count_entries(session, f)
         waiting = await count_entries(session, DlqFilter())
+        replayable = await count_entries(session, DlqFilter(replayable_only=True))
     context: dict[str, Any] = {
+        "replayable": replayable,
         "nav": "dlq",
         "entries": entries,
         "matching": matching,
@@ -101,7 +103,8 @@ async def confirm_replay_all(request: Request, web: Web, _: AdminUser) -> Respon
     """Replaying everything is the one bulk action without a filter: asked first."""
     async with web.api.sessions() as session:
         waiting = await count_entries(session, DlqFilter())
-    context = {"nav": "dlq", "waiting": waiting}
+        replayable = await count_entries(session, DlqFilter(replayable_only=True))
+    context = {"nav": "dlq", "replayable": replayable, "kept": waiting - replayable}
     return web.pages.render(request, "admin_dlq_replay_all.html", context)
 
 
