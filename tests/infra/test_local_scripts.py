@@ -27,9 +27,12 @@ REPO = Path(__file__).resolve().parents[2]
 KAFKA_SH = REPO / "deploy" / "local" / "kafka.sh"
 POSTGRES_SH = REPO / "deploy" / "local" / "postgres.sh"
 
-KAFKA_PORT = 29092
-KAFKA_CONTROLLER_PORT = 29093
-PG_PORT = 25432
+# INFRA_PORT_OFFSET moves them all (two checkouts testing side by side would otherwise
+# start their throw-away brokers on the same ports and fail each other's tests).
+_OFFSET = int(os.environ.get("INFRA_PORT_OFFSET", "0"))
+KAFKA_PORT = 29092 + _OFFSET
+KAFKA_CONTROLLER_PORT = 29093 + _OFFSET
+PG_PORT = 25432 + _OFFSET
 PG_DATABASES = "autodm autodm_test"
 
 pytestmark = [
