@@ -29,8 +29,6 @@ CHAOS_ENV = {
     "AUTODM_CIRCUIT_MAX_OPEN_S": "4",
     "AUTODM_PAUSED_RECHECK_S": "1",
     "AUTODM_LOG_LEVEL": "WARNING",
-    # Webhooks are not under test here; the echo of each send would only add load.
-    "SANDBOX_INSTAGRAM_ECHO_WEBHOOKS": "false",
 }
 
 
