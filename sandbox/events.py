@@ -150,6 +150,8 @@ def wa_status(
         "timestamp": str(now_s),
         "recipient_id": message.to,
     }
+    if message.callback_data is not None:
+        item["biz_opaque_callback_data"] = message.callback_data
     if status == "failed":
         item["errors"] = [error or UNDELIVERABLE]
     else:

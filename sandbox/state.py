@@ -155,6 +155,8 @@ class SentWaMessage:
     params: list[str] = field(default_factory=list)
     # Set when the message was accepted but then failed asynchronously (status webhook).
     error_code: int | None = None
+    # `biz_opaque_callback_data` of the send, echoed in every status webhook of it.
+    callback_data: str | None = None
 
 
 @dataclass

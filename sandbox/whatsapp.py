@@ -22,6 +22,7 @@ from sandbox.state import DAY, SandboxState, SentWaMessage, WaNumber, WaTemplate
 
 MESSAGING_WINDOW = DAY
 MAX_TEXT_CHARS = 4096
+MAX_CALLBACK_DATA_CHARS = 512
 _PHONE = re.compile(r"\+?(\d{7,15})")
 
 
@@ -108,6 +109,20 @@ def _session_text(params: dict[str, Any], msg_type: str) -> str | None:
     return body
 
 
+def _callback_data(params: dict[str, Any]) -> str | None:
+    """`biz_opaque_callback_data`: any string up to 512 characters, echoed in the message's
+    status webhooks (platform facts §4e)."""
+    data = params.get("biz_opaque_callback_data")
+    if data is None:
+        return None
+    if not isinstance(data, str) or len(data) > MAX_CALLBACK_DATA_CHARS:
+        raise _invalid(
+            f"biz_opaque_callback_data must be a string of at most {MAX_CALLBACK_DATA_CHARS} "
+            "characters"
+        )
+    return data
+
+
 def _consume_rates(state: SandboxState, number: WaNumber, wa_id: str) -> None:
     """Throughput per number (130429), then pair rate per (number, user) (131056); both
     are checked before either is consumed so a refusal never spends quota."""
@@ -191,6 +206,7 @@ async def send_message(state: SandboxState, request: Request, number_id: str) ->
     now = state.clock.now()
     failure: dict[str, Any] | None = None
     sent = SentWaMessage(number_id, wa_id, msg_type, new_wamid(), now)
+    sent.callback_data = _callback_data(params)
     if msg_type == "template":
         template, values = _check_template(state, params)
         sent.template, sent.language, sent.params = template.name, template.language, values

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from sandbox.state import DEMO_ACCESS_TOKEN, DEMO_IG_USER_ID
-from sandbox.tests.driver import SandboxDriver, graph_error
+from sandbox.tests.driver import WA_WEBHOOK_URL, Receiver, SandboxDriver, graph_error
 
 
 async def _lead(sb: SandboxDriver) -> dict[str, str]:
@@ -118,3 +118,31 @@ async def test_timeout_eventually_answers(sb: SandboxDriver) -> None:
     await _faults(sb, error="timeout", timeout_seconds=0.05, timeout_records_message=False)
     response = await sb.send_ig(DEMO_ACCESS_TOKEN, to)
     assert graph_error(response) == (2, None)
+
+
+async def test_whatsapp_timeout_accepts_then_hangs(sb: SandboxDriver, receiver: Receiver) -> None:
+    """The ambiguous WhatsApp send: no answer, yet the message was sent and its status
+    webhooks (with the callback data) go out."""
+    number = await sb.wa_number()
+    await sb.control("POST", "/whatsapp/templates", {"name": "hi", "language": "en_US"})
+    await _faults(sb, error="timeout", scope="whatsapp", timeout_seconds=5, count=1)
+    body = {
+        "to": "4915112345678",
+        "type": "template",
+        "template": {"name": "hi", "language": {"code": "en_US"}},
+        "biz_opaque_callback_data": "send:1",
+    }
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(sb.wa_send(number, body), timeout=0.2)
+    await sb.drain()
+    log = (await sb.client.get("/_sandbox/whatsapp/messages")).json()["data"]
+    assert [m["callback_data"] for m in log] == ["send:1"]
+    statuses = [
+        p["entry"][0]["changes"][0]["value"]["statuses"][0]
+        for p in receiver.payloads(WA_WEBHOOK_URL)
+    ]
+    assert [(s["status"], s["biz_opaque_callback_data"]) for s in statuses] == [
+        ("sent", "send:1"),
+        ("delivered", "send:1"),
+        ("read", "send:1"),
+    ]

@@ -199,3 +199,35 @@ async def test_status_webhooks_out_of_order(sb: SandboxDriver, receiver: Receive
         if "statuses" in p["entry"][0]["changes"][0]["value"]
     ]
     assert statuses == ["read", "sent", "delivered"]
+
+
+def _statuses(receiver: Receiver) -> list[dict[str, Any]]:
+    values = [p["entry"][0]["changes"][0]["value"] for p in receiver.payloads(WA_WEBHOOK_URL)]
+    return [v["statuses"][0] for v in values if "statuses" in v]
+
+
+async def test_callback_data_is_echoed_in_every_status(
+    sb: SandboxDriver, receiver: Receiver
+) -> None:
+    number = await sb.wa_number()
+    other = "4915100000001"
+    await _inbound(sb, number)
+    await _inbound(sb, number, other)
+    await sb.wa_send(number, _text() | {"biz_opaque_callback_data": "job:42"})
+    await sb.wa_send(number, _text(to=other))  # none given: none echoed
+    await sb.drain()
+    statuses = _statuses(receiver)
+    echoed = [s["biz_opaque_callback_data"] for s in statuses if s["recipient_id"] == LEAD]
+    assert echoed == ["job:42", "job:42", "job:42"]
+    assert all("biz_opaque_callback_data" not in s for s in statuses if s["recipient_id"] != LEAD)
+    log = await sb.client.get("/_sandbox/whatsapp/messages", params={"to": LEAD})
+    assert log.json()["data"][0]["callback_data"] == "job:42"
+
+
+async def test_callback_data_over_512_characters_is_refused(sb: SandboxDriver) -> None:
+    number = await sb.wa_number()
+    await _register_template(sb, body_params=0)
+    response = await sb.wa_send(number, _template() | {"biz_opaque_callback_data": "x" * 513})
+    assert graph_error(response) == (100, None)
+    accepted = await sb.wa_send(number, _template() | {"biz_opaque_callback_data": "x" * 512})
+    assert accepted.status_code == 200
