@@ -5,6 +5,9 @@ the rules allow now (free-form text only inside the 24 h window; else an approve
 only with opt-in; else the wa.me link), and whether the limits let it go now (pair rate,
 daily tier) or it waits (a deferred send, re-requested when due). A redelivered request
 finds the intent and never calls Meta again.
+
+A send that gets no answer is `unknown`, never resent; the status webhooks of the message
+name it by its `biz_opaque_callback_data` and settle it (reconciliation.py).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from services.whatsapp_sender import limits
 from services.whatsapp_sender.limits import LimitPolicy, Throughput
 from services.whatsapp_sender.links import WhatsAppDeps, handle_request
-from services.whatsapp_sender.statuses import apply_backlog
+from services.whatsapp_sender.reconciliation import RECONCILED_REASON, SendRef
+from services.whatsapp_sender.statuses import apply_backlog, lock_wamid, settle_parked
 from services.whatsapp_sender.templates import (
     TemplateParameterError,
     lead_values,
@@ -116,8 +120,10 @@ async def send_whatsapp(deps: SenderDeps, request: DmRequested) -> None:
         await _announce(deps, request, plan)
         return
     await deps.publish(status_of(_rerouted(request, plan.route), DmStatus.SENDING))
+    p = request.payload
+    ref = SendRef(p.lead_id, p.route, p.attempt, sent_as=plan.route)
     try:
-        accepted = await _call(deps, plan)
+        accepted = await _call(deps, plan, ref.callback_data())
     except MetaError as error:
         await _gate_outcome(deps, plan, error)
         await _on_error(deps, request, plan, error)
@@ -334,7 +340,7 @@ async def _announce_previous(deps: SenderDeps, request: DmRequested, intent: DmS
         )
     elif intent.state == "sending":
         reason = "an earlier attempt was interrupted mid-send; not resent, to be reconciled"
-        await deps.publish(status_of(request, DmStatus.UNKNOWN, reason=reason))
+        await _park_unknown(deps, request, reason)
 
 
 def _rerouted(request: DmRequested, route: Route) -> DmRequested:
@@ -345,7 +351,7 @@ def _rerouted(request: DmRequested, route: Route) -> DmRequested:
 # --- the call and its outcome ---------------------------------------------------------------
 
 
-async def _call(deps: SenderDeps, send: Send) -> AcceptedMessage:
+async def _call(deps: SenderDeps, send: Send, callback_data: str) -> AcceptedMessage:
     await deps.throughput.acquire(send.account_id, send.messages_per_second)
     async for attempt in AsyncRetrying(
         retry=retry_if_exception(
@@ -358,10 +364,10 @@ async def _call(deps: SenderDeps, send: Send) -> AcceptedMessage:
         with attempt:
             if send.template is not None:
                 return await deps.client.send_template(
-                    send.phone_number_id, send.token, send.to, send.template
+                    send.phone_number_id, send.token, send.to, send.template, callback_data
                 )
             return await deps.client.send_text(
-                send.phone_number_id, send.token, send.to, send.text or ""
+                send.phone_number_id, send.token, send.to, send.text or "", callback_data
             )
     raise AssertionError("unreachable: tenacity reraises")
 
@@ -371,6 +377,7 @@ async def _record_sent(
 ) -> None:
     p = request.payload
     async with deps.sessions.begin() as session:
+        await lock_wamid(session, accepted.wamid)  # before the intent's row: statuses.py
         await _set_intent(session, request, "sent", accepted.wamid)
         session.add(
             WhatsAppMessage(
@@ -411,6 +418,9 @@ async def _on_error(deps: SenderDeps, request: DmRequested, send: Send, error: M
             await _set_intent(session, request, "skipped")
         await send_whatsapp(deps, _rerouted(request, Route.WA_TEMPLATE))
         return
+    if error.error_class == ErrorClass.AMBIGUOUS:
+        await _park_unknown(deps, request, "no answer from WhatsApp: not resent")
+        return
     async with deps.sessions.begin() as session:
         held = await _held_for(session, deps, request, send, error)
     await _announce(deps, request, held)
@@ -429,9 +439,6 @@ async def _held_for(
             contact.next_send_at = deps.now() + wait
         reason = f"WhatsApp is throttling ({error.code}: {error.message})"
         return await _defer(session, deps, request, deps.now() + wait, reason, throttled=True)
-    if error.error_class == ErrorClass.AMBIGUOUS:
-        held = Held("unknown", DmStatus.UNKNOWN, reason="no answer from WhatsApp: not resent")
-        return await _hold(session, request, held)
     if error.error_class == ErrorClass.TOKEN:
         await session.execute(
             update(SocialAccount)
@@ -446,6 +453,27 @@ async def _held_for(
         )
     reason = f"WhatsApp refused the message ({error.code}: {error.message})"
     return await _hold(session, request, _failed(reason, error.error_class, error.code))
+
+
+async def _park_unknown(deps: SenderDeps, request: DmRequested, reason: str) -> None:
+    """`unknown`, never resent: unless a status webhook of the message came while it was
+    `sending`, naming it by its callback data, which settles it as `sent` with its wamid."""
+    p = request.payload
+    async with deps.sessions.begin() as session:
+        parked = await settle_parked(session, p.lead_id, p.route, p.attempt)
+        if parked is None:
+            return  # no longer `sending`: whoever moved it announced it
+        wamid = parked.message.wamid if parked.message else None
+        await _set_intent(session, request, "sent" if wamid else "unknown", wamid)
+    if parked.message is None:
+        await deps.publish(status_of(request, DmStatus.UNKNOWN, reason=reason))
+        return
+    sent_as = _rerouted(request, Route(parked.message.route))
+    await deps.publish(
+        status_of(sent_as, DmStatus.SENT, reason=RECONCILED_REASON, provider_message_id=wamid)
+    )
+    for event in parked.early:
+        await deps.publish(event)
 
 
 async def _close_window(deps: SenderDeps, send: Send) -> None:

@@ -14,6 +14,7 @@ projection only moves forward by rank (a late `delivered` never overwrites `read
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -23,6 +24,16 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.whatsapp_sender import limits
+from services.whatsapp_sender.reconciliation import (
+    RECONCILED_FAILED_REASON,
+    RECONCILED_REASON,
+    SendRef,
+    Sighting,
+    backlogged,
+    intent_key,
+    locked_intent,
+    settle,
+)
 from shared.db.models import WhatsAppMessage, WhatsAppStatusBacklog
 from shared.events import (
     DmRequested,
@@ -65,44 +76,113 @@ async def handle_webhook(
             await publish(reply)
         return
     async with sessions.begin() as session:
-        message = await _message_or_backlog(session, event)
+        message, settled = await _message_or_backlog(session, event)
+        # Statuses that came before this one settled the send (a race with the timeout).
+        earlier = await apply_backlog(session, message.wamid) if settled and message else []
     if message is None:
         return
-    status = status_event(message, event.payload.item, event.id, event.correlation_id)
+    item = event.payload.item
+    status = status_event(message, item, event.id, event.correlation_id)
     if status is not None:
         await publish(status)
-        if _re_engagement(message, event.payload.item):
+        if _re_engagement(message, item):
             await request_again(_template_retry(message, event))
+    for early in earlier:
+        await publish(early)
 
 
 # --- statuses -------------------------------------------------------------------------------
 
 
-async def _lock_wamid(session: AsyncSession, wamid: str) -> None:
+async def lock_wamid(session: AsyncSession, wamid: str) -> None:
     # Serialises "is the send recorded?" with the sender recording it, so an early status
     # lands either in the backlog the sender drains or finds the message: never neither.
+    # Taken before the send intent's row lock by whoever takes both: never a deadlock.
     await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(wamid))))
+
+
+async def _try_lock_wamid(session: AsyncSession, wamid: str) -> bool:
+    lock = func.pg_try_advisory_xact_lock(func.hashtext(wamid))
+    return bool(await session.scalar(select(lock)))
 
 
 async def _message_or_backlog(
     session: AsyncSession, event: WhatsAppWebhookReceived
-) -> WhatsAppMessage | None:
-    wamid = str(event.payload.item.get("id"))
-    await _lock_wamid(session, wamid)
+) -> tuple[WhatsAppMessage | None, bool]:
+    """The message the status is about, and whether this status just settled its send."""
+    item = event.payload.item
+    wamid = str(item.get("id"))
+    await lock_wamid(session, wamid)
     message = await session.get(WhatsAppMessage, wamid)
-    if message is None:
-        await session.execute(
-            insert(WhatsAppStatusBacklog)
-            .values(wamid=wamid, event_id=event.id, item=event.payload.item)
-            .on_conflict_do_nothing()
+    if message is not None:
+        return message, False
+    ref = SendRef.parse(item.get("biz_opaque_callback_data"))
+    message = await _settle_unknown(session, event, ref) if ref else None
+    if message is not None:
+        return message, True
+    await session.execute(
+        insert(WhatsAppStatusBacklog)
+        .values(
+            wamid=wamid,
+            event_id=event.id,
+            item=item,
+            send_ref=ref.key if ref else None,
+            account_id=event.payload.account_id,
         )
-        log.info("status before its send was recorded: kept", wamid=wamid[:24])
+        .on_conflict_do_nothing()
+    )
+    log.info("status before its send was recorded: kept", wamid=wamid[:24])
+    return None, False
+
+
+async def _settle_unknown(
+    session: AsyncSession, event: WhatsAppWebhookReceived, ref: SendRef
+) -> WhatsAppMessage | None:
+    """A status naming a send of ours that got no answer: it was accepted after all."""
+    intent = await locked_intent(session, ref.lead_id, ref.route, ref.attempt, "unknown")
+    if intent is None:
+        return None  # still `sending` (the sender settles it from the backlog), or settled
+    item = event.payload.item
+    wa_id = str(item.get("recipient_id", ""))
+    seen = Sighting(str(item.get("id")), event.payload.account_id, wa_id, _timestamp(item))
+    message = await settle(session, intent, ref, seen)
+    if message is not None:
+        log.info("ambiguous send reconciled by its status", lead_id=str(intent.lead_id))
     return message
+
+
+@dataclass(frozen=True)
+class Parked:
+    """A send that got no answer: settled under `message` by a status that came while it
+    was `sending` (with the backlog's statuses), or, without one, to be `unknown`."""
+
+    message: WhatsAppMessage | None = None
+    early: list[DmStatusChanged] = field(default_factory=list)
+
+
+async def settle_parked(
+    session: AsyncSession, lead_id: UUID, route: Route, attempt: int
+) -> Parked | None:
+    """What a send that got no answer becomes; None if it is no longer `sending`.
+
+    The intent's row is locked first, so a status webhook either came before (it is in
+    the backlog) or waits and then finds the intent `unknown` and settles it itself. The
+    wamid's lock is only tried: a webhook holding it may be waiting for this row."""
+    intent = await locked_intent(session, lead_id, route, attempt, "sending")
+    if intent is None:
+        return None
+    found = await backlogged(session, intent_key(lead_id, route, attempt))
+    if found is None or not await _try_lock_wamid(session, found.seen.wamid):
+        return Parked()
+    message = await settle(session, intent, found.ref, found.seen)
+    if message is None:
+        return Parked()
+    return Parked(message, await apply_backlog(session, message.wamid))
 
 
 async def apply_backlog(session: AsyncSession, wamid: str) -> list[DmStatusChanged]:
     """Statuses that arrived before the send was recorded (called in that transaction)."""
-    await _lock_wamid(session, wamid)
+    await lock_wamid(session, wamid)
     message = await session.get(WhatsAppMessage, wamid)
     rows = (
         await session.scalars(
@@ -118,8 +198,13 @@ async def apply_backlog(session: AsyncSession, wamid: str) -> list[DmStatusChang
 
 
 def status_event(
-    message: WhatsAppMessage, item: dict[str, Any], source_id: UUID, correlation_id: str
+    message: WhatsAppMessage,
+    item: dict[str, Any],
+    source_id: UUID,
+    correlation_id: str,
 ) -> DmStatusChanged | None:
+    """The dm.status a status item means. Of a reconciled send every status says so, so a
+    redelivered one is the same event whichever delivery settled the send."""
     status = STATUSES.get(str(item.get("status")))
     if status is None:
         return None
@@ -136,10 +221,17 @@ def status_event(
             route=Route(message.route),
             provider=Provider.WHATSAPP,
             provider_message_id=message.wamid,
-            reason=f"WhatsApp: {error.message}"[:500] if error else None,
+            reason=_reason(error, message.reconciled),
             error=error,
         ),
     )
+
+
+def _reason(error: ProviderError | None, reconciled: bool) -> str | None:
+    if error is None:
+        return RECONCILED_REASON if reconciled else None
+    prefix = f"{RECONCILED_FAILED_REASON}: " if reconciled else ""
+    return f"{prefix}WhatsApp: {error.message}"[:500]
 
 
 def _error(item: dict[str, Any]) -> ProviderError:
@@ -159,9 +251,10 @@ def _timestamp(item: dict[str, Any]) -> datetime:
 
 
 def _re_engagement(message: WhatsAppMessage, item: dict[str, Any]) -> bool:
-    """Free-form text accepted, then failed for the closed window (Meta's async variant)."""
+    """Free-form text accepted, then failed for the closed window (Meta's async variant).
+    Not after a reconciled send: it was the one send (reconciliation.py)."""
     codes = {e.get("code") for e in item.get("errors") or [] if isinstance(e, dict)}
-    return message.route == Route.WA_TEXT and RE_ENGAGEMENT in codes
+    return message.route == Route.WA_TEXT and RE_ENGAGEMENT in codes and not message.reconciled
 
 
 def _template_retry(message: WhatsAppMessage, event: WhatsAppWebhookReceived) -> DmRequested:

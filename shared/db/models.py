@@ -362,6 +362,9 @@ class WhatsAppMessage(Base):
     route: Mapped[str] = mapped_column(String(32))
     attempt: Mapped[int] = mapped_column(Integer)
     wa_id: Mapped[str] = mapped_column(String(20))
+    # Known by a status webhook, not by Meta's answer (an ambiguous send reconciled,
+    # services/whatsapp_sender/reconciliation.py): never followed by another message.
+    reconciled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -370,10 +373,22 @@ class WhatsAppStatusBacklog(Base):
     may call back before its HTTP answer reaches us); applied when the send is recorded."""
 
     __tablename__ = "whatsapp_status_backlog"
+    # A send that timed out looks here for its statuses by the send they name.
+    __table_args__ = (
+        Index(
+            "ix_whatsapp_status_backlog_send_ref",
+            "send_ref",
+            postgresql_where=text("send_ref IS NOT NULL"),
+        ),
+    )
 
     wamid: Mapped[str] = mapped_column(String(128), primary_key=True)
     event_id: Mapped[UUID] = mapped_column(primary_key=True)
     item: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    # The send intent's attempt the item's `biz_opaque_callback_data` names, and the number
+    # the item came for (services/whatsapp_sender/reconciliation.py).
+    send_ref: Mapped[str | None] = mapped_column(String(128))
+    account_id: Mapped[UUID | None]
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 

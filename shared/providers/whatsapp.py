@@ -3,6 +3,9 @@
 Free-form text may only go inside the 24 h customer-service window; outside it only an
 approved template. This client sends what it is told: the window and opt-in rules are the
 sender's, checked before a request is built.
+
+Every send may carry `biz_opaque_callback_data`, which Meta echoes in each status webhook
+of the message (platform facts §4e): a send whose answer never came is recognised by it.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import httpx
 from shared.providers.graph_http import call_graph
 
 MAX_TEXT_CHARS = 4096
+MAX_CALLBACK_DATA_CHARS = 512
 
 
 @dataclass(frozen=True)
@@ -43,22 +47,42 @@ class WhatsAppClient:
         self._version = api_version
 
     async def send_text(
-        self, phone_number_id: str, token: str, to: str, text: str
+        self,
+        phone_number_id: str,
+        token: str,
+        to: str,
+        text: str,
+        callback_data: str | None = None,
     ) -> AcceptedMessage:
         if not text or len(text) > MAX_TEXT_CHARS:
             raise ValueError(f"text must be 1..{MAX_TEXT_CHARS} characters")
         body = {"type": "text", "text": {"preview_url": False, "body": text}}
-        return await self._send(phone_number_id, token, to, "send_text", body)
+        return await self._send(phone_number_id, token, to, "send_text", body, callback_data)
 
     async def send_template(
-        self, phone_number_id: str, token: str, to: str, template: TemplateMessage
+        self,
+        phone_number_id: str,
+        token: str,
+        to: str,
+        template: TemplateMessage,
+        callback_data: str | None = None,
     ) -> AcceptedMessage:
         body = {"type": "template", "template": template.as_json()}
-        return await self._send(phone_number_id, token, to, "send_template", body)
+        return await self._send(phone_number_id, token, to, "send_template", body, callback_data)
 
     async def _send(
-        self, phone_number_id: str, token: str, to: str, operation: str, body: dict[str, Any]
+        self,
+        phone_number_id: str,
+        token: str,
+        to: str,
+        operation: str,
+        body: dict[str, Any],
+        callback_data: str | None,
     ) -> AcceptedMessage:
+        if callback_data is not None:
+            if len(callback_data) > MAX_CALLBACK_DATA_CHARS:
+                raise ValueError(f"callback data must be at most {MAX_CALLBACK_DATA_CHARS} chars")
+            body = body | {"biz_opaque_callback_data": callback_data}
         answer = await call_graph(
             self._http,
             "whatsapp",

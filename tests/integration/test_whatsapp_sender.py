@@ -51,15 +51,25 @@ pytestmark = pytest.mark.integration
 class RecordingClient:
     def __init__(self) -> None:
         self.calls: list[tuple[str, Any]] = []
+        self.callback_data: list[str | None] = []
 
     async def send_template(
-        self, number: str, token: str, to: str, template: TemplateMessage
+        self,
+        number: str,
+        token: str,
+        to: str,
+        template: TemplateMessage,
+        callback_data: str | None = None,
     ) -> AcceptedMessage:
         self.calls.append((to, template))
+        self.callback_data.append(callback_data)
         return AcceptedMessage(wamid=f"wamid.{len(self.calls)}.{uuid4().hex}", wa_id=to)
 
-    async def send_text(self, number: str, token: str, to: str, text: str) -> AcceptedMessage:
+    async def send_text(
+        self, number: str, token: str, to: str, text: str, callback_data: str | None = None
+    ) -> AcceptedMessage:
         self.calls.append((to, text))
+        self.callback_data.append(callback_data)
         return AcceptedMessage(wamid=f"wamid.{len(self.calls)}.{uuid4().hex}", wa_id=to)
 
 
@@ -178,7 +188,7 @@ async def test_a_status_before_its_send_is_recorded_is_applied_when_it_is(
     deps, published = _deps(sessions, settings, client)
     wamid = f"wamid.early.{uuid4().hex}"
 
-    async def accept_as_known(*_: Any) -> AcceptedMessage:
+    async def accept_as_known(*_: Any, **__: Any) -> AcceptedMessage:
         # Meta's webhook overtakes its own HTTP answer: the status arrives first.
         early = WhatsAppWebhookReceived(
             correlation_id="it",
@@ -210,12 +220,17 @@ class ThrottledClient(RecordingClient):
     """Meta answers the first template with 130429 (throughput exceeded), Retry-After 60 s."""
 
     async def send_template(
-        self, number: str, token: str, to: str, template: TemplateMessage
+        self,
+        number: str,
+        token: str,
+        to: str,
+        template: TemplateMessage,
+        callback_data: str | None = None,
     ) -> AcceptedMessage:
         if not self.calls:
             self.calls.append((to, template))
             raise MetaError(ErrorClass.THROTTLED, "throughput exceeded", 130429, retry_after_s=60)
-        return await super().send_template(number, token, to, template)
+        return await super().send_template(number, token, to, template, callback_data)
 
 
 async def _deferred(sessions: async_sessionmaker[AsyncSession], lead_id: UUID) -> str | None:
