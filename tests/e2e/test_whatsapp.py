@@ -354,3 +354,62 @@ async def _deferred(sessions: Any, lead_id: UUID, timeout_s: float = 15) -> What
             return row  # type: ignore[no-any-return]
         await asyncio.sleep(0.2)
     raise AssertionError("the DM was not deferred")
+
+
+HANG = {
+    "error": "timeout",
+    "scope": "whatsapp",
+    # Longer than the sender's provider timeout (10 s): Meta accepts the message (and its
+    # status webhooks go out), then its answer never comes.
+    "timeout_seconds": 12,
+    "timeout_records_message": True,
+    "count": 1,
+}
+
+
+async def _ambiguous_send(
+    api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    creator: DemoCreator,
+    number: Number,
+    wanted: str,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A template send whose answer never comes, settled by the message's status webhooks."""
+    phone, wa_id = new_phone()
+    (await sandbox.put("/_sandbox/faults", json=HANG)).raise_for_status()
+    try:
+        lead_id = await new_lead(api, creator, "Hana Ito", phone, opt_in=True)
+        lead = await settle(api, lead_id, wanted, timeout_s=45)
+    finally:
+        await sandbox.delete("/_sandbox/faults")
+    return lead, await sent_to(sandbox, number, wa_id)
+
+
+async def test_a_send_whose_answer_never_came_is_settled_by_statuses_that_came_meanwhile(
+    api: httpx.AsyncClient, sandbox: httpx.AsyncClient, creator: DemoCreator, number: Number
+) -> None:
+    lead, sent = await _ambiguous_send(api, sandbox, creator, number, "read")
+    [message] = sent  # exactly one: never resent
+    assert message["callback_data"].startswith("autodm-send:")
+    assert lead["dm"]["provider_message_id"] == message["message_id"]
+    assert "status webhook" in (lead["dm"]["reason"] or "")
+    statuses = [entry["status"] for entry in lead["dm"]["log"]]
+    assert "unknown" not in statuses  # the statuses were there when the timeout came
+
+
+async def test_an_unknown_send_is_settled_by_a_status_that_comes_later(
+    api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    creator: DemoCreator,
+    number: Number,
+    sandbox_settings: dict[str, Any],
+) -> None:
+    # Meta's first status comes 13 s after it accepted: the send is `unknown` by then.
+    order = {"order": ["sent", "read"], "delay_ms": 13_000}
+    (await sandbox.put("/_sandbox/whatsapp/status_order", json=order)).raise_for_status()
+    lead, sent = await _ambiguous_send(api, sandbox, creator, number, "read")
+    [message] = sent
+    assert lead["dm"]["provider_message_id"] == message["message_id"]
+    assert "status webhook" in (lead["dm"]["reason"] or "")
+    statuses = [entry["status"] for entry in lead["dm"]["log"]]
+    assert statuses[-3:] == ["unknown", "sent", "read"]
