@@ -8,6 +8,9 @@ account, to whom (`dm_sends.account_id`, `recipient_igsid`, `text_sha256`); an e
 matches an intent still `sending` or `unknown` proves the DM was sent and carries its
 message id (services/webhook_ingest/inbound.py). Whichever comes second, the echo or the
 sender's timeout, settles it as `sent` (services/instagram_sender/sending.py).
+
+WhatsApp has no echo; its status webhooks name the send instead
+(services/whatsapp_sender/reconciliation.py).
 """
 
 from __future__ import annotations
