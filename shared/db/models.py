@@ -183,7 +183,7 @@ class DmSend(Base):
     attempt: Mapped[int] = mapped_column(Integer, default=1)
     provider_message_id: Mapped[str | None] = mapped_column(String(128))
     # What was sent, to whom, from which account: an ambiguous send (`unknown`) is matched
-    # to Instagram's echo of it by these (services/webhook_ingest/reconcile.py).
+    # to Instagram's echo of it by these (services/webhook_ingest/inbound.py).
     account_id: Mapped[UUID | None]
     recipient_igsid: Mapped[str | None] = mapped_column(String(32))
     text_sha256: Mapped[str | None] = mapped_column(String(64))
