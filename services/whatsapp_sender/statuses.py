@@ -144,7 +144,7 @@ async def _settle_unknown(
         return None  # still `sending` (the sender settles it from the backlog), or settled
     item = event.payload.item
     wa_id = str(item.get("recipient_id", ""))
-    seen = Sighting(str(item.get("id")), event.payload.account_id, wa_id, _timestamp(item))
+    seen = Sighting(str(item.get("id")), event.payload.account_id, wa_id, meta_time(item))
     message = await settle(session, intent, ref, seen)
     if message is not None:
         log.info("ambiguous send reconciled by its status", lead_id=str(intent.lead_id))
@@ -211,7 +211,7 @@ def status_event(
     error = _error(item) if status == DmStatus.FAILED else None
     return DmStatusChanged(
         id=uuid5(NAMESPACE_URL, f"dm-status:{source_id}"),
-        occurred_at=_timestamp(item),
+        occurred_at=meta_time(item),
         correlation_id=correlation_id,
         creator_id=message.creator_id,
         payload=DmStatusPayload(
@@ -243,11 +243,13 @@ def _error(item: dict[str, Any]) -> ProviderError:
     return ProviderError(code=code, message=message[:1000], error_class=classify(code, None))
 
 
-def _timestamp(item: dict[str, Any]) -> datetime:
+def meta_time(item: dict[str, Any], received_at: datetime | None = None) -> datetime:
+    """Meta's Unix seconds; without a usable one, when the webhook came (not the epoch: a
+    message "written in 1970" would never count as a reply)."""
     try:
-        return datetime.fromtimestamp(int(item.get("timestamp") or 0), UTC)
-    except (TypeError, ValueError, OverflowError):
-        return datetime.now(UTC)
+        return datetime.fromtimestamp(int(item["timestamp"]), UTC)
+    except (KeyError, TypeError, ValueError, OverflowError, OSError):
+        return received_at or datetime.now(UTC)
 
 
 def _re_engagement(message: WhatsAppMessage, item: dict[str, Any]) -> bool:
@@ -285,7 +287,7 @@ async def _inbound(session: AsyncSession, event: WhatsAppWebhookReceived) -> lis
     wa_id = str(p.item.get("from", ""))
     if not wa_id:
         return []
-    written_at = _timestamp(p.item)
+    written_at = meta_time(p.item, event.occurred_at)
     contact = await limits.locked_contact(session, p.account_id, wa_id)
     contact.last_inbound_at = max(filter(None, (contact.last_inbound_at, written_at)))
     contact.profile_name = p.profile_name or contact.profile_name

@@ -10,7 +10,7 @@ import pytest
 
 from services.webhook_ingest.whatsapp_routes import split_whatsapp
 from services.whatsapp_sender.limits import throttle_backoff
-from services.whatsapp_sender.statuses import status_event
+from services.whatsapp_sender.statuses import meta_time, status_event
 from services.whatsapp_sender.templates import (
     TemplateParameterError,
     lead_values,
@@ -140,3 +140,12 @@ def test_unknown_status_values_are_ignored() -> None:
 def test_throttling_backs_off_four_to_the_x_seconds() -> None:
     assert [throttle_backoff(x).total_seconds() for x in range(4)] == [1, 4, 16, 64]
     assert throttle_backoff(30) == timedelta(seconds=4096)
+
+
+def test_a_message_without_a_timestamp_counts_as_written_when_it_came() -> None:
+    received = datetime(2026, 11, 28, 12, tzinfo=UTC)
+    assert meta_time({"timestamp": "1764331200"}, received) == datetime(
+        2025, 11, 28, 12, tzinfo=UTC
+    )
+    assert meta_time({}, received) == received  # not 1970: it would never count as a reply
+    assert meta_time({"timestamp": "soon"}, received) == received
