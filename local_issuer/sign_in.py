@@ -89,9 +89,14 @@ def make_router(
         login_hint: str = "",
         code_challenge: str = "",
         code_challenge_method: str = "S256",
+        audience: str = "",
     ) -> HTMLResponse:
         if response_type != "code" or code_challenge_method != "S256":
             raise HTTPException(400, "only response_type=code with S256 PKCE is supported")
+        # Like a hosted provider that issues tokens per API (Auth0's `audience`): asking
+        # for an API it does not know is refused, not silently ignored.
+        if audience and audience != settings.audience:
+            raise HTTPException(400, f"unknown audience {audience!r}")
         html = PAGE.format(
             redirect_uri=escape(_loopback(redirect_uri)),
             state=escape(state),

@@ -164,6 +164,13 @@ class Settings(BaseSettings):
     web_authorize_url: str = "http://127.0.0.1:18090/authorize"
     web_token_url: str = "http://127.0.0.1:18090/oauth/token"  # noqa: S105 (a URL)
     web_client_id: str = "autodm-web"
+    # Scopes asked for at sign-in; some providers need more than `openid` to put the role
+    # claims in the access token.
+    web_scope: str = "openid"
+    # The `audience` asked for at sign-in. Auth0 issues a JWT access token for an API only
+    # when asked for that API's identifier (set it to AUTODM_JWT_AUDIENCE there); providers
+    # that take no such parameter (Keycloak, Clerk) leave it unset.
+    web_audience: str | None = None
     # Sent with the code exchange when set (a confidential client); PKCE is always used.
     web_client_secret: SecretStr | None = None
     # Session and CSRF cookies are `Secure`; only a local/test environment on plain http
@@ -171,7 +178,7 @@ class Settings(BaseSettings):
     web_cookie_secure: bool = True
     # Signs CSRF tokens (a signed double-submit cookie) and the public form's tokens.
     web_csrf_key: SecretStr = SecretStr("local-web-csrf-key-change-me")
-    # Public lead form abuse limits (per API process): submissions per minute.
+    # Public lead form abuse limits, shared by every API process: submissions per minute.
     lead_form_per_ip_per_minute: int = Field(default=10, ge=1)
     lead_form_per_creator_per_minute: int = Field(default=120, ge=1)
     # A public form's token is accepted this long after the form was served.

@@ -87,6 +87,7 @@ def stack_env(ports: StackPorts, database: str = "autodm") -> dict[str, str]:
         # session cookie can't be Secure here (only allowed in local/test environments).
         "AUTODM_WEB_AUTHORIZE_URL": f"http://127.0.0.1:{ports.local_issuer}/authorize",
         "AUTODM_WEB_TOKEN_URL": f"http://127.0.0.1:{ports.local_issuer}/oauth/token",
+        "AUTODM_WEB_AUDIENCE": "autodm-api",
         "AUTODM_WEB_COOKIE_SECURE": "false",
         "AUTODM_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports.api}",
         "AUTODM_WEBHOOK_PUBLIC_BASE_URL": f"http://127.0.0.1:{ports.webhook_ingest}",

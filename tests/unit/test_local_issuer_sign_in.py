@@ -70,3 +70,10 @@ def test_a_wrong_verifier_gets_nothing(issuer: TestClient) -> None:
 def test_only_loopback_redirects(issuer: TestClient) -> None:
     page = issuer.get("/authorize", params={"redirect_uri": "https://evil.example/cb"})
     assert page.status_code == 400
+
+
+def test_an_unknown_audience_is_refused_and_its_own_accepted(issuer: TestClient) -> None:
+    params = {"redirect_uri": REDIRECT, "code_challenge": "x"}
+    assert issuer.get("/authorize", params={**params, "audience": "autodm-api"}).status_code == 200
+    refused = issuer.get("/authorize", params={**params, "audience": "someone-else"})
+    assert refused.status_code == 400 and "unknown audience" in refused.text

@@ -45,6 +45,8 @@ def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
                 if settings.web_client_secret
                 else None
             ),
+            scope=settings.web_scope,
+            audience=settings.web_audience,
         ),
         form_limits=FormLimits(
             api.sessions,

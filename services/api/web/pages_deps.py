@@ -24,6 +24,8 @@ class SignInConfig:
     client_id: str
     redirect_uri: str
     client_secret: str | None = None
+    scope: str = "openid"
+    audience: str | None = None
 
 
 @dataclass(frozen=True)

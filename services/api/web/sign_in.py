@@ -20,11 +20,18 @@ from fastapi.responses import RedirectResponse, Response
 
 from services.api.auth import Principal, Role
 from services.api.problems import ApiProblem
-from services.api.web.pages_deps import PageError, SignInRequired, Web, session_user
+from services.api.web.pages_deps import (
+    PageError,
+    SignInConfig,
+    SignInRequired,
+    Web,
+    session_user,
+)
 from services.api.web.security import LOGIN_STATE_COOKIE, SESSION_COOKIE
 
 router = APIRouter(include_in_schema=False)
 LOGIN_TTL_S = 600
+NO_ACCESS_TOKEN_DETAIL = "The identity provider's answer held no access token."  # noqa: S105 (a message)
 
 
 def home_of(user: Principal) -> str:
@@ -52,20 +59,7 @@ async def login(
     web: Web, next_path: Annotated[str | None, Query(alias="next", max_length=512)] = None
 ) -> Response:
     state, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(48)
-    c = web.sign_in
-    query = urlencode(
-        {
-            "response_type": "code",
-            "client_id": c.client_id,
-            "redirect_uri": c.redirect_uri,
-            "scope": "openid",
-            "state": state,
-            # PKCE (RFC 7636): a stolen code is useless without this browser's verifier.
-            "code_challenge": pkce_challenge(verifier),
-            "code_challenge_method": "S256",
-        }
-    )
-    response = RedirectResponse(f"{c.authorize_url}?{query}", status_code=303)
+    response = RedirectResponse(authorize_location(web.sign_in, state, verifier), status_code=303)
     value = f"{state}|{verifier}|{_safe_next(next_path)}"
     web.security.set_cookie(response, LOGIN_STATE_COOKIE, value, max_age=LOGIN_TTL_S)
     return response
@@ -93,6 +87,22 @@ async def callback(
     return response
 
 
+def authorize_location(c: SignInConfig, state: str, verifier: str) -> str:
+    params = {
+        "response_type": "code",
+        "client_id": c.client_id,
+        "redirect_uri": c.redirect_uri,
+        "scope": c.scope,
+        "state": state,
+        # PKCE (RFC 7636): a stolen code is useless without this browser's verifier.
+        "code_challenge": pkce_challenge(verifier),
+        "code_challenge_method": "S256",
+    }
+    if c.audience:
+        params["audience"] = c.audience
+    return f"{c.authorize_url}?{urlencode(params)}"
+
+
 def pkce_challenge(verifier: str) -> str:
     digest = hashlib.sha256(verifier.encode()).digest()
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
@@ -118,8 +128,20 @@ async def _exchange(web: Web, code: str, verifier: str) -> tuple[str, int]:
         ) from exc
     if answer.status_code != 200:
         raise PageError(400, "Sign-in failed", "The identity provider refused the sign-in.")
-    body = answer.json()
-    return str(body["access_token"]), int(body.get("expires_in", 3600))
+    return _token_of(answer)
+
+
+def _token_of(answer: httpx.Response) -> tuple[str, int]:
+    """The access token and its lifetime from a token response (RFC 6749 §5.1); anything
+    else is the provider's misconfiguration, shown as such rather than as a crash."""
+    try:
+        body = answer.json()
+        token, expires_in = body["access_token"], int(body.get("expires_in", 3600))
+    except (ValueError, TypeError, KeyError) as exc:
+        raise PageError(502, "Sign-in failed", NO_ACCESS_TOKEN_DETAIL) from exc
+    if not isinstance(token, str) or not token:
+        raise PageError(502, "Sign-in failed", NO_ACCESS_TOKEN_DETAIL)
+    return token, expires_in
 
 
 @router.post("/logout")
