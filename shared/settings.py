@@ -125,6 +125,11 @@ class Settings(BaseSettings):
     outbox_poll_interval_s: float = 0.2
     # How often the relay refreshes autodm_outbox_backlog (one COUNT on a partial index).
     outbox_backlog_interval_s: float = 15.0
+    # Published outbox rows are kept this long (to look at what went out), then deleted.
+    outbox_retention_hours: float = Field(default=24.0, gt=0)
+    # WhatsApp statuses that never met their send (e.g. of messages another tool sent from
+    # the same number) are deleted after this long.
+    whatsapp_status_backlog_retention_hours: float = Field(default=168.0, gt=0)
 
     # Operations: how often the API's collector reads consumer lag, retry/DLQ depth and
     # token expiry (a few Kafka requests and two queries per pass, whatever the traffic).
@@ -188,7 +193,8 @@ class Settings(BaseSettings):
     api_max_body_bytes: int = 64 * 1024
     idempotency_in_flight_s: int = 30
     idempotency_ttl_hours: int = 24
-    # How often the API deletes expired idempotency keys, OAuth nonces and form counters.
+    # How often each service deletes the rows it owns that can no longer matter
+    # (expired idempotency keys, published outbox rows, ...: shared/db/retention.py).
     housekeeping_interval_s: float = Field(default=60.0, gt=0)
 
     @property

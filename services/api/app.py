@@ -10,7 +10,7 @@ from services.api import admin_dlq, instagram_connect, routes, whatsapp_connect
 from services.api.auth import TokenVerifier
 from services.api.dlq_size import DlqSize
 from services.api.handlers import register_handlers
-from services.api.housekeeping import Housekeeping, Retention
+from services.api.housekeeping import Retention, api_sweeps
 from services.api.idempotency_keys import KeyPolicy
 from services.api.limits import BodySizeLimit
 from services.api.problems import install_problem_handlers
@@ -18,6 +18,7 @@ from services.api.router import RouterConfig
 from services.api.web.install import install_web
 from shared.broker import dead_letter_park, make_broker
 from shared.crypto import TokenCipher
+from shared.db.retention import Sweeper
 from shared.db.session import make_engine, make_sessionmaker
 from shared.dlq import register_dlq_indexer
 from shared.logs import configure_logging
@@ -45,14 +46,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     collector = OpsCollector(settings.kafka_bootstrap, sessions, settings.ops_collector_interval_s)
     park = dead_letter_park(broker, SERVICE)
-    housekeeping = Housekeeping(
-        sessions,
-        Retention(
-            idempotency_keys=timedelta(hours=settings.idempotency_ttl_hours),
-            oauth_states=timedelta(seconds=settings.oauth_state_ttl_s),
-        ),
-        settings.housekeeping_interval_s,
+    retention = Retention(
+        idempotency_keys=timedelta(hours=settings.idempotency_ttl_hours),
+        oauth_states=timedelta(seconds=settings.oauth_state_ttl_s),
+        published_outbox=timedelta(hours=settings.outbox_retention_hours),
     )
+    housekeeping = Sweeper(sessions, api_sweeps(retention), settings.housekeeping_interval_s)
     register_handlers(broker, sessions, relay, RouterConfig(rules=_rules(settings)), park)
     register_dlq_indexer(broker, sessions)
 

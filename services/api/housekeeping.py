@@ -5,81 +5,75 @@
   for its expiry before its nonce is looked at.
 - Lead-form counters of windows before the previous one: the sliding estimate reads only
   this window and the one before.
+- Published outbox rows older than `outbox` retention (kept a while to be looked at).
+- Consumers' claims of processed events older than any topic keeps its records: no
+  redelivery can bring such an event back.
 
-Every replica sweeps (a duplicate sweep deletes nothing); deletes go in batches so no sweep
-holds many row locks at once. A failed sweep is logged and retried at the next interval.
+The last two tables are written by every service; the API (always deployed) sweeps them
+for all. How rows are deleted: shared/db/retention.py.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.web.form_limits import WINDOW, window_start
-from shared.db.models import FormRateCount, IdempotencyKey, OAuthStateUse
-from shared.events import utcnow
-from shared.logs import get_logger
+from shared.db.models import (
+    FormRateCount,
+    IdempotencyKey,
+    OAuthStateUse,
+    OutboxRecord,
+    ProcessedEvent,
+)
+from shared.db.retention import Sweep, delete_batched
+from shared.topics import TOPICS
 
-log = get_logger(__name__)
-BATCH = 1000
+# A claim must outlive every record that could redeliver its event.
+PROCESSED_EVENT_RETENTION = timedelta(
+    milliseconds=max(spec.retention_ms for spec in TOPICS)
+) + timedelta(days=1)
 
 
 @dataclass(frozen=True)
 class Retention:
     idempotency_keys: timedelta
     oauth_states: timedelta
+    published_outbox: timedelta
+    processed_events: timedelta = PROCESSED_EVENT_RETENTION
 
 
-async def _delete_batched(
-    sessions: async_sessionmaker[AsyncSession],
-    model: type[IdempotencyKey] | type[OAuthStateUse] | type[FormRateCount],
-    expired: ColumnElement[bool],
-) -> int:
-    primary_key = model.__mapper__.primary_key
-    removed = 0
-    while True:
-        batch = select(*primary_key).where(expired).limit(BATCH)
-        async with sessions.begin() as session:
-            result = await session.execute(delete(model).where(tuple_(*primary_key).in_(batch)))
-        count = int(getattr(result, "rowcount", 0) or 0)
-        removed += count
-        if count < BATCH:
-            return removed
+def api_sweeps(retention: Retention) -> dict[str, Sweep]:
+    """The sweeps the API runs, by table."""
 
+    async def idempotency_keys(s: async_sessionmaker[AsyncSession], now: datetime) -> int:
+        old = IdempotencyKey.created_at < now - retention.idempotency_keys
+        return await delete_batched(s, IdempotencyKey, old)
 
-async def sweep(
-    sessions: async_sessionmaker[AsyncSession], retention: Retention, now: datetime
-) -> dict[str, int]:
-    """Delete what has expired; how many rows of each table."""
+    async def oauth_state_uses(s: async_sessionmaker[AsyncSession], now: datetime) -> int:
+        old = OAuthStateUse.used_at < now - retention.oauth_states
+        return await delete_batched(s, OAuthStateUse, old)
+
+    async def form_rate_counts(s: async_sessionmaker[AsyncSession], now: datetime) -> int:
+        old = FormRateCount.window_start < window_start(now) - WINDOW
+        return await delete_batched(s, FormRateCount, old)
+
+    async def outbox(s: async_sessionmaker[AsyncSession], now: datetime) -> int:
+        # Unpublished rows are never old enough: `published_at` is NULL until the relay
+        # has handed them to Kafka.
+        old = OutboxRecord.published_at < now - retention.published_outbox
+        return await delete_batched(s, OutboxRecord, old)
+
+    async def processed_events(s: async_sessionmaker[AsyncSession], now: datetime) -> int:
+        old = ProcessedEvent.processed_at < now - retention.processed_events
+        return await delete_batched(s, ProcessedEvent, old)
+
     return {
-        "idempotency_keys": await _delete_batched(
-            sessions, IdempotencyKey, IdempotencyKey.created_at < now - retention.idempotency_keys
-        ),
-        "oauth_state_uses": await _delete_batched(
-            sessions, OAuthStateUse, OAuthStateUse.used_at < now - retention.oauth_states
-        ),
-        "form_rate_counts": await _delete_batched(
-            sessions, FormRateCount, FormRateCount.window_start < window_start(now) - WINDOW
-        ),
+        "idempotency_keys": idempotency_keys,
+        "oauth_state_uses": oauth_state_uses,
+        "form_rate_counts": form_rate_counts,
+        "outbox": outbox,
+        "processed_events": processed_events,
     }
-
-
-@dataclass
-class Housekeeping:
-    sessions: async_sessionmaker[AsyncSession]
-    retention: Retention
-    interval_s: float
-
-    async def run_forever(self) -> None:
-        while True:
-            try:
-                removed = await sweep(self.sessions, self.retention, utcnow())
-                if any(removed.values()):
-                    log.info("housekeeping", **removed)
-            except Exception:
-                log.exception("housekeeping failed; trying again at the next interval")
-            await asyncio.sleep(self.interval_s)

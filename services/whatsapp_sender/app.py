@@ -1,5 +1,5 @@
 """Composition root of the WhatsApp sender: the Cloud API sender, the status/inbound
-webhook consumer and the poller of deferred sends."""
+webhook consumer, the poller of deferred sends and the housekeeping of its tables."""
 
 from __future__ import annotations
 
@@ -9,11 +9,13 @@ from fastapi import FastAPI
 
 from services.whatsapp_sender.deferral import DeferralPoller
 from services.whatsapp_sender.handlers import register_handlers
+from services.whatsapp_sender.housekeeping import whatsapp_sweeps
 from services.whatsapp_sender.limits import LimitPolicy
 from services.whatsapp_sender.links import WhatsAppDeps
 from services.whatsapp_sender.sending import SenderDeps
 from shared.broker import make_broker, publish_event
 from shared.crypto import TokenCipher
+from shared.db.retention import Sweeper
 from shared.db.session import make_engine, make_sessionmaker
 from shared.delivery import DeliveryGate
 from shared.dm_status import publish_status
@@ -62,6 +64,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     register_handlers(broker, deps, request_again)
     poller = DeferralPoller(sessions, request_again, settings.whatsapp_deferral_poll_s)
+    retention = timedelta(hours=settings.whatsapp_status_backlog_retention_hours)
+    housekeeping = Sweeper(sessions, whatsapp_sweeps(retention), settings.housekeeping_interval_s)
     app = FastAPI(
         title="AutoDM WhatsApp sender",
         lifespan=broker_lifespan(
@@ -69,7 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Pauses and breakers are loaded before the first record: a restarted sender
             # never sends for a paused or throttled number.
             on_start=[gate.refresh],
-            background=[poller.run_forever, gate.run_refresher],
+            background=[poller.run_forever, gate.run_refresher, housekeeping.run_forever],
             on_stop=[http.aclose, engine.dispose],
         ),
     )

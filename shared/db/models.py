@@ -148,6 +148,12 @@ class OutboxRecord(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+        # Published rows are deleted after a while (services/api/housekeeping.py).
+        Index(
+            "ix_outbox_published_at",
+            "published_at",
+            postgresql_where=text("published_at IS NOT NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -164,6 +170,8 @@ class ProcessedEvent(Base):
     """Idempotent consumers: (consumer, event id) is recorded in the handler's transaction."""
 
     __tablename__ = "processed_events"
+    # Old claims are deleted (services/api/housekeeping.py).
+    __table_args__ = (Index("ix_processed_events_processed_at", "processed_at"),)
 
     consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
     event_id: Mapped[UUID] = mapped_column(primary_key=True)
@@ -380,6 +388,8 @@ class WhatsAppStatusBacklog(Base):
             "send_ref",
             postgresql_where=text("send_ref IS NOT NULL"),
         ),
+        # Statuses that never met their send are deleted (whatsapp_sender/housekeeping.py).
+        Index("ix_whatsapp_status_backlog_received_at", "received_at"),
     )
 
     wamid: Mapped[str] = mapped_column(String(128), primary_key=True)

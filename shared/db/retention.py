@@ -1,0 +1,69 @@
+"""Deleting rows that can no longer matter, in small batches.
+
+Each service sweeps the tables it owns on a timer. Every replica may sweep (a duplicate
+sweep deletes nothing), and no sweep holds many row locks at once: a batch is at most
+`BATCH` rows in its own transaction. A failed sweep is logged and tried again at the next
+interval; a table that grows for one interval longer is no harm.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, delete, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.db.models import Base
+from shared.events import utcnow
+from shared.logs import get_logger
+
+log = get_logger(__name__)
+BATCH = 1000
+
+# One table's sweep: the rows deleted, given the time of the sweep.
+Sweep = Callable[[async_sessionmaker[AsyncSession], datetime], Awaitable[int]]
+
+
+async def delete_batched(
+    sessions: async_sessionmaker[AsyncSession],
+    model: type[Base],
+    expired: ColumnElement[bool],
+) -> int:
+    """Delete every row of `model` matching `expired`, `BATCH` rows per transaction."""
+    primary_key = model.__mapper__.primary_key
+    removed = 0
+    while True:
+        batch = select(*primary_key).where(expired).limit(BATCH)
+        async with sessions.begin() as session:
+            result = await session.execute(delete(model).where(tuple_(*primary_key).in_(batch)))
+        count = int(getattr(result, "rowcount", 0) or 0)
+        removed += count
+        if count < BATCH:
+            return removed
+
+
+async def sweep_all(
+    sessions: async_sessionmaker[AsyncSession], sweeps: Mapping[str, Sweep], now: datetime
+) -> dict[str, int]:
+    """Run every sweep; how many rows each deleted."""
+    return {name: await run(sessions, now) for name, run in sweeps.items()}
+
+
+@dataclass
+class Sweeper:
+    sessions: async_sessionmaker[AsyncSession]
+    sweeps: Mapping[str, Sweep]
+    interval_s: float
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                removed = await sweep_all(self.sessions, self.sweeps, utcnow())
+                if any(removed.values()):
+                    log.info("housekeeping", **removed)
+            except Exception:
+                log.exception("housekeeping failed; trying again at the next interval")
+            await asyncio.sleep(self.interval_s)
