@@ -22,6 +22,7 @@ from shared.dm_status import publish_status
 from shared.events import DmRequested, DmStatusChanged
 from shared.lifecycle import Provider
 from shared.logs import configure_logging
+from shared.outbox import OutboxRelay
 from shared.providers.graph_http import make_http_client
 from shared.providers.whatsapp import WhatsAppClient
 from shared.service import add_operational_routes, broker_check, broker_lifespan, database_check
@@ -63,6 +64,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_throttle_retries=settings.whatsapp_max_throttle_retries,
     )
     register_handlers(broker, deps, request_again)
+    # Statuses that waited in the backlog go out through the outbox (statuses.py).
+    relay = OutboxRelay(
+        sessions, broker, settings.outbox_batch_size, settings.outbox_poll_interval_s
+    )
     poller = DeferralPoller(sessions, request_again, settings.whatsapp_deferral_poll_s)
     retention = timedelta(hours=settings.whatsapp_status_backlog_retention_hours)
     housekeeping = Sweeper(sessions, whatsapp_sweeps(retention), settings.housekeeping_interval_s)
@@ -73,7 +78,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             # Pauses and breakers are loaded before the first record: a restarted sender
             # never sends for a paused or throttled number.
             on_start=[gate.refresh],
-            background=[poller.run_forever, gate.run_refresher, housekeeping.run_forever],
+            background=[
+                relay.run_forever,
+                poller.run_forever,
+                gate.run_refresher,
+                housekeeping.run_forever,
+            ],
             on_stop=[http.aclose, engine.dispose],
         ),
     )

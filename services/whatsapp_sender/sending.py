@@ -391,12 +391,10 @@ async def _record_sent(
             )
         )
         await session.flush()
-        early = await apply_backlog(session, accepted.wamid)
+        await apply_backlog(session, accepted.wamid)
     await deps.publish(
         status_of(_rerouted(request, send.route), DmStatus.SENT, provider_message_id=accepted.wamid)
     )
-    for event in early:
-        await deps.publish(event)
 
 
 async def _gate_outcome(deps: SenderDeps, send: Send, error: MetaError) -> None:
@@ -472,8 +470,6 @@ async def _park_unknown(deps: SenderDeps, request: DmRequested, reason: str) -> 
     await deps.publish(
         status_of(sent_as, DmStatus.SENT, reason=RECONCILED_REASON, provider_message_id=wamid)
     )
-    for event in parked.early:
-        await deps.publish(event)
 
 
 async def _close_window(deps: SenderDeps, send: Send) -> None:

@@ -14,7 +14,7 @@ projection only moves forward by rank (a late `delivered` never overwrites `read
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
@@ -46,7 +46,9 @@ from shared.events import (
 )
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.logs import get_logger
+from shared.outbox import add_to_outbox
 from shared.providers.meta_errors import classify
+from shared.topics import DM_STATUS
 
 log = get_logger(__name__)
 
@@ -77,8 +79,9 @@ async def handle_webhook(
         return
     async with sessions.begin() as session:
         message, settled = await _message_or_backlog(session, event)
-        # Statuses that came before this one settled the send (a race with the timeout).
-        earlier = await apply_backlog(session, message.wamid) if settled and message else []
+        if settled and message:
+            # Statuses that came before this one settled the send (a race with the timeout).
+            await apply_backlog(session, message.wamid)
     if message is None:
         return
     item = event.payload.item
@@ -87,8 +90,6 @@ async def handle_webhook(
         await publish(status)
         if _re_engagement(message, item):
             await request_again(_template_retry(message, event))
-    for early in earlier:
-        await publish(early)
 
 
 # --- statuses -------------------------------------------------------------------------------
@@ -157,7 +158,6 @@ class Parked:
     was `sending` (with the backlog's statuses), or, without one, to be `unknown`."""
 
     message: WhatsAppMessage | None = None
-    early: list[DmStatusChanged] = field(default_factory=list)
 
 
 async def settle_parked(
@@ -177,11 +177,15 @@ async def settle_parked(
     message = await settle(session, intent, found.ref, found.seen)
     if message is None:
         return Parked()
-    return Parked(message, await apply_backlog(session, message.wamid))
+    await apply_backlog(session, message.wamid)
+    return Parked(message)
 
 
-async def apply_backlog(session: AsyncSession, wamid: str) -> list[DmStatusChanged]:
-    """Statuses that arrived before the send was recorded (called in that transaction)."""
+async def apply_backlog(session: AsyncSession, wamid: str) -> int:
+    """Statuses that arrived before the send was recorded (called in that transaction):
+    their events go out through the outbox, in this transaction, because the backlog rows
+    they come from are deleted in it; published after the commit, a crash in between would
+    lose them for good. How many there were."""
     await lock_wamid(session, wamid)
     message = await session.get(WhatsAppMessage, wamid)
     rows = (
@@ -192,9 +196,11 @@ async def apply_backlog(session: AsyncSession, wamid: str) -> list[DmStatusChang
         )
     ).all()
     if message is None:
-        return []
+        return 0
     events = [status_event(message, row.item, row.event_id, "whatsapp-backlog") for row in rows]
-    return [e for e in events if e is not None]
+    for event in filter(None, events):
+        add_to_outbox(session, DM_STATUS, str(event.payload.lead_id), event)
+    return len(rows)
 
 
 def status_event(

@@ -10,14 +10,13 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.leads import create_lead
 from services.api.schemas import LeadIn
 from services.instagram_sender.sending import _park_unknown
 from services.webhook_ingest.inbound import handle_webhook
-from shared.db.models import DmSend, OutboxRecord
+from shared.db.models import DmSend
 from shared.events import (
     DmRequested,
     DmRequestedPayload,
@@ -29,8 +28,8 @@ from shared.events import (
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.reconciliation import text_digest
 from shared.settings import Settings
-from shared.topics import DM_STATUS
 from tests.integration.conftest import connect_instagram
+from tests.integration.outboxed import outboxed_statuses
 
 pytestmark = pytest.mark.integration
 
@@ -119,13 +118,7 @@ async def _state(sessions: async_sessionmaker[AsyncSession], case: Case) -> tupl
 
 
 async def _statuses(sessions: async_sessionmaker[AsyncSession], case: Case) -> list[Any]:
-    async with sessions() as session:
-        rows = await session.scalars(
-            select(OutboxRecord.payload).where(
-                OutboxRecord.topic == DM_STATUS, OutboxRecord.key == str(case.lead)
-            )
-        )
-        return [DmStatusChanged.model_validate_json(p).payload for p in rows]
+    return [event.payload for event in await outboxed_statuses(sessions, case.lead)]
 
 
 async def _time_out(

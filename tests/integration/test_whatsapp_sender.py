@@ -44,6 +44,7 @@ from shared.lifecycle import DmStatus, Provider, Route
 from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.providers.whatsapp import AcceptedMessage, TemplateMessage
 from shared.settings import Settings
+from tests.integration.outboxed import outboxed_statuses
 
 pytestmark = pytest.mark.integration
 
@@ -208,6 +209,10 @@ async def test_a_status_before_its_send_is_recorded_is_applied_when_it_is(
 
     assert [(e.payload.status, e.payload.provider_message_id) for e in published][1:] == [
         (DmStatus.SENT, wamid),
+    ]
+    # The early status goes out through the outbox, committed with the send it waited for.
+    early = await outboxed_statuses(sessions, lead_id)
+    assert [(e.payload.status, e.payload.provider_message_id) for e in early] == [
         (DmStatus.DELIVERED, wamid),
     ]
 

@@ -1,0 +1,24 @@
+"""What a handler left in the transactional outbox for a lead's dm.status, oldest first."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.db.models import OutboxRecord
+from shared.events import DmStatusChanged
+from shared.topics import DM_STATUS
+
+
+async def outboxed_statuses(
+    sessions: async_sessionmaker[AsyncSession], lead_id: UUID
+) -> list[DmStatusChanged]:
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(OutboxRecord.payload)
+            .where(OutboxRecord.topic == DM_STATUS, OutboxRecord.key == str(lead_id))
+            .order_by(OutboxRecord.id)
+        )
+        return [DmStatusChanged.model_validate_json(payload) for payload in rows]
