@@ -46,7 +46,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(WEBHOOKS_WHATSAPP, 6, 7 * DAY_MS, "webhook_ingest -> consumers; key number"),
     TopicSpec(ACCOUNTS_EVENTS, 3, 30 * DAY_MS, "account lifecycle; key account"),
     TopicSpec(LEADS_CONTACTS, 6, 7 * DAY_MS, "webhook consumers -> router (re-route); key lead"),
-    TopicSpec(INSTAGRAM_COMMENTS, 6, 7 * DAY_MS, "webhook consumers -> lead capture; key account"),
+    TopicSpec(
+        INSTAGRAM_COMMENTS, 6, 7 * DAY_MS, "webhook_ingest -> api comment leads; key account"
+    ),
     TopicSpec(LEADS_RETRIES, 6, 7 * DAY_MS, "api outbox -> router (retry); key lead"),
     # Deferred sends (retry after a failure, throttled or paused account), due at the
     # `x-not-before` header; keyed by account like the request topics.

@@ -8,6 +8,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.api.comment_leads import lead_from_comment
 from services.api.projection import project_statuses
 from services.api.router import RouterConfig, open_contact, route_lead, route_leads
 from shared.batches import BatchWork, Park, records_of
@@ -15,12 +16,19 @@ from shared.broker import subscribe
 from shared.events import (
     DmRetryRequested,
     DmStatusChanged,
+    InstagramCommentReceived,
     LeadContactOpened,
     LeadCreated,
     utcnow,
 )
 from shared.outbox import OutboxRelay
-from shared.topics import DM_STATUS, LEADS_CONTACTS, LEADS_CREATED, LEADS_RETRIES
+from shared.topics import (
+    DM_STATUS,
+    INSTAGRAM_COMMENTS,
+    LEADS_CONTACTS,
+    LEADS_CREATED,
+    LEADS_RETRIES,
+)
 
 BATCH_SIZE = 200
 
@@ -88,3 +96,16 @@ def register_handlers(
     )
     async def on_dm_status(events: list[DmStatusChanged], msg: KafkaMessage) -> None:
         await project.run(events, records_of(msg))
+
+    @subscribe(
+        broker,
+        INSTAGRAM_COMMENTS,
+        group="autodm-comment-leads",
+        title="comment-leads",
+        description="Comment to DM: a comment the creator's trigger counts becomes a lead",
+    )
+    async def on_comment(event: InstagramCommentReceived) -> None:
+        async with sessions.begin() as session:
+            lead = await lead_from_comment(session, event, utcnow())
+        if lead is not None:
+            relay.wake.set()

@@ -41,6 +41,12 @@ class Creator(Base):
     # The creator's own pacing: at most this many DMs per hour from each of their accounts,
     # evenly spaced (None: as fast as the operator's limits allow). Senders re-read it.
     dm_pace_per_h: Mapped[int | None] = mapped_column(Integer)
+    # Comment to DM (services/api/comment_leads.py): which comments on the account's posts
+    # become leads, who then get a private reply. "off", "keywords" or "any".
+    comment_trigger: Mapped[str] = mapped_column(String(16), default="off", server_default="off")
+    comment_keywords: Mapped[list[str]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -90,6 +96,14 @@ class Lead(Base):
     __table_args__ = (
         Index("ix_leads_creator_status", "creator_id", "dm_status", "created_at"),
         Index("ix_leads_creator_created", "creator_id", "created_at"),
+        # A person's recent leads (one lead per commenter per cool-down: comment_leads.py).
+        Index(
+            "ix_leads_creator_igsid",
+            "creator_id",
+            "igsid",
+            "created_at",
+            postgresql_where=text("igsid IS NOT NULL"),
+        ),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)

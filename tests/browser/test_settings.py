@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import time
+from typing import Any
 
 import httpx
 from demo import DemoCreator  # deploy/local
@@ -116,3 +117,54 @@ def test_disconnect_asks_first_then_disconnects(
         "Instagram is disconnected. Waiting DMs were skipped."
     )
     expect(page.get_by_role("link", name="Connect Instagram")).to_be_visible()
+
+
+def _private_replies(
+    sandbox: httpx.Client, creator: DemoCreator, igsid: str
+) -> list[dict[str, Any]]:
+    data = sandbox.get(
+        "/_sandbox/instagram/messages",
+        params={"account_id": creator.ig_user_id, "recipient": igsid},
+    ).json()["data"]
+    return [m for m in data if m["private_reply"]]
+
+
+def _comment(
+    sandbox: httpx.Client, creator: DemoCreator, username: str, text: str
+) -> dict[str, Any]:
+    body = {"account_id": creator.ig_user_id, "username": username, "text": text}
+    answer = sandbox.post("/_sandbox/instagram/users/comment", json=body)
+    answer.raise_for_status()
+    reply: dict[str, Any] = answer.json()
+    return reply
+
+
+def test_comment_to_dm_turns_a_keyword_comment_into_a_lead_with_a_private_reply(
+    page: Page, urls: Urls, sandbox: httpx.Client, creator: DemoCreator
+) -> None:
+    sign_in(page, urls, "creator", creator.creator_id)
+    page.get_by_role("link", name="Settings").click()
+    page.get_by_label("Comments with one of my keywords").check()
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_text("Enter at least one keyword")).to_be_visible()  # nothing saved
+    page.get_by_role("textbox", name="Keywords").fill("guide, send it")
+    page.get_by_label("Message template").fill("Here you go, {name}! ({message})")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_role("status")).to_have_text("Settings saved.")
+    expect(page.get_by_role("textbox", name="Keywords")).to_have_value("guide, send it")
+    screenshot(page, "settings-comment-to-dm")
+
+    ignored = _comment(sandbox, creator, "rue.reader", "love the guidelines")
+    wanted = _comment(sandbox, creator, "sam.saver", "GUIDE please")
+    replies = wait_for(
+        lambda: _private_replies(sandbox, creator, wanted["igsid"]), 20, "the private reply"
+    )
+    assert [(m["comment_id"], m["text"]) for m in replies] == [
+        (wanted["comment_id"], "Here you go, sam.saver! (GUIDE please)")
+    ]
+    page.get_by_role("link", name="Leads").click()
+    row = page.locator("tr", has_text="sam.saver")
+    expect(row.locator(".badge")).to_have_text(re.compile("^(sent|read)$"), timeout=15_000)
+    # The comment without a keyword made no lead and got nothing.
+    expect(page.locator("tr", has_text="rue.reader")).to_have_count(0)
+    assert _private_replies(sandbox, creator, ignored["igsid"]) == []

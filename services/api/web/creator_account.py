@@ -1,14 +1,15 @@
 """The creator's Instagram connection card (connect through Business Login, account,
 token expiry, reconnect warning, disconnect with confirmation) and AutoDM settings
-(message template with preview, route order, pacing, pause switch).
+(message template with preview, route order, pacing, pause switch, comment to DM).
 
 What the settings change is what the backend uses: the template is Creator.dm_template
 (the router renders every DM from it), the route order is Creator.route_order (the
 router's shared.routing.RouteOrder), the pacing is Creator.dm_pace_per_h (the senders'
 delivery gate spaces each account's DMs by it), and the pause switch is the creator's own
 kill switch (shared.kill_switch.creator_scope: every account of theirs, connected now or
-later). The operator's limits (AUTODM_*_PER_S settings, below Meta's) stay the ceiling;
-the page shows them read-only.
+later); comment to DM is Creator.comment_trigger and comment_keywords (which comments on
+their posts become leads: services/api/comment_leads.py). The operator's limits
+(AUTODM_*_PER_S settings, below Meta's) stay the ceiling; the page shows them read-only.
 """
 
 from __future__ import annotations
@@ -24,6 +25,12 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth import Principal
+from services.api.comment_leads import (
+    MAX_KEYWORD_CHARS,
+    MAX_KEYWORDS,
+    CommentTrigger,
+    parse_keywords,
+)
 from services.api.instagram_connect import InstagramConnectDeps, business_login_url
 from services.api.instagram_connect import get_deps as instagram_deps
 from services.api.instagram_connection import disconnect
@@ -53,6 +60,11 @@ RESULTS = {
     "failed": ("alert", "Instagram could not be connected. Please try again."),
     "disconnected": ("notice", "Instagram is disconnected. Waiting DMs were skipped."),
     "saved": ("notice", "Settings saved."),
+}
+COMMENT_TRIGGERS = {
+    CommentTrigger.OFF: "Off: comments are not leads",
+    CommentTrigger.KEYWORDS: "Comments with one of my keywords",
+    CommentTrigger.ANY: "Every comment",
 }
 ROUTE_ORDERS = {
     RouteOrder.INSTAGRAM_FIRST: "Instagram first, then WhatsApp",
@@ -174,11 +186,21 @@ class SettingsForm:
     route_order: str
     pace: str  # DMs per hour per account; blank = no pacing of the creator's own
     paused: bool
+    comment_trigger: str = CommentTrigger.OFF
+    comment_keywords: str = ""  # as typed: comma- or line-separated
 
     @classmethod
     def of(cls, creator: Creator, pauses: Pauses) -> SettingsForm:
         pace = "" if creator.dm_pace_per_h is None else str(creator.dm_pace_per_h)
-        return cls(creator.dm_template, creator.route_order, pace, pauses.by_creator)
+        keywords = ", ".join(creator.comment_keywords)
+        return cls(
+            creator.dm_template,
+            creator.route_order,
+            pace,
+            pauses.by_creator,
+            creator.comment_trigger,
+            keywords,
+        )
 
     def errors(self) -> dict[str, str]:
         errors = {}
@@ -192,7 +214,22 @@ class SettingsForm:
             errors["dm_pace_per_h"] = (
                 f"Enter a whole number from 1 to {MAX_PACE_PER_H}, or leave it empty."
             )
-        return errors
+        return errors | self._comment_errors()
+
+    def _comment_errors(self) -> dict[str, str]:
+        if self.comment_trigger not in set(CommentTrigger):
+            return {"comment_trigger": "Choose which comments become leads."}
+        keywords = self.keywords()
+        if self.comment_trigger == CommentTrigger.KEYWORDS and not keywords:
+            return {"comment_keywords": "Enter at least one keyword, or choose another option."}
+        if len(keywords) > MAX_KEYWORDS:
+            return {"comment_keywords": f"At most {MAX_KEYWORDS} keywords."}
+        if any(len(word) > MAX_KEYWORD_CHARS for word in keywords):
+            return {"comment_keywords": f"Keep each keyword under {MAX_KEYWORD_CHARS} characters."}
+        return {}
+
+    def keywords(self) -> list[str]:
+        return parse_keywords(self.comment_keywords)
 
     def pace_per_h(self) -> int | None:
         return int(self.pace) if self.pace else None
@@ -216,6 +253,8 @@ def _settings_page(
         "form": form,
         "operator_pause": pauses.by_operator,
         "route_orders": ROUTE_ORDERS,
+        "comment_triggers": COMMENT_TRIGGERS,
+        "max_keywords": MAX_KEYWORDS,
         "preview": _preview(form.template),
         "sample": SAMPLE,
         "errors": errors or {},
@@ -253,6 +292,8 @@ async def _posted(request: Request) -> SettingsForm:
         route_order=str(data.get("route_order", "")),
         pace=str(data.get("dm_pace_per_h", "")).strip(),
         paused=data.get("paused") == "on",
+        comment_trigger=str(data.get("comment_trigger", "")),
+        comment_keywords=str(data.get("comment_keywords", ""))[:4000],
     )
 
 
@@ -267,6 +308,8 @@ async def save_settings(request: Request, web: Web, user: CreatorUser) -> Respon
             creator.dm_template = form.template.strip()
             creator.route_order = form.route_order
             creator.dm_pace_per_h = form.pace_per_h()
+            creator.comment_trigger = form.comment_trigger
+            creator.comment_keywords = form.keywords()
             await _set_pause(session, creator.id, form.paused, user.subject)
         pauses = await _pauses(session, creator.id, await _accounts(session, user))
     if errors:  # nothing was changed; the form is shown again as typed, with the errors
