@@ -55,9 +55,13 @@ def settings_from(env: dict[str, str]) -> Settings:
 
 
 async def seed_creator(
-    settings: Settings, sandbox: httpx.AsyncClient, username: str
+    settings: Settings,
+    sandbox: httpx.AsyncClient,
+    username: str,
+    comment_keywords: list[str] | None = None,
 ) -> DemoCreator:
-    """A creator whose Instagram account is connected (as OAuth would leave it)."""
+    """A creator whose Instagram account is connected (as OAuth would leave it); with
+    `comment_keywords`, Comment to DM is on for them."""
     account = (
         await sandbox.post("/_sandbox/instagram/accounts", json={"username": username})
     ).json()
@@ -72,6 +76,8 @@ async def seed_creator(
                     name=f"Creator {username}",
                     slug=slug,
                     dm_template="Hi {name}! Thanks for your interest, here is the guide.",
+                    comment_trigger="keywords" if comment_keywords else "off",
+                    comment_keywords=comment_keywords or [],
                 )
             )
             await session.flush()
@@ -115,25 +121,29 @@ async def user_comments(
     return dict(response.json())
 
 
+async def comment_lead(
+    api: httpx.AsyncClient, creator: DemoCreator, username: str, timeout_s: float = 15
+) -> str | None:
+    """The lead Comment to DM made of the user's comment (no form, no API call)."""
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while asyncio.get_running_loop().time() < deadline:
+        page = await api.get("/api/leads", params={"creator_id": str(creator.creator_id)})
+        found = [lead for lead in page.json()["items"] if lead["name"] == username]
+        if found:
+            return str(found[0]["id"])
+        await asyncio.sleep(0.3)
+    return None
+
+
 async def demo_leads(sandbox: httpx.AsyncClient, creator: DemoCreator) -> dict[str, dict[str, Any]]:
     now = utcnow().isoformat()
     warm = await user_messages(sandbox, creator, "warm.lead")
-    comment = await user_comments(sandbox, creator, "commenter")
     cid = str(creator.creator_id)
     return {
         "DM in an open window": {
             "creator_id": cid,
             "name": "Wendy",
             "instagram": {"username": "warm.lead", "igsid": warm, "last_inbound_at": now},
-        },
-        "private reply to a comment": {
-            "creator_id": cid,
-            "name": "Cole",
-            "instagram": {
-                "username": "commenter",
-                "comment_id": comment["comment_id"],
-                "commented_at": now,
-            },
         },
         "cold Instagram lead": {
             "creator_id": cid,
@@ -211,15 +221,20 @@ async def run_demo(env: dict[str, str], ports: Any) -> None:
             headers={"Authorization": f"Bearer {service_token(ports.local_issuer)}"},
         ) as api,
     ):
-        creator = await seed_creator(settings, sandbox, f"demo.creator{uuid4().hex[:4]}")
+        # Comment to DM: "guide" in a comment on the creator's post makes a lead.
+        username = f"demo.creator{uuid4().hex[:4]}"
+        creator = await seed_creator(settings, sandbox, username, comment_keywords=["guide"])
         await connect_whatsapp(api, sandbox, creator)
         lead_ids = {}
+        await user_comments(sandbox, creator, "commenter")
         for label, body in (await demo_leads(sandbox, creator)).items():
             response = await api.post("/api/leads", json=body)
             if response.status_code != 201:
                 print(f"{label}: rejected {response.status_code} {response.text}")
                 continue
             lead_ids[label] = response.json()["id"]
+        if commented := await comment_lead(api, creator, "commenter"):
+            lead_ids['Comment to DM ("guide…")'] = commented
         print_table(await wait_settled(api, lead_ids))
         accepted = (
             await sandbox.get(
