@@ -16,9 +16,7 @@ for all. How rows are deleted: shared/db/retention.py.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from datetime import timedelta
 
 from services.api.web.form_limits import WINDOW, window_start
 from shared.db.models import (
@@ -28,7 +26,7 @@ from shared.db.models import (
     OutboxRecord,
     ProcessedEvent,
 )
-from shared.db.retention import Sweep, delete_batched
+from shared.db.retention import Sweep, older_than
 from shared.topics import TOPICS
 
 # A claim must outlive every record that could redeliver its event.
@@ -45,35 +43,24 @@ class Retention:
     processed_events: timedelta = PROCESSED_EVENT_RETENTION
 
 
-def api_sweeps(retention: Retention) -> dict[str, Sweep]:
+def api_sweeps(r: Retention) -> dict[str, Sweep]:
     """The sweeps the API runs, by table."""
-
-    async def idempotency_keys(s: async_sessionmaker[AsyncSession], now: datetime) -> int:
-        old = IdempotencyKey.created_at < now - retention.idempotency_keys
-        return await delete_batched(s, IdempotencyKey, old)
-
-    async def oauth_state_uses(s: async_sessionmaker[AsyncSession], now: datetime) -> int:
-        old = OAuthStateUse.used_at < now - retention.oauth_states
-        return await delete_batched(s, OAuthStateUse, old)
-
-    async def form_rate_counts(s: async_sessionmaker[AsyncSession], now: datetime) -> int:
-        old = FormRateCount.window_start < window_start(now) - WINDOW
-        return await delete_batched(s, FormRateCount, old)
-
-    async def outbox(s: async_sessionmaker[AsyncSession], now: datetime) -> int:
-        # Unpublished rows are never old enough: `published_at` is NULL until the relay
-        # has handed them to Kafka.
-        old = OutboxRecord.published_at < now - retention.published_outbox
-        return await delete_batched(s, OutboxRecord, old)
-
-    async def processed_events(s: async_sessionmaker[AsyncSession], now: datetime) -> int:
-        old = ProcessedEvent.processed_at < now - retention.processed_events
-        return await delete_batched(s, ProcessedEvent, old)
-
     return {
-        "idempotency_keys": idempotency_keys,
-        "oauth_state_uses": oauth_state_uses,
-        "form_rate_counts": form_rate_counts,
-        "outbox": outbox,
-        "processed_events": processed_events,
+        "idempotency_keys": older_than(
+            IdempotencyKey, IdempotencyKey.created_at, lambda now: now - r.idempotency_keys
+        ),
+        "oauth_state_uses": older_than(
+            OAuthStateUse, OAuthStateUse.used_at, lambda now: now - r.oauth_states
+        ),
+        "form_rate_counts": older_than(
+            FormRateCount, FormRateCount.window_start, lambda now: window_start(now) - WINDOW
+        ),
+        # Unpublished rows are never old enough: `published_at` is NULL until the relay has
+        # handed them to Kafka (NULL < anything is not true).
+        "outbox": older_than(
+            OutboxRecord, OutboxRecord.published_at, lambda now: now - r.published_outbox
+        ),
+        "processed_events": older_than(
+            ProcessedEvent, ProcessedEvent.processed_at, lambda now: now - r.processed_events
+        ),
     }

@@ -7,17 +7,16 @@ was never ours to apply: most often a message another tool sent from the same nu
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
-
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from datetime import timedelta
 
 from shared.db.models import WhatsAppStatusBacklog
-from shared.db.retention import Sweep, delete_batched
+from shared.db.retention import Sweep, older_than
 
 
 def whatsapp_sweeps(backlog_retention: timedelta) -> dict[str, Sweep]:
-    async def status_backlog(s: async_sessionmaker[AsyncSession], now: datetime) -> int:
-        old = WhatsAppStatusBacklog.received_at < now - backlog_retention
-        return await delete_batched(s, WhatsAppStatusBacklog, old)
-
-    return {"whatsapp_status_backlog": status_backlog}
+    received = WhatsAppStatusBacklog.received_at
+    return {
+        "whatsapp_status_backlog": older_than(
+            WhatsAppStatusBacklog, received, lambda now: now - backlog_retention
+        )
+    }

@@ -12,9 +12,11 @@ import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import ColumnElement, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute
 
 from shared.db.models import Base
 from shared.events import utcnow
@@ -43,6 +45,17 @@ async def delete_batched(
         removed += count
         if count < BATCH:
             return removed
+
+
+def older_than(
+    model: type[Base], column: InstrumentedAttribute[Any], age: Callable[[datetime], datetime]
+) -> Sweep:
+    """The sweep deleting rows of `model` whose `column` is before `age(now)`."""
+
+    async def sweep(sessions: async_sessionmaker[AsyncSession], now: datetime) -> int:
+        return await delete_batched(sessions, model, column < age(now))
+
+    return sweep
 
 
 async def sweep_all(
