@@ -15,13 +15,12 @@ arrive here (webhook_ingest drops them).
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from datetime import datetime, timedelta
-from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.comment_trigger import counts
 from services.api.leads import create_lead
 from services.api.schemas import META_TEXT_MAX_BYTES, InstagramIn, LeadIn
 from shared.db.models import Creator, Lead, SocialAccount
@@ -34,39 +33,7 @@ log = get_logger(__name__)
 CONSUMER = "comment-leads"
 # One lead per person per day from comments, however often they comment a keyword.
 COOL_DOWN = timedelta(hours=24)
-MAX_KEYWORDS = 20
-MAX_KEYWORD_CHARS = 50
 USERNAME = re.compile(r"^[A-Za-z0-9._]{1,30}$")
-
-
-class CommentTrigger(StrEnum):
-    OFF = "off"
-    KEYWORDS = "keywords"
-    ANY = "any"
-
-
-def parse_keywords(typed: str) -> list[str]:
-    """Comma- or line-separated keywords as typed on the settings page, trimmed, without
-    blanks or repeats (case-insensitively), in their order."""
-    seen: dict[str, str] = {}
-    for word in re.split(r"[,\n]", typed):
-        word = " ".join(word.split())
-        if word and word.casefold() not in seen:
-            seen[word.casefold()] = word
-    return list(seen.values())
-
-
-def counts(trigger: str, keywords: Sequence[str], text: str) -> bool:
-    """Whether a comment with this text becomes a lead. A keyword matches as a whole word
-    or phrase, in any case: "guide" counts in "Guide please!" but not in "guidelines"."""
-    if trigger == CommentTrigger.ANY:
-        return True
-    if trigger != CommentTrigger.KEYWORDS:
-        return False
-    folded = text.casefold()
-    return any(
-        re.search(rf"(?<!\w){re.escape(word.casefold())}(?!\w)", folded) for word in keywords
-    )
 
 
 async def lead_from_comment(

@@ -47,10 +47,11 @@ def lead_not_found(lead_id: UUID) -> ApiProblem:
 
 
 def owned_by(principal: Principal, requested: UUID | None) -> UUID:
-    """The creator a new lead belongs to: a creator's own; others must name one."""
+    """The creator a request acts for (a new lead, settings): a creator's own; others must
+    name one."""
     if principal.role == Role.CREATOR:
         if requested is not None and requested != principal.creator_id:
-            raise ApiProblem(403, "forbidden", "a creator may only add leads of their own")
+            raise ApiProblem(403, "forbidden", "a creator may only act for themselves")
         assert principal.creator_id is not None  # auth guarantees it for creators
         return principal.creator_id
     if requested is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -12,20 +13,24 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.auth import Principal, Role, TokenVerifier, unauthorized
+from services.api.creator_settings import read_settings, save_settings
 from services.api.dlq_size import DlqSize
 from services.api.dm_requests import (
     RetryContext,
     accept_lead,
     dm_status,
     load_lead,
+    owned_by,
     request_dm,
     retry_dm,
 )
 from services.api.idempotency_keys import KeyPolicy
-from services.api.leads import get_lead, new_lead_out
+from services.api.leads import UnknownCreator, get_lead, new_lead_out
 from services.api.problems import ApiProblem, problem_responses
 from services.api.queries import LeadFilters, list_leads, overview
 from services.api.schemas import (
+    CreatorSettingsIn,
+    CreatorSettingsOut,
     DmSendIn,
     DmStatusOut,
     Instant,
@@ -241,3 +246,45 @@ async def get_overview(_: AdminUser, deps: Deps) -> OverviewOut:
     dlq_size = await deps.dlq.count()
     async with deps.sessions() as session:
         return await overview(session, dlq_size)
+
+
+CreatorParam = Annotated[UUID | None, Query(description="Admins and services only: whose settings")]
+
+
+@router.get(
+    "/settings",
+    response_model=CreatorSettingsOut,
+    tags=["settings"],
+    summary="A creator's AutoDM settings: template, route order, pacing, pause, Comment to DM",
+    responses=problem_responses(403, 404, 422),
+)
+async def get_creator_settings(
+    user: CurrentUser, deps: Deps, creator_id: CreatorParam = None
+) -> CreatorSettingsOut:
+    owner = owned_by(user, creator_id)
+    async with deps.sessions() as session:
+        return await _settings_call(read_settings(session, owner))
+
+
+@router.put(
+    "/settings",
+    response_model=CreatorSettingsOut,
+    tags=["settings"],
+    summary="Replace a creator's AutoDM settings (what the settings page saves)",
+    description="Senders pick up pacing and the pause switch within "
+    "`AUTODM_DELIVERY_STATE_REFRESH_S`; the router uses the template for the next lead.",
+    responses=problem_responses(403, 404, 422),
+)
+async def put_creator_settings(
+    body: CreatorSettingsIn, user: CurrentUser, deps: Deps, creator_id: CreatorParam = None
+) -> CreatorSettingsOut:
+    owner = owned_by(user, creator_id)
+    async with deps.sessions.begin() as session:
+        return await _settings_call(save_settings(session, owner, body, user.subject))
+
+
+async def _settings_call(call: Awaitable[CreatorSettingsOut]) -> CreatorSettingsOut:
+    try:
+        return await call
+    except UnknownCreator as exc:
+        raise ApiProblem(404, "not-found", f"creator {exc} not found") from exc

@@ -13,10 +13,19 @@ from pydantic import (
     ConfigDict,
     Field,
     StringConstraints,
+    ValidationInfo,
+    field_validator,
     model_validator,
 )
 
+from services.api.comment_trigger import (
+    MAX_KEYWORD_CHARS,
+    MAX_KEYWORDS,
+    CommentTrigger,
+    normalize_keywords,
+)
 from shared.lifecycle import DmStatus, Provider, Route
+from shared.routing import RouteOrder
 
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._]{1,30}$")]
 NumericId = Annotated[str, StringConstraints(pattern=r"^\d{1,32}$")]
@@ -252,3 +261,57 @@ class OverviewOut(BaseModel):
         description="Circuit breakers of the senders that are not closed (shared.circuit)"
     )
     accounts_needing_reconnection: list[AccountOut]
+
+
+MAX_PACE_PER_H = 3600
+Keyword = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_KEYWORD_CHARS)
+]
+Template = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=1000),
+    AfterValidator(_meta_text),
+]
+
+
+class CreatorSettingsIn(StrictModel):
+    """A creator's AutoDM settings, as the settings page edits them (PUT replaces all)."""
+
+    dm_template: Template = Field(
+        description="The DM's text; `{name}` and `{message}` are the lead's. <= 1,000 bytes",
+        examples=["Hi {name}, here is the guide!"],
+    )
+    route_order: RouteOrder = RouteOrder.INSTAGRAM_FIRST
+    dm_pace_per_h: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_PACE_PER_H,
+        description="At most this many DMs per hour from each account, evenly spaced; "
+        "null: as fast as the operator's limits allow",
+    )
+    paused: bool = Field(default=False, description="The creator's pause switch (all accounts)")
+    comment_trigger: CommentTrigger = Field(
+        default=CommentTrigger.OFF, description="Comment to DM: which comments become leads"
+    )
+    comment_keywords: list[Keyword] = Field(
+        default_factory=list,
+        max_length=MAX_KEYWORDS,
+        description="Whole words or phrases, any case; required with `keywords`",
+        validate_default=True,
+    )
+
+    @field_validator("comment_keywords")
+    @classmethod
+    def _keywords(cls, words: list[str], info: ValidationInfo) -> list[str]:
+        words = normalize_keywords(words)
+        if info.data.get("comment_trigger") == CommentTrigger.KEYWORDS and not words:
+            raise ValueError("comment_trigger `keywords` needs at least one keyword")
+        return words
+
+
+class CreatorSettingsOut(CreatorSettingsIn):
+    creator_id: UUID
+    paused_by_operator: str | None = Field(
+        description="Why an admin paused all sending or one of the creator's accounts; "
+        "the creator's switch does not lift it"
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.api.comment_leads import MAX_KEYWORDS, counts, parse_keywords
+from services.api.comment_trigger import MAX_KEYWORDS, counts, parse_keywords
 from services.api.web.creator_account import SettingsForm
 
 

@@ -2,14 +2,10 @@
 token expiry, reconnect warning, disconnect with confirmation) and AutoDM settings
 (message template with preview, route order, pacing, pause switch, comment to DM).
 
-What the settings change is what the backend uses: the template is Creator.dm_template
-(the router renders every DM from it), the route order is Creator.route_order (the
-router's shared.routing.RouteOrder), the pacing is Creator.dm_pace_per_h (the senders'
-delivery gate spaces each account's DMs by it), and the pause switch is the creator's own
-kill switch (shared.kill_switch.creator_scope: every account of theirs, connected now or
-later); comment to DM is Creator.comment_trigger and comment_keywords (which comments on
-their posts become leads: services/api/comment_leads.py). The operator's limits
-(AUTODM_*_PER_S settings, below Meta's) stay the ceiling; the page shows them read-only.
+The settings are read and saved by services/api/creator_settings.py, like the API's
+/api/settings; this page adds friendly field errors and shows the form again as typed.
+The operator's limits (AUTODM_*_PER_S settings, below Meta's) stay the ceiling; the page
+shows them read-only.
 """
 
 from __future__ import annotations
@@ -17,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Annotated, Any
-from uuid import UUID, uuid4
+from uuid import uuid4
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import RedirectResponse, Response
@@ -25,28 +21,23 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.auth import Principal
-from services.api.comment_leads import (
+from services.api.comment_trigger import (
     MAX_KEYWORD_CHARS,
     MAX_KEYWORDS,
     CommentTrigger,
     parse_keywords,
 )
+from services.api.creator_settings import Pauses, pauses_of
+from services.api.creator_settings import save_settings as save_creator_settings
 from services.api.instagram_connect import InstagramConnectDeps, business_login_url
 from services.api.instagram_connect import get_deps as instagram_deps
 from services.api.instagram_connection import disconnect
 from services.api.router import render_message
-from services.api.schemas import META_TEXT_MAX_BYTES
+from services.api.schemas import MAX_PACE_PER_H, META_TEXT_MAX_BYTES, CreatorSettingsIn
 from services.api.web.pages_deps import CreatorUser, PageError, Web
 from shared.account_lifecycle import DISCONNECTED
-from shared.db.models import Creator, Lead, SendingPause, SocialAccount
+from shared.db.models import Creator, Lead, SocialAccount
 from shared.events import utcnow
-from shared.kill_switch import (
-    GLOBAL,
-    creator_scope,
-    pause_in_scope,
-    pause_scope,
-    resume_in_scope,
-)
 from shared.lifecycle import Provider
 from shared.routing import RouteOrder
 from shared.settings import get_settings
@@ -71,7 +62,6 @@ ROUTE_ORDERS = {
     RouteOrder.WHATSAPP_FIRST: "WhatsApp first, then Instagram",
 }
 # One DM per second per account at most; the operator's limits may be tighter still.
-MAX_PACE_PER_H = 3600
 SAMPLE = {"name": "Jane", "message": "I'd love the guide"}
 ResultParam = Annotated[str | None, Query(max_length=32)]
 
@@ -151,29 +141,6 @@ async def disconnect_now(
     return RedirectResponse("/app/instagram?result=disconnected", status_code=303)
 
 
-@dataclass(frozen=True)
-class Pauses:
-    by_creator: bool  # the switch on this page
-    by_operator: str | None  # why an admin paused all sending or one of these accounts
-
-
-async def _pauses(session: AsyncSession, creator_id: UUID, accounts: list[SocialAccount]) -> Pauses:
-    mine = creator_scope(creator_id)
-    scopes = [mine, GLOBAL, *(pause_scope(a.id) for a in accounts)]
-    rows = (await session.scalars(select(SendingPause).where(SendingPause.scope.in_(scopes)))).all()
-    others = [r.reason for r in rows if r.scope != mine]
-    return Pauses(any(r.scope == mine for r in rows), others[0] if others else None)
-
-
-async def _accounts(session: AsyncSession, user: Principal) -> list[SocialAccount]:
-    rows = await session.scalars(
-        select(SocialAccount).where(
-            SocialAccount.creator_id == user.creator_id, SocialAccount.status != DISCONNECTED
-        )
-    )
-    return list(rows.all())
-
-
 def _preview(template: str) -> str:
     return render_message(template, Lead(name=SAMPLE["name"], message=SAMPLE["message"]))
 
@@ -231,8 +198,16 @@ class SettingsForm:
     def keywords(self) -> list[str]:
         return parse_keywords(self.comment_keywords)
 
-    def pace_per_h(self) -> int | None:
-        return int(self.pace) if self.pace else None
+    def settings(self) -> CreatorSettingsIn:
+        """What the form says, once `errors()` found none."""
+        return CreatorSettingsIn(
+            dm_template=self.template,
+            route_order=RouteOrder(self.route_order),
+            dm_pace_per_h=int(self.pace) if self.pace else None,
+            paused=self.paused,
+            comment_trigger=CommentTrigger(self.comment_trigger),
+            comment_keywords=self.keywords(),
+        )
 
 
 def _settings_page(
@@ -280,7 +255,7 @@ async def settings_page(
 ) -> Response:
     async with web.api.sessions() as session:
         creator = await _creator(session, user)
-        pauses = await _pauses(session, creator.id, await _accounts(session, user))
+        pauses = await pauses_of(session, creator.id)
     form = SettingsForm.of(creator, pauses)
     return _settings_page(request, web, creator, form, pauses, result=result)
 
@@ -305,22 +280,8 @@ async def save_settings(request: Request, web: Web, user: CreatorUser) -> Respon
     async with web.api.sessions.begin() as session:
         creator = await _creator(session, user)
         if not errors:
-            creator.dm_template = form.template.strip()
-            creator.route_order = form.route_order
-            creator.dm_pace_per_h = form.pace_per_h()
-            creator.comment_trigger = form.comment_trigger
-            creator.comment_keywords = form.keywords()
-            await _set_pause(session, creator.id, form.paused, user.subject)
-        pauses = await _pauses(session, creator.id, await _accounts(session, user))
+            await save_creator_settings(session, creator.id, form.settings(), user.subject)
+        pauses = await pauses_of(session, creator.id)
     if errors:  # nothing was changed; the form is shown again as typed, with the errors
         return _settings_page(request, web, creator, form, pauses, errors=errors, status_code=422)
     return RedirectResponse("/app/settings?result=saved", status_code=303)
-
-
-async def _set_pause(session: AsyncSession, creator_id: UUID, pause: bool, who: str) -> None:
-    """The creator's kill switch: senders defer their DMs (every account), none is lost."""
-    scope = creator_scope(creator_id)
-    if pause:
-        await pause_in_scope(session, scope, "paused by the creator", who)
-    else:
-        await resume_in_scope(session, scope)
