@@ -106,6 +106,12 @@ DELIVERIES_DEFERRED = Counter(
     "DMs deferred to the retry topic, by provider and why (retry, throttled, paused, ...)",
     ["provider", "reason"],
 )
+COMMENT_LEADS = Counter(
+    "autodm_comment_leads_total",
+    "Comments on creators' posts, by what Comment to DM made of them: lead, not_counted "
+    "(trigger off or no keyword), cool_down, too_old, unknown_account",
+    ["outcome"],
+)
 RETRIES_HELD = Gauge(
     "autodm_retries_held", "Deferred records held by a retry consumer until due", ["provider"]
 )

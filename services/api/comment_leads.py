@@ -27,6 +27,7 @@ from shared.db.models import Creator, Lead, SocialAccount
 from shared.events import InstagramCommentReceived
 from shared.idempotency import claim_event
 from shared.logs import get_logger
+from shared.metrics import COMMENT_LEADS
 from shared.routing import RoutingRules
 
 log = get_logger(__name__)
@@ -41,22 +42,33 @@ async def lead_from_comment(
 ) -> Lead | None:
     """The lead a comment makes, or None if it makes none (see the module's docstring)."""
     if not await claim_event(session, CONSUMER, event.id):
+        return None  # a redelivery: counted the first time
+    refusal = await _refusal(session, event, now)
+    COMMENT_LEADS.labels(outcome=refusal or "lead").inc()
+    if refusal is not None:
+        log.info("comment makes no lead", why=refusal, comment_id=event.payload.comment_id)
         return None
+    lead = await create_lead(session, _lead_in(event), event.correlation_id)
+    log.info("comment became a lead", lead_id=str(lead.id), comment_id=event.payload.comment_id)
+    return lead
+
+
+async def _refusal(
+    session: AsyncSession, event: InstagramCommentReceived, now: datetime
+) -> str | None:
+    """Why the comment makes no lead (the metric's outcome), or None."""
     p = event.payload
     account = await session.get(SocialAccount, p.account_id)
     creator = await session.get(Creator, event.creator_id)
     if account is None or creator is None or account.creator_id != creator.id:
-        return None
+        return "unknown_account"
     if not counts(creator.comment_trigger, creator.comment_keywords, p.text):
-        return None
+        return "not_counted"
     if now - p.commented_at > RoutingRules().private_reply_window:
-        log.info("comment too old for a private reply: no lead", comment_id=p.comment_id)
-        return None
+        return "too_old"
     if await _recent_lead(session, creator, p.igsid, p.comment_id, now):
-        return None
-    lead = await create_lead(session, _lead_in(event), event.correlation_id)
-    log.info("comment became a lead", lead_id=str(lead.id), comment_id=p.comment_id)
-    return lead
+        return "cool_down"
+    return None
 
 
 async def _recent_lead(

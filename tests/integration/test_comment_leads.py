@@ -12,6 +12,7 @@ from uuid import UUID
 
 import pytest
 from aiokafka import AIOKafkaProducer
+from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -90,6 +91,7 @@ async def test_keyword_comments_become_leads_once_per_person_and_get_a_private_r
         _comment(creator, account, cy, "guide", days_ago=8),  # too late for a private reply
         _comment(creator, account, bo, "Please send it to me"),
     ]
+    before = _outcomes()
     app = create_app(settings)
     async with running(app):
         for comment in comments:
@@ -121,6 +123,17 @@ async def test_keyword_comments_become_leads_once_per_person_and_get_a_private_r
     assert body["text"] == f"Hi fan_{ann[-4:]}, here is the guide!"
     assert json.loads(bo_request.value)["payload"]["route"] == "ig_private_reply"
     assert ann_request.key == str(account).encode()
+    counted = {k: v - before[k] for k, v in _outcomes().items()}
+    assert counted == {"lead": 2, "not_counted": 1, "cool_down": 1, "too_old": 1}
+
+
+def _outcomes() -> dict[str, float]:
+    """autodm_comment_leads_total by outcome (the API runs in this process)."""
+    return {
+        outcome: REGISTRY.get_sample_value("autodm_comment_leads_total", {"outcome": outcome})
+        or 0.0
+        for outcome in ("lead", "not_counted", "cool_down", "too_old")
+    }
 
 
 async def test_with_comment_to_dm_off_no_comment_becomes_a_lead(
