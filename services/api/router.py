@@ -10,21 +10,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
-from uuid import UUID
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.dm_state import claim_and_lock, record_transition
-from services.api.whatsapp_accounts import whatsapp_facts
-from shared.db.models import (
-    Creator,
-    DmSend,
-    InstagramComment,
-    InstagramContact,
-    Lead,
-    SocialAccount,
-)
+from services.api.routing_facts import RoutingFacts, load_facts
+from shared.db.models import Lead, SocialAccount
 from shared.dead_letters import PoisonMessage
 from shared.events import (
     DmRequested,
@@ -80,6 +71,7 @@ async def route_leads(
     Leads are locked and routed in lead-id order, so batches never wait on each other in
     a cycle; a redelivered event, or a retry a later attempt superseded, is skipped."""
     fresh, leads = await claim_and_lock(session, CONSUMER, events)
+    facts = await load_facts(session, leads.values())
     routed = 0
     for event in fresh:
         lead = leads.get(event.payload.lead_id)
@@ -89,7 +81,7 @@ async def route_leads(
         if isinstance(event, DmRetryRequested) and event.payload.attempt != lead.dm_attempt:
             continue  # a later attempt superseded this retry
         bind_correlation_id(event.correlation_id)
-        await _route(session, event, lead, config, now)
+        await _route(session, event, lead, config, now, facts)
         routed += 1
     return routed
 
@@ -115,12 +107,18 @@ async def open_contact(
 
 
 async def _route(
-    session: AsyncSession, event: Envelope, lead: Lead, config: RouterConfig, now: datetime
+    session: AsyncSession,
+    event: Envelope,
+    lead: Lead,
+    config: RouterConfig,
+    now: datetime,
+    facts: RoutingFacts | None = None,
 ) -> None:
-    creator = await session.get(Creator, lead.creator_id)
-    account, decision = await current_route(session, lead, config.rules, now)
+    facts = facts or await load_facts(session, [lead])
+    account, decision = decide_route(facts, lead, config.rules, now)
     lead.dm_route = decision.route
     lead.dm_provider = decision.route.provider
+    creator = facts.creators.get(lead.creator_id)
     text = render_message(creator.dm_template if creator else "", lead)
     await _record(session, event, lead, account, decision, text, config, now)
 
@@ -193,55 +191,50 @@ async def current_route(
     session: AsyncSession, lead: Lead, rules: RoutingRules, now: datetime
 ) -> tuple[SocialAccount | None, RouteDecision]:
     """Where the lead's DM would go now, with the account (Instagram or WhatsApp) it would use."""
-    account = await _instagram_account(session, lead.creator_id)
-    wa = await whatsapp_facts(session, lead.creator_id, lead.phone, now, rules.whatsapp_window)
-    facts = replace(await _lead_facts(session, lead, account), whatsapp_window_open=wa.window_open)
-    requested = Provider(lead.dm_requested_provider) if lead.dm_requested_provider else None
-    creator = await session.get(Creator, lead.creator_id)
-    order = RouteOrder(creator.route_order) if creator else RouteOrder.INSTAGRAM_FIRST
-    channels = CreatorChannels(
-        instagram_connected=account is not None,
-        whatsapp_template_ready=wa.template_ready,
-        whatsapp_connected=wa.account is not None,
-    )
-    decision = choose_route(facts, channels, now, rules, requested, order)
-    return (wa.account if decision.route.provider == Provider.WHATSAPP else account), decision
+    return decide_route(await load_facts(session, [lead]), lead, rules, now)
 
 
 async def last_inbound_at(session: AsyncSession, lead: Lead) -> datetime | None:
     """When the lead last wrote to the creator's connected Instagram account, if known."""
-    account = await _instagram_account(session, lead.creator_id)
-    return (await _lead_facts(session, lead, account)).last_inbound_at
+    facts = await load_facts(session, [lead])
+    return _lead_facts(facts, lead).last_inbound_at
 
 
-async def _instagram_account(session: AsyncSession, creator_id: UUID) -> SocialAccount | None:
-    return await session.scalar(
-        select(SocialAccount).where(
-            SocialAccount.creator_id == creator_id,
-            SocialAccount.provider == Provider.INSTAGRAM,
-            SocialAccount.status == "connected",
-        )
+def decide_route(
+    facts: RoutingFacts, lead: Lead, rules: RoutingRules, now: datetime
+) -> tuple[SocialAccount | None, RouteDecision]:
+    """The route of one lead from facts already read (pure: no database round trip)."""
+    account = facts.instagram_account(lead.creator_id)
+    wa_account = facts.whatsapp_account(lead.creator_id)
+    window_open = facts.whatsapp_window_open(lead, now, rules.whatsapp_window)
+    lead_facts = replace(_lead_facts(facts, lead), whatsapp_window_open=window_open)
+    requested = Provider(lead.dm_requested_provider) if lead.dm_requested_provider else None
+    creator = facts.creators.get(lead.creator_id)
+    order = RouteOrder(creator.route_order) if creator else RouteOrder.INSTAGRAM_FIRST
+    channels = CreatorChannels(
+        instagram_connected=account is not None,
+        whatsapp_template_ready=wa_account is not None and wa_account.id in facts.templated,
+        whatsapp_connected=wa_account is not None,
     )
+    decision = choose_route(lead_facts, channels, now, rules, requested, order)
+    return (wa_account if decision.route.provider == Provider.WHATSAPP else account), decision
 
 
-async def _lead_facts(
-    session: AsyncSession, lead: Lead, account: SocialAccount | None
-) -> LeadFacts:
+def _lead_facts(facts: RoutingFacts, lead: Lead) -> LeadFacts:
+    account = facts.instagram_account(lead.creator_id)
     last_inbound = lead.last_inbound_at
     if account is not None and lead.igsid:
-        contact = await session.get(InstagramContact, (account.id, lead.igsid))
+        contact = facts.ig_contacts.get((account.id, lead.igsid))
         if contact and contact.last_inbound_at:
             last_inbound = max(filter(None, (last_inbound, contact.last_inbound_at)))
     commented_at = lead.commented_at
     if lead.comment_id and account is not None:
         # The comments webhook recorded when it was really written (Meta's clock).
-        comment = await session.get(InstagramComment, lead.comment_id)
+        comment = facts.comments.get(lead.comment_id)
         if comment is not None and comment.account_id == account.id:
             commented_at = comment.commented_at
     # Only a reply that may have reached the person uses up the comment's one reply.
-    reply = (
-        await session.get(DmSend, (lead.id, Route.IG_PRIVATE_REPLY)) if lead.comment_id else None
-    )
+    reply = facts.replies.get(lead.id) if lead.comment_id else None
     reply_sent = reply is not None and reply.state not in ("failed", "skipped")
     return LeadFacts(
         has_instagram_handle=bool(lead.instagram_username),

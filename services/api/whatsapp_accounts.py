@@ -1,21 +1,20 @@
 """WhatsApp Business numbers of a creator: connect (token encrypted at rest like Instagram
-tokens), templates with their lead-field parameters, disconnect; and the facts the router
-needs (a connected number, an approved template, the lead's open 24 h window)."""
+tokens), templates with their lead-field parameters, disconnect. What the router reads of them (a
+connected number, an approved template, the lead's open 24 h window) is
+services.api.routing_facts."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.crypto import TokenCipher
-from shared.db.models import SocialAccount, WhatsAppContact, WhatsAppNumber, WhatsAppTemplate
+from shared.db.models import SocialAccount, WhatsAppNumber, WhatsAppTemplate
 from shared.events import utcnow
 from shared.lifecycle import Provider
-from shared.providers.whatsapp_links import InvalidPhoneNumber, normalize_e164_digits
 
 CONNECTED = "connected"
 # Meta's messaging tiers (platform facts §4c); "unlimited" is not capped by AutoDM.
@@ -46,13 +45,6 @@ class TemplateSpec:
     language: str
     parameters: list[str]
     is_default: bool
-
-
-@dataclass(frozen=True)
-class WhatsAppFacts:
-    account: SocialAccount | None
-    template_ready: bool
-    window_open: bool
 
 
 async def connect_number(
@@ -158,40 +150,3 @@ async def list_templates(
         .order_by(WhatsAppTemplate.created_at)
     )
     return list(rows)
-
-
-async def whatsapp_facts(
-    session: AsyncSession, creator_id: UUID, phone: str | None, now: datetime, window: timedelta
-) -> WhatsAppFacts:
-    """What the router needs to know about WhatsApp for one lead."""
-    account = await session.scalar(
-        select(SocialAccount).where(
-            SocialAccount.creator_id == creator_id,
-            SocialAccount.provider == Provider.WHATSAPP,
-            SocialAccount.status == CONNECTED,
-        )
-    )
-    if account is None:
-        return WhatsAppFacts(None, template_ready=False, window_open=False)
-    template = await session.scalar(
-        select(WhatsAppTemplate.id)
-        .where(WhatsAppTemplate.account_id == account.id, WhatsAppTemplate.status == "approved")
-        .limit(1)
-    )
-    return WhatsAppFacts(
-        account,
-        template_ready=template is not None,
-        window_open=await _window_open(session, account.id, phone, now, window),
-    )
-
-
-async def _window_open(
-    session: AsyncSession, account_id: UUID, phone: str | None, now: datetime, window: timedelta
-) -> bool:
-    try:
-        wa_id = normalize_e164_digits(phone or "")
-    except InvalidPhoneNumber:
-        return False
-    contact = await session.get(WhatsAppContact, (account_id, wa_id))
-    last = contact.last_inbound_at if contact else None
-    return last is not None and now - last < window

@@ -3,20 +3,32 @@ ones is parked alone, duplicates in one batch count once, order within a lead ho
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
 from aiokafka import ConsumerRecord
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.api.leads import create_lead
 from services.api.projection import project_statuses
+from services.api.router import RouterConfig, route_leads
 from services.api.schemas import LeadIn
 from shared.batches import BatchWork
-from shared.db.models import Lead
-from shared.events import DmStatusChanged, DmStatusPayload
-from shared.lifecycle import DmStatus
+from shared.db.models import Creator, InstagramContact, Lead
+from shared.events import (
+    DmStatusChanged,
+    DmStatusPayload,
+    LeadCreated,
+    LeadCreatedPayload,
+    utcnow,
+)
+from shared.lifecycle import DmStatus, Route
+from shared.routing import RoutingRules
+from shared.settings import Settings
+from tests.integration.conftest import connect_instagram
 from tests.records import consumer_record
 
 pytestmark = pytest.mark.integration
@@ -88,3 +100,69 @@ async def test_a_redelivered_batch_changes_nothing(
         assert await project_statuses(session, events) == 2
     async with sessions.begin() as session:
         assert await project_statuses(session, events) == 0
+
+
+async def _creator(sessions: async_sessionmaker[AsyncSession]) -> UUID:
+    creator_id = uuid4()
+    async with sessions.begin() as session:
+        slug = f"c-{creator_id.hex[:12]}"
+        session.add(Creator(id=creator_id, name="C", slug=slug, dm_template="Hi {name}"))
+    return creator_id
+
+
+async def _created(
+    sessions: async_sessionmaker[AsyncSession], creator: UUID, data: dict[str, Any]
+) -> LeadCreated:
+    async with sessions.begin() as session:
+        lead = await create_lead(session, LeadIn(creator_id=creator, **data), "route-batch")
+    return LeadCreated(
+        correlation_id="route-batch",
+        creator_id=creator,
+        payload=LeadCreatedPayload(lead_id=lead.id, name=lead.name, message=""),
+    )
+
+
+async def test_a_batch_of_leads_of_several_creators_is_routed_with_a_few_reads(
+    sessions: async_sessionmaker[AsyncSession],
+    engine: AsyncEngine,
+    settings: Settings,
+) -> None:
+    """The router reads creators, accounts and contacts once per batch (routing_facts):
+    each lead still gets the route of its own creator's accounts and its own window."""
+    warm, cold, phone_only = [await _creator(sessions) for _ in range(3)]
+    warm_account = await connect_instagram(sessions, settings, warm, uuid4().hex[:16], "w", "t")
+    cold_account = await connect_instagram(sessions, settings, cold, uuid4().hex[:16], "c", "t")
+    wrote = datetime.now(UTC) - timedelta(hours=1)
+    async with sessions.begin() as session:
+        session.add(InstagramContact(account_id=warm_account, igsid="901", last_inbound_at=wrote))
+    events = [
+        await _created(sessions, warm, {"name": "A", "instagram": {"igsid": "901"}}),
+        await _created(sessions, cold, {"name": "B", "instagram": {"username": "bee"}}),
+        await _created(sessions, phone_only, {"name": "C", "phone": "+14155550123"}),
+        await _created(sessions, warm, {"name": "D", "instagram": {"igsid": "902"}}),
+    ]
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", count)
+    try:
+        async with sessions.begin() as session:
+            assert await route_leads(session, events, RouterConfig(RoutingRules()), utcnow()) == 4
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", count)
+
+    async with sessions() as session:
+        leads = [await session.get(Lead, e.payload.lead_id) for e in events]
+    routes = [(lead.dm_route, lead.dm_status) for lead in leads if lead is not None]
+    assert routes == [
+        (Route.IG_DM, DmStatus.QUEUED),
+        (Route.IG_LINK, DmStatus.AWAITING_CONTACT),
+        (Route.WA_LINK, DmStatus.QUEUED),
+        (Route.IG_LINK, DmStatus.AWAITING_CONTACT),  # no window for this IGSID
+    ]
+    assert leads[1] is not None and leads[1].dm_account_id == cold_account
+    reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
+    # lead lock, creators, accounts, Instagram contacts: not four per lead
+    assert len(reads) == 4, reads

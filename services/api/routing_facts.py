@@ -1,0 +1,177 @@
+"""What the router reads besides the lead, for a whole batch of leads at once.
+
+Routing a lead needs its creator, the creator's connected Instagram and WhatsApp accounts,
+whether a WhatsApp template is approved, the lead's contact rows (the 24 h windows), its
+comment and whether a private reply already went out. Read per lead that was ~4 round
+trips; read per batch it is one query per kind of row, and only for kinds some lead of the
+batch needs (docs/BENCHMARKS.md). A single lead (a retry, an opened contact, the API's
+retry verdict) goes through the same code with a batch of one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import select, tuple_
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.whatsapp_accounts import CONNECTED
+from shared.db.models import (
+    Creator,
+    DmSend,
+    InstagramComment,
+    InstagramContact,
+    Lead,
+    SocialAccount,
+    WhatsAppContact,
+    WhatsAppTemplate,
+)
+from shared.lifecycle import Provider, Route
+from shared.providers.whatsapp_links import InvalidPhoneNumber, normalize_e164_digits
+
+
+@dataclass(frozen=True)
+class RoutingFacts:
+    creators: dict[UUID, Creator]
+    # (creator, provider) -> the creator's connected account of that provider
+    accounts: dict[tuple[UUID, str], SocialAccount]
+    templated: frozenset[UUID]  # WhatsApp accounts with an approved template
+    wa_contacts: dict[tuple[UUID, str], WhatsAppContact]  # (account, wa_id)
+    ig_contacts: dict[tuple[UUID, str], InstagramContact]  # (account, igsid)
+    comments: dict[str, InstagramComment]
+    replies: dict[UUID, DmSend]  # lead -> its private reply's send intent
+
+    def instagram_account(self, creator_id: UUID) -> SocialAccount | None:
+        return self.accounts.get((creator_id, Provider.INSTAGRAM))
+
+    def whatsapp_account(self, creator_id: UUID) -> SocialAccount | None:
+        return self.accounts.get((creator_id, Provider.WHATSAPP))
+
+    def whatsapp_window_open(self, lead: Lead, now: datetime, window: timedelta) -> bool:
+        """The lead wrote to the creator's connected WhatsApp number within `window`."""
+        account = self.whatsapp_account(lead.creator_id)
+        wa_id = _wa_id(lead.phone)
+        if account is None or wa_id is None:
+            return False
+        contact = self.wa_contacts.get((account.id, wa_id))
+        last = contact.last_inbound_at if contact else None
+        return last is not None and now - last < window
+
+
+async def load_facts(session: AsyncSession, leads: Collection[Lead]) -> RoutingFacts:
+    creator_ids = {lead.creator_id for lead in leads}
+    if not creator_ids:
+        return RoutingFacts({}, {}, frozenset(), {}, {}, {}, {})
+    creators = await session.scalars(select(Creator).where(Creator.id.in_(creator_ids)))
+    accounts = await _connected_accounts(session, creator_ids)
+    ig = {c: a for (c, provider), a in accounts.items() if provider == Provider.INSTAGRAM}
+    wa = {c: a for (c, provider), a in accounts.items() if provider == Provider.WHATSAPP}
+    return RoutingFacts(
+        creators={c.id: c for c in creators},
+        accounts=accounts,
+        templated=await _templated(session, {a.id for a in wa.values()}),
+        wa_contacts=await _wa_contacts(session, leads, wa),
+        ig_contacts=await _ig_contacts(session, leads, ig),
+        comments=await _comments(session, leads, ig),
+        replies=await _replies(session, leads),
+    )
+
+
+async def _connected_accounts(
+    session: AsyncSession, creator_ids: set[UUID]
+) -> dict[tuple[UUID, str], SocialAccount]:
+    rows = await session.scalars(
+        select(SocialAccount)
+        .where(
+            SocialAccount.creator_id.in_(creator_ids),
+            SocialAccount.provider.in_((Provider.INSTAGRAM, Provider.WHATSAPP)),
+            SocialAccount.status == CONNECTED,
+        )
+        # Should a creator have two connected accounts of a provider, the same one every time.
+        .order_by(SocialAccount.created_at, SocialAccount.id)
+    )
+    accounts: dict[tuple[UUID, str], SocialAccount] = {}
+    for account in rows:
+        accounts.setdefault((account.creator_id, account.provider), account)
+    return accounts
+
+
+async def _templated(session: AsyncSession, account_ids: set[UUID]) -> frozenset[UUID]:
+    if not account_ids:
+        return frozenset()
+    rows = await session.scalars(
+        select(WhatsAppTemplate.account_id)
+        .where(WhatsAppTemplate.account_id.in_(account_ids), WhatsAppTemplate.status == "approved")
+        .distinct()
+    )
+    return frozenset(rows)
+
+
+async def _wa_contacts(
+    session: AsyncSession, leads: Collection[Lead], wa: dict[UUID, SocialAccount]
+) -> dict[tuple[UUID, str], WhatsAppContact]:
+    keys = set()
+    for lead in leads:
+        account, wa_id = wa.get(lead.creator_id), _wa_id(lead.phone)
+        if account is not None and wa_id is not None:
+            keys.add((account.id, wa_id))
+    rows = await _by_keys(session, WhatsAppContact, (WhatsAppContact.account_id, "wa_id"), keys)
+    return {(c.account_id, c.wa_id): c for c in rows}
+
+
+async def _ig_contacts(
+    session: AsyncSession, leads: Collection[Lead], ig: dict[UUID, SocialAccount]
+) -> dict[tuple[UUID, str], InstagramContact]:
+    keys = set()
+    for lead in leads:
+        account = ig.get(lead.creator_id)
+        if account is not None and lead.igsid:
+            keys.add((account.id, lead.igsid))
+    rows = await _by_keys(session, InstagramContact, (InstagramContact.account_id, "igsid"), keys)
+    return {(c.account_id, c.igsid): c for c in rows}
+
+
+async def _by_keys(
+    session: AsyncSession, model: Any, columns: tuple[Any, str], keys: set[tuple[UUID, str]]
+) -> list[Any]:
+    """Rows of a two-column primary key, for the keys given (none: no round trip)."""
+    if not keys:
+        return []
+    account_column, name = columns
+    rows = await session.scalars(
+        select(model).where(tuple_(account_column, getattr(model, name)).in_(sorted(keys)))
+    )
+    return list(rows)
+
+
+async def _comments(
+    session: AsyncSession, leads: Collection[Lead], ig: dict[UUID, SocialAccount]
+) -> dict[str, InstagramComment]:
+    ids = {lead.comment_id for lead in leads if lead.comment_id and lead.creator_id in ig}
+    if not ids:
+        return {}
+    rows = await session.scalars(
+        select(InstagramComment).where(InstagramComment.comment_id.in_(ids))
+    )
+    return {c.comment_id: c for c in rows}
+
+
+async def _replies(session: AsyncSession, leads: Collection[Lead]) -> dict[UUID, DmSend]:
+    ids = {lead.id for lead in leads if lead.comment_id}
+    if not ids:
+        return {}
+    rows = await session.scalars(
+        select(DmSend).where(DmSend.lead_id.in_(ids), DmSend.route == Route.IG_PRIVATE_REPLY)
+    )
+    return {s.lead_id: s for s in rows}
+
+
+def _wa_id(phone: str | None) -> str | None:
+    try:
+        return normalize_e164_digits(phone or "")
+    except InvalidPhoneNumber:
+        return None
