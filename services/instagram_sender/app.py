@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from services.instagram_sender.handlers import RETRY_GROUP, register_handlers, retry_handler
 from services.instagram_sender.sending import RetryPolicy, SenderDeps
 from shared.broker import dead_letter_park, make_broker
-from shared.crypto import TokenCipher
+from shared.crypto import DecryptedTokens, TokenCipher
 from shared.db.session import make_engine, make_sessionmaker
 from shared.delivery import DeliveryGate
 from shared.dm_status import publish_status
@@ -43,7 +43,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # Every write of the sender is one statement (claim, outcome, reconnect flag).
         sessions=make_sessionmaker(engine, autocommit=True),
         client=InstagramClient(http, settings.graph_api_version),
-        cipher=TokenCipher.from_settings(settings),
+        tokens=DecryptedTokens(TokenCipher.from_settings(settings)),
         publish=publish,
         gate=gate,
         retry=RetryPublisher(broker.publish, DM_RETRY_INSTAGRAM, Provider.INSTAGRAM),
@@ -53,8 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             max_delay_s=settings.retry_max_delay_s,
             max_inline_wait_s=settings.max_inline_wait_s,
         ),
+        concurrency=settings.provider_pool_size,
     )
-    register_handlers(broker, deps)
+    register_handlers(broker, deps, dead_letter_park(broker, SERVICE))
     retries = RetryConsumer(
         bootstrap=settings.kafka_bootstrap,
         topic=DM_RETRY_INSTAGRAM,

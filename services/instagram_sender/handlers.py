@@ -1,5 +1,5 @@
 """Kafka entrypoints: dm.requested.instagram (faststream) and dm.retry.instagram (the
-delayed-retry consumer, shared.retry_consumer) -> sending.send_dm."""
+delayed-retry consumer, shared.retry_consumer) -> batch.send_batch / sending.send_dm."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from datetime import datetime
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
+from services.instagram_sender.batch import decoder, jobs_of, send_batch
 from services.instagram_sender.sending import SenderDeps, send_dm
+from shared.batches import Park, records_of
 from shared.broker import subscribe
 from shared.events import DmRequested
 from shared.retries import DeliveryContext
@@ -17,24 +19,24 @@ from shared.topics import DM_REQUESTED_INSTAGRAM
 
 GROUP = "autodm-instagram-sender"
 RETRY_GROUP = "autodm-instagram-sender-retry"
+BATCH_SIZE = 100
 
 
-def register_handlers(broker: KafkaBroker, deps: SenderDeps) -> None:
+def register_handlers(broker: KafkaBroker, deps: SenderDeps, park: Park) -> None:
     @subscribe(
         broker,
         DM_REQUESTED_INSTAGRAM,
         group=GROUP,
-        # Parallel across partitions, in order within one: records are keyed by account,
-        # so one account's DMs never race each other.
-        max_workers=8,
+        # What a poll returned, sent concurrently across accounts (one after the other
+        # within one: records are keyed by account), one offset commit (batch.py).
+        batch_size=BATCH_SIZE,
+        decoder=decoder(park),
         title="instagram-sender",
         description="Sends Instagram DMs and private replies through the Graph API",
     )
-    async def on_dm_requested(request: DmRequested, msg: KafkaMessage) -> None:
-        record = msg.raw_message
-        assert not isinstance(record, tuple)  # one record per call (not a batch subscriber)
-        # A deferral here is always a new record on the retry topic: this offset commits.
-        await send_dm(deps, request, DeliveryContext.from_record(record, held=False))
+    async def on_dm_requested(requests: list[DmRequested], msg: KafkaMessage) -> None:
+        # A deferral here is always a new record on the retry topic: these offsets commit.
+        await send_batch(deps, await jobs_of(records_of(msg), park=None), park)
 
 
 def retry_handler(deps: SenderDeps) -> Handle:

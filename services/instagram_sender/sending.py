@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from shared.crypto import TokenCipher
+from shared.crypto import DecryptedTokens
 from shared.db.models import DmSend, InstagramComment, SocialAccount
 from shared.dead_letters import DeliveryFailed
 from shared.delivery import BUCKET_WAITS, DeliveryGate, Limits, Verdict, counts_as_failure
@@ -60,6 +60,7 @@ WINDOW_CLOSED = frozenset({(10, 2534022), (10, 2018278), (10, 2018065)})
 # be taken by the same attempt (its retry). sent, sending and unknown never are.
 FINAL_NOT_SENT = ("failed", "skipped")
 DEFERRED = "deferred"
+NO_ACCOUNT = "no Instagram account on the request"
 
 
 @dataclass(frozen=True)
@@ -76,19 +77,21 @@ class SenderDeps:
     # COMMIT round trips on the hot path (shared.db.session.make_sessionmaker).
     sessions: async_sessionmaker[AsyncSession]
     client: InstagramClient
-    cipher: TokenCipher
+    tokens: DecryptedTokens
     publish: PublishStatus
     gate: DeliveryGate
     retry: RetryPublisher
     policy: RetryPolicy = RetryPolicy()
     fast_retries: int = 3
+    # Provider calls in flight at once (batch.py): the HTTP client's pool size.
+    concurrency: int = 8
 
 
 async def send_dm(deps: SenderDeps, request: DmRequested, ctx: DeliveryContext) -> datetime | None:
     """Handle one request; a time means "hold this (retry) record and look again then"."""
     p = request.payload
     if p.account_id is None:
-        await _claim_and_finish_skipped(deps, request, "no Instagram account on the request")
+        await claim_and_finish_skipped(deps, request, NO_ACCOUNT)
         return None
     async with deps.gate.lock(p.account_id):
         return await _send_locked(deps, request, ctx)
@@ -102,18 +105,44 @@ async def _send_locked(
         intent = await session.get(DmSend, (p.lead_id, p.route))
         account = await session.get(SocialAccount, p.account_id)
         recipient = await _recipient_igsid(session, request)
-    if intent is not None and not _claimable(intent, p.attempt):
+    known = Known(intent, account, recipient)
+
+    async def on_sent(sent: SentMessage) -> None:
+        await _finish(deps, request, "sent", DmStatus.SENT, provider_message_id=sent.message_id)
+
+    return await send_known(deps, request, ctx, known, on_sent)
+
+
+@dataclass(frozen=True)
+class Known:
+    """What a send needs from the database, read under the account's lock (one request at
+    a time here, a whole batch at once in services.instagram_sender.batch)."""
+
+    intent: DmSend | None
+    account: SocialAccount | None
+    recipient: str | None
+
+
+OnSent = Callable[[SentMessage], Awaitable[None]]
+
+
+async def send_known(
+    deps: SenderDeps, request: DmRequested, ctx: DeliveryContext, known: Known, on_sent: OnSent
+) -> datetime | None:
+    """The request's send, from what was read; `on_sent` records an accepted DM."""
+    intent, account = known.intent, known.account
+    if intent is not None and not _claimable(intent, request.payload.attempt):
         await _announce_previous(deps, request, intent)
         return None
     if account is None or account.status != "connected" or account.access_token_encrypted is None:
-        await _claim_and_finish_skipped(deps, request, "Instagram account not connected")
+        await claim_and_finish_skipped(deps, request, "Instagram account not connected")
         return None
     verdict = await _wait_for_gate(deps, request)
     if not verdict.go:
         assert verdict.not_before is not None
         return await _defer(deps, request, ctx, verdict.not_before, verdict.why, ctx.attempts)
     with deps.gate.outcome_pending(account.id):
-        return await _send_admitted(deps, request, ctx, account, recipient)
+        return await _send_admitted(deps, request, ctx, account, known.recipient, on_sent)
 
 
 async def _send_admitted(
@@ -122,6 +151,7 @@ async def _send_admitted(
     ctx: DeliveryContext,
     account: SocialAccount,
     recipient: str | None,
+    on_sent: OnSent,
 ) -> datetime | None:
     async with deps.sessions.begin() as session:
         won = await _claim_intent(session, request, recipient)
@@ -134,7 +164,7 @@ async def _send_admitted(
     except MetaError as error:
         return await _on_error(deps, request, ctx, error)
     await deps.gate.succeeded(account.id)
-    await _finish(deps, request, "sent", DmStatus.SENT, provider_message_id=sent.message_id)
+    await on_sent(sent)
     return None
 
 
@@ -251,7 +281,7 @@ async def _claim_intent(
     return await session.scalar(stmt.returning(DmSend.lead_id)) is not None
 
 
-async def _claim_and_finish_skipped(deps: SenderDeps, request: DmRequested, reason: str) -> None:
+async def claim_and_finish_skipped(deps: SenderDeps, request: DmRequested, reason: str) -> None:
     async with deps.sessions.begin() as session:
         won = await _claim_intent(session, request)
     if won:
@@ -279,7 +309,7 @@ async def _send_with_retries(
     deps: SenderDeps, account: SocialAccount, request: DmRequested
 ) -> SentMessage:
     p = request.payload
-    token = deps.cipher.decrypt(account.access_token_encrypted or b"")
+    token = deps.tokens.decrypt(account.access_token_encrypted or b"")
     async for attempt in AsyncRetrying(
         retry=retry_if_exception(
             lambda e: isinstance(e, MetaError) and e.error_class == ErrorClass.TRANSIENT

@@ -1,0 +1,261 @@
+"""dm.requested.instagram a poll at a time: what a poll returned is read in one query per
+kind of row, sent concurrently across accounts, finished in one statement and committed to
+Kafka once (docs/BENCHMARKS.md: per record, the sender's SQL round trips, Kafka offset
+commits and per-message framework overhead cost more than the send itself).
+
+Each DM still goes through `sending.send_known`, as one from the retry topic does, so the
+rules are one set: the intent is claimed right before its own call (a crash leaves at most
+the DMs then in flight `unknown`, as before), and an account's DMs go one after the other
+under the account's lock, each through the delivery gate (kill switch, buckets, breakers)
+after the previous answer was recorded. Across accounts, up to `concurrency` calls are in
+flight. A request whose DM is already in the batch (a redelivery, a replay) waits for a
+pass of its own after it, so it sees what the first one did. A record that fails is parked
+alone; a dependency outage stops new sends and is raised once the others have settled, for
+the dead-letter middleware to retry the whole batch (every step is idempotent by intent).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+from aiokafka import ConsumerRecord
+from faststream.kafka.annotations import KafkaMessage
+from sqlalchemy import select, tuple_, update
+
+from services.instagram_sender.sending import (
+    NO_ACCOUNT,
+    Known,
+    SenderDeps,
+    claim_and_finish_skipped,
+    send_known,
+)
+from shared.batches import Park, records_of
+from shared.db.models import DmSend, InstagramComment, SocialAccount
+from shared.dead_letters import DeliveryFailed
+from shared.delivery import DeliveryGate
+from shared.dm_status import status_of
+from shared.events import DmRequested, utcnow
+from shared.lifecycle import DmStatus, Route
+from shared.logs import bind_correlation_id
+from shared.outages import is_outage
+from shared.providers.instagram import SentMessage
+from shared.retries import DeliveryContext
+
+
+@dataclass(frozen=True)
+class Job:
+    request: DmRequested
+    record: ConsumerRecord[Any, Any]
+
+    @property
+    def key(self) -> tuple[UUID, str]:
+        return self.request.payload.lead_id, self.request.payload.route
+
+
+def decoder(park: Park) -> Callable[..., Awaitable[list[DmRequested]]]:
+    """faststream decoder of the batch subscriber: a malformed record is parked here."""
+
+    async def decode(msg: KafkaMessage, _: Any = None) -> list[DmRequested]:
+        return [job.request for job in await jobs_of(records_of(msg), park)]
+
+    return decode
+
+
+async def jobs_of(records: Sequence[ConsumerRecord[Any, Any]], park: Park | None) -> list[Job]:
+    """The batch's requests with their records; a malformed one is parked if `park` is given
+    (the decoder) and skipped otherwise (the handler: the decoder parked it already)."""
+    jobs = []
+    for record in records:
+        try:
+            jobs.append(Job(DmRequested.model_validate_json(record.value or b""), record))
+        except ValueError as exc:  # pydantic's ValidationError included
+            if park is not None:
+                await park(record, exc)
+    return jobs
+
+
+async def send_batch(deps: SenderDeps, jobs: Sequence[Job], park: Park) -> None:
+    first, repeats = _split_repeats(jobs)
+    await _send_distinct(deps, first, park)
+    if repeats:
+        await send_batch(deps, repeats, park)
+
+
+def _split_repeats(jobs: Sequence[Job]) -> tuple[list[Job], list[Job]]:
+    """The first request of each DM (lead, route), and the later ones, in order."""
+    seen: set[tuple[UUID, str]] = set()
+    first: list[Job] = []
+    later: list[Job] = []
+    for job in jobs:
+        (later if job.key in seen else first).append(job)
+        seen.add(job.key)
+    return first, later
+
+
+@dataclass
+class _Outcomes:
+    park: Park
+    sent: list[tuple[DmRequested, SentMessage]] = field(default_factory=list)
+    outage: BaseException | None = None
+
+    async def guard(self, job: Job, work: Awaitable[object]) -> BaseException | None:
+        """Run one job's work; its failure is parked with its record (an outage is kept for
+        the batch). Parking itself failing propagates: the batch is then redelivered."""
+        bind_correlation_id(job.request.correlation_id)
+        try:
+            await work
+        except Exception as exc:
+            if is_outage(exc):
+                self.outage = self.outage or exc
+            else:
+                await self.park(job.record, exc)
+            return exc
+        return None
+
+    def on_sent(self, request: DmRequested) -> Callable[[SentMessage], Awaitable[None]]:
+        async def record(sent: SentMessage) -> None:
+            self.sent.append((request, sent))
+
+        return record
+
+
+async def _send_distinct(deps: SenderDeps, jobs: Sequence[Job], park: Park) -> None:
+    outcomes = _Outcomes(park)
+    by_account: dict[UUID, list[Job]] = {}
+    unaddressed = []
+    for job in jobs:
+        account_id = job.request.payload.account_id
+        if account_id is None:
+            unaddressed.append(job)
+        else:
+            by_account.setdefault(account_id, []).append(job)
+    async with _locked(deps.gate, by_account):
+        # Read under the locks, as a single request is: the retry consumer may have just
+        # moved one of these intents.
+        known = await _read(deps, [job for group in by_account.values() for job in group])
+        limit = asyncio.Semaphore(deps.concurrency)
+        results = await asyncio.gather(
+            *(
+                outcomes.guard(job, claim_and_finish_skipped(deps, job.request, NO_ACCOUNT))
+                for job in unaddressed
+            ),
+            *(_send_account(deps, group, known, limit, outcomes) for group in by_account.values()),
+            return_exceptions=True,
+        )
+        await _finish_sent(deps, outcomes.sent)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result  # parking failed: the batch is redelivered
+    if outcomes.outage is not None:
+        raise outcomes.outage
+
+
+@contextlib.asynccontextmanager
+async def _locked(gate: DeliveryGate, accounts: dict[UUID, list[Job]]) -> Any:
+    """Every account of the batch locked, in id order (the retry consumer takes one lock
+    at a time, so no two holders ever wait on each other in a cycle)."""
+    async with contextlib.AsyncExitStack() as stack:
+        for account_id in sorted(accounts):
+            await stack.enter_async_context(gate.lock(account_id))
+        yield
+
+
+@dataclass(frozen=True)
+class _Read:
+    intents: dict[tuple[UUID, str], DmSend]
+    accounts: dict[UUID, SocialAccount]
+    commenters: dict[str, str]  # comment id -> its author's IGSID
+
+    def of(self, request: DmRequested) -> Known:
+        p = request.payload
+        recipient = p.recipient.igsid
+        if p.route == Route.IG_PRIVATE_REPLY and p.recipient.comment_id:
+            recipient = self.commenters.get(p.recipient.comment_id)
+        account = self.accounts.get(p.account_id) if p.account_id else None
+        return Known(self.intents.get((p.lead_id, p.route)), account, recipient)
+
+
+async def _read(deps: SenderDeps, jobs: Sequence[Job]) -> _Read:
+    if not jobs:
+        return _Read({}, {}, {})
+    keys = sorted({job.key for job in jobs})
+    account_ids = {job.request.payload.account_id for job in jobs}
+    comment_ids = {
+        job.request.payload.recipient.comment_id
+        for job in jobs
+        if job.request.payload.route == Route.IG_PRIVATE_REPLY
+        and job.request.payload.recipient.comment_id
+    }
+    async with deps.sessions() as session:
+        intents = await session.scalars(
+            select(DmSend).where(tuple_(DmSend.lead_id, DmSend.route).in_(keys))
+        )
+        accounts = await session.scalars(
+            select(SocialAccount).where(SocialAccount.id.in_(account_ids))
+        )
+        commenters = (
+            await session.execute(
+                select(InstagramComment.comment_id, InstagramComment.igsid).where(
+                    InstagramComment.comment_id.in_(comment_ids)
+                )
+            )
+            if comment_ids
+            else ()
+        )
+        return _Read(
+            intents={(i.lead_id, i.route): i for i in intents},
+            accounts={a.id: a for a in accounts},
+            commenters={comment: igsid for comment, igsid in commenters},
+        )
+
+
+async def _send_account(
+    deps: SenderDeps,
+    jobs: Sequence[Job],
+    known: _Read,
+    limit: asyncio.Semaphore,
+    outcomes: _Outcomes,
+) -> None:
+    """One account's DMs, one after the other, each through the gate."""
+    async with limit:
+        for job in jobs:
+            if outcomes.outage is not None:
+                return  # no new send while a dependency is down: the batch is retried
+            ctx = DeliveryContext.from_record(job.record, held=False)
+            facts = known.of(job.request)
+            on_sent = outcomes.on_sent(job.request)
+            error = await outcomes.guard(job, send_known(deps, job.request, ctx, facts, on_sent))
+            if isinstance(error, DeliveryFailed) and error.reason == "token" and facts.account:
+                # The account was flagged for reconnecting in the database; its later DMs
+                # in this batch are skipped as a fresh read would have them.
+                facts.account.status = "reconnect_required"
+
+
+async def _finish_sent(deps: SenderDeps, sent: Sequence[tuple[DmRequested, SentMessage]]) -> None:
+    """The accepted DMs' intents `sent`, in one statement, then their `sent` statuses."""
+    if not sent:
+        return
+    now = utcnow()
+    rows = [
+        {
+            "lead_id": r.payload.lead_id,
+            "route": r.payload.route,
+            "state": "sent",
+            "provider_message_id": m.message_id,
+            "updated_at": now,
+        }
+        for r, m in sent
+    ]
+    async with deps.sessions.begin() as session:
+        await session.execute(update(DmSend), rows)
+    await asyncio.gather(
+        *(
+            deps.publish(status_of(r, DmStatus.SENT, provider_message_id=m.message_id))
+            for r, m in sent
+        )
+    )
