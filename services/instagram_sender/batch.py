@@ -1,17 +1,18 @@
 """dm.requested.instagram a poll at a time: what a poll returned is read in one query per
-kind of row, sent concurrently across accounts, finished in one statement and committed to
-Kafka once (docs/BENCHMARKS.md: per record, the sender's SQL round trips, Kafka offset
-commits and per-message framework overhead cost more than the send itself).
+kind of row, sent concurrently across accounts and committed to Kafka once
+(docs/BENCHMARKS.md: per record, the sender's SQL reads, Kafka offset commits and
+per-message framework overhead cost more than the send itself).
 
 Each DM still goes through `sending.send_known`, as one from the retry topic does, so the
-rules are one set: the intent is claimed right before its own call (a crash leaves at most
-the DMs then in flight `unknown`, as before), and an account's DMs go one after the other
-under the account's lock, each through the delivery gate (kill switch, buckets, breakers)
-after the previous answer was recorded. Across accounts, up to `concurrency` calls are in
-flight. A request whose DM is already in the batch (a redelivery, a replay) waits for a
-pass of its own after it, so it sees what the first one did. A record that fails is parked
-alone; a dependency outage stops new sends and is raised once the others have settled, for
-the dead-letter middleware to retry the whole batch (every step is idempotent by intent).
+rules are one set: the intent is claimed right before its own call and finished right
+after its answer (a crash leaves at most the DMs then in flight `unknown`, as before), and
+an account's DMs go one after the other under the account's lock, each through the
+delivery gate (kill switch, buckets, breakers) after the previous answer was recorded.
+Across accounts, up to `concurrency` calls are in flight. A request whose DM is already in
+the batch (a redelivery, a replay) waits for a pass of its own after it, so it sees what
+the first one did. A record that fails is parked alone; a dependency outage stops new
+sends and is raised once the others have settled, for the dead-letter middleware to retry
+the whole batch (every step is idempotent by intent).
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
 from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
-from sqlalchemy import select, tuple_, update
+from sqlalchemy import select, tuple_
 
 from services.instagram_sender.sending import (
     NO_ACCOUNT,
@@ -38,12 +39,10 @@ from shared.batches import Park, records_of
 from shared.db.models import DmSend, InstagramComment, SocialAccount
 from shared.dead_letters import DeliveryFailed
 from shared.delivery import DeliveryGate
-from shared.dm_status import status_of
-from shared.events import DmRequested, utcnow
-from shared.lifecycle import DmStatus, Route
+from shared.events import DmRequested
+from shared.lifecycle import Route
 from shared.logs import bind_correlation_id
 from shared.outages import is_outage
-from shared.providers.instagram import SentMessage
 from shared.retries import DeliveryContext
 
 
@@ -100,7 +99,6 @@ def _split_repeats(jobs: Sequence[Job]) -> tuple[list[Job], list[Job]]:
 @dataclass
 class _Outcomes:
     park: Park
-    sent: list[tuple[DmRequested, SentMessage]] = field(default_factory=list)
     outage: BaseException | None = None
 
     async def guard(self, job: Job, work: Awaitable[object]) -> BaseException | None:
@@ -116,12 +114,6 @@ class _Outcomes:
                 await self.park(job.record, exc)
             return exc
         return None
-
-    def on_sent(self, request: DmRequested) -> Callable[[SentMessage], Awaitable[None]]:
-        async def record(sent: SentMessage) -> None:
-            self.sent.append((request, sent))
-
-        return record
 
 
 async def _send_distinct(deps: SenderDeps, jobs: Sequence[Job], park: Park) -> None:
@@ -147,7 +139,6 @@ async def _send_distinct(deps: SenderDeps, jobs: Sequence[Job], park: Park) -> N
             *(_send_account(deps, group, known, limit, outcomes) for group in by_account.values()),
             return_exceptions=True,
         )
-        await _finish_sent(deps, outcomes.sent)
     for result in results:
         if isinstance(result, BaseException):
             raise result  # parking failed: the batch is redelivered
@@ -228,34 +219,8 @@ async def _send_account(
                 return  # no new send while a dependency is down: the batch is retried
             ctx = DeliveryContext.from_record(job.record, held=False)
             facts = known.of(job.request)
-            on_sent = outcomes.on_sent(job.request)
-            error = await outcomes.guard(job, send_known(deps, job.request, ctx, facts, on_sent))
+            error = await outcomes.guard(job, send_known(deps, job.request, ctx, facts))
             if isinstance(error, DeliveryFailed) and error.reason == "token" and facts.account:
                 # The account was flagged for reconnecting in the database; its later DMs
                 # in this batch are skipped as a fresh read would have them.
                 facts.account.status = "reconnect_required"
-
-
-async def _finish_sent(deps: SenderDeps, sent: Sequence[tuple[DmRequested, SentMessage]]) -> None:
-    """The accepted DMs' intents `sent`, in one statement, then their `sent` statuses."""
-    if not sent:
-        return
-    now = utcnow()
-    rows = [
-        {
-            "lead_id": r.payload.lead_id,
-            "route": r.payload.route,
-            "state": "sent",
-            "provider_message_id": m.message_id,
-            "updated_at": now,
-        }
-        for r, m in sent
-    ]
-    async with deps.sessions.begin() as session:
-        await session.execute(update(DmSend), rows)
-    await asyncio.gather(
-        *(
-            deps.publish(status_of(r, DmStatus.SENT, provider_message_id=m.message_id))
-            for r, m in sent
-        )
-    )

@@ -105,12 +105,7 @@ async def _send_locked(
         intent = await session.get(DmSend, (p.lead_id, p.route))
         account = await session.get(SocialAccount, p.account_id)
         recipient = await _recipient_igsid(session, request)
-    known = Known(intent, account, recipient)
-
-    async def on_sent(sent: SentMessage) -> None:
-        await _finish(deps, request, "sent", DmStatus.SENT, provider_message_id=sent.message_id)
-
-    return await send_known(deps, request, ctx, known, on_sent)
+    return await send_known(deps, request, ctx, Known(intent, account, recipient))
 
 
 @dataclass(frozen=True)
@@ -123,13 +118,10 @@ class Known:
     recipient: str | None
 
 
-OnSent = Callable[[SentMessage], Awaitable[None]]
-
-
 async def send_known(
-    deps: SenderDeps, request: DmRequested, ctx: DeliveryContext, known: Known, on_sent: OnSent
+    deps: SenderDeps, request: DmRequested, ctx: DeliveryContext, known: Known
 ) -> datetime | None:
-    """The request's send, from what was read; `on_sent` records an accepted DM."""
+    """The request's send, from what was read (under the account's lock)."""
     intent, account = known.intent, known.account
     if intent is not None and not _claimable(intent, request.payload.attempt):
         await _announce_previous(deps, request, intent)
@@ -142,7 +134,7 @@ async def send_known(
         assert verdict.not_before is not None
         return await _defer(deps, request, ctx, verdict.not_before, verdict.why, ctx.attempts)
     with deps.gate.outcome_pending(account.id):
-        return await _send_admitted(deps, request, ctx, account, known.recipient, on_sent)
+        return await _send_admitted(deps, request, ctx, account, known.recipient)
 
 
 async def _send_admitted(
@@ -151,7 +143,6 @@ async def _send_admitted(
     ctx: DeliveryContext,
     account: SocialAccount,
     recipient: str | None,
-    on_sent: OnSent,
 ) -> datetime | None:
     async with deps.sessions.begin() as session:
         won = await _claim_intent(session, request, recipient)
@@ -164,7 +155,10 @@ async def _send_admitted(
     except MetaError as error:
         return await _on_error(deps, request, ctx, error)
     await deps.gate.succeeded(account.id)
-    await on_sent(sent)
+    # Finished at once, one row per statement: a batch-wide UPDATE at the end of the poll
+    # deadlocked with the echo reconciler, which locks intents still `sending` in its own
+    # batches (services/webhook_ingest/inbound.py), and left sent DMs `sending` longer.
+    await _finish(deps, request, "sent", DmStatus.SENT, provider_message_id=sent.message_id)
     return None
 
 
