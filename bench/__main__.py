@@ -38,6 +38,8 @@ from shared.events import utcnow  # noqa: E402
 
 STATE = Path(os.environ.get("AUTODM_STATE_DIR", ROOT / ".local" / "bench"))
 SERVICES = ("api", "instagram_sender", "whatsapp_sender", "webhook_ingest", "token_refresher")
+# What --profile samples: the services that cost the most per DM (docs/BENCHMARKS.md).
+PROFILED = ("api", "instagram_sender", "webhook_ingest")
 DATABASE = "autodm_bench"
 
 
@@ -270,7 +272,7 @@ async def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
                 print(json.dumps(asdict(phases[-1])), flush=True)
             spies = []
             if args.profile:
-                services = {k: v for k, v in bench.roots.items() if k in SERVICES[:2]}
+                services = {k: v for k, v in bench.roots.items() if k in PROFILED}
                 spies = profile(services, 12, STATE / "profile")
             phases.append(await bench.phase("flat out", args.flat_out, None))
             print(json.dumps(asdict(phases[-1])), flush=True)
@@ -283,7 +285,7 @@ async def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
             if args.profile:
                 results["profile"] = {
                     name: top_self_time(STATE / "profile" / f"{name}.txt")
-                    for name in SERVICES[:2]
+                    for name in PROFILED
                     if (STATE / "profile" / f"{name}.txt").exists()
                 }
     return results
@@ -296,7 +298,9 @@ def main() -> int:
     parser.add_argument("--rates", type=float, nargs="*", default=[100.0, 250.0, 500.0])
     parser.add_argument("--seconds", type=float, default=10.0, help="per fixed-rate phase")
     parser.add_argument("--flat-out", type=int, default=6000, help="leads sent flat out")
-    parser.add_argument("--profile", action="store_true", help="py-spy the api and sender")
+    parser.add_argument(
+        "--profile", action="store_true", help="py-spy the api, sender and webhook_ingest"
+    )
     parser.add_argument(
         "--scale-accounts", type=int, default=10_000, help="accounts of the scale run (0: skip)"
     )

@@ -20,8 +20,9 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import ColumnElement, case, update
+from sqlalchemy import ColumnElement, Executable, Table, bindparam, case, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
@@ -245,34 +246,68 @@ async def _recipient_igsid(session: AsyncSession, request: DmRequested) -> str |
     return comment.igsid if comment is not None else None
 
 
+def _claim_statement() -> Executable:
+    """The claim, built once: constructing this upsert per DM cost more CPU than running
+    it (docs/BENCHMARKS.md). Core, not ORM DML: no ORM bulk-persistence pass per call."""
+    stmt = insert(INTENTS).values(
+        lead_id=bindparam("c_lead_id"),
+        route=bindparam("c_route"),
+        state="sending",
+        attempt=bindparam("c_attempt"),
+        account_id=bindparam("c_account_id"),
+        recipient_igsid=bindparam("c_recipient_igsid"),
+        text_sha256=bindparam("c_text_sha256"),
+    )
+    new, old = stmt.excluded, INTENTS.c
+    takeover = ((old.state == DEFERRED) & (old.attempt <= new.attempt)) | (
+        old.state.in_(FINAL_NOT_SENT) & (old.attempt < new.attempt)
+    )  # `_takeover`, against the attempt being claimed
+    return stmt.on_conflict_do_update(
+        index_elements=[old.lead_id, old.route],
+        set_={
+            "state": new.state,
+            "attempt": new.attempt,
+            "provider_message_id": None,
+            "waiting_for": None,
+            "not_before": None,
+            "updated_at": bindparam("c_updated_at"),
+            "account_id": new.account_id,
+            "recipient_igsid": new.recipient_igsid,
+            "text_sha256": new.text_sha256,
+        },
+        where=takeover,
+    ).returning(old.lead_id)
+
+
+INTENTS = cast(Table, DmSend.__table__)
+CLAIM = _claim_statement()
+SET_STATE = (
+    update(INTENTS)
+    .where(INTENTS.c.lead_id == bindparam("b_lead_id"), INTENTS.c.route == bindparam("b_route"))
+    .values(
+        state=bindparam("b_state"),
+        provider_message_id=bindparam("b_provider_message_id"),
+        updated_at=bindparam("b_updated_at"),
+    )
+)
+
+
 async def _claim_intent(
     session: AsyncSession, request: DmRequested, recipient: str | None = None
 ) -> bool:
     """Record the intent atomically, with what Instagram's echo will be matched on; False
     if another handler holds it."""
     p = request.payload
-    sent_as = {
-        "account_id": p.account_id,
-        "recipient_igsid": recipient,
-        "text_sha256": text_digest(p.text),
+    params = {
+        "c_lead_id": p.lead_id,
+        "c_route": p.route,
+        "c_attempt": p.attempt,
+        "c_account_id": p.account_id,
+        "c_recipient_igsid": recipient,
+        "c_text_sha256": text_digest(p.text),
+        "c_updated_at": utcnow(),
     }
-    stmt = insert(DmSend).values(
-        lead_id=p.lead_id, route=p.route, state="sending", attempt=p.attempt, **sent_as
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[DmSend.lead_id, DmSend.route],
-        set_={
-            "state": "sending",
-            "attempt": p.attempt,
-            "provider_message_id": None,
-            "waiting_for": None,
-            "not_before": None,
-            "updated_at": utcnow(),
-            **sent_as,
-        },
-        where=_takeover(p.attempt),
-    )
-    return await session.scalar(stmt.returning(DmSend.lead_id)) is not None
+    return await session.scalar(CLAIM, params) is not None
 
 
 async def claim_and_finish_skipped(deps: SenderDeps, request: DmRequested, reason: str) -> None:
@@ -437,12 +472,15 @@ async def _set_intent(
     deps: SenderDeps, request: DmRequested, state: str, provider_message_id: str | None = None
 ) -> None:
     p = request.payload
+    params = {
+        "b_lead_id": p.lead_id,
+        "b_route": p.route,
+        "b_state": state,
+        "b_provider_message_id": provider_message_id,
+        "b_updated_at": utcnow(),
+    }
     async with deps.sessions.begin() as session:
-        await session.execute(
-            update(DmSend)
-            .where(DmSend.lead_id == p.lead_id, DmSend.route == p.route)
-            .values(state=state, provider_message_id=provider_message_id, updated_at=utcnow())
-        )
+        await session.execute(SET_STATE, params)
 
 
 async def _finish(
