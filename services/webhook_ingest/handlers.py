@@ -1,18 +1,15 @@
-"""Kafka entrypoint: webhooks.instagram records -> inbound.handle_webhook."""
+"""Kafka entrypoint: webhooks.instagram records -> inbound.handle_webhooks."""
 
 from __future__ import annotations
-
-from collections.abc import Sequence
 
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.webhook_ingest.inbound import handle_webhook
+from services.webhook_ingest.inbound import handle_webhooks
 from shared.batches import BatchWork, Park, records_of
 from shared.broker import subscribe
 from shared.events import InstagramWebhookReceived
-from shared.logs import bind_correlation_id
 from shared.outbox import OutboxRelay
 from shared.topics import WEBHOOKS_INSTAGRAM
 
@@ -25,13 +22,7 @@ def register_handlers(
     relay: OutboxRelay,
     park: Park,
 ) -> None:
-    async def handle_all(session: AsyncSession, events: Sequence[InstagramWebhookReceived]) -> None:
-        # In partition order: one account's items (a message, then its read) stay in order.
-        for event in events:
-            bind_correlation_id(event.correlation_id)
-            await handle_webhook(session, event)
-
-    handle = BatchWork(InstagramWebhookReceived, sessions, handle_all, park)
+    handle = BatchWork(InstagramWebhookReceived, sessions, handle_webhooks, park)
 
     @subscribe(
         broker,

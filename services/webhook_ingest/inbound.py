@@ -8,6 +8,7 @@ contact goes to its router, which re-routes the waiting DM.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import func, select
@@ -26,9 +27,9 @@ from shared.events import (
     LeadContactOpenedPayload,
     utcnow,
 )
-from shared.idempotency import claim_event
+from shared.idempotency import claim_events
 from shared.lifecycle import DmStatus, Provider, Route
-from shared.logs import get_logger
+from shared.logs import bind_correlation_id, get_logger
 from shared.outbox import add_to_outbox
 from shared.reconciliation import RECONCILED_REASON, UNSETTLED, text_digest
 from shared.topics import DM_STATUS, INSTAGRAM_COMMENTS, LEADS_CONTACTS
@@ -43,8 +44,25 @@ IN_FLIGHT = (DmStatus.SENDING, DmStatus.UNKNOWN, DmStatus.SENT)
 
 async def handle_webhook(session: AsyncSession, event: InstagramWebhookReceived) -> bool:
     """False if this item was handled before (Meta's retry, a Kafka redelivery)."""
-    if not await claim_event(session, CONSUMER, event.id):
-        return False
+    return await handle_webhooks(session, [event]) == 1
+
+
+async def handle_webhooks(session: AsyncSession, events: Sequence[InstagramWebhookReceived]) -> int:
+    """A batch in partition order (one account's message, then its read, stay in order),
+    with one idempotency claim for all instead of one per item; how many were new."""
+    fresh = await claim_events(session, CONSUMER, [event.id for event in events])
+    handled = 0
+    for event in events:
+        if event.id not in fresh:
+            continue  # handled before, or earlier in this batch
+        fresh.discard(event.id)
+        bind_correlation_id(event.correlation_id)
+        await _act(session, event)
+        handled += 1
+    return handled
+
+
+async def _act(session: AsyncSession, event: InstagramWebhookReceived) -> None:
     action = map_item(event.payload)
     if isinstance(action, Inbound):
         await _inbound(session, event, action)
@@ -56,7 +74,6 @@ async def handle_webhook(session: AsyncSession, event: InstagramWebhookReceived)
         await _echo(session, event, action)
     else:
         log.debug("webhook item ignored", reason=action.reason)
-    return True
 
 
 async def _inbound(session: AsyncSession, event: InstagramWebhookReceived, a: Inbound) -> None:

@@ -16,11 +16,14 @@ from services.api.leads import create_lead
 from services.api.projection import project_statuses
 from services.api.router import RouterConfig, route_leads
 from services.api.schemas import LeadIn
+from services.webhook_ingest.inbound import handle_webhooks
 from shared.batches import BatchWork
 from shared.db.models import Creator, InstagramContact, Lead
 from shared.events import (
     DmStatusChanged,
     DmStatusPayload,
+    InstagramWebhookPayload,
+    InstagramWebhookReceived,
     LeadCreated,
     LeadCreatedPayload,
     utcnow,
@@ -166,3 +169,39 @@ async def test_a_batch_of_leads_of_several_creators_is_routed_with_a_few_reads(
     reads = [s for s in statements if s.lstrip().upper().startswith("SELECT")]
     # lead lock, creators, accounts, Instagram contacts: not four per lead
     assert len(reads) == 4, reads
+
+
+def _message(creator: UUID, account: UUID, ig_id: str, igsid: str) -> InstagramWebhookReceived:
+    return InstagramWebhookReceived(
+        correlation_id="webhook-batch",
+        creator_id=creator,
+        payload=InstagramWebhookPayload(
+            account_id=account,
+            ig_account_id=ig_id,
+            kind="messaging",
+            field="message",
+            item={
+                "sender": {"id": igsid},
+                "recipient": {"id": ig_id},
+                "timestamp": 1_764_300_000_000,
+                "message": {"mid": f"m_{uuid4().hex}", "text": "hi"},
+            },
+            entry_time=1_764_300_000,
+        ),
+    )
+
+
+async def test_a_webhook_batch_claims_once_and_handles_a_repeated_item_once(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+) -> None:
+    ig_id = str(uuid4().int)[:17]
+    account = await connect_instagram(sessions, settings, creator, ig_id, "shop", "t")
+    first = _message(creator, account, ig_id, "801")
+    second = _message(creator, account, ig_id, "802")
+    async with sessions.begin() as session:
+        assert await handle_webhooks(session, [first, second, first]) == 2
+    async with sessions.begin() as session:
+        assert await handle_webhooks(session, [second, first]) == 0  # a redelivered batch
+    async with sessions() as session:
+        contacts = [await session.get(InstagramContact, (account, i)) for i in ("801", "802")]
+    assert all(c is not None and c.last_inbound_at is not None for c in contacts)
