@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.logs import get_logger
+from shared.outages import is_outage
 
 log = get_logger(__name__)
 
@@ -35,7 +36,11 @@ DEFAULT_KINDS: dict[int, tuple[str, str]] = {
     415: ("unsupported-media-type", "Unsupported media type"),
     422: ("validation", "Invalid request"),
     500: ("internal", "Internal error"),
+    503: ("unavailable", "Service unavailable"),
 }
+# How long a client waits before retrying a request that met a dependency outage: a
+# restart or failover of PostgreSQL or Kafka takes seconds.
+OUTAGE_RETRY_AFTER_S = 2
 
 
 class FieldError(BaseModel):
@@ -131,6 +136,17 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        if is_outage(exc):
+            # Not the request's fault and not a bug: the client may simply try again.
+            log.warning("dependency unavailable", error=repr(exc)[:200])
+            return problem(
+                503,
+                "unavailable",
+                "Service unavailable",
+                "A database or message broker AutoDM needs is briefly unreachable. Try again "
+                "shortly; with an Idempotency-Key a retry is safe.",
+                {"Retry-After": str(OUTAGE_RETRY_AFTER_S)},
+            )
         # Details stay in the log (with the correlation id); the client learns nothing inner.
         log.exception("unhandled error", error=type(exc).__name__)
         return problem(500, "internal", "Internal error", "Something went wrong on our side.")

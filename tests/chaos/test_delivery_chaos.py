@@ -88,21 +88,34 @@ async def _seed(
 async def _create_leads(
     sessions: async_sessionmaker[AsyncSession], people: list[dict[str, Any]]
 ) -> list[UUID]:
-    """Through the API's own service layer (lead + lead.created in the outbox)."""
+    """Through the API's own service layer (lead + lead.created in the outbox), 100 per
+    transaction. Like a client answered 503, a chunk that meets a connection the database
+    restart closed is sent again (its transaction was rolled back)."""
     ids: list[UUID] = []
-    now = utcnow().isoformat()
     for start in range(0, len(people), 100):
-        async with sessions.begin() as session:
-            for n, person in enumerate(people[start : start + 100], start):
-                ig = (
-                    {"igsid": person["igsid"], "last_inbound_at": now}
-                    if "igsid" in person
-                    else {"comment_id": person["comment_id"], "commented_at": now}
-                )
-                data = LeadIn(
-                    creator_id=person["creator"].creator_id, name=f"Lead {n}", instagram=ig
-                )
-                ids.append((await create_lead(session, data, f"chaos-{n}")).id)
+        chunk = people[start : start + 100]
+
+        async def insert(chunk: list[dict[str, Any]] = chunk, start: int = start) -> list[UUID]:
+            return await _insert_leads(sessions, chunk, start)
+
+        ids.extend(await ride_out(insert, limit_s=60, what="chaos feed"))
+    return ids
+
+
+async def _insert_leads(
+    sessions: async_sessionmaker[AsyncSession], people: list[dict[str, Any]], first: int
+) -> list[UUID]:
+    now = utcnow().isoformat()
+    ids: list[UUID] = []
+    async with sessions.begin() as session:
+        for n, person in enumerate(people, first):
+            ig = (
+                {"igsid": person["igsid"], "last_inbound_at": now}
+                if "igsid" in person
+                else {"comment_id": person["comment_id"], "commented_at": now}
+            )
+            data = LeadIn(creator_id=person["creator"].creator_id, name=f"Lead {n}", instagram=ig)
+            ids.append((await create_lead(session, data, f"chaos-{n}")).id)
     return ids
 
 

@@ -25,6 +25,7 @@ from services.api.web.pages_deps import PageError, SignInConfig, SignInRequired,
 from services.api.web.rendering import STATIC, Pages
 from services.api.web.replay_jobs import ReplayJobs
 from services.api.web.security import CsrfRejected, WebSecurity
+from shared.outages import is_outage
 from shared.settings import Settings
 
 
@@ -95,6 +96,9 @@ PAGE_ERRORS = {
 }
 
 
+OUTAGE_DETAIL = "AutoDM is briefly unavailable and nothing was sent. Please try again in a moment."
+
+
 def _wants_page(request: Request) -> bool:
     path = request.url.path
     return not path.startswith("/api/") and "text/html" in request.headers.get("accept", "")
@@ -116,3 +120,15 @@ def _pages_for_browsers(app: FastAPI, pages: Pages) -> None:
             return answer
 
         app.add_exception_handler(exc_class, handler)
+
+    api_unexpected: Any = app.exception_handlers[Exception]
+
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        # A lead whose form met a database restart is told to send it again, not shown JSON.
+        if _wants_page(request) and is_outage(exc):
+            context = {"title": "Please try again", "detail": OUTAGE_DETAIL}
+            return pages.render(request, "error.html", context, status_code=503)
+        answer: Response = await api_unexpected(request, exc)
+        return answer
+
+    app.add_exception_handler(Exception, unexpected)
