@@ -5,10 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from functools import cache
-from typing import Any
+from typing import Annotated, Any
 
 from faststream import AckPolicy, BaseMiddleware
+
+# The class behind faststream.Context() and its annotations (faststream.kafka.annotations
+# subclasses nothing public for this).
+from faststream._internal.context import Context
 from faststream.kafka import KafkaBroker
+from faststream.kafka.message import KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY
 
@@ -116,6 +121,22 @@ def subscribe(
         **options,
     )
     return subscriber
+
+
+class _InTask(Context):
+    """faststream's `Context`, resolved in the consumer's own task. fast_depends runs a
+    custom field whose `use` is sync through anyio.to_thread: every handler taking
+    faststream's `KafkaMessage` paid a hand-off to a worker thread and back per call (a
+    batch, or a record), which showed in the services' profiles (docs/BENCHMARKS.md)."""
+
+    async def use(self, /, **kwargs: Any) -> dict[str, Any]:  # type: ignore[override]
+        # Async on purpose (see the class docstring); the lookup itself never blocks.
+        return super().use(**kwargs)
+
+
+# What a handler declares to get faststream's message (`raw_message`: the record, or a
+# batch subscriber's tuple of records).
+Message = Annotated[KafkaMessage, _InTask("message")]
 
 
 def event_headers(event: Envelope) -> dict[str, str]:

@@ -23,14 +23,13 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from faststream.exceptions import NackMessage
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared import dead_letters as dl
-from shared.broker import subscribe
+from shared.broker import Message, subscribe
 from shared.db.models import DeadLetter, Lead, OutboxRecord
 from shared.events import DmRequested, utcnow
 from shared.logs import get_logger
@@ -131,7 +130,7 @@ def register_dlq_indexer(broker: KafkaBroker, sessions: async_sessionmaker[Async
         title="dlq-indexer",
         description="Indexes dead letters for the admin tools (list, inspect, replay)",
     )
-    async def on_dead_letter(body: Any, msg: KafkaMessage) -> None:
+    async def on_dead_letter(body: Any, msg: Message) -> None:
         # `body` is whatever faststream made of it; the entry keeps the exact bytes.
         record = msg.raw_message
         assert not isinstance(record, tuple)  # one record per call (not a batch subscriber)

@@ -5,14 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.comment_leads import lead_from_comment
 from services.api.projection import project_statuses
 from services.api.router import RouterConfig, open_contact, route_lead, route_leads
 from shared.batches import BatchWork, Park, records_of
-from shared.broker import subscribe
+from shared.broker import Message, subscribe
 from shared.events import (
     DmRetryRequested,
     DmStatusChanged,
@@ -56,7 +55,7 @@ def register_handlers(
         title="router",
         description="Routes each new lead to what the platforms allow",
     )
-    async def on_lead_created(events: list[LeadCreated], msg: KafkaMessage) -> None:
+    async def on_lead_created(events: list[LeadCreated], msg: Message) -> None:
         await route.run(events, records_of(msg))
         relay.wake.set()
 
@@ -94,7 +93,7 @@ def register_handlers(
         title="dm-status-projection",
         description="Projects DM status events onto leads, forward-only",
     )
-    async def on_dm_status(events: list[DmStatusChanged], msg: KafkaMessage) -> None:
+    async def on_dm_status(events: list[DmStatusChanged], msg: Message) -> None:
         await project.run(events, records_of(msg))
 
     @subscribe(

@@ -6,12 +6,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 
 from services.instagram_sender.batch import decoder, jobs_of, send_batch
 from services.instagram_sender.sending import SenderDeps, send_dm
 from shared.batches import Park, records_of
-from shared.broker import subscribe
+from shared.broker import Message, subscribe
 from shared.events import DmRequested
 from shared.retries import DeliveryContext
 from shared.retry_consumer import Handle, Record
@@ -34,7 +33,7 @@ def register_handlers(broker: KafkaBroker, deps: SenderDeps, park: Park) -> None
         title="instagram-sender",
         description="Sends Instagram DMs and private replies through the Graph API",
     )
-    async def on_dm_requested(requests: list[DmRequested], msg: KafkaMessage) -> None:
+    async def on_dm_requested(requests: list[DmRequested], msg: Message) -> None:
         # A deferral here is always a new record on the retry topic: these offsets commit.
         await send_batch(deps, await jobs_of(records_of(msg), park=None), park)
 

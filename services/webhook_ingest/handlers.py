@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.webhook_ingest.inbound import handle_webhooks
 from shared.batches import BatchWork, Park, records_of
-from shared.broker import subscribe
+from shared.broker import Message, subscribe
 from shared.events import InstagramWebhookReceived
 from shared.outbox import OutboxRelay
 from shared.topics import WEBHOOKS_INSTAGRAM
@@ -35,8 +34,6 @@ def register_handlers(
         title="webhooks-instagram",
         description="Maps Instagram webhook items to contacts, DM statuses and re-routes",
     )
-    async def on_instagram_webhook(
-        events: list[InstagramWebhookReceived], msg: KafkaMessage
-    ) -> None:
+    async def on_instagram_webhook(events: list[InstagramWebhookReceived], msg: Message) -> None:
         await handle.run(events, records_of(msg))
         relay.wake.set()
