@@ -39,7 +39,8 @@ class IngestDeps:
     public_base_url: str
 
 
-def get_deps(request: Request) -> IngestDeps:
+async def get_deps(request: Request) -> IngestDeps:
+    # async: FastAPI runs a plain `def` dependency in its thread pool, per request.
     deps: IngestDeps = request.app.state.deps
     return deps
 
