@@ -109,7 +109,7 @@ DELIVERIES_DEFERRED = Counter(
 COMMENT_LEADS = Counter(
     "autodm_comment_leads_total",
     "Comments on creators' posts, by what Comment to DM made of them: lead, not_counted "
-    "(trigger off or no keyword), cool_down, too_old, unknown_account",
+    "(trigger off or no keyword), cool_down, too_old, unknown_account, account_disconnected",
     ["outcome"],
 )
 RETRIES_HELD = Gauge(

@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.comment_trigger import counts
 from services.api.leads import create_lead
 from services.api.schemas import META_TEXT_MAX_BYTES, InstagramIn, LeadIn
+from shared.account_lifecycle import DISCONNECTED
 from shared.db.models import Creator, Lead, SocialAccount
 from shared.events import InstagramCommentReceived
 from shared.idempotency import claim_event
@@ -62,6 +63,8 @@ async def _refusal(
     creator = await session.get(Creator, event.creator_id)
     if account is None or creator is None or account.creator_id != creator.id:
         return "unknown_account"
+    if account.status == DISCONNECTED:  # a webhook that was on its way when they disconnected
+        return "account_disconnected"
     if not counts(creator.comment_trigger, creator.comment_keywords, p.text):
         return "not_counted"
     if now - p.commented_at > RoutingRules().private_reply_window:

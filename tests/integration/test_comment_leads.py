@@ -20,7 +20,7 @@ from services.api.app import create_app
 from services.api.comment_leads import CONSUMER
 from shared import topics
 from shared.broker import event_headers
-from shared.db.models import Creator, Lead, ProcessedEvent
+from shared.db.models import Creator, Lead, ProcessedEvent, SocialAccount
 from shared.events import InstagramCommentPayload, InstagramCommentReceived
 from shared.settings import Settings
 from tests.integration.conftest import connect_instagram, running
@@ -172,3 +172,31 @@ async def _handled(
                 return
         await asyncio.sleep(0.1)
     raise AssertionError("the comment was not handled within 20 s")
+
+
+async def test_a_comment_reaching_a_disconnected_account_makes_no_lead(
+    settings: Settings,
+    creator: UUID,
+    sessions: async_sessionmaker[AsyncSession],
+    producer: AIOKafkaProducer,
+) -> None:
+    account = await connect_instagram(sessions, settings, creator, _ig_id(), "shop", "tok")
+    await _set_trigger(sessions, creator, "any", [])
+    async with sessions.begin() as session:
+        await session.execute(
+            update(SocialAccount).where(SocialAccount.id == account).values(status="disconnected")
+        )
+    late = _comment(creator, account, "9000000000006", "guide")
+    before = REGISTRY.get_sample_value(
+        "autodm_comment_leads_total", {"outcome": "account_disconnected"}
+    )
+    async with running(create_app(settings)):
+        await _publish(producer, late)
+        await _handled(sessions, late)
+
+    async with sessions() as session:
+        assert (await session.scalars(select(Lead).where(Lead.creator_id == creator))).all() == []
+    after = REGISTRY.get_sample_value(
+        "autodm_comment_leads_total", {"outcome": "account_disconnected"}
+    )
+    assert (after or 0) - (before or 0) == 1
