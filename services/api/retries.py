@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.lifecycle import DmStatus, Route
+from shared.message_text import TOO_LONG
 
 IN_PROGRESS = frozenset({DmStatus.QUEUED, DmStatus.SENDING})
 WAITING = frozenset({DmStatus.AWAITING_CONTACT, DmStatus.LINK_READY})
@@ -75,6 +76,8 @@ def _failure_verdict(f: RetryFacts) -> RetryVerdict:
         return refuse("Instagram allows no message to this person until they write first")
     if f.error_class in ("throttled", "transient"):
         return RetryVerdict(True, "the provider was unavailable; a new attempt may succeed")
+    if f.error_class == TOO_LONG:
+        return RetryVerdict(True, "the message is written again from your current template")
     if f.error_class == "invalid":
         return refuse("the provider rejected the message as invalid; it would fail again")
     return refuse("this failure is permanent")

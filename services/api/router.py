@@ -29,6 +29,7 @@ from shared.events import (
 from shared.idempotency import claim_event
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.logs import bind_correlation_id
+from shared.message_text import TOO_LONG, TooLong, render, too_long
 from shared.outbox import add_to_outbox
 from shared.routing import (
     CreatorChannels,
@@ -120,7 +121,39 @@ async def _route(
     lead.dm_provider = decision.route.provider
     creator = facts.creators.get(lead.creator_id)
     text = render_message(creator.dm_template if creator else "", lead)
+    overlong = too_long(text, decision.route)
+    if overlong is not None:
+        _fail_too_long(session, event, lead, decision, overlong, now)
+        return
+    if decision.route == Route.IG_PRIVATE_REPLY and lead.comment_id:
+        facts.use_reply(lead.comment_id)  # a later lead of this batch on the same comment
     await _record(session, event, lead, account, decision, text, config, now)
+
+
+def _fail_too_long(
+    session: AsyncSession,
+    event: Envelope,
+    lead: Lead,
+    decision: RouteDecision,
+    overlong: TooLong,
+    now: datetime,
+) -> None:
+    """Never a silently cut DM: the lead ends `failed` with what to change (a retry after
+    the template is shortened renders it again)."""
+    lead.dm_reason = overlong.reason
+    record_transition(
+        session,
+        lead,
+        DmStatus.FAILED,
+        attempt=lead.dm_attempt,
+        event_id=event.id,
+        occurred_at=now,
+        detail={
+            "route": decision.route,
+            "reason": overlong.reason,
+            "error": {"error_class": TOO_LONG, "message": overlong.reason},
+        },
+    )
 
 
 async def _record(
@@ -233,9 +266,8 @@ def _lead_facts(facts: RoutingFacts, lead: Lead) -> LeadFacts:
         comment = facts.comments.get(lead.comment_id)
         if comment is not None and comment.account_id == account.id:
             commented_at = comment.commented_at
-    # Only a reply that may have reached the person uses up the comment's one reply.
-    reply = facts.replies.get(lead.id) if lead.comment_id else None
-    reply_sent = reply is not None and reply.state not in ("failed", "skipped")
+    # Whichever lead's reply it was: Instagram allows one per comment.
+    reply_sent = bool(lead.comment_id) and facts.reply_used(lead.comment_id or "")
     return LeadFacts(
         has_instagram_handle=bool(lead.instagram_username),
         igsid=lead.igsid,
@@ -249,10 +281,6 @@ def _lead_facts(facts: RoutingFacts, lead: Lead) -> LeadFacts:
 
 
 def render_message(template: str, lead: Lead) -> str:
-    """The creator's template with the lead's fields; plain replace so braces in a name or a
-    template can never raise or reach attributes (str.format would)."""
-    text = template or "Hi {name}!"
-    for key, value in {"name": lead.name, "message": lead.message}.items():
-        text = text.replace("{" + key + "}", value)
-    # Meta's limit is 1,000 bytes of UTF-8; cut on a character boundary.
-    return text.encode()[:1000].decode(errors="ignore")
+    """The creator's template with the lead's fields (shared.message_text: one pass, never
+    cut: a DM over its platform's limit ends `failed` with the reason instead)."""
+    return render(template, {"name": lead.name or "", "message": lead.message or ""})

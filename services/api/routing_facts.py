@@ -4,8 +4,9 @@ Routing a lead needs its creator, the creator's connected Instagram and WhatsApp
 whether a WhatsApp template is approved, the lead's contact rows (the 24 h windows), its
 comment and whether a private reply already went out. Read per lead that was ~4 round
 trips; read per batch it is one query per kind of row, and only for kinds some lead of the
-batch needs (docs/BENCHMARKS.md). A single lead (a retry, an opened contact, the API's
-retry verdict) goes through the same code with a batch of one.
+batch needs (docs/BENCHMARKS.md). Private replies are looked up by comment, not by lead:
+Instagram allows one per comment, whichever lead's it was. A single lead (a retry, an
+opened contact, the API's retry verdict) goes through the same code with a batch of one.
 """
 
 from __future__ import annotations
@@ -43,13 +44,21 @@ class RoutingFacts:
     wa_contacts: dict[tuple[UUID, str], WhatsAppContact]  # (account, wa_id)
     ig_contacts: dict[tuple[UUID, str], InstagramContact]  # (account, igsid)
     comments: dict[str, InstagramComment]
-    replies: dict[UUID, DmSend]  # lead -> its private reply's send intent
+    # Comments whose one private reply is used: an intent that may have reached the person
+    # (failed and skipped ones did not), or a lead of this batch routed to it already.
+    used_replies: set[str]
 
     def instagram_account(self, creator_id: UUID) -> SocialAccount | None:
         return self.accounts.get((creator_id, Provider.INSTAGRAM))
 
     def whatsapp_account(self, creator_id: UUID) -> SocialAccount | None:
         return self.accounts.get((creator_id, Provider.WHATSAPP))
+
+    def reply_used(self, comment_id: str) -> bool:
+        return comment_id in self.used_replies
+
+    def use_reply(self, comment_id: str) -> None:
+        self.used_replies.add(comment_id)
 
     def whatsapp_window_open(self, lead: Lead, now: datetime, window: timedelta) -> bool:
         """The lead wrote to the creator's connected WhatsApp number within `window`."""
@@ -65,7 +74,7 @@ class RoutingFacts:
 async def load_facts(session: AsyncSession, leads: Collection[Lead]) -> RoutingFacts:
     creator_ids = {lead.creator_id for lead in leads}
     if not creator_ids:
-        return RoutingFacts({}, {}, frozenset(), {}, {}, {}, {})
+        return RoutingFacts({}, {}, frozenset(), {}, {}, {}, set())
     creators = await session.scalars(select(Creator).where(Creator.id.in_(creator_ids)))
     accounts = await _connected_accounts(session, creator_ids)
     ig = {c: a for (c, provider), a in accounts.items() if provider == Provider.INSTAGRAM}
@@ -77,7 +86,7 @@ async def load_facts(session: AsyncSession, leads: Collection[Lead]) -> RoutingF
         wa_contacts=await _wa_contacts(session, leads, wa),
         ig_contacts=await _ig_contacts(session, leads, ig),
         comments=await _comments(session, leads, ig),
-        replies=await _replies(session, leads),
+        used_replies=await _used_replies(session, leads),
     )
 
 
@@ -160,14 +169,24 @@ async def _comments(
     return {c.comment_id: c for c in rows}
 
 
-async def _replies(session: AsyncSession, leads: Collection[Lead]) -> dict[UUID, DmSend]:
-    ids = {lead.id for lead in leads if lead.comment_id}
+async def _used_replies(session: AsyncSession, leads: Collection[Lead]) -> set[str]:
+    ids = {lead.comment_id for lead in leads if lead.comment_id}
     if not ids:
-        return {}
+        return set()
     rows = await session.scalars(
-        select(DmSend).where(DmSend.lead_id.in_(ids), DmSend.route == Route.IG_PRIVATE_REPLY)
+        select(Lead.comment_id)
+        .join(DmSend, DmSend.lead_id == Lead.id)
+        .where(
+            Lead.comment_id.in_(ids),
+            DmSend.route == Route.IG_PRIVATE_REPLY,
+            DmSend.state.not_in(_NOT_SENT),
+        )
+        .distinct()
     )
-    return {s.lead_id: s for s in rows}
+    return {c for c in rows if c}
+
+
+_NOT_SENT = ("failed", "skipped")  # intent states that certainly did not reach the person
 
 
 def _wa_id(phone: str | None) -> str | None:

@@ -25,6 +25,7 @@ from services.api.comment_trigger import (
     normalize_keywords,
 )
 from shared.lifecycle import DmStatus, Provider, Route
+from shared.message_text import placeholder_problem
 from shared.routing import RouteOrder
 
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._]{1,30}$")]
@@ -267,10 +268,20 @@ MAX_PACE_PER_H = 3600
 Keyword = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_KEYWORD_CHARS)
 ]
+
+
+def _known_placeholders(value: str) -> str:
+    problem = placeholder_problem(value)
+    if problem is not None:
+        raise ValueError(problem)
+    return value
+
+
 Template = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=1000),
     AfterValidator(_meta_text),
+    AfterValidator(_known_placeholders),
 ]
 
 
@@ -278,7 +289,9 @@ class CreatorSettingsIn(StrictModel):
     """A creator's AutoDM settings, as the settings page edits them (PUT replaces all)."""
 
     dm_template: Template = Field(
-        description="The DM's text; `{name}` and `{message}` are the lead's. <= 1,000 bytes",
+        description="The DM's text; `{name}` and `{message}` are the lead's (any other "
+        "`{placeholder}` is refused). <= 1,000 bytes; a DM longer than its platform allows once "
+        "filled in ends `failed` with the reason, never cut",
         examples=["Hi {name}, here is the guide!"],
     )
     route_order: RouteOrder = RouteOrder.INSTAGRAM_FIRST

@@ -229,6 +229,8 @@ class DmSend(Base):
 
 # Read receipts name the DM by the message id Meta returned when it was sent.
 Index("ix_leads_provider_message_id", Lead.provider_message_id)
+# A comment's private reply is looked up by comment, whichever lead sent it.
+Index("ix_leads_comment_id", Lead.comment_id, postgresql_where=text("comment_id IS NOT NULL"))
 
 
 class InstagramComment(Base):

@@ -66,6 +66,24 @@ def test_template_and_pause_switch_drive_the_dms(
     assert sent == ["Hey Pat, you wrote: guide?"]
 
 
+def test_an_unknown_placeholder_is_named_live_and_refused_on_save(
+    page: Page, urls: Urls, creator: DemoCreator
+) -> None:
+    sign_in(page, urls, "creator", creator.creator_id)
+    page.get_by_role("link", name="Settings").click()
+    template = page.get_by_label("Message template")
+    template.fill("Hi {first_name}, you wrote: {message}")
+    check = page.locator("#template-check")
+    expect(check).to_be_visible()
+    expect(check).to_contain_text("{first_name}")
+    expect(page.locator("#preview")).to_have_text("Hi {first_name}, you wrote: I'd love the guide")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#template-error")).to_contain_text("{first_name}")
+    expect(page.locator("#template-error")).to_contain_text("{name}")
+    template.fill("Hi {name}")
+    expect(check).to_be_hidden()
+
+
 def test_pacing_spaces_the_dms_and_the_waiting_one_says_why(
     page: Page, urls: Urls, sandbox: httpx.Client, api: httpx.Client, creator: DemoCreator
 ) -> None:

@@ -84,6 +84,7 @@ async def test_a_creator_reads_and_replaces_their_settings(
         ({"dm_pace_per_h": 3601}, "dm_pace_per_h"),
         ({"dm_template": "   "}, "dm_template"),
         ({"dm_template": "é" * 501}, "dm_template"),  # 1,002 bytes: Meta's limit is 1,000
+        ({"dm_template": "Hi {first_name}!"}, "dm_template"),  # would reach leads literally
         ({"comment_keywords": [f"k{i}" for i in range(21)]}, "comment_keywords"),
         ({"comment_trigger": "sometimes"}, "comment_trigger"),
         ({"surprise": 1}, "surprise"),
@@ -99,6 +100,17 @@ async def test_bad_settings_are_field_errors_and_change_nothing(
     assert answer.headers["content-type"] == "application/problem+json"
     assert field in {error["field"] for error in answer.json()["errors"]}
     assert (await api.get("/api/settings", headers=mine)).json() == before
+
+
+async def test_an_unknown_placeholder_is_refused_naming_the_ones_that_exist(
+    api: httpx.AsyncClient, issuer: Issuer, creator: UUID
+) -> None:
+    bad = NEW | {"dm_template": "Hi {first_name}, see {link}"}
+    answer = await api.put("/api/settings", json=bad, headers=issuer.creator(creator))
+    assert answer.status_code == 422
+    [error] = [e for e in answer.json()["errors"] if e["field"] == "dm_template"]
+    for named in ("{first_name}", "{link}", "{name}", "{message}"):
+        assert named in error["message"], error
 
 
 async def test_a_creator_reaches_only_their_own_settings(

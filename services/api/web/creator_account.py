@@ -39,6 +39,7 @@ from shared.account_lifecycle import DISCONNECTED
 from shared.db.models import Creator, Lead, SocialAccount
 from shared.events import utcnow
 from shared.lifecycle import Provider
+from shared.message_text import PLACEHOLDERS, placeholder_problem
 from shared.routing import RouteOrder
 from shared.settings import get_settings
 
@@ -175,6 +176,8 @@ class SettingsForm:
             errors["dm_template"] = "Write the message your leads get."
         elif len(self.template.encode()) > META_TEXT_MAX_BYTES:
             errors["dm_template"] = f"Keep it under {META_TEXT_MAX_BYTES} bytes (Meta's limit)."
+        elif (problem := placeholder_problem(self.template)) is not None:
+            errors["dm_template"] = problem[0].upper() + problem[1:] + "."
         if self.route_order not in set(RouteOrder):
             errors["route_order"] = "Choose one of the orders."
         if self.pace and not (self.pace.isdigit() and 1 <= int(self.pace) <= MAX_PACE_PER_H):
@@ -232,6 +235,7 @@ def _settings_page(
         "max_keywords": MAX_KEYWORDS,
         "preview": _preview(form.template),
         "sample": SAMPLE,
+        "placeholders": PLACEHOLDERS,
         "errors": errors or {},
         "result": _result(result),
         "max_pace": MAX_PACE_PER_H,

@@ -28,13 +28,21 @@ function startPolling(el) {
   return () => clearTimeout(timer);
 }
 
+// The same rule as shared/message_text.py: one pass (a lead's own text is never expanded
+// again), and an unknown {placeholder} is named before the form is saved.
 function startPreview(source) {
   const target = document.getElementById(source.getAttribute("data-preview"));
+  const check = document.getElementById(source.getAttribute("data-check") || "");
+  const known = (source.getAttribute("data-placeholders") || "name message").split(" ");
   const sample = { name: source.getAttribute("data-sample-name") || "Jane", message: source.getAttribute("data-sample-message") || "" };
+  const pattern = /\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
   function render() {
-    let text = source.value || "Hi {name}!";
-    for (const [key, value] of Object.entries(sample)) { text = text.split("{" + key + "}").join(value); }
-    target.textContent = text;
+    const template = source.value || "Hi {name}!";
+    target.textContent = template.replace(pattern, (all, name) => (known.includes(name) ? (sample[name] || "") : all));
+    if (!check) { return; }
+    const unknown = [...new Set([...template.matchAll(pattern)].filter((m) => !known.includes(m[1])).map((m) => m[0]))];
+    check.hidden = unknown.length === 0;
+    check.textContent = unknown.length ? "Unknown placeholder " + unknown.join(", ") + ": use " + known.map((k) => "{" + k + "}").join(" or ") + "." : "";
   }
   source.addEventListener("input", render);
   render();
