@@ -191,6 +191,10 @@ class Settings(BaseSettings):
 
     # API request limits
     api_max_body_bytes: int = 64 * 1024
+    # The lead ingress (leads.submitted): producer name (header `x-autodm-producer`) -> the
+    # creator ids it may publish leads for, or ["*"] for any. Kafka ACLs decide who may
+    # write to the topic at all; this decides for whom. Unlisted producers are refused.
+    lead_ingress_producers: dict[str, list[str]] = Field(default_factory=dict)
     idempotency_in_flight_s: int = 30
     idempotency_ttl_hours: int = 24
     # How often each service deletes the rows it owns that can no longer matter

@@ -52,7 +52,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         published_outbox=timedelta(hours=settings.outbox_retention_hours),
     )
     housekeeping = Sweeper(sessions, api_sweeps(retention), settings.housekeeping_interval_s)
-    register_handlers(broker, sessions, relay, RouterConfig(rules=_rules(settings)), park)
+    register_handlers(
+        broker,
+        sessions,
+        relay,
+        RouterConfig(rules=_rules(settings)),
+        park,
+        settings.lead_ingress_producers,
+    )
     register_dlq_indexer(broker, sessions)
 
     app = FastAPI(
