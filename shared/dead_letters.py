@@ -50,7 +50,10 @@ H_LAST_OFFSET = "x-last-offset"
 
 
 class PoisonMessage(Exception):
-    """A record that is well-formed JSON but can never be handled (e.g. unknown lead)."""
+    """A record that is well-formed JSON but can never be handled (e.g. unknown lead).
+    `reason` is the DLQ's `x-error-reason`; subclasses name a more precise one."""
+
+    reason = "poison"
 
 
 class DeliveryFailed(Exception):
@@ -74,7 +77,7 @@ def classify(exc: BaseException) -> tuple[str, str]:
     if isinstance(exc, ValueError | UnicodeDecodeError):
         return "undecodable", type(exc).__name__
     if isinstance(exc, PoisonMessage):
-        return "poison", type(exc).__name__
+        return exc.reason, type(exc).__name__
     if is_outage(exc):
         return "outage", type(exc).__name__
     return "handler_error", type(exc).__name__

@@ -63,6 +63,31 @@ class LeadCreated(Envelope):
     payload: LeadCreatedPayload
 
 
+# --- lead.submitted (public: the lead ingress, docs/EVENTS.md) ---------------------------
+
+
+class LeadSubmittedPayload(Contract):
+    """A lead another service wants DMed: the body of `POST /api/leads`, validated the
+    same way (services/api/schemas.LeadIn) by the intake consumer."""
+
+    name: str = Field(min_length=1, max_length=200)
+    message: str = Field(default="", max_length=1000, description="<= 1,000 bytes of UTF-8")
+    phone: str | None = Field(default=None, max_length=32)
+    whatsapp_opt_in: bool = False
+    instagram: InstagramContact | None = None
+
+
+class LeadSubmitted(Envelope):
+    """Published by another service to `leads.submitted`, keyed by creator id, with the
+    header `x-autodm-producer` naming the producer. `id` is the dedupe key: the same event
+    published again makes no second lead; `correlation_id` is carried onto the lead's
+    `lead.created` and `dm.status` events, so the producer can follow its lead."""
+
+    type: Literal["lead.submitted"] = "lead.submitted"
+    version: Literal[1] = 1
+    payload: LeadSubmittedPayload
+
+
 # --- dm.requested -------------------------------------------------------------------------
 
 
@@ -284,6 +309,7 @@ class WhatsAppWebhookReceived(Envelope):
 
 
 EVENT_MODELS: tuple[type[Envelope], ...] = (
+    LeadSubmitted,
     LeadCreated,
     DmRequested,
     DmStatusChanged,
@@ -297,6 +323,11 @@ EVENT_MODELS: tuple[type[Envelope], ...] = (
     TokenRefreshed,
     TokenRefreshFailed,
 )
+
+
+# Other teams' services produce or consume these (docs/EVENTS.md): their schemas only grow
+# within a version, checked against schemas/released/ (scripts/contract_compat.py).
+PUBLIC_EVENTS: tuple[type[Envelope], ...] = (LeadSubmitted, DmStatusChanged)
 
 
 def json_schemas() -> dict[str, dict[str, Any]]:

@@ -191,6 +191,14 @@ class Settings(BaseSettings):
 
     # API request limits
     api_max_body_bytes: int = 64 * 1024
+    # The lead ingress (leads.submitted): producer name (header `x-autodm-producer`) -> the
+    # creator ids it may publish leads for, or ["*"] for any. Kafka ACLs decide who may
+    # write to the topic at all; this decides for whom. Unlisted producers are refused.
+    lead_ingress_producers: dict[str, list[str]] = Field(default_factory=dict)
+    # Other frontends calling /api/ from a browser: exact origins (scheme://host[:port]),
+    # none by default. Bearer tokens only; cookies are never allowed cross-origin.
+    cors_allowed_origins: list[str] = Field(default_factory=list)
+    cors_max_age_s: int = Field(default=600, ge=0, le=86400)
     idempotency_in_flight_s: int = 30
     idempotency_ttl_hours: int = 24
     # How often each service deletes the rows it owns that can no longer matter

@@ -17,6 +17,9 @@ class TopicSpec:
     partitions: int
     retention_ms: int
     purpose: str
+    # Other teams' services may produce to / consume from it under the compatibility policy
+    # of docs/EVENTS.md (checked against schemas/released/ in `make test`).
+    public: bool = False
 
     @property
     def config(self) -> dict[str, str]:
@@ -24,6 +27,7 @@ class TopicSpec:
 
 
 LEADS_CREATED = "leads.created"
+LEADS_SUBMITTED = "leads.submitted"
 DM_REQUESTED_INSTAGRAM = "dm.requested.instagram"
 DM_REQUESTED_WHATSAPP = "dm.requested.whatsapp"
 DM_STATUS = "dm.status"
@@ -41,7 +45,13 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(LEADS_CREATED, 6, 7 * DAY_MS, "api outbox -> router; key creator id"),
     TopicSpec(DM_REQUESTED_INSTAGRAM, 12, 7 * DAY_MS, "router -> instagram_sender; key account"),
     TopicSpec(DM_REQUESTED_WHATSAPP, 12, 7 * DAY_MS, "router -> whatsapp_sender; key account"),
-    TopicSpec(DM_STATUS, 12, 7 * DAY_MS, "senders, webhooks -> api projection; key lead id"),
+    TopicSpec(
+        DM_STATUS, 12, 7 * DAY_MS, "senders, webhooks -> api projection; key lead id", public=True
+    ),
+    # The lead ingress: other services publish leads here instead of calling the API.
+    TopicSpec(
+        LEADS_SUBMITTED, 6, 7 * DAY_MS, "other services -> api lead intake; key creator", True
+    ),
     TopicSpec(WEBHOOKS_INSTAGRAM, 6, 7 * DAY_MS, "webhook_ingest -> consumers; key account"),
     TopicSpec(WEBHOOKS_WHATSAPP, 6, 7 * DAY_MS, "webhook_ingest -> consumers; key number"),
     TopicSpec(ACCOUNTS_EVENTS, 3, 30 * DAY_MS, "account lifecycle; key account"),

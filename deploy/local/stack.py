@@ -96,6 +96,10 @@ def stack_env(ports: StackPorts, database: str = "autodm") -> dict[str, str]:
             f"http://127.0.0.1:{ports.webhook_ingest}/webhooks/instagram"
         ),
         "SANDBOX_WHATSAPP_WEBHOOK_URL": f"http://127.0.0.1:{ports.webhook_ingest}/webhooks/whatsapp",
+        # The lead ingress (README): the README's producer example names `demo-crm`.
+        "AUTODM_LEAD_INGRESS_PRODUCERS": os.environ.get(
+            "AUTODM_LEAD_INGRESS_PRODUCERS", '{"demo-crm": ["*"]}'
+        ),
     }
     return env
 

@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from services.api import admin_dlq, instagram_connect, routes, whatsapp_connect
 from services.api.auth import TokenVerifier
+from services.api.cors import ApiCors
 from services.api.dlq_size import DlqSize
 from services.api.handlers import register_handlers
 from services.api.housekeeping import Retention, api_sweeps
@@ -52,7 +53,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         published_outbox=timedelta(hours=settings.outbox_retention_hours),
     )
     housekeeping = Sweeper(sessions, api_sweeps(retention), settings.housekeeping_interval_s)
-    register_handlers(broker, sessions, relay, RouterConfig(rules=_rules(settings)), park)
+    register_handlers(
+        broker,
+        sessions,
+        relay,
+        RouterConfig(rules=_rules(settings)),
+        park,
+        settings.lead_ingress_producers,
+    )
     register_dlq_indexer(broker, sessions)
 
     app = FastAPI(
@@ -79,6 +87,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.broker = broker
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    if settings.cors_allowed_origins:
+        # Outside the body limit: a preflight is answered before anything else runs.
+        app.add_middleware(
+            ApiCors, origins=settings.cors_allowed_origins, max_age_s=settings.cors_max_age_s
+        )
     app.include_router(routes.router)
     app.include_router(admin_dlq.router)
     app.state.instagram = instagram_connect.make_deps(settings, sessions, relay)

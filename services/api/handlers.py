@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.comment_leads import lead_from_comment
+from services.api.lead_intake import lead_from_submission, producer_of
 from services.api.projection import project_statuses
 from services.api.router import RouterConfig, open_contact, route_lead, route_leads
 from shared.batches import BatchWork, Park, records_of
@@ -18,6 +19,7 @@ from shared.events import (
     InstagramCommentReceived,
     LeadContactOpened,
     LeadCreated,
+    LeadSubmitted,
     utcnow,
 )
 from shared.outbox import OutboxRelay
@@ -27,6 +29,7 @@ from shared.topics import (
     LEADS_CONTACTS,
     LEADS_CREATED,
     LEADS_RETRIES,
+    LEADS_SUBMITTED,
 )
 
 BATCH_SIZE = 200
@@ -38,6 +41,7 @@ def register_handlers(
     relay: OutboxRelay,
     config: RouterConfig,
     park: Park,
+    ingress_producers: Mapping[str, Sequence[str]],
 ) -> None:
     async def route_all(session: AsyncSession, events: Sequence[LeadCreated]) -> None:
         await route_leads(session, events, config, utcnow())
@@ -106,5 +110,20 @@ def register_handlers(
     async def on_comment(event: InstagramCommentReceived) -> None:
         async with sessions.begin() as session:
             lead = await lead_from_comment(session, event, utcnow())
+        if lead is not None:
+            relay.wake.set()
+
+    @subscribe(
+        broker,
+        LEADS_SUBMITTED,
+        group="autodm-lead-intake",
+        title="lead-intake",
+        description="The lead ingress: another service's lead.submitted becomes a lead, "
+        "as POST /api/leads makes one (docs/EVENTS.md)",
+    )
+    async def on_lead_submitted(event: LeadSubmitted, msg: Message) -> None:
+        producer = producer_of(msg.headers)
+        async with sessions.begin() as session:
+            lead = await lead_from_submission(session, event, producer, ingress_producers)
         if lead is not None:
             relay.wake.set()

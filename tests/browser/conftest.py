@@ -35,7 +35,13 @@ CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 T = TypeVar("T")
 # Stack settings for these tests: one delivery attempt, so a provider fault gives a failed
 # DM and a dead letter at once; form limits loose enough for the suite's submissions.
+# Two other frontends on origins of their own (tests/browser/test_cors.py): the first is
+# allowed to call the API cross-origin, the second is not.
+_FRONTEND_PORT = 18395 + int(os.environ.get("BROWSER_PORT_OFFSET", "0"))
+ALLOWED_FRONTEND = f"http://127.0.0.1:{_FRONTEND_PORT}"
+OTHER_FRONTEND = f"http://127.0.0.1:{_FRONTEND_PORT + 1}"
 STACK_ENV = {
+    "AUTODM_CORS_ALLOWED_ORIGINS": f'["{ALLOWED_FRONTEND}"]',
     "AUTODM_DELIVERY_MAX_ATTEMPTS": "1",
     "AUTODM_LEAD_FORM_PER_IP_PER_MINUTE": "60",
     "AUTODM_LOG_LEVEL": "INFO",

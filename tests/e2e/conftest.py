@@ -3,7 +3,9 @@ Kafka and PostgreSQL and on ports of its own."""
 
 from __future__ import annotations
 
+import json
 import os
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import httpx
@@ -17,6 +19,10 @@ from tests.conftest import ROOT, suite_ports
 pytestmark = pytest.mark.e2e
 
 LOG_DIR = ROOT / ".local" / "test" / "logs"
+# The lead ingress's producers (tests/e2e/test_lead_ingress.py): one that may publish for
+# any creator, and a partner limited to a creator that no test uses.
+INGRESS_PRODUCER, INGRESS_PARTNER = "e2e-crm", "e2e-partner"
+INGRESS_PRODUCERS = {INGRESS_PRODUCER: ["*"], INGRESS_PARTNER: [str(uuid.UUID(int=0xE2E))]}
 
 
 def _test_ports() -> StackPorts:
@@ -34,11 +40,13 @@ def stack() -> Iterator[Stack]:
     # them (this process keeps its own level: the stack's env is copied at start).
     level = os.environ.get("AUTODM_LOG_LEVEL")
     os.environ["AUTODM_LOG_LEVEL"] = "DEBUG"
+    os.environ["AUTODM_LEAD_INGRESS_PRODUCERS"] = json.dumps(INGRESS_PRODUCERS)
     try:
         stacked = running_stack(_test_ports(), database, LOG_DIR)
         stack = stacked.__enter__()
     finally:
         os.environ["AUTODM_LOG_LEVEL"] = level or "WARNING"
+        del os.environ["AUTODM_LEAD_INGRESS_PRODUCERS"]
     try:
         yield stack
     finally:
@@ -61,6 +69,4 @@ async def api(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 async def creator(stack: Stack, sandbox: httpx.AsyncClient) -> DemoCreator:
-    import uuid
-
     return await seed_creator(settings_from(stack.env), sandbox, f"e2e.{uuid.uuid4().hex[:10]}")
