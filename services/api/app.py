@@ -12,7 +12,7 @@ from services.api.dlq_size import DlqSize
 from services.api.handlers import register_handlers
 from services.api.housekeeping import Retention, api_sweeps
 from services.api.idempotency_keys import KeyPolicy
-from services.api.limits import BodySizeLimit
+from services.api.limits import install_body_limits
 from services.api.problems import install_problem_handlers
 from services.api.router import RouterConfig
 from services.api.web.install import install_web
@@ -78,7 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.broker = broker
     install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    install_body_limits(app, settings)
     app.include_router(routes.router)
     app.include_router(admin_dlq.router)
     app.state.instagram = instagram_connect.make_deps(settings, sessions, relay)

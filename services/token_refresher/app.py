@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.token_refresher.refreshing import RefresherDeps, RefreshPolicy, refresh_due
+from shared.body_limits import BodyLimits
 from shared.broker import make_broker
 from shared.crypto import TokenCipher
 from shared.db.session import make_engine, make_sessionmaker
@@ -83,5 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.broker = broker
     app.state.deps = deps
+    # No route here reads a body: the small limit keeps any body from being buffered.
+    app.add_middleware(BodyLimits, default_max_bytes=settings.internal_max_body_bytes)
     add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
     return app
