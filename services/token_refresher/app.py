@@ -16,6 +16,7 @@ from shared.broker import make_broker
 from shared.crypto import TokenCipher
 from shared.db.session import make_engine, make_sessionmaker
 from shared.logs import configure_logging, get_logger
+from shared.outage_log import OutageLog
 from shared.outbox import OutboxRelay
 from shared.providers.graph_http import make_http_client
 from shared.providers.instagram_auth import AppCredentials, InstagramAuthClient
@@ -65,13 +66,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         deps.sessions, broker, settings.outbox_batch_size, settings.outbox_poll_interval_s
     )
 
+    outages = OutageLog("token_refresh")
+
     async def schedule() -> None:
         while True:
             try:
                 if await refresh_due(deps):
                     relay.wake.set()
-            except Exception:
-                log.exception("token refresh round failed; next round retries")
+            except Exception as exc:
+                outages.failed(exc, "token refresh round failed; next round retries")
+            else:
+                outages.succeeded()
             await asyncio.sleep(settings.token_refresh_interval_s)
 
     app = FastAPI(
