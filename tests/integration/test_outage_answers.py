@@ -29,7 +29,7 @@ BEFORE_S, OUTAGE_S, AFTER_S = 2.0, 8.0, 4.0
 def postgres(command: str) -> None:
     # The test instance of deploy/local/test.sh (its AUTODM_STATE_DIR and PG_PORT).
     subprocess.run(
-        ["bash", "deploy/local/postgres.sh", command],
+        ["/bin/bash", "deploy/local/postgres.sh", command],
         cwd=ROOT,
         env={**os.environ, "PG_FRESH": "0"},
         check=True,
