@@ -39,6 +39,7 @@ from shared.db.models import Creator, DeliveryCircuit, SendingPause
 from shared.events import utcnow
 from shared.kill_switch import GLOBAL, creator_scope
 from shared.logs import get_logger
+from shared.outage_log import OutageLog
 from shared.providers.meta_errors import THROTTLE_CODES, ErrorClass, MetaError
 from shared.ratelimit import Rate, RateLimiter, SendKind, rates_from
 from shared.settings import Settings
@@ -80,6 +81,7 @@ class DeliveryGate:
         self._paused_recheck = timedelta(seconds=settings.paused_recheck_s)
         self._default_block_s = settings.throttle_default_block_s
         self._refresh_s = settings.delivery_state_refresh_s
+        self._outages = OutageLog(f"delivery_state_{provider}")
         self._circuits: dict[str, Circuit] = {}
         self._saved_at: dict[str, datetime] = {}
         self._paused: set[str] = set()
@@ -111,8 +113,10 @@ class DeliveryGate:
             await asyncio.sleep(self._refresh_s)
             try:
                 await self.refresh()
-            except Exception:
-                log.exception("delivery state refresh failed; keeping the last one")
+            except Exception as exc:
+                self._outages.failed(exc, "delivery state refresh failed; keeping the last one")
+            else:
+                self._outages.succeeded()
 
     def _circuit(self, scope: str, account_id: UUID | None) -> Circuit:
         circuit = self._circuits.get(scope)

@@ -115,3 +115,21 @@ COMMENT_LEADS = Counter(
 RETRIES_HELD = Gauge(
     "autodm_retries_held", "Deferred records held by a retry consumer until due", ["provider"]
 )
+# shared/body_limits.py: requests refused before their body was read or buffered.
+HTTP_BODIES_REFUSED = Counter(
+    "autodm_http_bodies_refused_total",
+    "Requests refused on their body: too_large (413, over the path's limit) or unsigned "
+    "(401, the webhook's signature header missing); path is the limit's rule, * the default",
+    ["path", "reason"],
+)
+# shared/outage_log.py: background loops (outbox relays, sweepers...) meeting an outage.
+BACKGROUND_OUTAGE = Gauge(
+    "autodm_background_outage",
+    "1 while a background loop cannot reach PostgreSQL or Kafka, else 0",
+    ["loop"],
+)
+BACKGROUND_OUTAGES = Counter(
+    "autodm_background_outages_total",
+    "Outages met by a background loop (counted when each starts)",
+    ["loop"],
+)

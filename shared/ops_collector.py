@@ -32,6 +32,7 @@ from shared.metrics import (
     TOKEN_EXPIRY_SOONEST,
     TOPIC_RECORDS,
 )
+from shared.outage_log import OutageLog
 from shared.topics import DLQ, TOPICS
 
 log = get_logger(__name__)
@@ -114,13 +115,14 @@ class OpsCollector:
         self._bootstrap = bootstrap
         self._sessions = sessions
         self._interval_s = interval_s
+        self._outages = OutageLog("ops_collector")
 
     async def run_forever(self) -> None:
         while True:
             try:
                 await self._run_with_clients()
-            except Exception:  # a metrics pass must never take the API down: reconnect
-                log.warning("ops collector pass failed", exc_info=True)
+            except Exception as exc:  # a metrics pass must never take the API down: reconnect
+                self._outages.failed(exc, "ops collector pass failed")
                 await asyncio.sleep(self._interval_s)
 
     async def _run_with_clients(self) -> None:
@@ -131,6 +133,7 @@ class OpsCollector:
             await offsets.start()
             while True:
                 await self.collect(admin, offsets)
+                self._outages.succeeded()
                 await asyncio.sleep(self._interval_s)
         finally:
             await offsets.stop()

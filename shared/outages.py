@@ -71,3 +71,10 @@ async def ride_out(call: Callable[[], Awaitable[T]], *, limit_s: float, what: st
             log.warning("dependency unavailable; retrying", what=what, error=repr(exc)[:200])
         await asyncio.sleep(delay)
         delay = min(delay * 2, MAX_DELAY_S)
+
+
+def outage_types() -> tuple[type[Exception], ...]:
+    """Every class `is_outage` may say yes to (SQLAlchemy's wrapper included), for code that
+    dispatches on exception classes, such as Starlette's exception handlers."""
+    types: tuple[type[BaseException], ...] = (sa_exc.DBAPIError, *_OUTAGE_TYPES)
+    return tuple(t for t in types if issubclass(t, Exception))

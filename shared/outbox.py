@@ -23,6 +23,8 @@ from shared.db.models import OutboxRecord
 from shared.events import Envelope
 from shared.logs import get_logger
 from shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
+from shared.outage_log import OutageLog
+from shared.outages import is_outage
 
 log = get_logger(__name__)
 
@@ -57,15 +59,18 @@ class OutboxRelay:
         # Set by writers in this process so a new row goes out at once instead of at the
         # next poll; the poll still catches rows written by other replicas.
         self.wake = asyncio.Event()
+        self._outages = OutageLog("outbox_relay")
 
     async def run_forever(self) -> None:
         while True:
             try:
                 published = await self.publish_batch()
-            except Exception:
-                log.exception("outbox relay batch failed; retrying")
+            except Exception as exc:
+                self._outages.failed(exc, "outbox relay batch failed; retrying")
                 published = 0
                 await asyncio.sleep(1.0)
+            else:
+                self._outages.succeeded()
             await self._refresh_backlog()
             if published < self._batch_size:
                 await self._wait()
@@ -78,8 +83,9 @@ class OutboxRelay:
         self._backlog_due = time.monotonic() + self._backlog_interval_s
         try:
             await self.backlog()
-        except Exception:
-            log.warning("outbox backlog query failed", exc_info=True)
+        except Exception as exc:
+            if not is_outage(exc):  # an outage is the relay's to report, once
+                log.warning("outbox backlog query failed", exc_info=True)
 
     async def _wait(self) -> None:
         # asyncio.timeout, not wait_for: on Python 3.11 wait_for drops a cancellation that

@@ -29,6 +29,7 @@ from aiokafka.errors import KafkaError
 
 from shared.logs import get_logger
 from shared.metrics import RETRIES_HELD
+from shared.outage_log import OutageLog
 from shared.outages import is_outage
 from shared.retries import H_NOT_BEFORE
 
@@ -98,6 +99,7 @@ class RetryConsumer:
         self._seq = itertools.count()
         self._held = _Held()
         self._last_commit = 0.0
+        self._outages = OutageLog(f"retry_consumer_{provider}")
 
     async def run_forever(self) -> None:
         while True:
@@ -111,11 +113,12 @@ class RetryConsumer:
             try:
                 await consumer.start()
                 consumer.subscribe([self._topic], listener=_Rebalance(self, consumer))
+                self._outages.succeeded()
                 await self._loop(consumer)
             except asyncio.CancelledError:
                 raise
-            except Exception:
-                log.exception("retry consumer failed; restarting", topic=self._topic)
+            except Exception as exc:
+                self._outages.failed(exc, f"retry consumer of {self._topic} failed; restarting")
                 await asyncio.sleep(1.0)
             finally:
                 with contextlib.suppress(Exception):

@@ -199,6 +199,14 @@ class Settings(BaseSettings):
     # none by default. Bearer tokens only; cookies are never allowed cross-origin.
     cors_allowed_origins: list[str] = Field(default_factory=list)
     cors_max_age_s: int = Field(default=600, ge=0, le=86400)
+    # Request body limits of the other services (shared/body_limits.py; docs/RELIABILITY.md,
+    # "Request body limits"). Meta batches at most 1000 updates per webhook POST, each well
+    # under 1 KiB (an Instagram text is <= 1,000 bytes): 1 MiB holds a full batch.
+    webhook_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # Deauthorize / data-deletion: one form field, a signed_request of a few hundred bytes.
+    webhook_callback_max_body_bytes: int = Field(default=16 * 1024, ge=1024)
+    # Services whose HTTP face is only /metrics, /healthz and /readyz (no route reads a body).
+    internal_max_body_bytes: int = Field(default=16 * 1024, ge=1024)
     idempotency_in_flight_s: int = 30
     idempotency_ttl_hours: int = 24
     # How often each service deletes the rows it owns that can no longer matter

@@ -3,12 +3,14 @@
 Kafka and PostgreSQL are started by deploy/local/kafka.sh and postgres.sh (the Makefile
 calls them first); this module migrates, provisions topics, starts the processes, waits
 until each answers /readyz, and stops them all on exit. The e2e tests use it too, so the
-tests run exactly what `make run` runs.
+tests run exactly what `make run` runs. Under `make run` a `Supervisor` restarts a child
+that dies, with backoff, as Kubernetes does in production.
 """
 
 from __future__ import annotations
 
 import asyncio
+import datetime
 import os
 import signal
 import socket
@@ -19,6 +21,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import httpx
 
@@ -110,6 +113,7 @@ class ProcessSpec:
     module: str
     port: int
     ready_path: str = "/readyz"
+    args: tuple[str, ...] = ()  # after `python -m <module>`
 
 
 def process_specs(ports: StackPorts) -> list[ProcessSpec]:
@@ -150,7 +154,7 @@ class Stack:
         _ensure_free(spec)
         log = (self.log_dir / f"{spec.name}.log").open("ab")
         self.processes[spec.name] = subprocess.Popen(
-            [PYTHON, "-m", spec.module], cwd=ROOT, env=self.env, stdout=log, stderr=log
+            [PYTHON, "-m", spec.module, *spec.args], cwd=ROOT, env=self.env, stdout=log, stderr=log
         )
 
     def wait_ready(self, spec: ProcessSpec, timeout_s: float) -> None:
@@ -185,6 +189,87 @@ class Stack:
         self.processes.clear()
 
 
+@dataclass(frozen=True)
+class Backoff:
+    """Seconds before restarting a child that died: doubling from `first_s` to `max_s`;
+    a child that stayed up `healthy_s` starts again from `first_s`."""
+
+    first_s: float = 1.0
+    max_s: float = 30.0
+    healthy_s: float = 60.0
+
+    def delay(self, restarts: int) -> float:
+        return min(self.first_s * 2.0**restarts, self.max_s)
+
+
+@dataclass
+class _Child:
+    started_at: float
+    restarts: int = 0  # consecutive: since it last stayed up healthy_s
+    due_at: float | None = None  # when a dead child is to be started again
+
+
+@dataclass
+class Supervisor:
+    """Restarts the stack's children that die (`make run`), each with its own backoff, and
+    says so on the console and in `supervisor.log` beside the services' logs."""
+
+    stack: Stack
+    specs: list[ProcessSpec]
+    backoff: Backoff = field(default_factory=Backoff)
+    console: TextIO = field(default_factory=lambda: sys.stdout)
+    children: dict[str, _Child] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        now = time.monotonic()
+        self.children = {spec.name: _Child(started_at=now) for spec in self.specs}
+
+    def run(self, poll_s: float = 0.5) -> None:
+        """Until interrupted (Ctrl-C: KeyboardInterrupt)."""
+        while True:
+            self.check()
+            time.sleep(poll_s)
+
+    def check(self) -> None:
+        now = time.monotonic()
+        for spec in self.specs:
+            child = self.children[spec.name]
+            if child.due_at is None:
+                self._notice_exit(spec, child, now)
+            elif now >= child.due_at:
+                self._restart(spec, child, now)
+
+    def _notice_exit(self, spec: ProcessSpec, child: _Child, now: float) -> None:
+        code = self.stack.processes[spec.name].poll()
+        if code is None:
+            if now - child.started_at >= self.backoff.healthy_s:
+                child.restarts = 0
+            return
+        delay = self.backoff.delay(child.restarts)
+        child.due_at = now + delay
+        self.say(f"{spec.name} exited with code {code}; restarting in {delay:g}s")
+
+    def _restart(self, spec: ProcessSpec, child: _Child, now: float) -> None:
+        child.restarts += 1
+        try:
+            self.stack.start_one(spec)
+        except RuntimeError as exc:  # its port is taken meanwhile: try again later
+            child.due_at = now + self.backoff.delay(child.restarts)
+            self.say(f"{spec.name} could not be restarted: {exc}")
+            return
+        child.due_at, child.started_at = None, now
+        pid = self.stack.processes[spec.name].pid
+        self.say(f"{spec.name} restarted (pid {pid}, restart {child.restarts})")
+
+    def say(self, line: str) -> None:
+        stamp = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+        with (self.stack.log_dir / "supervisor.log").open("a") as log:
+            log.write(f"{stamp} {line}\n")
+        # The console may be a pipe whose reader is gone (`make run | tee` after Ctrl-C).
+        with suppress(OSError, ValueError):
+            print(f"supervisor: {line}", file=self.console, flush=True)
+
+
 def _ensure_free(spec: ProcessSpec) -> None:
     """Refuse to start on a taken port: the readiness probe would otherwise talk to
     whatever else listens there and the stack would look healthy while it is not."""
@@ -216,9 +301,9 @@ def main() -> int:
         from demo import run_demo  # beside this file
 
         asyncio.run(run_demo(stack.env, ports))
-        print("Ctrl-C stops everything.")
+        print("Ctrl-C stops everything. A service that dies is restarted (supervisor.log).")
         with suppress(KeyboardInterrupt):
-            signal.pause()
+            Supervisor(stack, process_specs(ports)).run()
     return 0
 
 

@@ -13,7 +13,8 @@ from services.api.dlq_size import DlqSize
 from services.api.handlers import register_handlers
 from services.api.housekeeping import Retention, api_sweeps
 from services.api.idempotency_keys import KeyPolicy
-from services.api.limits import BodySizeLimit
+from services.api.limits import install_body_limits
+from services.api.outage_answers import install_outage_answers
 from services.api.problems import install_problem_handlers
 from services.api.router import RouterConfig
 from services.api.web.install import install_web
@@ -86,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.broker = broker
     install_problem_handlers(app)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    install_body_limits(app, settings)
     if settings.cors_allowed_origins:
         # Outside the body limit: a preflight is answered before anything else runs.
         app.add_middleware(
@@ -99,6 +100,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.whatsapp_cipher = TokenCipher.from_settings(settings)
     app.include_router(whatsapp_connect.router)
     install_web(app, settings, app.state.deps)
+    install_outage_answers(app)
     add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
     return app
 

@@ -1,51 +1,24 @@
-"""A cap on request bodies, enforced before anything parses them.
+"""The API's request body limits (shared/body_limits.py), refused as problem documents.
 
-A declared Content-Length over the cap is refused at once; a body sent without one (chunked)
-is counted as it arrives and cut off at the cap, so neither way can fill the memory.
+One limit for every route, JSON and HTML forms alike (the public lead form, the settings
+and admin pages, the connect flows): no route of the API takes a body near it. The OAuth
+callbacks are GETs; a body sent to them anyway is held to the same limit.
 """
 
 from __future__ import annotations
 
-from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from fastapi import FastAPI
+from starlette.responses import Response
 
-from services.api.problems import problem
-
-
-class BodyTooLarge(HTTPException):
-    def __init__(self, limit: int) -> None:
-        super().__init__(413, f"the request body is larger than {limit} bytes")
+from services.api.problems import DEFAULT_KINDS, problem
+from shared.body_limits import BodyLimits
+from shared.settings import Settings
 
 
-class BodySizeLimit:
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app = app
-        self.max_bytes = max_bytes
+def _problem(status: int, detail: str) -> Response:
+    kind, title = DEFAULT_KINDS.get(status, ("http-error", "Error"))
+    return problem(status, kind, title, detail)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
-            return
-        await self.app(scope, self._counting(receive), send)
 
-    def _counting(self, receive: Receive) -> Receive:
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
-            message = await receive()
-            seen += len(message.get("body", b""))
-            if seen > self.max_bytes:
-                raise BodyTooLarge(self.max_bytes)
-            return message
-
-        return counted
-
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        detail = f"the request body is larger than {self.max_bytes} bytes"
-        response = problem(413, "payload-too-large", "Request body too large", detail)
-        await response(scope, receive, send)
+def install_body_limits(app: FastAPI, settings: Settings) -> None:
+    app.add_middleware(BodyLimits, default_max_bytes=settings.api_max_body_bytes, respond=_problem)

@@ -149,7 +149,15 @@ def install_problem_handlers(app: FastAPI) -> None:
             )
         # Details stay in the log (with the correlation id); the client learns nothing inner.
         log.exception("unhandled error", error=type(exc).__name__)
-        return problem(500, "internal", "Internal error", "Something went wrong on our side.")
+        # Uvicorn closes the connection after this answer (the error is re-raised to it):
+        # saying so keeps a client from sending its next request into the closing socket.
+        return problem(
+            500,
+            "internal",
+            "Internal error",
+            "Something went wrong on our side.",
+            {"Connection": "close"},
+        )
 
     _publish_problem_schema(app)
 

@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.instagram_sender.handlers import RETRY_GROUP, register_handlers, retry_handler
 from services.instagram_sender.sending import RetryPolicy, SenderDeps
+from shared.body_limits import BodyLimits
 from shared.broker import dead_letter_park, make_broker
 from shared.crypto import DecryptedTokens, TokenCipher
 from shared.db.session import make_engine, make_sessionmaker
@@ -77,5 +78,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
     )
     app.state.broker = broker
+    # No route here reads a body: the small limit keeps any body from being buffered.
+    app.add_middleware(BodyLimits, default_max_bytes=settings.internal_max_body_bytes)
     add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
     return app

@@ -11,10 +11,12 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.token_refresher.refreshing import RefresherDeps, RefreshPolicy, refresh_due
+from shared.body_limits import BodyLimits
 from shared.broker import make_broker
 from shared.crypto import TokenCipher
 from shared.db.session import make_engine, make_sessionmaker
 from shared.logs import configure_logging, get_logger
+from shared.outage_log import OutageLog
 from shared.outbox import OutboxRelay
 from shared.providers.graph_http import make_http_client
 from shared.providers.instagram_auth import AppCredentials, InstagramAuthClient
@@ -64,13 +66,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         deps.sessions, broker, settings.outbox_batch_size, settings.outbox_poll_interval_s
     )
 
+    outages = OutageLog("token_refresh")
+
     async def schedule() -> None:
         while True:
             try:
                 if await refresh_due(deps):
                     relay.wake.set()
-            except Exception:
-                log.exception("token refresh round failed; next round retries")
+            except Exception as exc:
+                outages.failed(exc, "token refresh round failed; next round retries")
+            else:
+                outages.succeeded()
             await asyncio.sleep(settings.token_refresh_interval_s)
 
     app = FastAPI(
@@ -83,5 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.broker = broker
     app.state.deps = deps
+    # No route here reads a body: the small limit keeps any body from being buffered.
+    app.add_middleware(BodyLimits, default_max_bytes=settings.internal_max_body_bytes)
     add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
     return app

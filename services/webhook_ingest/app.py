@@ -11,6 +11,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.webhook_ingest import routes, whatsapp_routes
+from services.webhook_ingest.body_rules import install_body_limits
 from services.webhook_ingest.handlers import register_handlers
 from shared.broker import dead_letter_park, make_broker
 from shared.db.session import make_engine, make_sessionmaker
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         public_base_url=settings.webhook_public_base_url,
     )
     app.state.broker = broker
+    install_body_limits(app, settings)
     app.include_router(routes.router)
     whatsapp_routes.install(app, settings, sessions)
     add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})

@@ -13,6 +13,7 @@ from services.whatsapp_sender.housekeeping import whatsapp_sweeps
 from services.whatsapp_sender.limits import LimitPolicy
 from services.whatsapp_sender.links import WhatsAppDeps
 from services.whatsapp_sender.sending import SenderDeps
+from shared.body_limits import BodyLimits
 from shared.broker import make_broker, publish_event
 from shared.crypto import TokenCipher
 from shared.db.retention import Sweeper
@@ -88,5 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         ),
     )
     app.state.broker = broker
+    # No route here reads a body: the small limit keeps any body from being buffered.
+    app.add_middleware(BodyLimits, default_max_bytes=settings.internal_max_body_bytes)
     add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
     return app

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.db.models import WhatsAppDeferredSend
 from shared.events import DmRequested, utcnow
 from shared.logs import get_logger
+from shared.outage_log import OutageLog
 
 log = get_logger(__name__)
 
@@ -39,14 +40,17 @@ class DeferralPoller:
         self._poll_s = poll_s
         self._lease = lease
         self._batch_size = batch_size
+        self._outages = OutageLog("whatsapp_deferral")
 
     async def run_forever(self) -> None:
         while True:
             try:
                 dispatched = await self.dispatch_due(utcnow())
-            except Exception:
-                log.exception("deferred whatsapp sends: dispatch failed; retrying")
+            except Exception as exc:
+                self._outages.failed(exc, "deferred whatsapp sends: dispatch failed; retrying")
                 dispatched = 0
+            else:
+                self._outages.succeeded()
             if dispatched < self._batch_size:
                 await asyncio.sleep(self._poll_s)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlalchemy.orm import InstrumentedAttribute
 from shared.db.models import Base
 from shared.events import utcnow
 from shared.logs import get_logger
+from shared.outage_log import OutageLog
 
 log = get_logger(__name__)
 BATCH = 1000
@@ -70,6 +71,10 @@ class Sweeper:
     sessions: async_sessionmaker[AsyncSession]
     sweeps: Mapping[str, Sweep]
     interval_s: float
+    _outages: OutageLog = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._outages = OutageLog("housekeeping")
 
     async def run_forever(self) -> None:
         while True:
@@ -77,6 +82,8 @@ class Sweeper:
                 removed = await sweep_all(self.sessions, self.sweeps, utcnow())
                 if any(removed.values()):
                     log.info("housekeeping", **removed)
-            except Exception:
-                log.exception("housekeeping failed; trying again at the next interval")
+            except Exception as exc:
+                self._outages.failed(exc, "housekeeping failed; trying again at the next interval")
+            else:
+                self._outages.succeeded()
             await asyncio.sleep(self.interval_s)

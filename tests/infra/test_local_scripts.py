@@ -282,3 +282,42 @@ def test_postgres_port_taken_by_another_process(env: dict[str, str]) -> None:
     assert res.returncode == 1, res.stdout
     assert f"port {PG_PORT} is already in use by another process" in res.stdout
     assert "PG_PORT=" in res.stdout
+
+
+# ------------------------------------------------------------------- run.sh (make run)
+
+RUN_SH = REPO / "deploy" / "local" / "run.sh"
+
+
+def test_ctrl_c_stops_kafka_and_postgres_when_the_output_is_piped_to_tee(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """`make run 2>&1 | tee run.log`, then Ctrl-C: the terminal signals the whole
+    foreground group, tee dies with it, and the stop handler writes to a closed pipe. It
+    used to die of that write and leave Kafka and PostgreSQL running."""
+    stand_in = tmp_path / "stack.sh"  # the services' stack, ended by Ctrl-C like it
+    stand_in.write_text('echo "stack up"\nexec sleep 600\n')
+    log = tmp_path / "run.log"
+    shell = subprocess.Popen(
+        ["/bin/bash", "-c", f"bash {RUN_SH} 2>&1 | tee {log} >/dev/null"],
+        cwd=REPO,
+        env={**env, "AUTODM_RUN_STACK": f"bash {stand_in}"},
+        start_new_session=True,  # its own group: the "terminal" of this test
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while "stack up" not in (log.read_text() if log.exists() else ""):
+            assert shell.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "run.sh did not come up"
+            time.sleep(0.2)
+        assert run(KAFKA_SH, "status", env=env).returncode == 0
+        assert run(POSTGRES_SH, "status", env=env).returncode == 0
+        os.killpg(shell.pid, signal.SIGINT)  # Ctrl-C
+        shell.wait(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(shell.pid, signal.SIGKILL)
+    assert run(KAFKA_SH, "status", env=env).returncode == 3, "Kafka still running"
+    assert run(POSTGRES_SH, "status", env=env).returncode == 3, "PostgreSQL still running"
+    stop_log = (Path(env["AUTODM_STATE_DIR"]) / "logs" / "stop.log").read_text()
+    assert "stopped" in stop_log
