@@ -29,6 +29,7 @@ DM_REQUESTED_WHATSAPP = "dm.requested.whatsapp"
 DM_STATUS = "dm.status"
 WEBHOOKS_INSTAGRAM = "webhooks.instagram"
 WEBHOOKS_WHATSAPP = "webhooks.whatsapp"
+WEBHOOKS_RECEIVED = "webhooks.received"
 ACCOUNTS_EVENTS = "accounts.events"
 LEADS_CONTACTS = "leads.contacts"
 INSTAGRAM_COMMENTS = "instagram.comments"
@@ -42,6 +43,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(DM_REQUESTED_INSTAGRAM, 12, 7 * DAY_MS, "router -> instagram_sender; key account"),
     TopicSpec(DM_REQUESTED_WHATSAPP, 12, 7 * DAY_MS, "router -> whatsapp_sender; key account"),
     TopicSpec(DM_STATUS, 12, 7 * DAY_MS, "senders, webhooks -> api projection; key lead id"),
+    # A signed webhook is accepted once it is here (Kafka alone, no database): the durable
+    # buffer through a PostgreSQL outage; webhook_ingest's consumer resolves the account.
+    TopicSpec(WEBHOOKS_RECEIVED, 6, 7 * DAY_MS, "webhook_ingest HTTP -> resolver; key entry id"),
     TopicSpec(WEBHOOKS_INSTAGRAM, 6, 7 * DAY_MS, "webhook_ingest -> consumers; key account"),
     TopicSpec(WEBHOOKS_WHATSAPP, 6, 7 * DAY_MS, "webhook_ingest -> consumers; key number"),
     TopicSpec(ACCOUNTS_EVENTS, 3, 30 * DAY_MS, "account lifecycle; key account"),
