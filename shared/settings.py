@@ -62,12 +62,12 @@ class Settings(BaseSettings):
     webhook_retry_after_s: int = Field(default=30, ge=1)
     # Active reconciliation of `unknown` Instagram DMs through the Conversations API: a DM
     # is looked up this long after it went `unknown` (its echo usually settles it first),
-    # then again with doubling delays, at most this many times; passes run this often and
-    # stay under Meta's 2 Conversations API calls/s per account.
+    # then again with doubling delays, at most this many times; passes run this often, and
+    # call at most this often per account (Meta allows 2 Conversations API calls/s).
     instagram_reconcile_after_s: float = Field(default=120.0, ge=0)
     instagram_reconcile_interval_s: float = Field(default=15.0, gt=0)
     instagram_reconcile_max_checks: int = Field(default=6, ge=1)
-    instagram_conversations_per_s: float = Field(default=2.0, gt=0, le=2)
+    instagram_conversations_per_s: float = Field(default=1.5, gt=0, le=2)
 
     # Token refresher (platform facts §2: refresh >= 24 h old tokens before the 60 days end)
     token_refresh_interval_s: float = 3600.0

@@ -82,7 +82,7 @@ def _reconciler(
         sessions,
         InstagramConversations(http, settings.graph_api_version),
         DecryptedTokens(TokenCipher.from_settings(settings)),
-        relay,
+        relay.wake,
         ReconcilePolicy(
             after_s=settings.instagram_reconcile_after_s,
             interval_s=settings.instagram_reconcile_interval_s,

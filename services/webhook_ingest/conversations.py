@@ -38,7 +38,6 @@ from shared.events import utcnow
 from shared.lifecycle import Route
 from shared.logs import get_logger
 from shared.outages import is_outage
-from shared.outbox import OutboxRelay
 from shared.providers.instagram import InstagramConversations, ListedMessage
 from shared.providers.meta_errors import MetaError
 from shared.reconciliation import (
@@ -83,7 +82,7 @@ class ReconcilePolicy:
     after_s: float = 120.0
     interval_s: float = 15.0
     max_checks: int = 6
-    calls_per_s: float = 2.0
+    calls_per_s: float = 1.5
 
 
 class Pace:
@@ -113,13 +112,13 @@ class ConversationReconciler:
         sessions: async_sessionmaker[AsyncSession],
         client: InstagramConversations,
         tokens: DecryptedTokens,
-        relay: OutboxRelay,
+        wake: asyncio.Event,
         policy: ReconcilePolicy,
     ) -> None:
         self._sessions = sessions
         self._client = client
         self._tokens = tokens
-        self._relay = relay
+        self._wake = wake  # the outbox relay's: a settled DM's status goes out at once
         self._policy = policy
 
     async def run_forever(self) -> None:
@@ -219,7 +218,7 @@ class ConversationReconciler:
                     why=verdict.why,
                     checks=intent.reconcile_checks,
                 )
-        self._relay.wake.set()
+        self._wake.set()
 
 
 async def _mid_taken(session: AsyncSession, intent: DmSend, mid: str) -> bool:
