@@ -164,7 +164,7 @@ async def _known_numbers(
             SocialAccount.external_id.in_(set(phone_number_ids)),
         )
     )
-    return {ext: (account, creator) for ext, account, creator in rows.tuples()}
+    return {ext: (account, creator) for ext, account, creator in rows}
 
 
 def _event(r: WebhookReceived, account_id: UUID, creator_id: UUID) -> WhatsAppWebhookReceived:
