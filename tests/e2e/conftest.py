@@ -17,6 +17,10 @@ from tests.conftest import ROOT, suite_ports
 pytestmark = pytest.mark.e2e
 
 LOG_DIR = ROOT / ".local" / "test" / "logs"
+STACK_ENV = {
+    "AUTODM_INSTAGRAM_RECONCILE_AFTER_S": "5",
+    "AUTODM_INSTAGRAM_RECONCILE_INTERVAL_S": "1",
+}
 
 
 def _test_ports() -> StackPorts:
@@ -34,11 +38,16 @@ def stack() -> Iterator[Stack]:
     # them (this process keeps its own level: the stack's env is copied at start).
     level = os.environ.get("AUTODM_LOG_LEVEL")
     os.environ["AUTODM_LOG_LEVEL"] = "DEBUG"
+    # An `unknown` DM is looked up in its conversation after seconds, not minutes
+    # (test_database_outage: its echo may come first; this is the fallback).
+    os.environ.update(STACK_ENV)
     try:
         stacked = running_stack(_test_ports(), database, LOG_DIR)
         stack = stacked.__enter__()
     finally:
         os.environ["AUTODM_LOG_LEVEL"] = level or "WARNING"
+        for name in STACK_ENV:
+            os.environ.pop(name, None)
     try:
         yield stack
     finally:
