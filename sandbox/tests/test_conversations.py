@@ -42,7 +42,9 @@ async def test_a_conversation_lists_both_sides_newest_first_with_details(
     assert detail["created_time"].endswith("+0000")
 
 
-async def test_no_conversation_with_a_stranger(sb: SandboxDriver, client: httpx.AsyncClient) -> None:
+async def test_no_conversation_with_a_stranger(
+    sb: SandboxDriver, client: httpx.AsyncClient
+) -> None:
     assert await _conversation(client, "5550009999") == []
 
 
