@@ -150,6 +150,12 @@ async def webhook_log(
     return {"data": deliveries}
 
 
+@router.get("/webhooks/subscriptions")
+async def webhook_subscriptions(state: StateDep) -> dict[str, Any]:
+    """Accounts whose webhooks failed: since when, alerted, disabled (Meta unsubscribed)."""
+    return {"data": [s.as_json() for s in state.webhooks.subscriptions.values()]}
+
+
 @router.post("/webhooks/{delivery_id}/redeliver")
 async def redeliver(delivery_id: str, state: StateDep) -> dict[str, Any]:
     """Send the exact same body again (same bytes, same signature) to test dedupe."""

@@ -16,6 +16,7 @@ from sandbox.state import (
     AccessToken,
     Comment,
     IgAccount,
+    ReceivedIgMessage,
     SandboxState,
     StateDep,
     TokenKind,
@@ -188,6 +189,9 @@ async def user_message(body: UserMessage, state: StateDep) -> dict[str, Any]:
     user = state.world.ig_user_for(account.ig_user_id, body.username)
     user.last_inbound_at = state.clock.now()
     mid = "m_" + state.world.new_numeric_id("", 20)
+    state.world.ig_received.append(
+        ReceivedIgMessage(account.ig_user_id, user.igsid, body.text, mid, state.clock.now())
+    )
     payload = events.ig_message(
         account.ig_user_id, user.igsid, mid, body.text, state.clock.now_ms()
     )

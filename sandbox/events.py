@@ -75,7 +75,7 @@ def send_instagram(
     skip = None
     if state.settings.require_webhook_subscription and field not in account.subscribed_fields:
         skip = f"account {account.ig_user_id} is not subscribed to '{field}'"
-    return state.webhooks.send("instagram", event, payload, skip_reason=skip)
+    return state.webhooks.send("instagram", event, payload, skip_reason=skip, field=field)
 
 
 # --- WhatsApp ----------------------------------------------------------------------

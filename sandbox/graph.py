@@ -13,7 +13,7 @@ from typing import Any
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
-from sandbox import ig_messaging, whatsapp
+from sandbox import ig_conversations, ig_messaging, whatsapp
 from sandbox.errors import GraphError, PlainHttpError, invalid_parameter, unknown_node
 from sandbox.faults import run_with_faults
 from sandbox.oauth import BASIC, authenticate, require_permission
@@ -178,9 +178,28 @@ async def me(request: Request) -> Response:
 
 @router.get("/{node}")
 async def user_node(request: Request, node: str) -> Response:
+    """A user (`me`, the account), a conversation, or a message (Conversations API)."""
+    state = get_state(request)
+    get: Callable[[SandboxState, Request, str], Awaitable[Response]]
+    if ig_conversations.is_conversation_node(node):
+        get = ig_conversations.get_conversation
+    elif ig_conversations.is_message_node(node):
+        get = ig_conversations.get_message
+    else:
+        get = _get_user
+    return await run_with_faults(
+        state.faults, state.settings, "instagram", lambda: get(state, request, node)
+    )
+
+
+@router.get("/{node}/conversations")
+async def conversations(request: Request, node: str) -> Response:
     state = get_state(request)
     return await run_with_faults(
-        state.faults, state.settings, "instagram", lambda: _get_user(state, request, node)
+        state.faults,
+        state.settings,
+        "instagram",
+        lambda: ig_conversations.list_conversations(state, request, node),
     )
 
 
@@ -202,6 +221,8 @@ async def _subscribed_apps(state: SandboxState, request: Request, node: str) -> 
     _, account, params = await _own_node(state, request, node, request.method.lower())
     if request.method == "POST":
         account.subscribed_fields = _parse_fields(params.get("subscribed_fields"))
+        # Subscribing again is how an app recovers a subscription Meta disabled.
+        state.webhooks.resubscribed("instagram", account.ig_user_id)
         return JSONResponse({"success": True})
     if request.method == "DELETE":
         account.subscribed_fields = []

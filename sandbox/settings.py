@@ -35,6 +35,8 @@ class SandboxSettings(BaseSettings):
     # Instagram messaging limits, per professional account (platform-facts §1h).
     instagram_send_per_second: int = Field(default=100, ge=1)
     instagram_private_replies_per_hour: int = Field(default=750, ge=1)
+    # Conversations API: "2 calls per second per Instagram professional account".
+    instagram_conversations_per_second: int = Field(default=2, ge=1)
     # WhatsApp throughput per business number and pair rate per (number, user) (§4d).
     whatsapp_messages_per_second: int = Field(default=80, ge=1)
     whatsapp_pair_interval_seconds: float = Field(default=6.0, ge=0)
@@ -59,9 +61,14 @@ class SandboxSettings(BaseSettings):
     timeout_fault_seconds: float = Field(default=30.0, ge=0)
     timeout_fault_records_message: bool = True
 
-    # Webhook delivery.
+    # Webhook delivery (sandbox/webhooks.py): the immediate retries after a failure ("a
+    # few more times"), spaced by a doubling backoff; then, except for Instagram messaging,
+    # retries of decreasing frequency until 36 h (Instagram) / 7 days (WhatsApp).
     webhook_retries: int = Field(default=2, ge=0)
     webhook_retry_backoff_ms: int = Field(default=500, ge=0)
+    # Multiplies Meta's periods (the later retries, 15 min to an alert, 1 h of failures
+    # to a disabled subscription): 0.001 makes the hour 3.6 s for a test.
+    webhook_time_scale: float = Field(default=1.0, gt=0)
     webhook_timeout_seconds: float = Field(default=5.0, gt=0)
     # Meta echoes the business's own sends in the `messages` webhook with is_echo=true.
     instagram_echo_webhooks: bool = True

@@ -108,6 +108,17 @@ class SentIgMessage:
 
 
 @dataclass
+class ReceivedIgMessage:
+    """A message a user sent to the account (the other half of a conversation)."""
+
+    account_id: str
+    sender_id: str
+    text: str
+    message_id: str
+    time: float
+
+
+@dataclass
 class AuthCode:
     code: str
     account_id: str
@@ -200,6 +211,7 @@ class World:
     igsid_by_username: dict[tuple[str, str], str] = field(default_factory=dict)
     comments: dict[str, Comment] = field(default_factory=dict)
     ig_messages: list[SentIgMessage] = field(default_factory=list)
+    ig_received: list[ReceivedIgMessage] = field(default_factory=list)
     auth_codes: dict[str, AuthCode] = field(default_factory=dict)
     oauth: OAuthConfig = field(default_factory=OAuthConfig)
     wa_numbers: dict[str, WaNumber] = field(default_factory=dict)
@@ -299,6 +311,13 @@ class SandboxState:
         self.webhooks = WebhookDispatcher(
             settings=lambda: self.settings, now=lambda: self.clock.now(), transport=transport
         )
+        self.webhooks.on_disabled = self._unsubscribe
+
+    def _unsubscribe(self, ig_user_id: str) -> None:
+        """Meta unsubscribed the app from a failing account: its fields are gone."""
+        account = self.world.ig_accounts.get(ig_user_id)
+        if account is not None:
+            account.subscribed_fields = []
 
     def reset(self) -> None:
         self.settings = self.base_settings

@@ -23,13 +23,13 @@ from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.events import Envelope
+from shared.events import Unattributed
 from shared.logs import bind_correlation_id, get_logger
 from shared.outages import is_outage
 
 log = get_logger(__name__)
 
-E = TypeVar("E", bound=Envelope)
+E = TypeVar("E", bound=Unattributed)
 Park = Callable[[ConsumerRecord[Any, Any], BaseException], Awaitable[None]]
 
 

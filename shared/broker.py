@@ -19,7 +19,7 @@ from prometheus_client import REGISTRY
 
 from shared.batches import Park
 from shared.dead_letters import DeadLetterPolicy
-from shared.events import Envelope
+from shared.events import Envelope, Unattributed
 from shared.logs import bind_correlation_id, get_logger
 from shared.settings import Settings
 
@@ -139,16 +139,18 @@ class _InTask(Context):
 Message = Annotated[KafkaMessage, _InTask("message")]
 
 
-def event_headers(event: Envelope) -> dict[str, str]:
-    return {
+def event_headers(event: Unattributed) -> dict[str, str]:
+    headers = {
         "content-type": "application/json",
         "event-type": event.type,
         "event-version": str(event.version),
-        "creator-id": str(event.creator_id),
     }
+    if isinstance(event, Envelope):  # a webhook accepted without the database has no tenant
+        headers["creator-id"] = str(event.creator_id)
+    return headers
 
 
-async def publish_event(broker: KafkaBroker, topic: str, key: str, event: Envelope) -> Any:
+async def publish_event(broker: KafkaBroker, topic: str, key: str, event: Unattributed) -> Any:
     return await broker.publish(
         event.model_dump_json().encode(),
         topic,

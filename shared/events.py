@@ -26,12 +26,18 @@ class Contract(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Envelope(Contract):
+class Unattributed(Contract):
+    """The envelope without a tenant: only for what arrives before AutoDM can tell whose
+    it is (a webhook accepted without the database, `webhook.received`)."""
+
     id: UUID = Field(default_factory=uuid4, description="Event id, the dedupe key")
     type: str
     version: int
     occurred_at: datetime = Field(default_factory=utcnow)
     correlation_id: Annotated[str, StringConstraints(min_length=1, max_length=128)]
+
+
+class Envelope(Unattributed):
     creator_id: UUID = Field(description="The tenant: the creator the event belongs to")
 
 
@@ -308,7 +314,31 @@ class WhatsAppWebhookReceived(Envelope):
     payload: WhatsAppWebhookPayload
 
 
-EVENT_MODELS: tuple[type[Envelope], ...] = (
+# --- webhooks.received --------------------------------------------------------------------
+
+
+class WebhookReceivedPayload(Contract):
+    """One item of a signed Meta webhook POST, as accepted with Kafka alone: the account it
+    names is resolved (and the item dropped if AutoDM has none) by webhook_ingest's consumer,
+    which publishes `instagram.webhook` / `whatsapp.webhook` with `item_event_id`."""
+
+    provider: Literal["instagram", "whatsapp"]
+    external_account_id: IgId = Field(description="entry.id, or value.metadata.phone_number_id")
+    item_event_id: UUID = Field(description="The id of the resolved event (from Meta's ids)")
+    kind: str = Field(max_length=16, description="messaging | change | status | message")
+    field: str = Field(default="", max_length=64)
+    item: dict[str, Any] = Field(description="The item, raw")
+    entry_time: int = 0
+    profile_name: str | None = Field(default=None, max_length=200)
+
+
+class WebhookReceived(Unattributed):
+    type: Literal["webhook.received"] = "webhook.received"
+    version: Literal[1] = 1
+    payload: WebhookReceivedPayload
+
+
+EVENT_MODELS: tuple[type[Unattributed], ...] = (
     LeadSubmitted,
     LeadCreated,
     DmRequested,
@@ -322,6 +352,7 @@ EVENT_MODELS: tuple[type[Envelope], ...] = (
     AccountDisconnected,
     TokenRefreshed,
     TokenRefreshFailed,
+    WebhookReceived,
 )
 
 

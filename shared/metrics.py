@@ -9,7 +9,8 @@ fails until deploy/grafana/autodm.json shows a new metric):
 - shared/circuit.py (delivery engineer): CIRCUIT_STATE on every transition. Alerts read
   `kind="provider"` as critical and count open `kind="account"` breakers.
 - services/webhook_ingest (Instagram lifecycle engineer): WEBHOOK_SIGNATURE_FAILURES for
-  every webhook whose X-Hub-Signature-256 is missing or wrong.
+  every webhook whose X-Hub-Signature-256 is missing or wrong; WEBHOOKS_REFUSED for every
+  signed webhook answered 503 (Kafka unavailable).
 - shared/ops_collector.py: topic depth, consumer lag, token expiry (periodically).
 - shared/outbox.py: outbox backlog and the age of its oldest record (periodically).
 deploy/prometheus/alerts.yml and deploy/grafana/autodm.json reference these names.
@@ -95,6 +96,11 @@ WEBHOOK_SIGNATURE_FAILURES = Counter(
     "autodm_webhook_signature_failures_total",
     "Webhook deliveries rejected for a missing or wrong X-Hub-Signature-256",
     ["provider", "reason"],
+)
+WEBHOOKS_REFUSED = Counter(
+    "autodm_webhooks_refused_total",
+    "Signed webhooks answered 503 because Kafka did not take them (Meta retries, then gives up)",
+    ["provider"],
 )
 CIRCUIT_STATE = Gauge(
     "autodm_circuit_state",

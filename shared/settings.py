@@ -55,6 +55,19 @@ class Settings(BaseSettings):
     webhook_verify_token: SecretStr = SecretStr("autodm-local-verify-token")
     # Where data-deletion requests can be followed (Meta shows this URL to the user).
     webhook_public_base_url: str = "http://127.0.0.1:8001"
+    # A signed webhook is accepted once Kafka holds it (no database needed); if Kafka does
+    # not acknowledge within this (Meta wants an answer within 5 s), the answer is 503 with
+    # Retry-After so Meta retries (docs/RELIABILITY.md, "Webhook acceptance").
+    webhook_accept_timeout_s: float = Field(default=3.0, gt=0)
+    webhook_retry_after_s: int = Field(default=30, ge=1)
+    # Active reconciliation of `unknown` Instagram DMs through the Conversations API: a DM
+    # is looked up this long after it went `unknown` (its echo usually settles it first),
+    # then again with doubling delays, at most this many times; passes run this often, and
+    # call at most this often per account (Meta allows 2 Conversations API calls/s).
+    instagram_reconcile_after_s: float = Field(default=120.0, ge=0)
+    instagram_reconcile_interval_s: float = Field(default=15.0, gt=0)
+    instagram_reconcile_max_checks: int = Field(default=6, ge=1)
+    instagram_conversations_per_s: float = Field(default=1.5, gt=0, le=2)
 
     # Token refresher (platform facts §2: refresh >= 24 h old tokens before the 60 days end)
     token_refresh_interval_s: float = 3600.0

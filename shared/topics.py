@@ -33,6 +33,7 @@ DM_REQUESTED_WHATSAPP = "dm.requested.whatsapp"
 DM_STATUS = "dm.status"
 WEBHOOKS_INSTAGRAM = "webhooks.instagram"
 WEBHOOKS_WHATSAPP = "webhooks.whatsapp"
+WEBHOOKS_RECEIVED = "webhooks.received"
 ACCOUNTS_EVENTS = "accounts.events"
 LEADS_CONTACTS = "leads.contacts"
 INSTAGRAM_COMMENTS = "instagram.comments"
@@ -52,6 +53,9 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(
         LEADS_SUBMITTED, 6, 7 * DAY_MS, "other services -> api lead intake; key creator", True
     ),
+    # A signed webhook is accepted once it is here (Kafka alone, no database): the durable
+    # buffer through a PostgreSQL outage; webhook_ingest's consumer resolves the account.
+    TopicSpec(WEBHOOKS_RECEIVED, 6, 7 * DAY_MS, "webhook_ingest HTTP -> resolver; key entry id"),
     TopicSpec(WEBHOOKS_INSTAGRAM, 6, 7 * DAY_MS, "webhook_ingest -> consumers; key account"),
     TopicSpec(WEBHOOKS_WHATSAPP, 6, 7 * DAY_MS, "webhook_ingest -> consumers; key number"),
     TopicSpec(ACCOUNTS_EVENTS, 3, 30 * DAY_MS, "account lifecycle; key account"),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
@@ -144,3 +145,65 @@ async def test_without_url_events_are_logged_as_skipped(
     assert delivery["status"] == "skipped"
     assert delivery["payload"]["object"] == "instagram"
     assert receiver.requests == []
+
+
+async def test_messaging_is_retried_immediately_then_given_up_other_fields_later(
+    sb: SandboxDriver, receiver: Receiver
+) -> None:
+    # A tiny time scale: the later retries of a comment come after milliseconds.
+    await sb.settings(webhook_time_scale=0.00001)
+    receiver.always_fail = True
+    message = await sb.dm_from(DEMO_IG_USER_ID, "lead")
+    comment = await sb.comment_from(DEMO_IG_USER_ID, "fan")
+    await sb.drain()
+    log = {d["id"]: d for d in (await sb.control("GET", "/webhooks"))["data"]}
+    assert log[message["webhook_id"]]["attempts"] == 3  # immediate retries only
+    assert log[comment["webhook_id"]]["attempts"] > 3  # then fewer and fewer, for 36 h
+
+
+async def test_an_hour_of_failures_disables_the_subscription_until_resubscribed(
+    sb: SandboxDriver, receiver: Receiver, client: httpx.AsyncClient
+) -> None:
+    await sb.settings(webhook_time_scale=0.00001)  # the hour is 36 ms
+    fields = {"subscribed_fields": "messages,comments"}
+    auth = {"Authorization": f"Bearer {DEMO_ACCESS_TOKEN}"}
+    await client.post("/v23.0/me/subscribed_apps", params=fields, headers=auth)
+    receiver.always_fail = True
+    await sb.dm_from(DEMO_IG_USER_ID, "lead")
+    await sb.drain()
+    assert (await sb.control("GET", "/webhooks/subscriptions"))["data"][0]["disabled"] is False
+    await asyncio.sleep(0.1)
+    await sb.dm_from(DEMO_IG_USER_ID, "lead")
+    await sb.drain()
+    [sub] = (await sb.control("GET", "/webhooks/subscriptions"))["data"]
+    assert (sub["account"], sub["disabled"]) == (DEMO_IG_USER_ID, True)
+    subscribed = await client.get("/v23.0/me/subscribed_apps", headers=auth)
+    assert subscribed.json() == {"data": []}  # Meta unsubscribed the app
+
+    receiver.always_fail = False
+    skipped = await sb.dm_from(DEMO_IG_USER_ID, "lead")
+    log = {d["id"]: d for d in (await sb.control("GET", "/webhooks"))["data"]}
+    assert log[skipped["webhook_id"]]["status"] == "skipped"
+
+    await client.post("/v23.0/me/subscribed_apps", params=fields, headers=auth)
+    again = await sb.dm_from(DEMO_IG_USER_ID, "lead")
+    await sb.drain()
+    log = {d["id"]: d for d in (await sb.control("GET", "/webhooks"))["data"]}
+    assert log[again["webhook_id"]]["status"] == "delivered"
+    assert (await sb.control("GET", "/webhooks/subscriptions"))["data"] == []
+
+
+async def test_a_success_resets_the_failure_period(sb: SandboxDriver, receiver: Receiver) -> None:
+    await sb.settings(webhook_time_scale=0.00001)
+    receiver.always_fail = True
+    await sb.dm_from(DEMO_IG_USER_ID, "lead")
+    await sb.drain()
+    receiver.always_fail = False
+    await sb.dm_from(DEMO_IG_USER_ID, "lead")
+    await sb.drain()
+    await asyncio.sleep(0.1)
+    receiver.always_fail = True
+    await sb.dm_from(DEMO_IG_USER_ID, "lead")
+    await sb.drain()
+    [sub] = (await sb.control("GET", "/webhooks/subscriptions"))["data"]
+    assert sub["disabled"] is False

@@ -1,6 +1,9 @@
 """Composition root of webhook_ingest: the signed HTTP endpoints Meta calls, and the
 consumers that turn the published items into AutoDM facts and events.
 
+It also reconciles `unknown` Instagram DMs: by their echo (inbound.py) and, when none
+comes, by asking the Conversations API (conversations.py).
+
 The consumers live here rather than in the API: they scale with webhook volume, not with
 API traffic, and they only record Instagram's facts (contacts, comments) and emit events;
 the DM state itself stays the API's (its projection and router consume those events).
@@ -8,16 +11,23 @@ the DM state itself stays the API's (its projection and router consume those eve
 
 from __future__ import annotations
 
+import httpx
 from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.webhook_ingest import routes, whatsapp_routes
 from services.webhook_ingest.body_rules import install_body_limits
+from services.webhook_ingest.accept import Acceptance
+from services.webhook_ingest.conversations import ConversationReconciler, ReconcilePolicy
 from services.webhook_ingest.handlers import register_handlers
 from shared.broker import dead_letter_park, make_broker
+from shared.crypto import DecryptedTokens, TokenCipher
 from shared.db.session import make_engine, make_sessionmaker
 from shared.logs import configure_logging
 from shared.outbox import OutboxRelay
-from shared.service import add_operational_routes, broker_check, broker_lifespan, database_check
+from shared.providers.graph_http import make_http_client
+from shared.providers.instagram import InstagramConversations
+from shared.service import add_operational_routes, broker_check, broker_lifespan
 from shared.settings import Settings, get_settings
 
 SERVICE = "webhook_ingest"
@@ -33,15 +43,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions, broker, settings.outbox_batch_size, settings.outbox_poll_interval_s
     )
     register_handlers(broker, sessions, relay, dead_letter_park(broker, SERVICE))
+    reconciler, http = _reconciler(settings, sessions, relay)
     app = FastAPI(
         title="AutoDM webhook ingest",
-        lifespan=broker_lifespan(broker, background=[relay.run_forever], on_stop=[engine.dispose]),
+        lifespan=broker_lifespan(
+            broker,
+            background=[relay.run_forever, reconciler.run_forever],
+            on_stop=[http.aclose, engine.dispose],
+        ),
+    )
+    acceptance = Acceptance(
+        broker, settings.webhook_accept_timeout_s, settings.webhook_retry_after_s
     )
     app.state.deps = routes.IngestDeps(
         broker=broker,
         sessions=sessions,
-        reads=make_sessionmaker(engine, autocommit=True),
         relay=relay,
+        acceptance=acceptance,
         app_secrets=settings.instagram_app_secrets,
         verify_token=settings.webhook_verify_token.get_secret_value(),
         public_base_url=settings.webhook_public_base_url,
@@ -49,6 +67,29 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.broker = broker
     install_body_limits(app, settings)
     app.include_router(routes.router)
-    whatsapp_routes.install(app, settings, sessions)
-    add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
+    whatsapp_routes.install(app, settings, acceptance)
+    # Ready = Kafka answers: webhooks are accepted without PostgreSQL, so a database outage
+    # must not take every replica out of the Service (Meta would see errors, §3d).
+    add_operational_routes(app, {"kafka": broker_check(broker)})
     return app
+
+
+def _reconciler(
+    settings: Settings, sessions: async_sessionmaker[AsyncSession], relay: OutboxRelay
+) -> tuple[ConversationReconciler, httpx.AsyncClient]:
+    """The Conversations API look-up of `unknown` DMs (beside the echo path, inbound.py)."""
+    # A small pool: the calls are paced to 2/s per account anyway.
+    http = make_http_client(settings.instagram_graph_url, settings.provider_timeout_s, 4)
+    reconciler = ConversationReconciler(
+        sessions,
+        InstagramConversations(http, settings.graph_api_version),
+        DecryptedTokens(TokenCipher.from_settings(settings)),
+        relay.wake,
+        ReconcilePolicy(
+            after_s=settings.instagram_reconcile_after_s,
+            interval_s=settings.instagram_reconcile_interval_s,
+            max_checks=settings.instagram_reconcile_max_checks,
+            calls_per_s=settings.instagram_conversations_per_s,
+        ),
+    )
+    return reconciler, http

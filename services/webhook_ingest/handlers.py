@@ -1,16 +1,20 @@
-"""Kafka entrypoint: webhooks.instagram records -> inbound.handle_webhooks."""
+"""Kafka entrypoints: webhooks.received -> resolver (the account, then webhooks.instagram /
+webhooks.whatsapp); webhooks.instagram records -> inbound.handle_webhooks."""
 
 from __future__ import annotations
+
+from functools import partial
 
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.webhook_ingest.inbound import handle_webhooks
+from services.webhook_ingest.resolver import resolve_and_publish
 from shared.batches import BatchWork, Park, records_of
 from shared.broker import Message, subscribe
-from shared.events import InstagramWebhookReceived
+from shared.events import InstagramWebhookReceived, WebhookReceived
 from shared.outbox import OutboxRelay
-from shared.topics import WEBHOOKS_INSTAGRAM
+from shared.topics import WEBHOOKS_INSTAGRAM, WEBHOOKS_RECEIVED
 
 BATCH_SIZE = 200
 
@@ -22,6 +26,19 @@ def register_handlers(
     park: Park,
 ) -> None:
     handle = BatchWork(InstagramWebhookReceived, sessions, handle_webhooks, park)
+    resolve = BatchWork(WebhookReceived, sessions, partial(resolve_and_publish, broker), park)
+
+    @subscribe(
+        broker,
+        WEBHOOKS_RECEIVED,
+        group="autodm-webhooks-received",
+        batch_size=BATCH_SIZE,
+        decoder=resolve.decoder,
+        title="webhooks-received",
+        description="Accepted webhook items -> their account -> webhooks.instagram/whatsapp",
+    )
+    async def on_webhook_received(events: list[WebhookReceived], msg: Message) -> None:
+        await resolve.run(events, records_of(msg))
 
     @subscribe(
         broker,

@@ -25,13 +25,12 @@ from shared.events import (
     InstagramWebhookReceived,
     LeadContactOpened,
     LeadContactOpenedPayload,
-    utcnow,
 )
 from shared.idempotency import claim_events
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.logs import bind_correlation_id, get_logger
 from shared.outbox import add_to_outbox
-from shared.reconciliation import RECONCILED_REASON, UNSETTLED, text_digest
+from shared.reconciliation import RECONCILED_REASON, UNSETTLED, settle_sent, text_digest
 from shared.topics import DM_STATUS, INSTAGRAM_COMMENTS, LEADS_CONTACTS
 
 log = get_logger(__name__)
@@ -143,15 +142,9 @@ async def _echo(session: AsyncSession, event: InstagramWebhookReceived, a: Echo)
     )
     if intent is None:
         return  # settled already (the usual case), or a message typed in the app
-    intent.provider_message_id = a.mid
-    intent.updated_at = utcnow()
-    if intent.state == "sending":
-        return  # the sender still owns the outcome; a timeout now settles as `sent`
-    intent.state = "sent"
-    lead = await session.get(Lead, intent.lead_id)
-    if lead is not None:
-        log.info("ambiguous send reconciled by its echo", lead_id=str(lead.id))
-        _status(session, event, lead, DmStatus.SENT, RECONCILED_REASON, provider_message_id=a.mid)
+    await settle_sent(
+        session, intent, a.mid, RECONCILED_REASON, event.correlation_id, event.occurred_at
+    )
 
 
 async def _comment(session: AsyncSession, event: InstagramWebhookReceived, a: Comment) -> None:

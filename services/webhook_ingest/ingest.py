@@ -2,13 +2,17 @@
 
 Meta batches items (entry[] x messaging[]/changes[]) and retries a delivery for up to 36 h.
 Each item becomes its own event whose id is derived from Meta's ids (mid, comment id...),
-so a retry produces the same event id and the idempotent consumers skip it. The POST is
-answered once Kafka has acknowledged every item: a 200 means nothing can be lost.
+so a retry produces the same event id and the idempotent consumers skip it.
+
+Two steps, so that accepting needs Kafka alone (services/webhook_ingest/accept.py): the POST
+publishes each item as `webhook.received` (no database), answered once Kafka acknowledged
+every item, so a 200 means nothing can be lost; the consumer of `webhooks.received`
+(resolver.py) looks the account up and publishes the `instagram.webhook` event, riding out
+a database outage by redelivery.
 """
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
 from collections.abc import Sequence
@@ -16,17 +20,19 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from faststream.kafka import KafkaBroker
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.account_lifecycle import DISCONNECTED
-from shared.broker import publish_event
 from shared.db.models import SocialAccount
-from shared.events import InstagramWebhookPayload, InstagramWebhookReceived
+from shared.events import (
+    InstagramWebhookPayload,
+    InstagramWebhookReceived,
+    WebhookReceived,
+    WebhookReceivedPayload,
+)
 from shared.lifecycle import Provider
 from shared.logs import get_logger
-from shared.topics import WEBHOOKS_INSTAGRAM
 
 log = get_logger(__name__)
 
@@ -116,41 +122,61 @@ async def known_accounts(
     return {ext: AccountRef(id=id_, creator_id=creator) for ext, id_, creator in rows}
 
 
-async def publish_items(
-    broker: KafkaBroker,
-    sessions: async_sessionmaker[AsyncSession],
-    items: list[WebhookItem],
-    correlation_id: str,
-) -> int:
-    """Publish the items of connected accounts; returns how many went out."""
-    if not items:
-        return 0
-    async with sessions() as session:
-        accounts = await known_accounts(session, [i.ig_account_id for i in items])
-    events = [
-        _event(item, accounts[item.ig_account_id], correlation_id)
-        for item in items
-        if item.ig_account_id in accounts
+def received_events(items: list[WebhookItem], correlation_id: str) -> list[WebhookReceived]:
+    """What the POST publishes: each item as it came, no database involved. An entry id
+    that is no Instagram id cannot name an account of ours: dropped here."""
+    usable = [i for i in items if i.ig_account_id.isdigit() and len(i.ig_account_id) <= 32]
+    if len(usable) < len(items):
+        log.warning("webhook items without an account id dropped", dropped=len(items) - len(usable))
+    return [
+        WebhookReceived(
+            id=uuid5(NAMESPACE_URL, f"received:{item.event_id}"),
+            correlation_id=correlation_id,
+            payload=WebhookReceivedPayload(
+                provider="instagram",
+                external_account_id=item.ig_account_id,
+                item_event_id=item.event_id,
+                kind=item.kind,
+                field=item.field,
+                item=item.item,
+                entry_time=item.entry_time,
+            ),
+        )
+        for item in usable
     ]
-    if len(events) < len(items):
-        log.warning("webhook items for unknown accounts dropped", dropped=len(items) - len(events))
-    await asyncio.gather(
-        *(publish_event(broker, WEBHOOKS_INSTAGRAM, str(e.payload.account_id), e) for e in events)
-    )
-    return len(events)
 
 
-def _event(item: WebhookItem, account: AccountRef, correlation_id: str) -> InstagramWebhookReceived:
+async def resolve(
+    session: AsyncSession, received: Sequence[WebhookReceived]
+) -> list[InstagramWebhookReceived]:
+    """The items of connected accounts as `instagram.webhook` events (the consumer's side
+    of the POST: the account lookup needs the database)."""
+    accounts = await known_accounts(session, [r.payload.external_account_id for r in received])
+    events = [
+        _event(r, accounts[r.payload.external_account_id])
+        for r in received
+        if r.payload.external_account_id in accounts
+    ]
+    if len(events) < len(received):
+        dropped = len(received) - len(events)
+        log.warning("webhook items for unknown accounts dropped", dropped=dropped)
+    return events
+
+
+def _event(r: WebhookReceived, account: AccountRef) -> InstagramWebhookReceived:
+    p = r.payload
     return InstagramWebhookReceived(
-        id=item.event_id,
-        correlation_id=correlation_id,
+        id=p.item_event_id,
+        correlation_id=r.correlation_id,
         creator_id=account.creator_id,
+        # When Meta delivered it, not when the database came back.
+        occurred_at=r.occurred_at,
         payload=InstagramWebhookPayload(
             account_id=account.id,
-            ig_account_id=item.ig_account_id,
-            kind=item.kind,
-            field=item.field,
-            item=item.item,
-            entry_time=item.entry_time,
+            ig_account_id=p.external_account_id,
+            kind="change" if p.kind == "change" else "messaging",
+            field=p.field,
+            item=p.item,
+            entry_time=p.entry_time,
         ),
     )

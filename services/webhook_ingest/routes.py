@@ -12,8 +12,9 @@ from fastapi.responses import PlainTextResponse
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.webhook_ingest.accept import Acceptance, accept
 from services.webhook_ingest.callbacks import deauthorize, delete_user_data, deletion_status
-from services.webhook_ingest.ingest import publish_items, split_instagram
+from services.webhook_ingest.ingest import received_events, split_instagram
 from services.webhook_ingest.signatures import (
     InvalidSignedRequest,
     answer_verification,
@@ -31,9 +32,9 @@ log = get_logger(__name__)
 class IngestDeps:
     broker: KafkaBroker
     sessions: async_sessionmaker[AsyncSession]
-    # Autocommit, for the one-statement read on every webhook POST (no BEGIN/ROLLBACK).
-    reads: async_sessionmaker[AsyncSession]
     relay: OutboxRelay
+    # Event POSTs are accepted with Kafka alone (accept.py): no database on that path.
+    acceptance: Acceptance
     app_secrets: list[str]
     verify_token: str
     public_base_url: str
@@ -62,10 +63,8 @@ async def verify_subscription(
 @router.post("", summary="Signed Instagram event notifications")
 async def receive(request: Request, deps: Deps) -> dict[str, int]:
     payload, correlation_id = await signed_json(request, deps.app_secrets, "instagram")
-    published = await publish_items(
-        deps.broker, deps.reads, split_instagram(payload), correlation_id
-    )
-    return {"published": published}
+    events = received_events(split_instagram(payload), correlation_id)
+    return {"published": await accept(deps.acceptance, "instagram", events)}
 
 
 @router.post("/deauthorize", summary="Meta: the user removed the app")

@@ -2,14 +2,13 @@
 GET verification and signed POSTs -> one event per status / inbound message on
 `webhooks.whatsapp`. The whatsapp_sender consumes them (it owns the WhatsApp state).
 
-Signed with the Meta app's secret (AUTODM_WHATSAPP_APP_SECRET). The POST is answered once
-Kafka acknowledged every item; event ids derive from the wamid, so Meta's retries (for up
-to 7 days) dedupe downstream.
+Signed with the Meta app's secret (AUTODM_WHATSAPP_APP_SECRET). Accepted like Instagram's
+(accept.py: Kafka alone, `webhooks.received`; the number is resolved by resolver.py);
+event ids derive from the wamid, so Meta's retries (for up to 7 days) dedupe downstream.
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any
@@ -17,26 +16,28 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse
-from faststream.kafka import KafkaBroker
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.webhook_ingest.accept import Acceptance, accept
 from services.webhook_ingest.signatures import answer_verification, signed_json
-from shared.broker import publish_event
 from shared.db.models import SocialAccount
-from shared.events import WhatsAppWebhookPayload, WhatsAppWebhookReceived
+from shared.events import (
+    WebhookReceived,
+    WebhookReceivedPayload,
+    WhatsAppWebhookPayload,
+    WhatsAppWebhookReceived,
+)
 from shared.lifecycle import Provider
 from shared.logs import get_logger
 from shared.settings import Settings
-from shared.topics import WEBHOOKS_WHATSAPP
 
 log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
 class WhatsAppIngestDeps:
-    broker: KafkaBroker
-    sessions: async_sessionmaker[AsyncSession]
+    acceptance: Acceptance
     app_secrets: list[str]
     verify_token: str
 
@@ -55,11 +56,10 @@ class WhatsAppItem:
         return uuid5(NAMESPACE_URL, f"whatsapp:{self.item.get('id')}:{suffix}")
 
 
-def install(app: FastAPI, settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> None:
-    """Mount the WhatsApp endpoints on the ingest app (its broker must be on app.state)."""
+def install(app: FastAPI, settings: Settings, acceptance: Acceptance) -> None:
+    """Mount the WhatsApp endpoints on the ingest app."""
     app.state.whatsapp_deps = WhatsAppIngestDeps(
-        broker=app.state.broker,
-        sessions=sessions,
+        acceptance=acceptance,
         app_secrets=[settings.whatsapp_app_secret.get_secret_value()],
         verify_token=settings.webhook_verify_token.get_secret_value(),
     )
@@ -88,7 +88,8 @@ async def verify_subscription(
 @router.post("", summary="Signed WhatsApp event notifications")
 async def receive(request: Request, deps: Deps) -> dict[str, int]:
     payload, correlation_id = await signed_json(request, deps.app_secrets, "whatsapp")
-    return {"published": await _publish(deps, split_whatsapp(payload), correlation_id)}
+    events = received_events(split_whatsapp(payload), correlation_id)
+    return {"published": await accept(deps.acceptance, "whatsapp", events)}
 
 
 def split_whatsapp(payload: Any) -> list[WhatsAppItem]:
@@ -116,25 +117,42 @@ def _change_items(value: dict[str, Any]) -> list[WhatsAppItem]:
     return [i for i in items if i.item.get("id")]
 
 
-async def _publish(deps: WhatsAppIngestDeps, items: list[WhatsAppItem], correlation: str) -> int:
-    if not items:
-        return 0
-    async with deps.sessions() as session:
-        accounts = await _known_numbers(session, [i.phone_number_id for i in items])
-    events = [
-        _event(item, *accounts[item.phone_number_id], correlation)
-        for item in items
-        if item.phone_number_id in accounts
-    ]
-    if len(events) < len(items):
-        log.warning("whatsapp items for unknown numbers dropped", dropped=len(items) - len(events))
-    await asyncio.gather(
-        *(
-            publish_event(deps.broker, WEBHOOKS_WHATSAPP, e.payload.phone_number_id, e)
-            for e in events
+def received_events(items: list[WhatsAppItem], correlation: str) -> list[WebhookReceived]:
+    """What the POST publishes: each item as it came, no database involved."""
+    usable = [i for i in items if i.phone_number_id.isdigit() and len(i.phone_number_id) <= 32]
+    if len(usable) < len(items):
+        log.warning("whatsapp items without a number dropped", dropped=len(items) - len(usable))
+    return [
+        WebhookReceived(
+            id=uuid5(NAMESPACE_URL, f"received:{item.event_id}"),
+            correlation_id=correlation,
+            payload=WebhookReceivedPayload(
+                provider="whatsapp",
+                external_account_id=item.phone_number_id,
+                item_event_id=item.event_id,
+                kind=item.kind,
+                item=item.item,
+                profile_name=(item.profile_name or None) and str(item.profile_name)[:200],
+            ),
         )
-    )
-    return len(events)
+        for item in usable
+    ]
+
+
+async def resolve(
+    session: AsyncSession, received: Sequence[WebhookReceived]
+) -> list[WhatsAppWebhookReceived]:
+    """The items of connected numbers as `whatsapp.webhook` events (the consumer's side)."""
+    accounts = await _known_numbers(session, [r.payload.external_account_id for r in received])
+    events = [
+        _event(r, *accounts[r.payload.external_account_id])
+        for r in received
+        if r.payload.external_account_id in accounts
+    ]
+    if len(events) < len(received):
+        dropped = len(received) - len(events)
+        log.warning("whatsapp items for unknown numbers dropped", dropped=dropped)
+    return events
 
 
 async def _known_numbers(
@@ -146,21 +164,21 @@ async def _known_numbers(
             SocialAccount.external_id.in_(set(phone_number_ids)),
         )
     )
-    return {ext: (account, creator) for ext, account, creator in rows.tuples()}
+    return {ext: (account, creator) for ext, account, creator in rows}
 
 
-def _event(
-    item: WhatsAppItem, account_id: UUID, creator_id: UUID, correlation: str
-) -> WhatsAppWebhookReceived:
+def _event(r: WebhookReceived, account_id: UUID, creator_id: UUID) -> WhatsAppWebhookReceived:
+    p = r.payload
     return WhatsAppWebhookReceived(
-        id=item.event_id,
-        correlation_id=correlation,
+        id=p.item_event_id,
+        correlation_id=r.correlation_id,
         creator_id=creator_id,
+        occurred_at=r.occurred_at,
         payload=WhatsAppWebhookPayload(
             account_id=account_id,
-            phone_number_id=item.phone_number_id,
-            kind="status" if item.kind == "status" else "message",
-            item=item.item,
-            profile_name=(item.profile_name or None) and str(item.profile_name)[:200],
+            phone_number_id=p.external_account_id,
+            kind="status" if p.kind == "status" else "message",
+            item=p.item,
+            profile_name=p.profile_name,
         ),
     )

@@ -213,6 +213,9 @@ class DmSend(Base):
     # transient) and until when: the API shows it, so a waiting DM is never unexplained.
     waiting_for: Mapped[str | None] = mapped_column(String(32))
     not_before: Mapped[datetime | None]
+    # How often an `unknown` DM was looked up in its Instagram conversation without an
+    # answer (services/webhook_ingest/conversations.py): each look waits twice as long.
+    reconcile_checks: Mapped[int] = mapped_column(Integer, server_default="0", default=0)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
 

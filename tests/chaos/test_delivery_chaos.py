@@ -37,7 +37,7 @@ from shared.db.session import make_engine, make_sessionmaker
 from shared.dlq import DlqFilter, replay_matching
 from shared.events import utcnow
 from shared.outages import ride_out
-from shared.reconciliation import RECONCILED_REASON
+from shared.reconciliation import NOT_SENT_REASON, RECONCILED_REASON
 from tests.chaos.conftest import ChaosPlan, chaos_specs
 from tests.conftest import ROOT
 
@@ -323,10 +323,14 @@ async def test_no_lead_lost_none_sent_twice_no_send_while_throttled(
     assert not violations, f"sent while throttled: {violations[:3]}"
 
     # Failed for a reason a replay can fix (retries exhausted, token, invalid): in the DLQ.
+    # An `unknown` DM its conversation proved not sent (services/webhook_ingest/
+    # conversations.py) is failed too, but for the creator to retry: not in the DLQ.
     replayable = {
         i
         for i, lead in leads.items()
-        if lead.dm_status == "failed" and RECIPIENT_FINAL not in (lead.dm_reason or "")
+        if lead.dm_status == "failed"
+        and RECIPIENT_FINAL not in (lead.dm_reason or "")
+        and lead.dm_reason != NOT_SENT_REASON
     }
     await _wait_for(lambda: _contains(sessions, replayable), 30)
     assert replayable <= await _dlq_leads(sessions)

@@ -23,6 +23,11 @@ LOG_DIR = ROOT / ".local" / "test" / "logs"
 # any creator, and a partner limited to a creator that no test uses.
 INGRESS_PRODUCER, INGRESS_PARTNER = "e2e-crm", "e2e-partner"
 INGRESS_PRODUCERS = {INGRESS_PRODUCER: ["*"], INGRESS_PARTNER: [str(uuid.UUID(int=0xE2E))]}
+STACK_ENV = {
+    "AUTODM_LEAD_INGRESS_PRODUCERS": json.dumps(INGRESS_PRODUCERS),
+    "AUTODM_INSTAGRAM_RECONCILE_AFTER_S": "5",
+    "AUTODM_INSTAGRAM_RECONCILE_INTERVAL_S": "1",
+}
 
 
 def _test_ports() -> StackPorts:
@@ -40,13 +45,16 @@ def stack() -> Iterator[Stack]:
     # them (this process keeps its own level: the stack's env is copied at start).
     level = os.environ.get("AUTODM_LOG_LEVEL")
     os.environ["AUTODM_LOG_LEVEL"] = "DEBUG"
-    os.environ["AUTODM_LEAD_INGRESS_PRODUCERS"] = json.dumps(INGRESS_PRODUCERS)
+    # An `unknown` DM is looked up in its conversation after seconds, not minutes
+    # (test_database_outage: its echo may come first; this is the fallback).
+    os.environ.update(STACK_ENV)
     try:
         stacked = running_stack(_test_ports(), database, LOG_DIR)
         stack = stacked.__enter__()
     finally:
         os.environ["AUTODM_LOG_LEVEL"] = level or "WARNING"
-        del os.environ["AUTODM_LEAD_INGRESS_PRODUCERS"]
+        for name in STACK_ENV:
+            os.environ.pop(name, None)
     try:
         yield stack
     finally:

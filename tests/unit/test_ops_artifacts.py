@@ -59,6 +59,7 @@ def test_the_required_alerts_exist() -> None:
         "AutoDMConsumerLagHigh",
         "AutoDMTokensExpiringSoon",
         "AutoDMWebhookSignatureFailures",
+        "AutoDMWebhooksRefused",
         "AutoDMOutboxBacklog",
     } <= names
 
