@@ -288,9 +288,7 @@ async def _set_intent(
     if state != "deferred":
         left = await session.execute(
             delete(WhatsAppDeferredSend)
-            .where(
-                WhatsAppDeferredSend.lead_id == p.lead_id, WhatsAppDeferredSend.route == p.route
-            )
+            .where(WhatsAppDeferredSend.lead_id == p.lead_id, WhatsAppDeferredSend.route == p.route)
             .returning(WhatsAppDeferredSend.account_id, WhatsAppDeferredSend.wa_id)
         )
         for account_id, wa_id in left.all():

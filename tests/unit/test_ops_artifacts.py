@@ -60,6 +60,7 @@ def test_the_required_alerts_exist() -> None:
         "AutoDMTokensExpiringSoon",
         "AutoDMWebhookSignatureFailures",
         "AutoDMOutboxBacklog",
+        "AutoDMStuckDms",
     } <= names
 
 
