@@ -62,8 +62,8 @@ STATUS_RANK: dict[DmStatus, int] = {
 
 # What a re-route may show after `sending` on another route of the same attempt: the sender
 # could not send on the route it tried (WhatsApp 131047: the window had closed) and fell
-# back to a template (`sending` again) or to the wa.me link (`link_ready`); the router's
-# Instagram fallback waits for the lead (`awaiting_contact`).
+# back to a template (`sending` again) or to the wa.me link (`link_ready`); an Instagram
+# fallback to the ig.me link would wait for the lead (`awaiting_contact`).
 REROUTE_STATUSES = frozenset({DmStatus.SENDING, DmStatus.LINK_READY, DmStatus.AWAITING_CONTACT})
 # Not final: the DM still needs the system to act (a send to decide or to finish).
 IN_PROGRESS_STATUSES = frozenset({DmStatus.QUEUED, DmStatus.SENDING})
