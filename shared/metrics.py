@@ -13,6 +13,7 @@ fails until deploy/grafana/autodm.json shows a new metric):
   signed webhook answered 503 (Kafka unavailable).
 - shared/ops_collector.py: topic depth, consumer lag, token expiry (periodically).
 - shared/outbox.py: outbox backlog and the age of its oldest record (periodically).
+- shared/stuck_dms.py: DMs `queued`/`sending` too long with nothing in flight (periodically).
 deploy/prometheus/alerts.yml and deploy/grafana/autodm.json reference these names.
 """
 
@@ -138,4 +139,12 @@ BACKGROUND_OUTAGES = Counter(
     "autodm_background_outages_total",
     "Outages met by a background loop (counted when each starts)",
     ["loop"],
+)
+
+# The stuck-DM watchdog (shared/stuck_dms.py, in the API): every (status, provider) series
+# is set on each pass, 0 when none is stuck.
+DMS_STUCK = Gauge(
+    "autodm_dms_stuck",
+    "DMs queued or sending longer than stuck_dm_after_s with no send in flight",
+    ["status", "provider"],
 )

@@ -147,6 +147,12 @@ class Settings(BaseSettings):
     # Operations: how often the API's collector reads consumer lag, retry/DLQ depth and
     # token expiry (a few Kafka requests and two queries per pass, whatever the traffic).
     ops_collector_interval_s: float = 15.0
+    # The stuck-DM watchdog (shared/stuck_dms.py): a DM `queued` or `sending` longer than
+    # this with no send in flight is reported (metric, alert, admin overview); checked
+    # every `stuck_dm_interval_s`. Above the longest normal hold that has no intent (a
+    # lead waiting for the router or a sender behind consumer lag).
+    stuck_dm_after_s: float = Field(default=900.0, gt=0)
+    stuck_dm_interval_s: float = Field(default=60.0, gt=0)
 
     # HTTP of each service (/metrics, health; the API's routes). Loopback unless deployed.
     http_host: str = "127.0.0.1"

@@ -29,6 +29,7 @@ from shared.outbox import OutboxRelay
 from shared.routing import RoutingRules
 from shared.service import add_operational_routes, broker_check, broker_lifespan, database_check
 from shared.settings import Settings, get_settings
+from shared.stuck_dms import StuckDmWatchdog
 
 SERVICE = "api"
 
@@ -47,6 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.outbox_backlog_interval_s,
     )
     collector = OpsCollector(settings.kafka_bootstrap, sessions, settings.ops_collector_interval_s)
+    watchdog = StuckDmWatchdog(
+        sessions, timedelta(seconds=settings.stuck_dm_after_s), settings.stuck_dm_interval_s
+    )
     park = dead_letter_park(broker, SERVICE)
     retention = Retention(
         idempotency_keys=timedelta(hours=settings.idempotency_ttl_hours),
@@ -70,7 +74,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Leads in, DMs out: accept leads and follow each DM to its end.",
         lifespan=broker_lifespan(
             broker,
-            background=[relay.run_forever, collector.run_forever, housekeeping.run_forever],
+            background=[
+                relay.run_forever,
+                collector.run_forever,
+                housekeeping.run_forever,
+                watchdog.run_forever,
+            ],
             on_stop=[engine.dispose],
         ),
     )
@@ -86,6 +95,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         dlq=DlqSize(settings.kafka_bootstrap),
     )
     app.state.broker = broker
+    app.state.stuck_dms = watchdog  # the admin overview lists what it finds
     install_problem_handlers(app)
     install_body_limits(app, settings)
     if settings.cors_allowed_origins:

@@ -16,6 +16,9 @@ from shared.idempotency import claim_events
 from shared.lifecycle import DmStatus, is_forward
 from shared.metrics import DMS
 
+# Statuses that say the DM reached the person: it was sent, whatever order they came in.
+REACHED = frozenset({DmStatus.SENT, DmStatus.DELIVERED, DmStatus.READ, DmStatus.REPLIED})
+
 
 def record_transition(
     session: AsyncSession,
@@ -26,9 +29,15 @@ def record_transition(
     event_id: UUID,
     occurred_at: datetime,
     detail: dict[str, Any],
+    route: str | None = None,
 ) -> bool:
-    """Move the lead to `status` if that is forward, and log it; False if it was stale."""
-    if not is_forward(DmStatus(lead.dm_status), lead.dm_attempt, status, attempt):
+    """Move the lead to `status` if that is forward, and log it; False if it was stale.
+    `route` is the route the status is about, when it may differ from the lead's (a
+    sender's fallback: shared.lifecycle.is_reroute)."""
+    current = DmStatus(lead.dm_status)
+    if not is_forward(
+        current, lead.dm_attempt, status, attempt, current_route=lead.dm_route, new_route=route
+    ):
         return False
     lead.dm_status = status
     lead.dm_attempt = attempt
@@ -70,8 +79,10 @@ def apply_status_event(
             "provider_message_id": payload.provider_message_id,
             "error": payload.error.model_dump() if payload.error else None,
         },
+        route=payload.route,
     )
     if not moved:
+        _late_sent(lead, payload, occurred_at)
         return False
     if payload.route:
         lead.dm_route = payload.route
@@ -91,9 +102,26 @@ def apply_status_event(
         lead.dm_attempts += 1
     if payload.status == DmStatus.SENT:
         lead.sent_at = occurred_at
+    elif payload.status in REACHED and lead.sent_at is None:
+        # A receipt overtook the `sent`: what was delivered or read was sent, by then at the
+        # latest; the late `sent` refines the time (_late_sent).
+        lead.sent_at = occurred_at
     if payload.status == DmStatus.READ:
         lead.read_at = occurred_at
     return True
+
+
+def _late_sent(lead: Lead, payload: DmStatusPayload, occurred_at: datetime) -> None:
+    """A `sent` that arrives after the DM's receipt (stale by rank) still says when it went
+    out and with which message id: keep them, without moving the status back."""
+    if payload.status != DmStatus.SENT or payload.attempt != lead.dm_attempt:
+        return
+    if DmStatus(lead.dm_status) not in REACHED:
+        return
+    if lead.sent_at is None or occurred_at < lead.sent_at:
+        lead.sent_at = occurred_at
+    if lead.provider_message_id is None and payload.provider_message_id:
+        lead.provider_message_id = payload.provider_message_id
 
 
 def log_created(session: AsyncSession, lead: Lead, event_id: UUID, occurred_at: datetime) -> None:

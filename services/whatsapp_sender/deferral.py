@@ -60,7 +60,12 @@ class DeferralPoller:
                 await session.scalars(
                     select(WhatsAppDeferredSend)
                     .where(WhatsAppDeferredSend.not_before <= now)
-                    .order_by(WhatsAppDeferredSend.not_before)
+                    # Ties in arrival order: a person's DMs due together keep their order.
+                    .order_by(
+                        WhatsAppDeferredSend.not_before,
+                        WhatsAppDeferredSend.queued_at,
+                        WhatsAppDeferredSend.lead_id,
+                    )
                     .limit(self._batch_size)
                     .with_for_update(skip_locked=True)
                 )

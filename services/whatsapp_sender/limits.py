@@ -19,11 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.models import WhatsAppContact, WhatsAppNumber
+from shared.db.models import WhatsAppContact, WhatsAppDeferredSend, WhatsAppNumber
 
 TIER_PERIOD = timedelta(hours=24)
 
@@ -63,6 +63,51 @@ def pair_wait_until(contact: WhatsAppContact, now: datetime) -> datetime | None:
     """When the pair rate lets the next message to this user go, if not now."""
     due = contact.next_send_at
     return due if due is not None and due > now else None
+
+
+async def waiting_ahead(
+    session: AsyncSession, account_id: UUID, wa_id: str, lead_id: UUID, queued_at: datetime
+) -> datetime | None:
+    """When the earliest DM to this person from an earlier lead is due, if one waits: a
+    person's DMs go out in the order their leads came, so this one waits behind it. Called
+    with the contact row locked, so two decisions for one person never race."""
+    earlier = tuple_(WhatsAppDeferredSend.queued_at, WhatsAppDeferredSend.lead_id) < tuple_(
+        queued_at, lead_id
+    )
+    due: datetime | None = await session.scalar(
+        select(func.min(WhatsAppDeferredSend.not_before)).where(
+            WhatsAppDeferredSend.account_id == account_id,
+            WhatsAppDeferredSend.wa_id == wa_id,
+            WhatsAppDeferredSend.lead_id != lead_id,
+            earlier,
+        )
+    )
+    return due
+
+
+async def wake_next(session: AsyncSession, account_id: UUID, wa_id: str, now: datetime) -> None:
+    """A DM to this person left the queue (sent, failed, a link): the next one in line is
+    due when the pair rate lets it go, not at the end of a wait taken behind the first.
+    Re-requesting a row twice is harmless: one number's requests are handled in order and
+    the send intent decides."""
+    pair_due = (
+        select(func.greatest(now, func.coalesce(WhatsAppContact.next_send_at, now)))
+        .where(WhatsAppContact.account_id == account_id, WhatsAppContact.wa_id == wa_id)
+        .scalar_subquery()
+    )
+    first = (
+        select(WhatsAppDeferredSend.lead_id, WhatsAppDeferredSend.route)
+        .where(WhatsAppDeferredSend.account_id == account_id, WhatsAppDeferredSend.wa_id == wa_id)
+        .order_by(WhatsAppDeferredSend.queued_at, WhatsAppDeferredSend.lead_id)
+        .limit(1)
+    )
+    await session.execute(
+        update(WhatsAppDeferredSend)
+        .where(tuple_(WhatsAppDeferredSend.lead_id, WhatsAppDeferredSend.route).in_(first))
+        .values(
+            not_before=func.least(WhatsAppDeferredSend.not_before, func.coalesce(pair_due, now))
+        )
+    )
 
 
 def take_pair_slot(contact: WhatsAppContact, now: datetime, policy: LimitPolicy) -> None:

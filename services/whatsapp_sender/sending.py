@@ -64,6 +64,7 @@ GATE_REASONS = {
     "circuit_open": "WhatsApp failed repeatedly for this number: waiting before trying again",
 }
 PAIR_RATE = 131056
+QUEUE_REASON = "an earlier DM to the same person goes first: WhatsApp DMs keep their order"
 TEMPLATE_ERRORS = frozenset({132000, 132001})
 
 
@@ -167,19 +168,26 @@ async def _plan(
         if isinstance(choice, Held):
             return await _hold(session, request, choice)
         send = choice
+    recipient = (account.id, to)
     wait = limits.pair_wait_until(contact, now)
     reason = "WhatsApp allows 1 message per 6 s to the same person"
+    ahead = await limits.waiting_ahead(session, account.id, to, lead.id, lead.created_at)
+    if ahead is not None:
+        # Keep the person's order: this DM goes after the earlier lead's, never before.
+        wait, reason = max(ahead, wait or ahead), QUEUE_REASON
     if wait is None and send.route == Route.WA_TEMPLATE and number is not None:
         wait = await limits.tier_wait_until(session, number, contact, now)
         reason = f"the number's daily limit ({number.daily_limit} people / 24 h) is reached"
     if wait is not None:
-        return await _defer(session, deps, request, wait, reason, throttled=False)
+        return await _defer(session, deps, request, wait, reason, recipient, throttled=False)
     # Last, so a half-open breaker's probe slot is only taken by a send that happens.
     verdict = deps.gate.check(account.id, (), creator_id=request.creator_id)
     if not verdict.go:
         assert verdict.not_before is not None
         why = GATE_REASONS.get(verdict.why, verdict.why)
-        return await _defer(session, deps, request, verdict.not_before, why, throttled=False)
+        return await _defer(
+            session, deps, request, verdict.not_before, why, recipient, throttled=False
+        )
     limits.take_pair_slot(contact, now, deps.policy)
     if send.route == Route.WA_TEMPLATE:
         limits.count_for_tier(contact, now)
@@ -278,11 +286,14 @@ async def _set_intent(
         .values(state=state, provider_message_id=wamid, updated_at=utcnow())
     )
     if state != "deferred":
-        await session.execute(
-            delete(WhatsAppDeferredSend).where(
-                WhatsAppDeferredSend.lead_id == p.lead_id, WhatsAppDeferredSend.route == p.route
-            )
+        left = await session.execute(
+            delete(WhatsAppDeferredSend)
+            .where(WhatsAppDeferredSend.lead_id == p.lead_id, WhatsAppDeferredSend.route == p.route)
+            .returning(WhatsAppDeferredSend.account_id, WhatsAppDeferredSend.wa_id)
         )
+        for account_id, wa_id in left.all():
+            if account_id is not None and wa_id is not None:
+                await limits.wake_next(session, account_id, wa_id, utcnow())
 
 
 async def _hold(session: AsyncSession, request: DmRequested, held: Held) -> Held:
@@ -296,10 +307,13 @@ async def _defer(
     request: DmRequested,
     until: datetime,
     reason: str,
+    recipient: tuple[UUID, str],
     *,
     throttled: bool,
 ) -> Held:
-    """Park the DM until `until`; throttling answers count toward giving up, waits don't."""
+    """Park the DM until `until`; throttling answers count toward giving up, waits don't.
+    The row names its recipient and its lead's arrival: later leads to the same person
+    wait behind it (`limits.waiting_ahead`)."""
     p = request.payload
     row = await session.get(WhatsAppDeferredSend, (p.lead_id, p.route), with_for_update=True)
     retries = (row.retries if row else 0) + (1 if throttled else 0)
@@ -307,7 +321,14 @@ async def _defer(
         return await _hold(
             session, request, _failed(f"{reason}; gave up after {retries - 1} waits", "throttled")
         )
-    values = {"not_before": until, "reason": reason[:200], "retries": retries}
+    values = {
+        "not_before": until,
+        "reason": reason[:200],
+        "retries": retries,
+        "account_id": recipient[0],
+        "wa_id": recipient[1],
+        "queued_at": select(Lead.created_at).where(Lead.id == p.lead_id).scalar_subquery(),
+    }
     await session.execute(
         insert(WhatsAppDeferredSend)
         .values(lead_id=p.lead_id, route=p.route, request=request.model_dump(mode="json"), **values)
@@ -436,7 +457,9 @@ async def _held_for(
             contact = await limits.locked_contact(session, send.account_id, send.to)
             contact.next_send_at = deps.now() + wait
         reason = f"WhatsApp is throttling ({error.code}: {error.message})"
-        return await _defer(session, deps, request, deps.now() + wait, reason, throttled=True)
+        until = deps.now() + wait
+        recipient = (send.account_id, send.to)
+        return await _defer(session, deps, request, until, reason, recipient, throttled=True)
     if error.error_class == ErrorClass.TOKEN:
         await session.execute(
             update(SocialAccount)

@@ -96,6 +96,12 @@ class Lead(Base):
     __table_args__ = (
         Index("ix_leads_creator_status", "creator_id", "dm_status", "created_at"),
         Index("ix_leads_creator_created", "creator_id", "created_at"),
+        # The stuck-DM watchdog (services/api/stuck_dms.py): DMs still in progress by age.
+        Index(
+            "ix_leads_in_progress_updated",
+            "updated_at",
+            postgresql_where=text("dm_status IN ('queued', 'sending')"),
+        ),
         # A person's recent leads (one lead per commenter per cool-down: comment_leads.py).
         Index(
             "ix_leads_creator_igsid",
@@ -426,7 +432,10 @@ class WhatsAppDeferredSend(Base):
     `not_before`, never dropped."""
 
     __tablename__ = "whatsapp_deferred_sends"
-    __table_args__ = (Index("ix_whatsapp_deferred_not_before", "not_before"),)
+    __table_args__ = (
+        Index("ix_whatsapp_deferred_not_before", "not_before"),
+        Index("ix_whatsapp_deferred_recipient", "account_id", "wa_id", "queued_at"),
+    )
 
     lead_id: Mapped[UUID] = mapped_column(
         ForeignKey("leads.id", ondelete="CASCADE"), primary_key=True
@@ -439,6 +448,11 @@ class WhatsAppDeferredSend(Base):
     # Consecutive throttling answers (131056 backs off 4^x s).
     retries: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Whom it is for (number, wa_id) and when its lead came: a person's DMs go out in the
+    # order their leads came (services/whatsapp_sender/sending.py, `_queue_ahead`).
+    account_id: Mapped[UUID | None]
+    wa_id: Mapped[str | None] = mapped_column(String(20))
+    queued_at: Mapped[datetime | None]
 
 
 class DeliveryCircuit(Base):

@@ -190,6 +190,47 @@ async def test_meta_saying_the_window_closed_switches_to_the_template(
     assert rejected.get("131047", 0) >= 1
 
 
+async def test_meta_saying_the_window_closed_without_opt_in_ends_with_the_link(
+    stack: Stack,
+    api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    creator: DemoCreator,
+    number: Number,
+) -> None:
+    """Issue 21: AutoDM's window looked open, no opt-in, Meta answers 131047: the lead
+    shows the fallback (`link_ready` with its wa.me link), never stays `sending`."""
+    phone, wa_id = new_phone()
+    hello = {"phone_number_id": number.phone_number_id, "from": wa_id, "text": "hello"}
+    (await sandbox.post("/_sandbox/whatsapp/users/message", json=hello)).raise_for_status()
+    sessions, engine = _db(stack)
+    try:
+        await _window_seen(sessions, UUID(number.account_id), wa_id)
+    finally:
+        await engine.dispose()
+    (await sandbox.put("/_sandbox/clock", json={"offset_seconds": 25 * 3600})).raise_for_status()
+    try:
+        lead_id = await new_lead(api, creator, "Ines", phone, opt_in=False)
+        lead = await settle(api, lead_id, "link_ready")
+    finally:
+        await sandbox.put("/_sandbox/clock", json={"offset_seconds": 0})
+    assert lead["dm"]["route"] == "wa_link"
+    link = urlparse(lead["dm"]["link"])
+    assert (link.scheme, link.netloc, link.path) == ("https", "wa.me", f"/{wa_id}")
+    statuses = [(e["status"], e["attempt"]) for e in lead["dm"]["log"]]
+    assert statuses == [("queued", 1), ("sending", 1), ("link_ready", 1)]
+    assert await sent_to(sandbox, number, wa_id) == []  # the free text never left
+    rejected = (await sandbox.get("/_sandbox/stats")).json()["whatsapp"]["rejected"]
+    assert rejected.get("131047", 0) >= 1
+    # A retry is judged by the rules for a link that waits for the lead, not refused as
+    # "still on its way".
+    retry = await api.post(
+        f"/api/dm/retry/{lead_id}", params={"creator_id": str(creator.creator_id)}
+    )
+    assert retry.status_code == 409, retry.text
+    assert "open the link" in retry.text
+    assert "still on its way" not in retry.text
+
+
 async def test_a_burst_to_one_person_goes_out_one_per_six_seconds(
     api: httpx.AsyncClient,
     sandbox: httpx.AsyncClient,

@@ -3,6 +3,8 @@ message per (lead, route), early status webhooks kept until their send is record
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -10,6 +12,7 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.whatsapp_sender.deferral import DeferralPoller
 from services.whatsapp_sender.links import WhatsAppDeps
 from services.whatsapp_sender.sending import SenderDeps, send_whatsapp
 from services.whatsapp_sender.statuses import handle_webhook
@@ -32,6 +35,7 @@ from shared.events import (
     Recipient,
     WhatsAppWebhookPayload,
     WhatsAppWebhookReceived,
+    utcnow,
 )
 from shared.kill_switch import (
     creator_scope,
@@ -362,3 +366,50 @@ async def test_only_a_message_written_after_the_send_second_is_a_reply(
     await handle_webhook(sessions, deps.publish, _never, _inbound(creator, account_id, second + 1))
     assert published[-1].payload.status == DmStatus.REPLIED
     assert published[-1].payload.lead_id == lead_id
+
+
+async def test_a_persons_paced_dms_go_out_in_the_order_their_leads_came(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+) -> None:
+    """Issue 21: DMs held by the pair rate (1 per 6 s per person) came back in any order,
+    and a new lead's DM could take the free slot before the ones waiting."""
+    account_id, _ = await _world(sessions, settings, creator)
+    phone, t0 = "+44 20 7946 0970", utcnow()
+    names = ["One", "Two", "Three", "Four"]
+    leads = [uuid4() for _ in names]
+    async with sessions.begin() as session:
+        for i, (lead_id, name) in enumerate(zip(leads, names, strict=True)):
+            lead = _opted_in_lead(lead_id, creator, f"{name} Lee", phone)
+            lead.created_at = t0 + timedelta(seconds=i)
+            session.add(lead)
+    client = RecordingClient()
+    deps, published = _deps(sessions, settings, client)
+    clock = [t0]
+    deps = replace(deps, now=lambda: clock[0])
+    again: list[DmRequested] = []
+
+    async def request_again(request: DmRequested) -> None:
+        if request.payload.account_id == account_id:  # other tests' deferred rows stay
+            again.append(request)
+
+    poller = DeferralPoller(sessions, request_again, poll_s=1)
+    for lead_id in leads[:3]:  # the first goes, the next two wait for the pair rate
+        await send_whatsapp(deps, _request(creator, account_id, lead_id))
+    clock[0] = t0 + timedelta(seconds=7)  # the slot is free before the poller runs ...
+    await send_whatsapp(deps, _request(creator, account_id, leads[3]))  # ... a new lead comes
+    assert [t.body_parameters for _, t in client.calls] == [("One",)]  # it waits its turn
+
+    for _ in range(8):
+        await poller.dispatch_due(clock[0])
+        # Handled in the reverse order of their dispatch: order must not rest on it.
+        for request in reversed(again):
+            await send_whatsapp(deps, request)
+        again.clear()
+        clock[0] += timedelta(seconds=7)
+        if len(client.calls) == len(names):
+            break
+
+    sent_names = [t.body_parameters[0] for _, t in client.calls]
+    assert sent_names == names
+    sent = [e.payload.lead_id for e in published if e.payload.status == DmStatus.SENT]
+    assert sent == leads

@@ -61,6 +61,7 @@ def test_the_required_alerts_exist() -> None:
         "AutoDMWebhookSignatureFailures",
         "AutoDMWebhooksRefused",
         "AutoDMOutboxBacklog",
+        "AutoDMStuckDms",
     } <= names
 
 

@@ -1,6 +1,7 @@
 """The admin overview: DMs by status and provider (now and per hour over the last day),
 top failure reasons, circuit breakers, accounts needing reconnection, tokens expiring
-soon, and the dead letters waiting. The totals come from the JSON API's `overview`."""
+soon, the dead letters waiting, and the DMs the stuck-DM watchdog finds. The totals come
+from the JSON API's `overview`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from shared.circuit import circuit_states
 from shared.db.models import Lead, SocialAccount
 from shared.dlq import DlqFilter, count_entries
 from shared.events import utcnow
+from shared.stuck_dms import StuckDmWatchdog, find_stuck
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 HOURS = 24
@@ -77,12 +79,21 @@ async def overview_context(web: Web) -> dict[str, Any]:
     }
 
 
+async def stuck_context(request: Request, web: Web) -> dict[str, Any]:
+    """The stuck-DM watchdog's findings, now (its own block: _admin_stuck_dms.html)."""
+    watchdog: StuckDmWatchdog = request.app.state.stuck_dms
+    async with web.api.sessions() as session:
+        stuck = await find_stuck(session, utcnow(), watchdog.after)
+    return {"stuck": stuck, "stuck_after_min": round(watchdog.after.total_seconds() / 60)}
+
+
 @router.get("")
 async def overview_page(request: Request, web: Web, _: AdminUser) -> Response:
-    context = await overview_context(web) | {"nav": "overview"}
-    return web.pages.render(request, "admin_overview.html", context)
+    context = await overview_context(web) | await stuck_context(request, web)
+    return web.pages.render(request, "admin_overview.html", context | {"nav": "overview"})
 
 
 @router.get("/overview/live")
 async def overview_live(request: Request, web: Web, _: AdminUser) -> Response:
-    return web.pages.render(request, "_admin_overview_body.html", await overview_context(web))
+    context = await overview_context(web) | await stuck_context(request, web)
+    return web.pages.render(request, "_admin_overview_body.html", context)
