@@ -16,6 +16,7 @@ from services.api.limits import BodySizeLimit
 from services.api.problems import install_problem_handlers
 from services.api.router import RouterConfig
 from services.api.web.install import install_web
+from services.api.web.security import StrictTransport
 from shared.broker import dead_letter_park, make_broker
 from shared.crypto import TokenCipher
 from shared.db.retention import Sweeper
@@ -59,6 +60,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="AutoDM API",
         version="1.0.0",
         description="Leads in, DMs out: accept leads and follow each DM to its end.",
+        # /docs is served by services/api/web/api_docs.py (local assets, the pages' CSP);
+        # FastAPI's own pages load theirs from a CDN.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.api_docs_enabled else None,
         lifespan=broker_lifespan(
             broker,
             background=[relay.run_forever, collector.run_forever, housekeeping.run_forever],
@@ -79,6 +85,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.broker = broker
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
+    if settings.hsts_max_age_s:
+        app.add_middleware(StrictTransport, max_age_s=settings.hsts_max_age_s)
     app.include_router(routes.router)
     app.include_router(admin_dlq.router)
     app.state.instagram = instagram_connect.make_deps(settings, sessions, relay)

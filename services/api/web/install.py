@@ -15,6 +15,7 @@ from services.api.routes import ApiDeps
 from services.api.web import (
     admin_dlq,
     admin_overview,
+    api_docs,
     creator_account,
     creator_leads,
     lead_form,
@@ -25,6 +26,7 @@ from services.api.web.pages_deps import PageError, SignInConfig, SignInRequired,
 from services.api.web.rendering import STATIC, Pages
 from services.api.web.replay_jobs import ReplayJobs
 from services.api.web.security import CsrfRejected, WebSecurity
+from services.api.web.web_sessions import WebSessions
 from shared.outages import is_outage
 from shared.settings import Settings
 
@@ -55,6 +57,7 @@ def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
             per_creator=settings.lead_form_per_creator_per_minute,
         ),
         replays=ReplayJobs(api.sessions, api.relay),
+        web_sessions=WebSessions(api.sessions),
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     for module in (
@@ -66,6 +69,8 @@ def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
         admin_dlq,
     ):
         app.include_router(module.router)
+    if app.openapi_url:
+        app.include_router(api_docs.router)
 
     _pages_for_browsers(app, pages)
 
