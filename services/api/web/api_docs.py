@@ -1,23 +1,23 @@
 """The OpenAPI UI at /docs, served whole by the API: Swagger UI's files come from the
-`swagger-ui-bundle` package, not a CDN, and the page carries the same policy as the web
-pages (nothing from elsewhere, no inline script, no framing). `AUTODM_API_DOCS_ENABLED=false`
-takes it and /openapi.json away."""
+`fastapi-offline` package (Swagger UI 5, which reads OpenAPI 3.1), not a CDN, and the page
+carries the same policy as the web pages (nothing from elsewhere, no inline script, no
+framing). `AUTODM_API_DOCS_ENABLED=false` takes it and /openapi.json away."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import fastapi_offline
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
-from swagger_ui_bundle import swagger_ui_path  # type: ignore[import-untyped]
 
 from services.api.web.rendering import Pages
 from services.api.web.security import security_headers
 
 router = APIRouter(include_in_schema=False)
-SWAGGER_UI = Path(swagger_ui_path)
-# Only what the page loads; the package's own index.html (inline script) is never served.
-ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "favicon-32x32.png"})
+SWAGGER_UI = Path(fastapi_offline.__file__).parent / "static"
+# Only what the page loads (not the package's ReDoc bundle).
+ASSETS = frozenset({"swagger-ui-bundle.js", "swagger-ui.css", "favicon.png"})
 
 
 @router.get("/docs")
