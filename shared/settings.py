@@ -164,8 +164,8 @@ class Settings(BaseSettings):
     jwks_refresh_cooldown_s: float = 30.0
 
     # Web pages (docs/WEB.md). Sign-in is the identity provider's authorization-code flow
-    # (the local issuer's /authorize in development); the session cookie carries the
-    # provider's token and is verified like a bearer token on every request.
+    # (the local issuer's /authorize in development); the provider's token is verified
+    # once, and the session cookie names a server-side session (table web_sessions).
     web_authorize_url: str = "http://127.0.0.1:18090/authorize"
     web_token_url: str = "http://127.0.0.1:18090/oauth/token"  # noqa: S105 (a URL)
     web_client_id: str = "autodm-web"
