@@ -5,15 +5,19 @@ from the API itself with the pages' policy."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Iterator
 from urllib.parse import urlencode
+from uuid import uuid4
 
 import pytest
+from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from starlette.requests import Request
 
 from services.api.app import create_app
+from services.api.web import admin_dlq, admin_overview, creator_account, creator_leads, sign_in
 from services.api.web.security import CSRF_FIELD, CsrfRejected, WebSecurity
 from shared.settings import Settings
 
@@ -168,3 +172,23 @@ def test_docs_can_be_turned_off() -> None:
     for client in _client(api_docs_enabled=False):
         assert client.get("/docs").status_code == 404
         assert client.get("/openapi.json").status_code == 404
+
+
+def _page_writes() -> list[str]:
+    """Every state-changing route of the signed-in pages (with made-up path parameters)."""
+    paths = []
+    for module in (sign_in, creator_leads, creator_account, admin_overview, admin_dlq):
+        for route in module.router.routes:
+            if isinstance(route, APIRoute) and route.methods - {"GET", "HEAD"}:
+                paths.append(re.sub(r"\{[^}]+\}", str(uuid4()), route.path))
+    return paths
+
+
+def test_every_page_write_refuses_another_origin_before_its_handler(client: TestClient) -> None:
+    writes = _page_writes()
+    assert {"/logout", "/app/settings", "/app/instagram/disconnect"} <= set(writes)
+    for path in writes:
+        for headers in ({"sec-fetch-site": "same-site"}, {"origin": "http://127.0.0.1:1"}):
+            answer = client.post(path, headers={**headers, "accept": "text/html"})
+            assert answer.status_code == 403, path
+            assert "Form expired" in answer.text

@@ -141,6 +141,18 @@ class WebSecurity:
         return 0 <= age <= self.form_token_ttl_s
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def same_origin_writes(request: Request) -> None:
+    """A dependency of every signed-in page's router: a state-changing request that a
+    browser says came from another origin is refused before any handler runs, whether or
+    not the handler remembers `check_csrf`."""
+    if request.method not in SAFE_METHODS:
+        security: WebSecurity = request.app.state.web.security
+        security.check_origin(request)
+
+
 def origin_of(url: str) -> str:
     """`scheme://host[:port]` of a URL, as browsers write it in `Origin`."""
     parts = urlsplit(url)
