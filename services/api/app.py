@@ -85,8 +85,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.broker = broker
     install_problem_handlers(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.api_max_body_bytes)
-    if settings.hsts_max_age_s:
-        app.add_middleware(StrictTransport, max_age_s=settings.hsts_max_age_s)
     app.include_router(routes.router)
     app.include_router(admin_dlq.router)
     app.state.instagram = instagram_connect.make_deps(settings, sessions, relay)
@@ -94,6 +92,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.whatsapp_cipher = TokenCipher.from_settings(settings)
     app.include_router(whatsapp_connect.router)
     install_web(app, settings, app.state.deps)
+    if settings.hsts_max_age_s:  # on every answer: pages, /api and /docs
+        app.add_middleware(StrictTransport, max_age_s=settings.hsts_max_age_s)
     add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
     return app
 
