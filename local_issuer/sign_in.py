@@ -27,6 +27,9 @@ from local_issuer.settings import IssuerSettings
 
 CODE_TTL_S = 120
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# A sign-in page inside another site's frame can be clickjacked into signing in; like a
+# hosted provider's, this one refuses to be framed (and tests copy what it does).
+NO_FRAMING = {"X-Frame-Options": "DENY", "Content-Security-Policy": "frame-ancestors 'none'"}
 
 
 @dataclass(frozen=True)
@@ -103,7 +106,7 @@ def make_router(
             code_challenge=escape(code_challenge),
             creator_id=escape(login_hint),
         )
-        return HTMLResponse(html)
+        return HTMLResponse(html, headers=NO_FRAMING)
 
     @router.post("/authorize")
     async def authorize(

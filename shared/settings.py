@@ -183,8 +183,8 @@ class Settings(BaseSettings):
     jwks_refresh_cooldown_s: float = 30.0
 
     # Web pages (docs/WEB.md). Sign-in is the identity provider's authorization-code flow
-    # (the local issuer's /authorize in development); the session cookie carries the
-    # provider's token and is verified like a bearer token on every request.
+    # (the local issuer's /authorize in development); the provider's token is verified
+    # once, and the session cookie names a server-side session (table web_sessions).
     web_authorize_url: str = "http://127.0.0.1:18090/authorize"
     web_token_url: str = "http://127.0.0.1:18090/oauth/token"  # noqa: S105 (a URL)
     web_client_id: str = "autodm-web"
@@ -200,8 +200,15 @@ class Settings(BaseSettings):
     # Session and CSRF cookies are `Secure`; only a local/test environment on plain http
     # may turn that off.
     web_cookie_secure: bool = True
-    # Signs CSRF tokens (a signed double-submit cookie) and the public form's tokens.
+    # Signs CSRF tokens (bound to the web session), the sign-in state cookie and the public
+    # form's tokens.
     web_csrf_key: SecretStr = SecretStr("local-web-csrf-key-change-me")
+    # `Strict-Transport-Security: max-age=...` on every answer. Unset: one year outside
+    # local/test, none there (plain http); 0 turns it off.
+    web_hsts_max_age_s: int | None = Field(default=None, ge=0)
+    # The OpenAPI UI at /docs (assets served by the API itself, no CDN); off hides it and
+    # /openapi.json (e.g. in production, where the contract is in docs/FRONTEND.md).
+    api_docs_enabled: bool = True
     # Public lead form abuse limits, shared by every API process: submissions per minute.
     lead_form_per_ip_per_minute: int = Field(default=10, ge=1)
     lead_form_per_creator_per_minute: int = Field(default=120, ge=1)
@@ -231,6 +238,12 @@ class Settings(BaseSettings):
     # How often each service deletes the rows it owns that can no longer matter
     # (expired idempotency keys, published outbox rows, ...: shared/db/retention.py).
     housekeeping_interval_s: float = Field(default=60.0, gt=0)
+
+    @property
+    def hsts_max_age_s(self) -> int:
+        if self.web_hsts_max_age_s is not None:
+            return self.web_hsts_max_age_s
+        return 0 if self.environment in DEVELOPMENT_ENVIRONMENTS else 365 * 86400
 
     @property
     def oauth_redirect_uri(self) -> str:

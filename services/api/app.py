@@ -18,6 +18,7 @@ from services.api.outage_answers import install_outage_answers
 from services.api.problems import install_problem_handlers
 from services.api.router import RouterConfig
 from services.api.web.install import install_web
+from services.api.web.security import StrictTransport
 from shared.broker import dead_letter_park, make_broker
 from shared.crypto import TokenCipher
 from shared.db.retention import Sweeper
@@ -72,6 +73,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="AutoDM API",
         version="1.0.0",
         description="Leads in, DMs out: accept leads and follow each DM to its end.",
+        # /docs is served by services/api/web/api_docs.py (local assets, the pages' CSP);
+        # FastAPI's own pages load theirs from a CDN.
+        docs_url=None,
+        redoc_url=None,
+        openapi_url="/openapi.json" if settings.api_docs_enabled else None,
         lifespan=broker_lifespan(
             broker,
             background=[
@@ -111,6 +117,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(whatsapp_connect.router)
     install_web(app, settings, app.state.deps)
     install_outage_answers(app)
+    if settings.hsts_max_age_s:  # on every answer: pages, /api and /docs
+        app.add_middleware(StrictTransport, max_age_s=settings.hsts_max_age_s)
     add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
     return app
 

@@ -3,6 +3,7 @@
 - Idempotency keys older than their TTL: a retry that late is a new request anyway.
 - Redeemed OAuth `state` nonces older than a state's lifetime: an older state is refused
   for its expiry before its nonce is looked at.
+- Web sessions past their expiry: they are refused already; the row only takes space.
 - Lead-form counters of windows before the previous one: the sliding estimate reads only
   this window and the one before.
 - Published outbox rows older than `outbox` retention (kept a while to be looked at).
@@ -25,6 +26,7 @@ from shared.db.models import (
     OAuthStateUse,
     OutboxRecord,
     ProcessedEvent,
+    WebSession,
 )
 from shared.db.retention import Sweep, older_than
 from shared.topics import TOPICS
@@ -52,6 +54,7 @@ def api_sweeps(r: Retention) -> dict[str, Sweep]:
         "oauth_state_uses": older_than(
             OAuthStateUse, OAuthStateUse.used_at, lambda now: now - r.oauth_states
         ),
+        "web_sessions": older_than(WebSession, WebSession.expires_at, lambda now: now),
         "form_rate_counts": older_than(
             FormRateCount, FormRateCount.window_start, lambda now: window_start(now) - WINDOW
         ),

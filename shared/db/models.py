@@ -283,6 +283,20 @@ class OAuthStateUse(Base):
     used_at: Mapped[datetime] = mapped_column(server_default=func.now(), index=True)
 
 
+class WebSession(Base):
+    """A signed-in browser: the `autodm_session` cookie holds a random token, this row its
+    SHA-256 and who signed in. Sign-out deletes the row, so a copied cookie dies with it."""
+
+    __tablename__ = "web_sessions"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(16))
+    creator_id: Mapped[UUID | None]
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
 class FormRateCount(Base):
     """Public lead-form submissions per key (hashed client IP, or creator) per one-minute
     window, shared by every API process. Short-lived rows: an UNLOGGED table."""

@@ -77,3 +77,10 @@ def test_an_unknown_audience_is_refused_and_its_own_accepted(issuer: TestClient)
     assert issuer.get("/authorize", params={**params, "audience": "autodm-api"}).status_code == 200
     refused = issuer.get("/authorize", params={**params, "audience": "someone-else"})
     assert refused.status_code == 400 and "unknown audience" in refused.text
+
+
+def test_the_sign_in_page_refuses_to_be_framed(issuer: TestClient) -> None:
+    page = issuer.get("/authorize", params={"redirect_uri": REDIRECT, "state": "s1"})
+    assert page.status_code == 200
+    assert page.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in page.headers["content-security-policy"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
@@ -15,6 +15,7 @@ from services.api.routes import ApiDeps
 from services.api.web import (
     admin_dlq,
     admin_overview,
+    api_docs,
     creator_account,
     creator_leads,
     lead_form,
@@ -24,7 +25,8 @@ from services.api.web.form_limits import FormLimits
 from services.api.web.pages_deps import PageError, SignInConfig, SignInRequired, WebDeps
 from services.api.web.rendering import STATIC, Pages
 from services.api.web.replay_jobs import ReplayJobs
-from services.api.web.security import CsrfRejected, WebSecurity
+from services.api.web.security import CsrfRejected, WebSecurity, same_origin_writes
+from services.api.web.web_sessions import WebSessions
 from shared.outages import is_outage
 from shared.settings import Settings
 
@@ -55,17 +57,15 @@ def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
             per_creator=settings.lead_form_per_creator_per_minute,
         ),
         replays=ReplayJobs(api.sessions, api.relay),
+        web_sessions=WebSessions(api.sessions),
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (
-        sign_in,
-        lead_form,
-        creator_leads,
-        creator_account,
-        admin_overview,
-        admin_dlq,
-    ):
-        app.include_router(module.router)
+    # The public form is posted from creators' sites (embedded cross-site) by design.
+    app.include_router(lead_form.router)
+    for module in (sign_in, creator_leads, creator_account, admin_overview, admin_dlq):
+        app.include_router(module.router, dependencies=[Depends(same_origin_writes)])
+    if app.openapi_url:
+        app.include_router(api_docs.router)
 
     _pages_for_browsers(app, pages)
 

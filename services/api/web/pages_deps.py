@@ -1,5 +1,5 @@
 """What every web page needs: the API's dependencies, rendering, security, and who is
-signed in (the session cookie, verified like a bearer token on every request)."""
+signed in (the session cookie's server-side session, services/api/web/web_sessions.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.api.auth import Principal, Role
-from services.api.problems import ApiProblem
 from services.api.routes import ApiDeps
 from services.api.web.form_limits import FormLimits
 from services.api.web.rendering import Pages
 from services.api.web.replay_jobs import ReplayJobs
-from services.api.web.security import SESSION_COOKIE, WebSecurity
+from services.api.web.security import WebSecurity
+from services.api.web.web_sessions import WebSessions
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,7 @@ class WebDeps:
     sign_in: SignInConfig
     form_limits: FormLimits
     replays: ReplayJobs
+    web_sessions: WebSessions
 
 
 class SignInRequired(Exception):
@@ -63,15 +64,10 @@ Web = Annotated[WebDeps, Depends(get_web)]
 
 
 async def session_user(request: Request, web: Web) -> Principal:
-    token = request.cookies.get(SESSION_COOKIE)
-    if not token:
+    token = request.cookies.get(web.security.session_cookie)
+    user = await web.web_sessions.user(token) if token else None
+    if user is None:  # none, signed out, expired or made up: sign in again
         raise SignInRequired(request.url.path)
-    try:
-        user = await web.api.verifier.verify(token)
-    except ApiProblem as problem:
-        if problem.status == 401:  # expired or forged: sign in again
-            raise SignInRequired(request.url.path) from problem
-        raise PageError(503, "Sign-in unavailable", problem.detail) from problem
     request.state.web_user = user
     return user
 

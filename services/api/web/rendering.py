@@ -70,6 +70,5 @@ class Pages:
         }
         html = self.env.get_template(template).render(values)
         response = HTMLResponse(html, status_code=status_code)
-        self.security.remember_csrf_seed(request, response)
         security_headers(response, embeddable=embeddable)
         return response

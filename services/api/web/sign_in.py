@@ -1,8 +1,11 @@
 """Sign-in through the configured identity provider (authorization-code flow) and the
-session cookie: HttpOnly, SameSite=Lax, Secure unless a local http setup turned it off.
+session cookie: HttpOnly, SameSite=Lax, Secure (and `__Host-`) unless a local http setup
+turned it off.
 
-The cookie holds the provider's token itself, verified on every request exactly like a
-bearer token (services/api/auth.py): one way to authenticate, no session table.
+The provider's token is verified once, at the callback, exactly like a bearer token
+(services/api/auth.py); the browser then gets a server-side session (web_sessions.py),
+never the token itself. The sign-in state cookie is signed (security.py): a page cannot
+plant its own state and verifier to sign a visitor into the attacker's account.
 """
 
 from __future__ import annotations
@@ -27,10 +30,10 @@ from services.api.web.pages_deps import (
     Web,
     session_user,
 )
-from services.api.web.security import LOGIN_STATE_COOKIE, SESSION_COOKIE
 
 router = APIRouter(include_in_schema=False)
 LOGIN_TTL_S = 600
+LOGIN_PURPOSE = "login-state"
 NO_ACCESS_TOKEN_DETAIL = "The identity provider's answer held no access token."  # noqa: S105 (a message)
 
 
@@ -61,7 +64,8 @@ async def login(
     state, verifier = secrets.token_urlsafe(24), secrets.token_urlsafe(48)
     response = RedirectResponse(authorize_location(web.sign_in, state, verifier), status_code=303)
     value = f"{state}|{verifier}|{_safe_next(next_path)}"
-    web.security.set_cookie(response, LOGIN_STATE_COOKIE, value, max_age=LOGIN_TTL_S)
+    sealed = web.security.seal(LOGIN_PURPOSE, value, LOGIN_TTL_S)
+    web.security.set_cookie(response, web.security.login_cookie, sealed, max_age=LOGIN_TTL_S)
     return response
 
 
@@ -72,8 +76,9 @@ async def callback(
     code: Annotated[str, Query(max_length=2048)] = "",
     state: Annotated[str, Query(max_length=256)] = "",
 ) -> Response:
-    parts = request.cookies.get(LOGIN_STATE_COOKIE, "").split("|", 2)
-    expected, verifier, next_path = [*parts, "", ""][:3]
+    sealed = request.cookies.get(web.security.login_cookie, "")
+    opened = web.security.unseal(LOGIN_PURPOSE, sealed) if sealed else None
+    expected, verifier, next_path = [*(opened or "").split("|", 2), "", ""][:3]
     if not code or not expected or not hmac.compare_digest(expected, state):
         raise PageError(400, "Sign-in failed", "The sign-in expired or was not started here.")
     token, expires_in = await _exchange(web, code, verifier)
@@ -81,9 +86,12 @@ async def callback(
         user = await web.api.verifier.verify(token)
     except ApiProblem as problem:
         raise PageError(400, "Sign-in failed", problem.detail) from problem
+    lifetime = max(expires_in, 1)  # as long as the provider's token would have lasted
+    previous = request.cookies.get(web.security.session_cookie)
+    session = await web.web_sessions.start(user, lifetime, replacing=previous)
     response = RedirectResponse(_safe_next(next_path) or home_of(user), status_code=303)
-    web.security.set_cookie(response, SESSION_COOKIE, token, max_age=expires_in)
-    response.delete_cookie(LOGIN_STATE_COOKIE, path="/")
+    web.security.set_cookie(response, web.security.session_cookie, session, max_age=lifetime)
+    web.security.delete_cookie(response, web.security.login_cookie)
     return response
 
 
@@ -146,7 +154,10 @@ def _token_of(answer: httpx.Response) -> tuple[str, int]:
 
 @router.post("/logout")
 async def logout(request: Request, web: Web) -> Response:
-    await web.security.check_csrf(request)
+    session = request.cookies.get(web.security.session_cookie)
+    if session:  # the server-side session ends: a copy of the cookie is worthless now
+        await web.security.check_csrf(request)
+        await web.web_sessions.end(session)
     response = RedirectResponse("/", status_code=303)
-    response.delete_cookie(SESSION_COOKIE, path="/")
+    web.security.delete_cookie(response, web.security.session_cookie)
     return response
