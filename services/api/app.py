@@ -44,7 +44,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.outbox_poll_interval_s,
         settings.outbox_backlog_interval_s,
     )
-    collector = OpsCollector(settings.kafka_bootstrap, sessions, settings.ops_collector_interval_s)
+    collector = OpsCollector(
+        settings.kafka_bootstrap,
+        sessions,
+        settings.ops_collector_interval_s,
+        timedelta(days=settings.token_unrefreshed_warning_days),
+    )
     park = dead_letter_park(broker, SERVICE)
     retention = Retention(
         idempotency_keys=timedelta(hours=settings.idempotency_ttl_hours),

@@ -67,8 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def schedule() -> None:
         while True:
             try:
-                if await refresh_due(deps):
-                    relay.wake.set()
+                await refresh_due(deps)
+                relay.wake.set()  # refreshes, expiries and failures all wrote events
             except Exception:
                 log.exception("token refresh round failed; next round retries")
             await asyncio.sleep(settings.token_refresh_interval_s)

@@ -1,6 +1,7 @@
 """The admin overview: DMs by status and provider (now and per hour over the last day),
 top failure reasons, circuit breakers, accounts needing reconnection, tokens expiring
-soon, and the dead letters waiting. The totals come from the JSON API's `overview`."""
+soon, tokens that could not be refreshed (_admin_tokens.html), and the dead letters
+waiting. The totals come from the JSON API's `overview`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,8 @@ from shared.circuit import circuit_states
 from shared.db.models import Lead, SocialAccount
 from shared.dlq import DlqFilter, count_entries
 from shared.events import utcnow
+from shared.settings import get_settings
+from shared.token_health import unrefreshed_tokens
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 HOURS = 24
@@ -57,6 +60,10 @@ async def _expiring(session: AsyncSession, now: datetime) -> list[SocialAccount]
     return list(rows.all())
 
 
+def _unrefreshed_window() -> timedelta:
+    return timedelta(days=get_settings().token_unrefreshed_warning_days)
+
+
 async def overview_context(web: Web) -> dict[str, Any]:
     now = utcnow()
     async with web.api.sessions() as session:
@@ -65,6 +72,7 @@ async def overview_context(web: Web) -> dict[str, Any]:
         hours = await _per_hour(session, now - timedelta(hours=HOURS))
         circuits = await circuit_states(session, now)
         expiring = await _expiring(session, now)
+        unrefreshed = await unrefreshed_tokens(session, now, _unrefreshed_window())
     peak = max((h["total"] for h in hours), default=0)
     return {
         "totals": totals,
@@ -72,6 +80,7 @@ async def overview_context(web: Web) -> dict[str, Any]:
         "peak": peak or 1,
         "circuits": circuits,
         "expiring": expiring,
+        "unrefreshed": unrefreshed,
         "dlq_waiting": dlq_waiting,
         "now": now,
     }
