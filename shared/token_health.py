@@ -75,7 +75,7 @@ async def unrefreshed_tokens(
             last_failure_at=account.token_refresh_failed_at,
             last_error=account.token_refresh_error,
         )
-        for account, expires_at in rows.tuples().all()
+        for account, expires_at in rows.all()
     ]
 
 
