@@ -1,7 +1,9 @@
 """An Instagram account leaving AutoDM: by the creator (API), by Meta's deauthorize or
 data-deletion callbacks (webhook_ingest). One transaction: the token is gone, the account is
-marked, and every DM still waiting on it ends `skipped` with the reason (dm.status events in
-the outbox, so the projection records them exactly when this commits).
+marked (with when and why, for the creator's page), and every DM still waiting on it ends
+`skipped` with the reason (dm.status events in the outbox, so the projection records them
+exactly when this commits). A token that expired (token_refresher) ends its waiting DMs the
+same way, but the account stays, `reconnect_required`.
 """
 
 from __future__ import annotations
@@ -46,6 +48,8 @@ async def disconnect_account(
     account.token_refresh_lease_until = None
     account.status = DISCONNECTED
     account.updated_at = now
+    account.disconnected_at = now
+    account.disconnect_reason = reason[:200]
     skipped = await _skip_pending_dms(session, account, reason, correlation_id)
     if delete_data:
         await session.execute(
@@ -67,6 +71,22 @@ async def disconnect_account(
     )
     add_to_outbox(session, ACCOUNTS_EVENTS, str(account.id), event)
     return event
+
+
+async def require_reconnect(
+    session: AsyncSession,
+    account: SocialAccount,
+    *,
+    reason: str,
+    correlation_id: str,
+    now: datetime,
+) -> int:
+    """The token is dead but the account stays: `reconnect_required`, its pending DMs end
+    `skipped` with the reason (a retry is allowed once it is reconnected). Returns how many."""
+    account.status = RECONNECT_REQUIRED
+    account.token_refresh_lease_until = None
+    account.updated_at = now
+    return await _skip_pending_dms(session, account, reason, correlation_id)
 
 
 async def _skip_pending_dms(

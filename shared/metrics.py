@@ -93,6 +93,14 @@ TOKEN_EXPIRY_SOONEST = Gauge(
     ["provider", "account_id"],
 )
 
+# Connected Instagram tokens expiring within token_unrefreshed_warning_days (an unknown
+# expiry counted 60 days after issue): the refresher renews them earlier, so these failed.
+TOKENS_UNREFRESHED = Gauge(
+    "autodm_tokens_unrefreshed_accounts",
+    "Connected accounts whose token expires soon and could not be refreshed",
+    ["provider"],
+)
+
 WEBHOOK_SIGNATURE_FAILURES = Counter(
     "autodm_webhook_signature_failures_total",
     "Webhook deliveries rejected for a missing or wrong X-Hub-Signature-256",

@@ -1,8 +1,9 @@
 """Operational gauges that no single handler sees: consumer lag per group, the depth of the
-retry and dead-letter topics, and how soon Instagram tokens expire.
+retry and dead-letter topics, how soon Instagram tokens expire, and how many of those expiring
+soon could not be refreshed (shared.token_health).
 
 One pass reads every registry topic's start and end offsets (two ListOffsets requests),
-each `autodm-*` group's committed offsets (one OffsetFetch per group) and two aggregate
+each `autodm-*` group's committed offsets (one OffsetFetch per group) and three aggregate
 queries on social_accounts; it runs every `ops_collector_interval_s` in the API process,
 so its cost is bounded by the number of groups and topics, not by traffic. Several API
 replicas report the same values: dashboards and alerts take `max` over instances.
@@ -30,9 +31,11 @@ from shared.metrics import (
     TOKEN_EXPIRY_ACCOUNTS,
     TOKEN_EXPIRY_BUCKETS_DAYS,
     TOKEN_EXPIRY_SOONEST,
+    TOKENS_UNREFRESHED,
     TOPIC_RECORDS,
 )
 from shared.outage_log import OutageLog
+from shared.token_health import count_unrefreshed
 from shared.topics import DLQ, TOPICS
 
 log = get_logger(__name__)
@@ -111,11 +114,13 @@ class OpsCollector:
         bootstrap: str,
         sessions: async_sessionmaker[AsyncSession],
         interval_s: float,
+        unrefreshed_within: timedelta = timedelta(days=7),
     ) -> None:
         self._bootstrap = bootstrap
         self._sessions = sessions
         self._interval_s = interval_s
         self._outages = OutageLog("ops_collector")
+        self._unrefreshed_within = unrefreshed_within
 
     async def run_forever(self) -> None:
         while True:
@@ -152,6 +157,9 @@ class OpsCollector:
             for topic, lag in lag_by_topic(commits, start, end).items():
                 CONSUMER_LAG.labels(group=group, topic=topic).set(lag)
         self._publish_tokens(await token_expiry(self._sessions, utcnow()))
+        async with self._sessions() as session:
+            stuck = await count_unrefreshed(session, utcnow(), self._unrefreshed_within)
+        TOKENS_UNREFRESHED.labels(provider="instagram").set(stuck)
         COLLECTOR_LAST_SUCCESS.set(time.time())
 
     @staticmethod

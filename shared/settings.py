@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     token_refresh_batch_size: int = 50
     # A claimed account is left alone by other replicas this long (longer than one call).
     token_refresh_lease_s: float = 300.0
+    # Tokens that still expire within this many days were not refreshed in time: listed on
+    # the admin overview and counted by autodm_tokens_unrefreshed_accounts (an alert).
+    token_unrefreshed_warning_days: float = 7.0
 
     # Keys for tokens at rest (Fernet, url-safe base64, 32 bytes); first one encrypts,
     # every one decrypts, so a key can be rotated without a flag day.

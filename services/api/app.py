@@ -48,7 +48,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         settings.outbox_poll_interval_s,
         settings.outbox_backlog_interval_s,
     )
-    collector = OpsCollector(settings.kafka_bootstrap, sessions, settings.ops_collector_interval_s)
+    collector = OpsCollector(
+        settings.kafka_bootstrap,
+        sessions,
+        settings.ops_collector_interval_s,
+        timedelta(days=settings.token_unrefreshed_warning_days),
+    )
     watchdog = StuckDmWatchdog(
         sessions, timedelta(seconds=settings.stuck_dm_after_s), settings.stuck_dm_interval_s
     )

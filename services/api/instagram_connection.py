@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from shared.account_lifecycle import CONNECTED, DISCONNECTED, disconnect_account
 from shared.crypto import TokenCipher
 from shared.db.models import SocialAccount
+from shared.dm_reasons import CREATOR_DISCONNECTED
 from shared.events import AccountConnected, AccountConnectedPayload, AccountDisconnected
 from shared.lifecycle import Provider
 from shared.logs import get_logger
@@ -28,7 +29,7 @@ from shared.topics import ACCOUNTS_EVENTS
 
 log = get_logger(__name__)
 
-DISCONNECT_REASON = "the creator disconnected Instagram"
+DISCONNECT_REASON = CREATOR_DISCONNECTED
 
 
 class AccountOwnedElsewhere(Exception):
@@ -89,6 +90,8 @@ async def _store(
     account.token_expires_at = token.expires_at(now)
     account.token_refreshed_at = now
     account.token_refresh_lease_until = None
+    account.token_refresh_failed_at = None
+    account.token_refresh_error = None
     account.updated_at = now
     await session.flush()
     event = AccountConnected(

@@ -119,7 +119,8 @@ async def overview(session: AsyncSession, dlq_size: int | None) -> OverviewOut:
 
 
 async def _top_failures(session: AsyncSession, top: int = 10) -> list[ReasonCount]:
-    reason = func.coalesce(Lead.dm_reason, Lead.dm_error_message, "no reason recorded")
+    # The admin's view: the provider's message first (creators read dm_reason, plain words).
+    reason = func.coalesce(Lead.dm_error_message, Lead.dm_reason, "no reason recorded")
     rows = await session.execute(
         select(reason, func.count().label("n"))
         .where(Lead.dm_status == DmStatus.FAILED)
@@ -133,7 +134,11 @@ async def _top_failures(session: AsyncSession, top: int = 10) -> list[ReasonCoun
 async def _reconnect_needed(session: AsyncSession) -> list[AccountOut]:
     accounts = await session.scalars(
         select(SocialAccount)
-        .where(SocialAccount.status == "reconnect_required")
+        .where(
+            (SocialAccount.status == "reconnect_required")
+            # Expired but not yet marked (the refresher marks it on its next round).
+            | ((SocialAccount.status == "connected") & (SocialAccount.token_expires_at <= utcnow()))
+        )
         .order_by(SocialAccount.updated_at.desc())
     )
     return [
@@ -142,7 +147,7 @@ async def _reconnect_needed(session: AsyncSession) -> list[AccountOut]:
             creator_id=a.creator_id,
             provider=a.provider,
             username=a.username,
-            status=a.status,
+            status="reconnect_required",  # an expired token needs it as much as a refused one
             updated_at=a.updated_at,
         )
         for a in accounts

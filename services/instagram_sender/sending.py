@@ -27,13 +27,15 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from shared.account_lifecycle import RECONNECT_REQUIRED
 from shared.crypto import DecryptedTokens
 from shared.db.models import DmSend, InstagramComment, SocialAccount
 from shared.dead_letters import DeliveryFailed
 from shared.delivery import BUCKET_WAITS, DeliveryGate, Limits, Verdict, counts_as_failure
+from shared.dm_reasons import ACCESS_REFUSED, NOT_CONNECTED, provider_failure
 from shared.dm_status import status_of
 from shared.events import DmRequested, DmStatusChanged, ProviderError, utcnow
-from shared.lifecycle import DmStatus, Route
+from shared.lifecycle import DmStatus, Provider, Route
 from shared.logs import get_logger
 from shared.metrics import RATE_LIMIT_WAIT
 from shared.providers.instagram import InstagramClient, SentMessage
@@ -46,14 +48,6 @@ log = get_logger(__name__)
 
 PublishStatus = Callable[[DmStatusChanged], Awaitable[None]]
 
-PLAIN_REASONS = {
-    ErrorClass.RECIPIENT: "Instagram does not allow messaging this person right now",
-    ErrorClass.INVALID: "Instagram rejected the message as invalid",
-    ErrorClass.TOKEN: "the Instagram connection expired: the creator must reconnect",
-    ErrorClass.AMBIGUOUS: "no answer from Instagram: the DM may have been sent; not resent",
-    ErrorClass.THROTTLED: "Instagram is rate limiting this account",
-    ErrorClass.TRANSIENT: "Instagram was unreachable",
-}
 # Refusals that mean "not now, nothing wrong": the DM ends skipped, not failed.
 WINDOW_CLOSED = frozenset({(10, 2534022), (10, 2018278), (10, 2018065)})
 
@@ -61,7 +55,7 @@ WINDOW_CLOSED = frozenset({(10, 2534022), (10, 2018278), (10, 2018065)})
 # be taken by the same attempt (its retry). sent, sending and unknown never are.
 FINAL_NOT_SENT = ("failed", "skipped")
 DEFERRED = "deferred"
-NO_ACCOUNT = "no Instagram account on the request"
+NO_ACCOUNT = NOT_CONNECTED  # a request naming no account: nothing the creator can tell apart
 
 
 @dataclass(frozen=True)
@@ -128,7 +122,8 @@ async def send_known(
         await _announce_previous(deps, request, intent)
         return None
     if account is None or account.status != "connected" or account.access_token_encrypted is None:
-        await claim_and_finish_skipped(deps, request, "Instagram account not connected")
+        dead = account is not None and account.status == RECONNECT_REQUIRED
+        await claim_and_finish_skipped(deps, request, ACCESS_REFUSED if dead else NOT_CONNECTED)
         return None
     verdict = await _wait_for_gate(deps, request)
     if not verdict.go:
@@ -372,7 +367,8 @@ async def _on_error(
 ) -> datetime | None:
     assert request.payload.account_id is not None
     account = request.payload.account_id
-    reason = f"{PLAIN_REASONS[error.error_class]} ({error.message})"
+    # The creator's words; Meta's code and message travel in `error`, for the admin.
+    reason = provider_failure(Provider.INSTAGRAM, error.error_class)
     if counts_as_failure(error):
         await deps.gate.failed(account, error)
     elif error.error_class != ErrorClass.THROTTLED:
@@ -420,17 +416,11 @@ async def _give_up(
     reason: str,
     attempts: int,
 ) -> None:
-    """Final `failed`, then raise so the record is parked in the DLQ for a replay."""
+    """Final `failed`, then raise so the record is parked in the DLQ for a replay (the
+    DLQ is the admin's business: the creator's reason does not mention it)."""
     if dlq_reason == "retries_exhausted":
-        reason = f"{reason}; gave up after {attempts} attempts"
-    await _finish(
-        deps,
-        request,
-        "failed",
-        DmStatus.FAILED,
-        reason=f"{reason}; in the DLQ",
-        error=_detail(error),
-    )
+        reason = provider_failure(Provider.INSTAGRAM, error.error_class, gave_up_after=attempts)
+    await _finish(deps, request, "failed", DmStatus.FAILED, reason=reason, error=_detail(error))
     raise DeliveryFailed(dlq_reason, error.error_class, error.code, attempts, str(error))
 
 

@@ -71,8 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def schedule() -> None:
         while True:
             try:
-                if await refresh_due(deps):
-                    relay.wake.set()
+                await refresh_due(deps)
+                relay.wake.set()  # refreshes, expiries and failures all wrote events
             except Exception as exc:
                 outages.failed(exc, "token refresh round failed; next round retries")
             else:

@@ -1,11 +1,15 @@
 """Refresh long-lived Instagram tokens before they expire (platform facts §2).
 
 Meta refreshes a token only if it is at least 24 h old and not expired; a refreshed token
-lives 60 days. Due accounts (old enough, expiring within the window) are claimed in a short
-transaction with `FOR UPDATE SKIP LOCKED` plus a lease, so replicas never refresh the same
-token at once and no transaction stays open across the call to Meta: claim -> call -> write.
-The write is fenced by the lease: an account disconnected meanwhile (lease cleared) is not
-brought back to life by a late refresh.
+lives 60 days. A round first ends the tokens already past their recorded expiry (nothing can
+refresh them: the account turns `reconnect_required` at once and its waiting DMs end
+`skipped`, saying why), then refreshes the due ones: old enough and expiring within the
+window, or with no recorded expiry at all (accounts seeded by `make run`, older
+connections) as soon as they are old enough; the refresh answer's `expires_in` records it.
+Due accounts are claimed in a short transaction with `FOR UPDATE SKIP LOCKED` plus a lease,
+so replicas never refresh the same token at once and no transaction stays open across the
+call to Meta: claim -> call -> write. The write is fenced by the lease: an account
+disconnected meanwhile (lease cleared) is not brought back to life by a late refresh.
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
-from sqlalchemy import Select, Update, func, select, update
+from sqlalchemy import ColumnElement, Select, Update, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.account_lifecycle import CONNECTED, RECONNECT_REQUIRED
+from shared.account_lifecycle import require_reconnect
 from shared.crypto import TokenCipher
 from shared.db.models import SocialAccount
+from shared.dm_reasons import ACCESS_EXPIRED, ACCESS_REFUSED
 from shared.events import (
     TokenRefreshed,
     TokenRefreshedPayload,
@@ -28,11 +33,11 @@ from shared.events import (
     TokenRefreshFailedPayload,
     utcnow,
 )
-from shared.lifecycle import Provider
 from shared.logs import get_logger
 from shared.outbox import add_to_outbox
 from shared.providers.instagram_auth import InstagramAuthClient
 from shared.providers.meta_errors import ErrorClass, MetaError
+from shared.token_health import effective_expiry, issued_at, live_instagram_tokens
 from shared.topics import ACCOUNTS_EVENTS
 
 log = get_logger(__name__)
@@ -66,25 +71,31 @@ class Claim:
         return f"Claim(account_id={self.account_id})"  # never the (encrypted) token
 
 
+def _unleased(now: datetime) -> ColumnElement[bool]:
+    return (SocialAccount.token_refresh_lease_until.is_(None)) | (
+        SocialAccount.token_refresh_lease_until < now
+    )
+
+
 def _claimable(now: datetime) -> Select[SocialAccount]:
-    """Connected, with a live token at least 24 h old, and not claimed by anyone."""
-    issued = func.coalesce(SocialAccount.token_refreshed_at, SocialAccount.created_at)
+    """Connected, with a live (or never dated) token at least 24 h old, unclaimed."""
     return select(SocialAccount).where(
-        SocialAccount.provider == Provider.INSTAGRAM,
-        SocialAccount.status == CONNECTED,
-        SocialAccount.access_token_encrypted.is_not(None),
-        SocialAccount.token_expires_at > now,
-        issued <= now - MIN_TOKEN_AGE,
-        (SocialAccount.token_refresh_lease_until.is_(None))
-        | (SocialAccount.token_refresh_lease_until < now),
+        live_instagram_tokens(),
+        SocialAccount.token_expires_at.is_(None) | (SocialAccount.token_expires_at > now),
+        issued_at() <= now - MIN_TOKEN_AGE,
+        _unleased(now),
     )
 
 
 async def claim_due(session: AsyncSession, policy: RefreshPolicy, now: datetime) -> list[Claim]:
+    """Expiring within the window, or with an unknown expiry (learned by refreshing)."""
     stmt = (
         _claimable(now)
-        .where(SocialAccount.token_expires_at <= now + policy.window)
-        .order_by(SocialAccount.token_expires_at)
+        .where(
+            SocialAccount.token_expires_at.is_(None)
+            | (SocialAccount.token_expires_at <= now + policy.window)
+        )
+        .order_by(effective_expiry())
         .limit(policy.batch_size)
         .with_for_update(skip_locked=True)
     )
@@ -125,6 +136,8 @@ async def refresh_claimed(deps: RefresherDeps, claim: Claim) -> bool:
                 token_expires_at=expires_at,
                 token_refreshed_at=now,
                 token_refresh_lease_until=None,
+                token_refresh_failed_at=None,
+                token_refresh_error=None,
                 updated_at=now,
             )
         )
@@ -144,18 +157,30 @@ async def refresh_claimed(deps: RefresherDeps, claim: Claim) -> bool:
 
 
 async def _record_failure(deps: RefresherDeps, claim: Claim, error: MetaError) -> None:
-    """190: the token is dead, the creator must reconnect. Anything else: the lease runs
-    out and a later round tries again (the lease is the backoff)."""
+    """190: the token is dead, the creator must reconnect (waiting DMs end `skipped`).
+    Anything else: the lease runs out and a later round tries again (the lease is the
+    backoff). Either way the admin sees the last failure."""
     reconnect = error.error_class == ErrorClass.TOKEN
+    now = utcnow()
+    correlation_id = str(uuid4())
     async with deps.sessions.begin() as session:
-        if reconnect:
-            await session.execute(
-                _fenced(claim).values(
-                    status=RECONNECT_REQUIRED, token_refresh_lease_until=None, updated_at=utcnow()
-                )
+        account = await session.scalar(
+            select(SocialAccount)
+            .where(
+                SocialAccount.id == claim.account_id,
+                SocialAccount.token_refresh_lease_until == claim.lease_until,
             )
+            .with_for_update()
+        )
+        if account is not None:  # else the lease was lost (disconnected meanwhile)
+            account.token_refresh_failed_at = now
+            account.token_refresh_error = f"{error.error_class} {error.code}: {error.message}"[:500]
+            if reconnect:
+                await require_reconnect(
+                    session, account, reason=ACCESS_REFUSED, correlation_id=correlation_id, now=now
+                )
         event = TokenRefreshFailed(
-            correlation_id=str(uuid4()),
+            correlation_id=correlation_id,
             creator_id=claim.creator_id,
             payload=TokenRefreshFailedPayload(
                 account_id=claim.account_id,
@@ -175,6 +200,45 @@ async def _record_failure(deps: RefresherDeps, claim: Claim, error: MetaError) -
     )
 
 
+async def end_expired(session: AsyncSession, now: datetime, batch_size: int) -> int:
+    """Accounts still `connected` with a token past its recorded expiry: nothing can refresh
+    it, so the creator must reconnect now, not when a DM fails on 190. Returns how many."""
+    accounts = (
+        await session.scalars(
+            select(SocialAccount)
+            .where(
+                live_instagram_tokens(),
+                SocialAccount.token_expires_at <= now,
+                _unleased(now),
+            )
+            .order_by(SocialAccount.token_expires_at)
+            .limit(batch_size)
+            .with_for_update(skip_locked=True)
+        )
+    ).all()
+    for account in accounts:
+        correlation_id = str(uuid4())
+        expired = account.token_expires_at
+        account.token_refresh_failed_at = now
+        account.token_refresh_error = f"token expired at {expired:%Y-%m-%d %H:%M} UTC unrefreshed"
+        skipped = await require_reconnect(
+            session, account, reason=ACCESS_EXPIRED, correlation_id=correlation_id, now=now
+        )
+        event = TokenRefreshFailed(
+            correlation_id=correlation_id,
+            creator_id=account.creator_id,
+            payload=TokenRefreshFailedPayload(
+                account_id=account.id,
+                error_class=ErrorClass.TOKEN,
+                message="the token expired before it could be refreshed",
+                reconnect_required=True,
+            ),
+        )
+        add_to_outbox(session, ACCOUNTS_EVENTS, str(account.id), event)
+        log.warning("token expired unrefreshed", account_id=str(account.id), skipped_dms=skipped)
+    return len(accounts)
+
+
 def _fenced(claim: Claim) -> Update:
     return update(SocialAccount).where(
         SocialAccount.id == claim.account_id,
@@ -183,14 +247,20 @@ def _fenced(claim: Claim) -> Update:
 
 
 async def refresh_due(deps: RefresherDeps) -> int:
-    """One round: claim and refresh due accounts batch by batch; returns how many refreshed."""
+    """One round: end expired tokens, then claim and refresh due accounts batch by batch;
+    returns how many were refreshed."""
+    batch = deps.policy.batch_size
+    while True:
+        async with deps.sessions.begin() as session:
+            if await end_expired(session, utcnow(), batch) < batch:
+                break
     refreshed = 0
     while True:
         async with deps.sessions.begin() as session:
             claims = await claim_due(session, deps.policy, utcnow())
         for claim in claims:
             refreshed += await refresh_claimed(deps, claim)
-        if len(claims) < deps.policy.batch_size:
+        if len(claims) < batch:
             return refreshed
 
 

@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.account_lifecycle import DISCONNECTED, disconnect_account
 from shared.db.models import DataDeletionRequest, SocialAccount
+from shared.dm_reasons import DATA_DELETED, DEAUTHORIZED
 from shared.lifecycle import Provider
 
-DEAUTHORIZED = "the creator removed AutoDM from their Instagram account"
-DELETION = "the creator asked Meta to delete their AutoDM data"
+# The creator's words (waiting DMs end `skipped` with them; the Instagram page reads them).
+DELETION = DATA_DELETED
 
 
 async def deauthorize(session: AsyncSession, user_id: str, now: datetime) -> int:

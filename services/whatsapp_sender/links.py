@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from shared.dm_reasons import INVALID_PHONE
 from shared.dm_status import status_of
 from shared.events import DmRequested, DmStatusChanged, ProviderError
 from shared.lifecycle import DmStatus, Route
@@ -39,7 +40,7 @@ async def handle_request(deps: WhatsAppDeps, request: DmRequested) -> None:
             status_of(
                 request,
                 DmStatus.FAILED,
-                reason=str(exc),
+                reason=INVALID_PHONE,
                 error=ProviderError(message=str(exc), error_class="invalid"),
             )
         )

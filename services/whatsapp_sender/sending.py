@@ -44,6 +44,7 @@ from shared.db.models import (
     WhatsAppTemplate,
 )
 from shared.delivery import DeliveryGate, counts_as_failure
+from shared.dm_reasons import TEMPLATE_MISMATCH, provider_failure
 from shared.dm_status import status_of
 from shared.events import DmRequested, DmStatusChanged, ProviderError, utcnow
 from shared.lifecycle import DmStatus, Provider, Route
@@ -217,7 +218,7 @@ async def _template_send(
     try:
         params = render_parameters(template.parameters, values)
     except TemplateParameterError as exc:
-        return _failed(f"template {template.name}: {exc}", "invalid")
+        return _failed(TEMPLATE_MISMATCH, "invalid", detail=f"template {template.name}: {exc}")
     message = TemplateMessage(template.name, template.language, params)
     return replace(send, route=Route.WA_TEMPLATE, template=message, template_id=template.id)
 
@@ -249,8 +250,11 @@ async def _account(session: AsyncSession, request: DmRequested) -> SocialAccount
     return account
 
 
-def _failed(reason: str, error_class: str, code: int | None = None) -> Held:
-    error = ProviderError(code=code, message=reason[:1000], error_class=error_class)
+def _failed(
+    reason: str, error_class: str, code: int | None = None, detail: str | None = None
+) -> Held:
+    """`reason` for the creator (shared.dm_reasons), `detail` (technical) for the admin."""
+    error = ProviderError(code=code, message=(detail or reason)[:1000], error_class=error_class)
     return Held("failed", DmStatus.FAILED, reason=reason[:500], error=error)
 
 
@@ -318,8 +322,11 @@ async def _defer(
     row = await session.get(WhatsAppDeferredSend, (p.lead_id, p.route), with_for_update=True)
     retries = (row.retries if row else 0) + (1 if throttled else 0)
     if retries > deps.max_throttle_retries:
+        gave_up = provider_failure(
+            Provider.WHATSAPP, ErrorClass.THROTTLED, gave_up_after=retries - 1
+        )
         return await _hold(
-            session, request, _failed(f"{reason}; gave up after {retries - 1} waits", "throttled")
+            session, request, _failed(gave_up, ErrorClass.THROTTLED, detail=f"{reason}; gave up")
         )
     values = {
         "not_before": until,
@@ -456,7 +463,7 @@ async def _held_for(
         if error.code == PAIR_RATE:
             contact = await limits.locked_contact(session, send.account_id, send.to)
             contact.next_send_at = deps.now() + wait
-        reason = f"WhatsApp is throttling ({error.code}: {error.message})"
+        reason = provider_failure(Provider.WHATSAPP, error.error_class)
         until = deps.now() + wait
         recipient = (send.account_id, send.to)
         return await _defer(session, deps, request, until, reason, recipient, throttled=True)
@@ -472,8 +479,9 @@ async def _held_for(
             .where(WhatsAppTemplate.id == send.template_id)
             .values(status="rejected", status_reason=error.message, updated_at=utcnow())
         )
-    reason = f"WhatsApp refused the message ({error.code}: {error.message})"
-    return await _hold(session, request, _failed(reason, error.error_class, error.code))
+    reason = provider_failure(Provider.WHATSAPP, error.error_class)
+    detail = f"WhatsApp refused the message ({error.code}: {error.message})"
+    return await _hold(session, request, _failed(reason, error.error_class, error.code, detail))
 
 
 async def _park_unknown(deps: SenderDeps, request: DmRequested, reason: str) -> None:

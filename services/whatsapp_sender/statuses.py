@@ -35,6 +35,7 @@ from services.whatsapp_sender.reconciliation import (
     settle,
 )
 from shared.db.models import WhatsAppMessage, WhatsAppStatusBacklog
+from shared.dm_reasons import provider_failure
 from shared.events import (
     DmRequested,
     DmRequestedPayload,
@@ -236,8 +237,9 @@ def status_event(
 def _reason(error: ProviderError | None, reconciled: bool) -> str | None:
     if error is None:
         return RECONCILED_REASON if reconciled else None
+    # Meta's title and details stay in `error` (the admin's); the creator gets plain words.
     prefix = f"{RECONCILED_FAILED_REASON}: " if reconciled else ""
-    return f"{prefix}WhatsApp: {error.message}"[:500]
+    return f"{prefix}{provider_failure(Provider.WHATSAPP, error.error_class)}"[:500]
 
 
 def _error(item: dict[str, Any]) -> ProviderError:

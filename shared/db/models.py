@@ -74,6 +74,12 @@ class SocialAccount(Base):
     app_scoped_id: Mapped[str | None] = mapped_column(String(64), index=True)
     # Token refresher: a replica that claimed the account owns its refresh until then.
     token_refresh_lease_until: Mapped[datetime | None]
+    # Token refresher: the last refresh that failed (cleared by a success), for the admin.
+    token_refresh_failed_at: Mapped[datetime | None]
+    token_refresh_error: Mapped[str | None] = mapped_column(String(500))
+    # When and why the account last left AutoDM (the creator, Meta's deauthorize or deletion).
+    disconnected_at: Mapped[datetime | None]
+    disconnect_reason: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now(), onupdate=func.now())
 

@@ -35,8 +35,10 @@ from services.api.schemas import LeadIn
 from shared.db.models import DeadLetter, DmSend, Lead
 from shared.db.session import make_engine, make_sessionmaker
 from shared.dlq import DlqFilter, replay_matching
+from shared.dm_reasons import provider_failure
 from shared.events import utcnow
 from shared.outages import ride_out
+from shared.providers.meta_errors import ErrorClass
 from shared.reconciliation import NOT_SENT_REASON, RECONCILED_REASON
 from tests.chaos.conftest import ChaosPlan, chaos_specs
 from tests.conftest import ROOT
@@ -45,7 +47,7 @@ pytestmark = pytest.mark.chaos
 
 TERMINAL = {"sent", "skipped", "failed", "unknown"}
 # Failures a replay cannot fix (the person can't be messaged): final, not in the DLQ.
-RECIPIENT_FINAL = "Instagram does not allow messaging this person"
+RECIPIENT_FINAL = provider_failure("instagram", ErrorClass.RECIPIENT)
 
 
 @pytest.fixture

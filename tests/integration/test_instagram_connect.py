@@ -22,6 +22,7 @@ from services.api.app import create_app as create_api
 from services.api.leads import create_lead
 from services.api.schemas import LeadIn
 from shared.db.models import Lead, SocialAccount
+from shared.dm_reasons import CREATOR_DISCONNECTED
 from shared.providers.instagram_auth import AppCredentials, InstagramAuthClient
 from shared.settings import Settings
 from tests.integration.conftest import running
@@ -190,7 +191,7 @@ async def test_reconnect_replaces_the_token_and_disconnect_leaves_none(
     mine = next(a for a in accounts if a["ig_user_id"] == ig_account["ig_user_id"])
     assert mine["subscribed_fields"] == []
     lead = await _wait_lead(sessions, lead_id, "skipped")
-    assert lead.dm_reason == "the creator disconnected Instagram"
+    assert lead.dm_reason == CREATOR_DISCONNECTED
 
 
 async def _waiting_lead(sessions: async_sessionmaker[AsyncSession], creator: UUID) -> UUID:

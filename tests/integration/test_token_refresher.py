@@ -1,5 +1,6 @@
 """The token refresher on real PostgreSQL against the sandbox's token rules (in-process):
-only eligible tokens, never twice with two replicas, 190 -> reconnect, key rotation."""
+only eligible tokens, never twice with two replicas, 190 -> reconnect, an expired token ->
+reconnect at once, an unknown expiry learned by refreshing, key rotation."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import secrets
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -21,10 +22,12 @@ from sandbox.settings import SandboxSettings
 from services.token_refresher.refreshing import RefresherDeps, RefreshPolicy, refresh_due
 from services.token_refresher.rotation import reencrypt_tokens
 from shared.crypto import TokenCipher
-from shared.db.models import OutboxRecord, SocialAccount
+from shared.db.models import Lead, OutboxRecord, SocialAccount
+from shared.dm_reasons import ACCESS_EXPIRED
 from shared.events import utcnow
 from shared.providers.instagram_auth import AppCredentials, InstagramAuthClient
 from shared.settings import Settings
+from shared.token_health import unrefreshed_tokens
 from tests.integration.conftest import connect_instagram
 
 pytestmark = pytest.mark.integration
@@ -199,3 +202,129 @@ async def test_reencrypt_moves_every_token_to_the_new_key(
     assert TokenCipher([new_key]).decrypt(row.access_token_encrypted or b"") == "tok-1"
     # Put the shared test database back under the configured key for the other tests.
     await reencrypt_tokens(sessions, TokenCipher([old_key, new_key]))
+
+
+async def _pending_lead(
+    sessions: async_sessionmaker[AsyncSession], creator: UUID, account_id: UUID
+) -> UUID:
+    """A DM waiting for the lead to open its ig.me link, on this account."""
+    lead_id = uuid4()
+    async with sessions.begin() as session:
+        session.add(
+            Lead(
+                id=lead_id,
+                creator_id=creator,
+                name="Wendy",
+                message="",
+                instagram_username="wendy.waits",
+                ref=lead_id.hex,
+                dm_status="awaiting_contact",
+                dm_route="ig_link",
+                dm_provider="instagram",
+                dm_account_id=account_id,
+            )
+        )
+    return lead_id
+
+
+async def test_a_token_past_its_expiry_needs_reconnecting_at_once_and_its_dms_say_why(
+    sandbox: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    creator: UUID,
+) -> None:
+    ig_id = str(17841400000000000 + secrets.randbelow(10**12))
+    account_id = await connect_instagram(sessions, settings, creator, ig_id, "late", "tok-late")
+    async with sessions.begin() as session:
+        row = await session.get(SocialAccount, account_id)
+        assert row is not None
+        row.token_refreshed_at = utcnow() - timedelta(days=61)
+        row.token_expires_at = utcnow() - timedelta(days=1)
+    lead_id = await _pending_lead(sessions, creator, account_id)
+
+    await refresh_due(_deps(settings, sandbox, sessions))
+
+    async with sessions() as session:
+        row = await session.get(SocialAccount, account_id)
+    assert row is not None and row.status == "reconnect_required"
+    assert row.token_refresh_error is not None and "expired" in row.token_refresh_error
+    (failed,) = await _events(sessions, account_id)
+    assert failed["type"] == "token.refresh_failed"
+    assert failed["payload"]["reconnect_required"] is True
+    (skipped,) = await _events(sessions, lead_id)
+    assert skipped["type"] == "dm.status"
+    assert skipped["payload"]["status"] == "skipped"
+    assert skipped["payload"]["reason"] == ACCESS_EXPIRED
+    assert "Reconnect Instagram" in ACCESS_EXPIRED
+
+
+async def test_a_token_without_a_recorded_expiry_is_refreshed_once_old_enough(
+    sandbox: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    creator: UUID,
+) -> None:
+    """Accounts `make run` seeds (and older connections) have no expiry on record: the
+    refresher must not skip them until they die at 60 days."""
+    old, old_ig = await _account(
+        sandbox, sessions, settings, creator, age_days=20, expires_in_days=40
+    )
+    young, young_ig = await _account(
+        sandbox, sessions, settings, creator, age_days=0.5, expires_in_days=59
+    )
+    async with sessions.begin() as session:
+        for account_id in (old, young):
+            row = await session.get(SocialAccount, account_id)
+            assert row is not None
+            row.token_expires_at = None
+
+    await refresh_due(_deps(settings, sandbox, sessions))
+
+    assert len(await _tokens(sandbox, old_ig)) == 2
+    assert len(await _tokens(sandbox, young_ig)) == 1  # not before Meta's 24 h
+    async with sessions() as session:
+        row = await session.get(SocialAccount, old)
+        young_row = await session.get(SocialAccount, young)
+    assert row is not None and row.status == "connected"
+    assert row.token_expires_at is not None  # learned from the refresh answer
+    assert row.token_expires_at - utcnow() > timedelta(days=59)
+    assert young_row is not None and young_row.token_expires_at is None
+    assert young_row.status == "connected"
+
+
+async def test_a_failed_refresh_is_kept_for_the_admin_and_cleared_by_a_success(
+    sandbox: httpx.AsyncClient,
+    sessions: async_sessionmaker[AsyncSession],
+    settings: Settings,
+    creator: UUID,
+) -> None:
+    account_id, ig_user_id = await _account(
+        sandbox, sessions, settings, creator, age_days=56, expires_in_days=4
+    )
+    fault = {"error": "5xx", "scope": "instagram", "http_status": 500}
+    (await sandbox.put("/_sandbox/faults", json=fault)).raise_for_status()
+    try:
+        await refresh_due(_deps(settings, sandbox, sessions))
+    finally:
+        await sandbox.delete("/_sandbox/faults")
+
+    async with sessions() as session:
+        row = await session.get(SocialAccount, account_id)
+        listed = await unrefreshed_tokens(session, utcnow(), timedelta(days=7))
+    assert row is not None and row.status == "connected"
+    assert row.token_refresh_failed_at is not None and row.token_refresh_error
+    mine = next(t for t in listed if t.account_id == account_id)
+    assert mine.last_error == row.token_refresh_error
+
+    async with sessions.begin() as session:
+        row = await session.get(SocialAccount, account_id)
+        assert row is not None
+        row.token_refresh_lease_until = None  # the lease is the backoff: skip waiting it out
+    await refresh_due(_deps(settings, sandbox, sessions))
+
+    assert len(await _tokens(sandbox, ig_user_id)) == 2
+    async with sessions() as session:
+        row = await session.get(SocialAccount, account_id)
+        listed = await unrefreshed_tokens(session, utcnow(), timedelta(days=7))
+    assert row is not None and row.token_refresh_error is None
+    assert account_id not in {t.account_id for t in listed}

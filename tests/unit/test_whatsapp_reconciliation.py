@@ -90,8 +90,11 @@ def test_a_failed_status_settles_an_unknown_send_as_failed_with_metas_error() ->
     assert event is not None and event.payload.status == DmStatus.FAILED
     assert event.payload.reason is not None
     assert event.payload.reason.startswith(RECONCILED_FAILED_REASON)
-    assert "Message undeliverable" in event.payload.reason
+    # Meta's title is the admin's detail (error); the creator's reason is plain words.
+    assert "Message undeliverable" not in event.payload.reason
+    assert "WhatsApp" in event.payload.reason
     assert event.payload.error is not None and event.payload.error.code == 131026
+    assert "Message undeliverable" in event.payload.error.message
 
 
 def test_a_reconciled_text_is_not_followed_by_a_template_after_131047() -> None:

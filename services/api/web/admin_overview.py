@@ -1,7 +1,7 @@
 """The admin overview: DMs by status and provider (now and per hour over the last day),
 top failure reasons, circuit breakers, accounts needing reconnection, tokens expiring
-soon, the dead letters waiting, and the DMs the stuck-DM watchdog finds. The totals come
-from the JSON API's `overview`."""
+soon, tokens that could not be refreshed (_admin_tokens.html), the dead letters waiting,
+and the DMs the stuck-DM watchdog finds. The totals come from the JSON API's `overview`."""
 
 from __future__ import annotations
 
@@ -19,6 +19,8 @@ from shared.circuit import circuit_states
 from shared.db.models import Lead, SocialAccount
 from shared.dlq import DlqFilter, count_entries
 from shared.events import utcnow
+from shared.settings import get_settings
+from shared.token_health import unrefreshed_tokens
 from shared.stuck_dms import StuckDmWatchdog, find_stuck
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
@@ -59,6 +61,10 @@ async def _expiring(session: AsyncSession, now: datetime) -> list[SocialAccount]
     return list(rows.all())
 
 
+def _unrefreshed_window() -> timedelta:
+    return timedelta(days=get_settings().token_unrefreshed_warning_days)
+
+
 async def overview_context(web: Web) -> dict[str, Any]:
     now = utcnow()
     async with web.api.sessions() as session:
@@ -67,6 +73,7 @@ async def overview_context(web: Web) -> dict[str, Any]:
         hours = await _per_hour(session, now - timedelta(hours=HOURS))
         circuits = await circuit_states(session, now)
         expiring = await _expiring(session, now)
+        unrefreshed = await unrefreshed_tokens(session, now, _unrefreshed_window())
     peak = max((h["total"] for h in hours), default=0)
     return {
         "totals": totals,
@@ -74,6 +81,7 @@ async def overview_context(web: Web) -> dict[str, Any]:
         "peak": peak or 1,
         "circuits": circuits,
         "expiring": expiring,
+        "unrefreshed": unrefreshed,
         "dlq_waiting": dlq_waiting,
         "now": now,
     }

@@ -11,7 +11,7 @@ shows them read-only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 from uuid import uuid4
 
@@ -35,8 +35,9 @@ from services.api.instagram_connection import disconnect
 from services.api.router import render_message
 from services.api.schemas import MAX_PACE_PER_H, META_TEXT_MAX_BYTES, CreatorSettingsIn
 from services.api.web.pages_deps import CreatorUser, PageError, Web
-from shared.account_lifecycle import DISCONNECTED
+from shared.account_lifecycle import CONNECTED, DISCONNECTED
 from shared.db.models import Creator, Lead, SocialAccount
+from shared.dm_reasons import DATA_DELETED, DEAUTHORIZED
 from shared.events import utcnow
 from shared.lifecycle import Provider
 from shared.message_text import PLACEHOLDERS, placeholder_problem
@@ -88,6 +89,36 @@ def _result(result: str | None) -> tuple[str, str] | None:
     return RESULTS.get(result or "")
 
 
+@dataclass(frozen=True)
+class Removal:
+    """Instagram (Meta's deauthorize or data-deletion callback) took AutoDM's access away."""
+
+    username: str | None
+    at: datetime
+    data_deleted: bool
+
+
+async def _removal(session: AsyncSession, user: Principal) -> Removal | None:
+    """The creator's last Instagram account, if Meta removed AutoDM from it (not the creator
+    disconnecting here): the page then says so instead of a bare "Connect"."""
+    last = await session.scalar(
+        select(SocialAccount)
+        .where(
+            SocialAccount.creator_id == user.creator_id,
+            SocialAccount.provider == Provider.INSTAGRAM,
+            SocialAccount.status == DISCONNECTED,
+            SocialAccount.disconnected_at.is_not(None),
+        )
+        .order_by(SocialAccount.disconnected_at.desc())
+        .limit(1)
+    )
+    if last is None or last.disconnected_at is None:
+        return None
+    if last.disconnect_reason not in (DEAUTHORIZED, DATA_DELETED):
+        return None
+    return Removal(last.username, last.disconnected_at, last.disconnect_reason == DATA_DELETED)
+
+
 @router.get("/instagram")
 async def instagram_page(
     request: Request,
@@ -97,14 +128,18 @@ async def instagram_page(
 ) -> Response:
     async with web.api.sessions() as session:
         account = await _instagram(session, user)
+        removal = await _removal(session, user) if account is None else None
     now = utcnow()
     expires = account.token_expires_at if account else None
+    expired = expires is not None and expires <= now
     context: dict[str, Any] = {
         "nav": "instagram",
         "account": account,
-        "reconnect": account is not None and account.status != "connected",
+        # A token past its expiry is as dead as a refused one, whatever the status says.
+        "reconnect": account is not None and (account.status != CONNECTED or expired),
         "expiring": expires is not None and expires - now < EXPIRY_WARNING,
-        "expired": expires is not None and expires <= now,
+        "expired": expired,
+        "removal": removal,
         "result": _result(result),
     }
     return web.pages.render(request, "instagram.html", context)

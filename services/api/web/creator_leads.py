@@ -21,6 +21,7 @@ from services.api.problems import ApiProblem
 from services.api.queries import LeadFilters, list_leads
 from services.api.web.pages_deps import CreatorUser, PageError, Web
 from shared.db.models import DmLogEntry, Lead
+from shared.dm_reasons import for_status
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.logs import bind_correlation_id
 
@@ -50,7 +51,8 @@ class LeadRow:
 
 
 def _reason(lead: Lead) -> str:
-    return lead.dm_reason or lead.dm_error_message or ""
+    """The creator's words (shared.dm_reasons); the provider's error message is the admin's."""
+    return lead.dm_reason or for_status(lead.dm_status)
 
 
 async def _row(web: Web, session: AsyncSession, lead: Lead) -> LeadRow:
