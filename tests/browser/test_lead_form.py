@@ -143,19 +143,20 @@ def _connect_whatsapp(sandbox: httpx.Client, api: httpx.Client, creator: DemoCre
     return str(number["phone_number_id"])
 
 
-def _messages_to(sandbox: httpx.Client, phone_number_id: str, to: str) -> list[dict[str, Any]]:
-    sent = sandbox.get(
-        "/_sandbox/whatsapp/messages", params={"phone_number_id": phone_number_id, "to": to}
-    ).json()["data"]
-    return list(sent)
+def _messages_to(
+    sandbox: httpx.Client, phone_number_id: str, to: str | None = None
+) -> list[dict[str, Any]]:
+    """What the creator's number sent (to `to`, or to anyone)."""
+    params = {"phone_number_id": phone_number_id} | ({"to": to} if to else {})
+    return list(sandbox.get("/_sandbox/whatsapp/messages", params=params).json()["data"])
 
 
 def _new_lead(api: httpx.Client, creator: DemoCreator, seen: set[str]) -> dict[str, Any] | None:
     """The creator's lead not in `seen`, once the router has chosen its route."""
     leads = api.get("/api/leads", params={"creator_id": str(creator.creator_id)}).json()
-    for lead in leads["items"]:
-        if lead["id"] not in seen and lead["dm"]["status"] != "queued":
-            return dict(lead)
+    for summary in leads["items"]:
+        if summary["id"] not in seen and summary["dm_status"] != "queued":
+            return dict(api.get(f"/api/leads/{summary['id']}").json())
     return None
 
 
@@ -174,7 +175,8 @@ def _submit_with_phone(page: Page, stack: Stack, urls: Urls, creator: DemoCreato
     return parse_qs(urlsplit(href).query)["text"][0]
 
 
-STRANGER = "+44 20 7946 0321"
+STRANGER = "+44 20 7946 0321"  # as typed into the form
+STRANGER_WA = "442079460321"  # as WhatsApp names it
 
 
 def test_a_strangers_number_gets_nothing_until_it_writes_then_exactly_one_dm(
@@ -196,13 +198,14 @@ def test_a_strangers_number_gets_nothing_until_it_writes_then_exactly_one_dm(
     lead = wait_for(lambda: _new_lead(api, creator, set()), 15, "the form lead routed")
     assert (lead["dm"]["route"], lead["dm"]["status"]) == ("wa_link", "link_ready")
     page.wait_for_timeout(1500)  # a send, had there been one, would be at the sandbox by now
-    assert _messages_to(sandbox, phone_number_id, STRANGER) == []
+    assert _messages_to(sandbox, phone_number_id) == []  # to nobody
 
     # The number's owner writes what the link pre-filled: proof, and the 24 h window.
-    body = {"phone_number_id": phone_number_id, "from": STRANGER, "text": text}
+    body = {"phone_number_id": phone_number_id, "from": STRANGER_WA, "text": text}
     sandbox.post("/_sandbox/whatsapp/users/message", json=body).raise_for_status()
-    sent = wait_for(lambda: _messages_to(sandbox, phone_number_id, STRANGER), 20, "the DM")
+    sent = wait_for(lambda: _messages_to(sandbox, phone_number_id, STRANGER_WA), 20, "the DM")
     assert [m["type"] for m in sent] == ["text"]  # free text in the window, no template
+    assert sent[0]["to"] == STRANGER_WA
 
     # The same number named again by the form, and written from again: not messaged again.
     again = _submit_with_phone(page, stack, urls, creator)
@@ -210,7 +213,7 @@ def test_a_strangers_number_gets_nothing_until_it_writes_then_exactly_one_dm(
     second = wait_for(lambda: _new_lead(api, creator, {lead["id"]}), 20, "the second lead")
     assert second["dm"]["status"] == "skipped" and "recently" in second["dm"]["reason"]
     page.wait_for_timeout(1500)
-    assert len(_messages_to(sandbox, phone_number_id, STRANGER)) == 1
+    assert len(_messages_to(sandbox, phone_number_id)) == 1
 
 
 def _creators_site(html: str) -> ThreadingHTTPServer:
