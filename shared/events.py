@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 from shared.lifecycle import DmStatus, Provider, Route
 
@@ -180,13 +180,21 @@ class InstagramWebhookReceived(Envelope):
 
 class LeadContactOpenedPayload(Contract):
     """The lead reached the account (ig.me link or a message): their IGSID is known and the
-    24 h window is open, so a waiting DM can go now."""
+    24 h window is open, so a waiting DM can go now. On WhatsApp (`via` "whatsapp") the
+    number that wrote naming the lead, `wa_id`, proves it and becomes the lead's."""
 
     lead_id: UUID
     account_id: UUID
-    igsid: IgId
+    igsid: IgId | None = None
+    wa_id: str | None = Field(default=None, pattern=r"^[0-9]{6,20}$")
     opened_at: datetime
-    via: Literal["referral", "message"]
+    via: Literal["referral", "message", "whatsapp"]
+
+    @model_validator(mode="after")
+    def _one_contact(self) -> LeadContactOpenedPayload:
+        if (self.igsid is None) == (self.wa_id is None):
+            raise ValueError("exactly one of igsid (Instagram) and wa_id (WhatsApp)")
+        return self
 
 
 class LeadContactOpened(Envelope):

@@ -27,6 +27,12 @@ class LeadFacts:
     whatsapp_opt_in: bool
     # The lead wrote to the creator's WhatsApp number within 24 h (customer-service window).
     whatsapp_window_open: bool = False
+    # The phone may be messaged at all: vouched for by the caller's token, or its owner
+    # wrote naming the lead (a number typed into the public form is not: shared.consent).
+    phone_proven: bool = True
+    # A public-form lead whose phone or handle got a DM from this creator recently: a form
+    # saying so does not message them again (docs/WEB.md, "Form limits").
+    recently_messaged: bool = False
 
 
 @dataclass(frozen=True)
@@ -41,6 +47,8 @@ class RoutingRules:
     dm_window: timedelta = timedelta(hours=24)
     private_reply_window: timedelta = timedelta(days=7)
     whatsapp_window: timedelta = timedelta(hours=24)
+    # A public form does not message someone the creator messaged this recently (0: off).
+    form_recipient_cooldown: timedelta = timedelta(hours=24)
 
 
 class RouteOrder(StrEnum):
@@ -49,6 +57,9 @@ class RouteOrder(StrEnum):
 
     INSTAGRAM_FIRST = "instagram_first"
     WHATSAPP_FIRST = "whatsapp_first"
+
+
+RECENTLY_MESSAGED = "this person got a DM from the creator recently: not messaged again"
 
 
 @dataclass(frozen=True)
@@ -66,6 +77,8 @@ def choose_route(
     order: RouteOrder = RouteOrder.INSTAGRAM_FIRST,
 ) -> RouteDecision:
     """The first allowed route, most direct first; only `provider`'s routes if one is named."""
+    if lead.recently_messaged:
+        return RouteDecision(Route.NONE, RECENTLY_MESSAGED)
     for check in _CHECKS[order]:
         decision = check(lead, channels, now, rules)
         if decision is not None and provider in (None, decision.route.provider):
@@ -99,7 +112,7 @@ def _wa_text(
     lead: LeadFacts, ch: CreatorChannels, now: datetime, rules: RoutingRules
 ) -> RouteDecision | None:
     # Inside the window the lead is waiting for an answer: free-form text, no template.
-    if lead.phone and ch.whatsapp_connected and lead.whatsapp_window_open:
+    if lead.phone and lead.phone_proven and ch.whatsapp_connected and lead.whatsapp_window_open:
         return RouteDecision(Route.WA_TEXT, "the lead wrote on WhatsApp within 24 h")
     return None
 
@@ -107,7 +120,7 @@ def _wa_text(
 def _wa_template(
     lead: LeadFacts, ch: CreatorChannels, now: datetime, rules: RoutingRules
 ) -> RouteDecision | None:
-    if lead.phone and lead.whatsapp_opt_in and ch.whatsapp_template_ready:
+    if lead.phone and lead.phone_proven and lead.whatsapp_opt_in and ch.whatsapp_template_ready:
         return RouteDecision(Route.WA_TEMPLATE, "the lead opted in to WhatsApp")
     return None
 

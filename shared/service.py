@@ -95,8 +95,10 @@ async def _cancel_all(tasks: Sequence[asyncio.Task[None]]) -> None:
             log.warning("background task survived its cancellation; cancelling again")
 
 
-def serve(factory: str, port: int, host: str, trusted_proxies: str = "127.0.0.1") -> None:
-    """Run a service's app factory under uvicorn (each service's `python -m` entrypoint)."""
+def serve(factory: str, port: int, host: str, trusted_proxies: str = "") -> None:
+    """Run a service's app factory under uvicorn (each service's `python -m` entrypoint).
+    Forwarded headers count only from `trusted_proxies`; with none, uvicorn's own default
+    (trust 127.0.0.1) must not apply, so they are not read at all."""
     import uvicorn
 
     uvicorn.run(
@@ -105,5 +107,6 @@ def serve(factory: str, port: int, host: str, trusted_proxies: str = "127.0.0.1"
         host=host,
         port=port,
         log_level="warning",
-        forwarded_allow_ips=trusted_proxies,
+        proxy_headers=bool(trusted_proxies.strip()),
+        forwarded_allow_ips=trusted_proxies.strip() or None,
     )

@@ -7,6 +7,7 @@ base reads the environment.
 from __future__ import annotations
 
 from functools import lru_cache
+from typing import Literal
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -161,8 +162,9 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     # Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For names the client: behind
     # an ingress, set its addresses, or every visitor shares the ingress's IP and with it
-    # the lead form's per-IP limit.
-    trusted_proxies: str = "127.0.0.1"
+    # the lead form's per-IP limit. Empty (the default): no proxy is trusted, so nothing on
+    # the host can name its own client address (docs/WEB.md, "Proxy trust").
+    trusted_proxies: str = ""
     api_port: int = 8000
     webhook_ingest_port: int = 8001
     instagram_sender_port: int = 8002
@@ -217,6 +219,18 @@ class Settings(BaseSettings):
     lead_form_per_creator_per_minute: int = Field(default=120, ge=1)
     # A public form's token is accepted this long after the form was served.
     lead_form_token_ttl_s: int = Field(default=7200, ge=60)
+    # A phone or Instagram handle that got a DM from the creator within this many hours is
+    # not messaged again because a public form names it (0: no such limit).
+    lead_form_recipient_cooldown_hours: float = Field(default=24.0, ge=0)
+    # A challenge the public form shows once its limits are under pressure (docs/WEB.md,
+    # "Form limits"): "none" (default), "hcaptcha" or "turnstile", with the provider's site
+    # key and secret; the verify URL is the provider's siteverify unless set (tests).
+    lead_form_challenge: Literal["none", "hcaptcha", "turnstile"] = "none"
+    lead_form_challenge_site_key: str = ""
+    lead_form_challenge_secret: SecretStr = SecretStr("")
+    lead_form_challenge_verify_url: str | None = None
+    # "Under pressure": a client or the creator has used this share of its per-minute limit.
+    lead_form_challenge_at: float = Field(default=0.5, gt=0, le=1)
 
     # API request limits
     api_max_body_bytes: int = 64 * 1024
@@ -260,6 +274,15 @@ class Settings(BaseSettings):
             self.instagram_app_secret.get_secret_value(),
             *([previous.get_secret_value()] if previous else []),
         ]
+
+    @model_validator(mode="after")
+    def _challenge_configured(self) -> Settings:
+        """A challenge without its keys would refuse every visitor under pressure."""
+        if self.lead_form_challenge != "none" and not (
+            self.lead_form_challenge_site_key and self.lead_form_challenge_secret.get_secret_value()
+        ):
+            raise ValueError("lead_form_challenge needs its site key and secret")
+        return self
 
     @model_validator(mode="after")
     def _no_development_secrets_outside_development(self) -> Settings:

@@ -62,6 +62,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         idempotency_keys=timedelta(hours=settings.idempotency_ttl_hours),
         oauth_states=timedelta(seconds=settings.oauth_state_ttl_s),
         published_outbox=timedelta(hours=settings.outbox_retention_hours),
+        # A token is refused as expired after its lifetime (plus the clock's minute of grace).
+        form_tokens=timedelta(seconds=settings.lead_form_token_ttl_s + 60),
     )
     housekeeping = Sweeper(sessions, api_sweeps(retention), settings.housekeeping_interval_s)
     register_handlers(
@@ -133,4 +135,5 @@ def _rules(settings: Settings) -> RoutingRules:
         dm_window=timedelta(hours=settings.instagram_dm_window_hours),
         private_reply_window=timedelta(days=settings.private_reply_window_days),
         whatsapp_window=timedelta(hours=settings.whatsapp_window_hours),
+        form_recipient_cooldown=timedelta(hours=settings.lead_form_recipient_cooldown_hours),
     )

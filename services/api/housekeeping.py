@@ -6,6 +6,7 @@
 - Web sessions past their expiry: they are refused already; the row only takes space.
 - Lead-form counters of windows before the previous one: the sliding estimate reads only
   this window and the one before.
+- Spent lead-form tokens older than a token's lifetime: by then it is refused as expired.
 - Published outbox rows older than `outbox` retention (kept a while to be looked at).
 - Consumers' claims of processed events older than any topic keeps its records: no
   redelivery can bring such an event back.
@@ -23,6 +24,7 @@ from services.api.web.form_limits import WINDOW, window_start
 from shared.db.models import (
     FormRateCount,
     IdempotencyKey,
+    LeadFormTokenUse,
     OAuthStateUse,
     OutboxRecord,
     ProcessedEvent,
@@ -42,6 +44,7 @@ class Retention:
     idempotency_keys: timedelta
     oauth_states: timedelta
     published_outbox: timedelta
+    form_tokens: timedelta = timedelta(hours=2)
     processed_events: timedelta = PROCESSED_EVENT_RETENTION
 
 
@@ -57,6 +60,9 @@ def api_sweeps(r: Retention) -> dict[str, Sweep]:
         "web_sessions": older_than(WebSession, WebSession.expires_at, lambda now: now),
         "form_rate_counts": older_than(
             FormRateCount, FormRateCount.window_start, lambda now: window_start(now) - WINDOW
+        ),
+        "lead_form_token_uses": older_than(
+            LeadFormTokenUse, LeadFormTokenUse.used_at, lambda now: now - r.form_tokens
         ),
         # Unpublished rows are never old enough: `published_at` is NULL until the relay has
         # handed them to Kafka (NULL < anything is not true).

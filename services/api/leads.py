@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.dm_state import log_created
 from services.api.schemas import DmError, DmLogOut, DmOut, LeadIn, LeadOut
+from shared.consent import API_CONSENT, FORM_ORIGIN
 from shared.db.models import DmLogEntry, Lead
 from shared.events import InstagramContact, LeadCreated, LeadCreatedPayload, utcnow
 from shared.lifecycle import DmStatus, Provider, Route
@@ -31,8 +32,10 @@ async def create_lead(
     correlation_id: str,
     *,
     requested_provider: Provider | None = None,
+    origin: str | None = None,
 ) -> Lead:
-    """Store the lead and its lead.created event atomically; the relay publishes it."""
+    """Store the lead and its lead.created event atomically; the relay publishes it.
+    `origin` "form" marks the public form: its phone is nobody's consent (shared.consent)."""
     creator_id = data.creator_id
     if creator_id is None:
         raise UnknownCreator(str(creator_id))
@@ -45,6 +48,8 @@ async def create_lead(
         message=data.message,
         phone=data.phone,
         whatsapp_opt_in=data.whatsapp_opt_in,
+        origin=origin,
+        whatsapp_consent_source=_consent_source(data, origin),
         dm_requested_provider=requested_provider,
         instagram_username=ig.username if ig else None,
         igsid=ig.igsid if ig else None,
@@ -83,6 +88,14 @@ async def create_lead(
     log_created(session, lead, event.id, now)
     add_to_outbox(session, LEADS_CREATED, str(creator_id), event)
     return lead
+
+
+def _consent_source(data: LeadIn, origin: str | None) -> str | None:
+    if not data.whatsapp_opt_in:
+        return None
+    if origin == FORM_ORIGIN:
+        return FORM_ORIGIN  # claimed by whoever typed the number: proven only by its owner
+    return data.whatsapp_consent_source or API_CONSENT
 
 
 async def get_lead(session: AsyncSession, lead_id: UUID) -> LeadOut | None:

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.dm_state import claim_and_lock, record_transition
 from services.api.routing_facts import RoutingFacts, load_facts
+from shared.consent import PROVEN_CONSENT, phone_proven
 from shared.db.models import Lead, SocialAccount
 from shared.dead_letters import PoisonMessage
 from shared.events import (
@@ -90,21 +91,40 @@ async def route_leads(
 async def open_contact(
     session: AsyncSession, event: LeadContactOpened, config: RouterConfig, now: datetime
 ) -> bool:
-    """The lead opened its ig.me link or wrote: record the IGSID and the open window, and
-    re-route a DM that waits for exactly this (ig_link). The new request goes out through
-    the outbox with this transaction; a second contact finds the DM routed: nothing more."""
+    """The lead opened its ig.me link or wrote (on Instagram, or on WhatsApp naming the
+    lead): record the IGSID and the open window, or bind the WhatsApp number that wrote,
+    and re-route a DM that waits for exactly this (ig_link, wa_link). The new request goes
+    out through the outbox with this transaction; a second contact finds the DM routed."""
     if not await claim_event(session, CONTACT_CONSUMER, event.id):
         return False
     p = event.payload
     lead = await session.get(Lead, p.lead_id, with_for_update=True)
     if lead is None or lead.creator_id != event.creator_id:
         raise PoisonMessage(f"lead {p.lead_id} of creator {event.creator_id} not found")
-    lead.igsid = p.igsid
-    lead.last_inbound_at = max(filter(None, (lead.last_inbound_at, p.opened_at)))
+    if p.wa_id:
+        _bind_whatsapp(lead, p.wa_id, p.opened_at)
+    else:
+        lead.igsid = p.igsid
+        lead.last_inbound_at = max(filter(None, (lead.last_inbound_at, p.opened_at)))
     # A lead still `queued` is routed by its lead.created, which then sees these facts.
-    if lead.dm_status == DmStatus.AWAITING_CONTACT and lead.dm_route == Route.IG_LINK:
+    if (lead.dm_status, lead.dm_route) in WAITING_FOR_CONTACT:
         await _route(session, event, lead, config, now)
     return True
+
+
+WAITING_FOR_CONTACT = {
+    (DmStatus.AWAITING_CONTACT, Route.IG_LINK),
+    (DmStatus.LINK_READY, Route.WA_LINK),
+}
+
+
+def _bind_whatsapp(lead: Lead, wa_id: str, written_at: datetime) -> None:
+    """The number that wrote naming the lead is the lead's: proven by its owner (whatever
+    number the form was given), so the DM goes there and only there."""
+    lead.phone = f"+{wa_id}"
+    lead.contact_proven_at = lead.contact_proven_at or written_at
+    if lead.whatsapp_opt_in:
+        lead.whatsapp_consent_source = PROVEN_CONSENT
 
 
 async def _route(
@@ -239,8 +259,11 @@ def decide_route(
     """The route of one lead from facts already read (pure: no database round trip)."""
     account = facts.instagram_account(lead.creator_id)
     wa_account = facts.whatsapp_account(lead.creator_id)
-    window_open = facts.whatsapp_window_open(lead, now, rules.whatsapp_window)
-    lead_facts = replace(_lead_facts(facts, lead), whatsapp_window_open=window_open)
+    lead_facts = replace(
+        _lead_facts(facts, lead),
+        whatsapp_window_open=facts.whatsapp_window_open(lead, now, rules.whatsapp_window),
+        recently_messaged=facts.recently_messaged(lead, now, rules.form_recipient_cooldown),
+    )
     requested = Provider(lead.dm_requested_provider) if lead.dm_requested_provider else None
     creator = facts.creators.get(lead.creator_id)
     order = RouteOrder(creator.route_order) if creator else RouteOrder.INSTAGRAM_FIRST
@@ -277,6 +300,7 @@ def _lead_facts(facts: RoutingFacts, lead: Lead) -> LeadFacts:
         private_reply_sent=reply_sent,
         phone=lead.phone,
         whatsapp_opt_in=lead.whatsapp_opt_in,
+        phone_proven=phone_proven(lead.origin, lead.contact_proven_at),
     )
 
 

@@ -12,15 +12,16 @@ opened contact, the API's retry verdict) goes through the same code with a batch
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.whatsapp_accounts import CONNECTED
+from shared.consent import FORM_ORIGIN
 from shared.db.models import (
     Creator,
     DmSend,
@@ -29,6 +30,7 @@ from shared.db.models import (
     Lead,
     SocialAccount,
     WhatsAppContact,
+    WhatsAppMessage,
     WhatsAppTemplate,
 )
 from shared.lifecycle import Provider, Route
@@ -47,6 +49,9 @@ class RoutingFacts:
     # Comments whose one private reply is used: an intent that may have reached the person
     # (failed and skipped ones did not), or a lead of this batch routed to it already.
     used_replies: set[str]
+    # Public-form lead -> when its phone or handle last got a DM from the creator (another
+    # lead's); only form leads are looked up (docs/WEB.md, "Form limits").
+    last_dm_to: dict[UUID, datetime] = field(default_factory=dict)
 
     def instagram_account(self, creator_id: UUID) -> SocialAccount | None:
         return self.accounts.get((creator_id, Provider.INSTAGRAM))
@@ -70,6 +75,11 @@ class RoutingFacts:
         last = contact.last_inbound_at if contact else None
         return last is not None and now - last < window
 
+    def recently_messaged(self, lead: Lead, now: datetime, cooldown: timedelta) -> bool:
+        """A public-form lead naming someone the creator messaged within `cooldown`."""
+        last = self.last_dm_to.get(lead.id)
+        return bool(cooldown) and last is not None and now - last < cooldown
+
 
 async def load_facts(session: AsyncSession, leads: Collection[Lead]) -> RoutingFacts:
     creator_ids = {lead.creator_id for lead in leads}
@@ -87,6 +97,7 @@ async def load_facts(session: AsyncSession, leads: Collection[Lead]) -> RoutingF
         ig_contacts=await _ig_contacts(session, leads, ig),
         comments=await _comments(session, leads, ig),
         used_replies=await _used_replies(session, leads),
+        last_dm_to=await _last_dm_to(session, leads, wa),
     )
 
 
@@ -187,6 +198,58 @@ async def _used_replies(session: AsyncSession, leads: Collection[Lead]) -> set[s
 
 
 _NOT_SENT = ("failed", "skipped")  # intent states that certainly did not reach the person
+
+
+async def _last_dm_to(
+    session: AsyncSession, leads: Collection[Lead], wa: dict[UUID, SocialAccount]
+) -> dict[UUID, datetime]:
+    """For each public-form lead, the latest DM another lead of the creator got on the same
+    WhatsApp number or Instagram user. A few indexed reads per form lead: form leads are
+    people typing, never a bulk import."""
+    found: dict[UUID, datetime] = {}
+    for lead in leads:
+        if lead.origin != FORM_ORIGIN:
+            continue
+        times = [await _last_wa_dm(session, lead, wa.get(lead.creator_id))]
+        times.append(await _last_ig_dm(session, lead))
+        latest = max(filter(None, times), default=None)
+        if latest is not None:
+            found[lead.id] = latest
+    return found
+
+
+async def _last_wa_dm(
+    session: AsyncSession, lead: Lead, account: SocialAccount | None
+) -> datetime | None:
+    wa_id = _wa_id(lead.phone)
+    if account is None or wa_id is None:
+        return None
+    return await session.scalar(
+        select(func.max(WhatsAppMessage.created_at)).where(
+            WhatsAppMessage.account_id == account.id,
+            WhatsAppMessage.wa_id == wa_id,
+            WhatsAppMessage.lead_id != lead.id,
+        )
+    )
+
+
+async def _last_ig_dm(session: AsyncSession, lead: Lead) -> datetime | None:
+    same_person = []
+    if lead.igsid:
+        same_person.append(Lead.igsid == lead.igsid)
+    if lead.instagram_username:
+        same_person.append(func.lower(Lead.instagram_username) == lead.instagram_username.lower())
+    if not same_person:
+        return None
+    return await session.scalar(
+        select(func.max(Lead.sent_at)).where(
+            Lead.creator_id == lead.creator_id,
+            Lead.id != lead.id,
+            Lead.dm_provider == Provider.INSTAGRAM,
+            Lead.sent_at.is_not(None),
+            or_(*same_person),
+        )
+    )
 
 
 def _wa_id(phone: str | None) -> str | None:

@@ -86,6 +86,14 @@ class LeadIn(StrictModel):
     message: MetaText = Field(default="", description="What the lead wrote; <= 1,000 bytes")
     phone: Phone | None = Field(default=None, examples=["+44 20 7946 0958"])
     whatsapp_opt_in: bool = False
+    whatsapp_consent_source: str | None = Field(
+        default=None,
+        max_length=200,
+        description=(
+            "Where the WhatsApp opt-in came from (e.g. an import's 'checkout form 2026-11'); "
+            "the caller's token vouches for it. Without it an opt-in is recorded as 'api'"
+        ),
+    )
     instagram: InstagramIn | None = None
 
     @model_validator(mode="after")

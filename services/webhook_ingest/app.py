@@ -16,8 +16,8 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.webhook_ingest import routes, whatsapp_routes
-from services.webhook_ingest.body_rules import install_body_limits
 from services.webhook_ingest.accept import Acceptance
+from services.webhook_ingest.body_rules import install_body_limits
 from services.webhook_ingest.conversations import ConversationReconciler, ReconcilePolicy
 from services.webhook_ingest.handlers import register_handlers
 from shared.broker import dead_letter_park, make_broker

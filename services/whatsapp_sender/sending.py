@@ -32,6 +32,7 @@ from services.whatsapp_sender.templates import (
     lead_values,
     render_parameters,
 )
+from shared.consent import template_allowed
 from shared.crypto import TokenCipher
 from shared.db.models import (
     Creator,
@@ -204,8 +205,10 @@ async def _template_send(
 ) -> Send | Held:
     """Outside the window: the approved template if the lead opted in, else the link."""
     template = await _default_template(session, account.id)
-    if not lead.whatsapp_opt_in or template is None:
-        why = "no WhatsApp opt-in" if not lead.whatsapp_opt_in else "no approved template"
+    # An opt-in someone answers for: not a number typed into the public form (consent.py).
+    opted_in = template_allowed(lead.whatsapp_opt_in, lead.origin, lead.contact_proven_at)
+    if not opted_in or template is None:
+        why = "no WhatsApp opt-in" if not opted_in else "no approved template"
         return Held("link", reason=f"outside the 24 h window and {why}")
     creator = await session.get(Creator, lead.creator_id)
     values = lead_values(

@@ -34,13 +34,16 @@ from services.whatsapp_sender.reconciliation import (
     locked_intent,
     settle,
 )
-from shared.db.models import WhatsAppMessage, WhatsAppStatusBacklog
+from shared.consent import refs_in
+from shared.db.models import Lead, WhatsAppMessage, WhatsAppStatusBacklog
 from shared.dm_reasons import provider_failure
 from shared.events import (
     DmRequested,
     DmRequestedPayload,
     DmStatusChanged,
     DmStatusPayload,
+    LeadContactOpened,
+    LeadContactOpenedPayload,
     ProviderError,
     Recipient,
     WhatsAppWebhookReceived,
@@ -49,7 +52,7 @@ from shared.lifecycle import DmStatus, Provider, Route
 from shared.logs import get_logger
 from shared.outbox import add_to_outbox
 from shared.providers.meta_errors import classify
-from shared.topics import DM_STATUS
+from shared.topics import DM_STATUS, LEADS_CONTACTS
 
 log = get_logger(__name__)
 
@@ -315,7 +318,51 @@ async def _inbound(session: AsyncSession, event: WhatsAppWebhookReceived) -> lis
     latest: dict[UUID, WhatsAppMessage] = {}
     for message in sent:
         latest.setdefault(message.lead_id, message)
+    await _bind_named_lead(session, event, wa_id, written_at)
     return [_replied(message, event, written_at) for message in latest.values()]
+
+
+# A lead still waiting for its person: its DM has not gone out (nor been refused).
+BINDABLE = (DmStatus.QUEUED, DmStatus.AWAITING_CONTACT, DmStatus.LINK_READY)
+
+
+async def _bind_named_lead(
+    session: AsyncSession, event: WhatsAppWebhookReceived, wa_id: str, written_at: datetime
+) -> None:
+    """The message names a waiting lead of this creator (the ref the thank-you page's
+    wa.me link pre-filled): this number's owner asked for that DM. The router binds the
+    number to the lead and sends it, through the outbox in this transaction, once: the
+    event's id derives from the webhook's, which the router claims."""
+    refs = refs_in(_text_of(event.payload.item))
+    if not refs:
+        return
+    lead = await session.scalar(
+        select(Lead).where(
+            Lead.ref.in_(refs), Lead.creator_id == event.creator_id, Lead.dm_status.in_(BINDABLE)
+        )
+    )
+    if lead is None:
+        log.info("whatsapp message names no waiting lead of this creator")
+        return
+    opened = LeadContactOpened(
+        id=uuid5(NAMESPACE_URL, f"wa-contact:{event.id}"),
+        correlation_id=event.correlation_id,
+        creator_id=lead.creator_id,
+        payload=LeadContactOpenedPayload(
+            lead_id=lead.id,
+            account_id=event.payload.account_id,
+            wa_id=wa_id,
+            opened_at=written_at,
+            via="whatsapp",
+        ),
+    )
+    add_to_outbox(session, LEADS_CONTACTS, str(lead.id), opened)
+
+
+def _text_of(item: dict[str, Any]) -> str:
+    text = item.get("text")
+    body = text.get("body") if isinstance(text, dict) else None
+    return body if isinstance(body, str) else ""
 
 
 def _replied(

@@ -131,6 +131,13 @@ class Lead(Base):
     commented_at: Mapped[datetime | None]
     # The ig.me `ref` naming this lead: unguessable, so a link can't be forged for another.
     ref: Mapped[str] = mapped_column(String(64), unique=True)
+    # "form" for the public lead form (a phone typed there is nobody's consent); NULL for a
+    # lead a creator's or a service's token vouched for (docs/WEB.md, "WhatsApp consent").
+    origin: Mapped[str | None] = mapped_column(String(16))
+    # Where the WhatsApp opt-in came from ("api", an import's own words, "form").
+    whatsapp_consent_source: Mapped[str | None] = mapped_column(String(200))
+    # When the owner of the number wrote to the creator naming this lead (its ref).
+    contact_proven_at: Mapped[datetime | None]
 
     dm_status: Mapped[str] = mapped_column(String(32), default="queued")
     dm_route: Mapped[str | None] = mapped_column(String(32))
@@ -301,6 +308,15 @@ class WebSession(Base):
     creator_id: Mapped[UUID | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class LeadFormTokenUse(Base):
+    """Public form tokens already spent (by hash): each token brings one submission."""
+
+    __tablename__ = "lead_form_token_uses"
+
+    token_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    used_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class FormRateCount(Base):

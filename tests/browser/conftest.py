@@ -26,6 +26,7 @@ from stack import Stack, StackPorts, running_stack  # deploy/local
 from shared.db.models import Creator
 from shared.db.session import make_engine, make_sessionmaker
 from shared.settings import get_settings
+from tests.browser.siteverify import SECRET, SITE_KEY, SiteVerify, start_siteverify
 from tests.conftest import ROOT, suite_ports
 
 pytestmark = pytest.mark.browser
@@ -34,7 +35,9 @@ LOG_DIR = ROOT / ".local" / "test" / "browser-logs"
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 T = TypeVar("T")
 # Stack settings for these tests: one delivery attempt, so a provider fault gives a failed
-# DM and a dead letter at once; form limits loose enough for the suite's submissions.
+# DM and a dead letter at once; form limits loose enough for the suite's submissions, and
+# a per-creator limit low enough for test_form_abuse to reach (each test has its own
+# creator); the Turnstile challenge, verified by a local stand-in (siteverify.py).
 # Two other frontends on origins of their own (tests/browser/test_cors.py): the first is
 # allowed to call the API cross-origin, the second is not.
 _FRONTEND_PORT = 18395 + int(os.environ.get("BROWSER_PORT_OFFSET", "0"))
@@ -44,6 +47,10 @@ STACK_ENV = {
     "AUTODM_CORS_ALLOWED_ORIGINS": f'["{ALLOWED_FRONTEND}"]',
     "AUTODM_DELIVERY_MAX_ATTEMPTS": "1",
     "AUTODM_LEAD_FORM_PER_IP_PER_MINUTE": "60",
+    "AUTODM_LEAD_FORM_PER_CREATOR_PER_MINUTE": "20",
+    "AUTODM_LEAD_FORM_CHALLENGE": "turnstile",
+    "AUTODM_LEAD_FORM_CHALLENGE_SITE_KEY": SITE_KEY,
+    "AUTODM_LEAD_FORM_CHALLENGE_SECRET": SECRET,
     "AUTODM_LOG_LEVEL": "INFO",
 }
 
@@ -54,10 +61,20 @@ def _ports() -> StackPorts:
 
 
 @pytest.fixture(scope="package")
-def stack() -> Iterator[Stack]:
+def siteverify() -> Iterator[SiteVerify]:
+    stand_in = start_siteverify()
+    try:
+        yield stand_in
+    finally:
+        stand_in.stop()
+
+
+@pytest.fixture(scope="package")
+def stack(siteverify: SiteVerify) -> Iterator[Stack]:
     database = get_settings().database_url.get_secret_value().rsplit("/", 1)[1]
-    saved = {k: os.environ.get(k) for k in STACK_ENV}
-    os.environ.update(STACK_ENV)
+    env = STACK_ENV | {"AUTODM_LEAD_FORM_CHALLENGE_VERIFY_URL": siteverify.url}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
         stacked = running_stack(_ports(), database, LOG_DIR)
         started = stacked.__enter__()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -142,7 +143,43 @@ def _connect_whatsapp(sandbox: httpx.Client, api: httpx.Client, creator: DemoCre
     return str(number["phone_number_id"])
 
 
-def test_opted_in_visitor_is_messaged_on_whatsapp_and_can_write_first(
+def _messages_to(
+    sandbox: httpx.Client, phone_number_id: str, to: str | None = None
+) -> list[dict[str, Any]]:
+    """What the creator's number sent (to `to`, or to anyone)."""
+    params = {"phone_number_id": phone_number_id} | ({"to": to} if to else {})
+    return list(sandbox.get("/_sandbox/whatsapp/messages", params=params).json()["data"])
+
+
+def _new_lead(api: httpx.Client, creator: DemoCreator, seen: set[str]) -> dict[str, Any] | None:
+    """The creator's lead not in `seen`, once the router has chosen its route."""
+    leads = api.get("/api/leads", params={"creator_id": str(creator.creator_id)}).json()
+    for summary in leads["items"]:
+        if summary["id"] not in seen and summary["dm_status"] != "queued":
+            return dict(api.get(f"/api/leads/{summary['id']}").json())
+    return None
+
+
+def _submit_with_phone(page: Page, stack: Stack, urls: Urls, creator: DemoCreator) -> str:
+    """A visitor sends the form with STRANGER's number and the WhatsApp box ticked; the
+    pre-filled text of the thank-you page's "Continue on WhatsApp" link."""
+    page.goto(f"{urls.api}/c/{slug_of(stack, creator.creator_id)}/")
+    page.get_by_label("Name", exact=True).fill("Wanda")
+    page.get_by_label("Phone", exact=True).fill(STRANGER)
+    page.get_by_label(re.compile("may message me on WhatsApp")).check()
+    page.get_by_role("button", name="Send").click()
+    continue_link = page.get_by_role("link", name="Continue on WhatsApp")
+    expect(continue_link).to_be_visible()
+    href = continue_link.get_attribute("href") or ""
+    assert re.fullmatch(r"https://wa\.me/442079460100\?text=.+", href), href
+    return parse_qs(urlsplit(href).query)["text"][0]
+
+
+STRANGER = "+44 20 7946 0321"  # as typed into the form
+STRANGER_WA = "442079460321"  # as WhatsApp names it
+
+
+def test_a_strangers_number_gets_nothing_until_it_writes_then_exactly_one_dm(
     page: Page,
     stack: Stack,
     urls: Urls,
@@ -150,27 +187,33 @@ def test_opted_in_visitor_is_messaged_on_whatsapp_and_can_write_first(
     sandbox: httpx.Client,
     api: httpx.Client,
 ) -> None:
+    """A number typed into the form is nobody's consent: no template, nothing, until that
+    number writes to the creator with the lead's ref; then one free-text DM, and a second
+    form naming the same number does not message it again (docs/WEB.md)."""
     phone_number_id = _connect_whatsapp(sandbox, api, creator)
-    page.goto(f"{urls.api}/c/{slug_of(stack, creator.creator_id)}/")
-    page.get_by_label("Name", exact=True).fill("Wanda")
-    page.get_by_label("Phone", exact=True).fill("+44 20 7946 0321")
-    page.get_by_label(re.compile("may message me on WhatsApp")).check()
-    page.get_by_role("button", name="Send").click()
-
-    expect(page.get_by_text("will message you on WhatsApp")).to_be_visible()
-    write_first = page.get_by_role("link", name="Message on WhatsApp")
-    assert re.fullmatch(
-        r"https://wa\.me/442079460100\?text=.+", write_first.get_attribute("href") or ""
-    )
+    text = _submit_with_phone(page, stack, urls, creator)
     screenshot(page, "thank-you-whatsapp")
+    assert re.search(r"\(ref [A-Za-z0-9_-]{16}\)", text), text
 
-    def template_sent() -> list[dict[str, object]]:
-        sent = sandbox.get(
-            "/_sandbox/whatsapp/messages", params={"phone_number_id": phone_number_id}
-        ).json()["data"]
-        return [m for m in sent if m["type"] == "template"]
+    lead = wait_for(lambda: _new_lead(api, creator, set()), 15, "the form lead routed")
+    assert (lead["dm"]["route"], lead["dm"]["status"]) == ("wa_link", "link_ready")
+    page.wait_for_timeout(1500)  # a send, had there been one, would be at the sandbox by now
+    assert _messages_to(sandbox, phone_number_id) == []  # to nobody
 
-    assert len(wait_for(template_sent, 15, "the WhatsApp template at the sandbox")) == 1
+    # The number's owner writes what the link pre-filled: proof, and the 24 h window.
+    body = {"phone_number_id": phone_number_id, "from": STRANGER_WA, "text": text}
+    sandbox.post("/_sandbox/whatsapp/users/message", json=body).raise_for_status()
+    sent = wait_for(lambda: _messages_to(sandbox, phone_number_id, STRANGER_WA), 20, "the DM")
+    assert [m["type"] for m in sent] == ["text"]  # free text in the window, no template
+    assert sent[0]["to"] == STRANGER_WA
+
+    # The same number named again by the form, and written from again: not messaged again.
+    again = _submit_with_phone(page, stack, urls, creator)
+    sandbox.post("/_sandbox/whatsapp/users/message", json=body | {"text": again}).raise_for_status()
+    second = wait_for(lambda: _new_lead(api, creator, {lead["id"]}), 20, "the second lead")
+    assert second["dm"]["status"] == "skipped" and "recently" in second["dm"]["reason"]
+    page.wait_for_timeout(1500)
+    assert len(_messages_to(sandbox, phone_number_id)) == 1
 
 
 def _creators_site(html: str) -> ThreadingHTTPServer:

@@ -4,7 +4,7 @@ message per (lead, route), early status webhooks kept until their send is record
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,12 +16,15 @@ from services.whatsapp_sender.deferral import DeferralPoller
 from services.whatsapp_sender.links import WhatsAppDeps
 from services.whatsapp_sender.sending import SenderDeps, send_whatsapp
 from services.whatsapp_sender.statuses import handle_webhook
+from shared.consent import FORM_ORIGIN
 from shared.crypto import TokenCipher
 from shared.db.models import (
     Creator,
     DeliveryCircuit,
     Lead,
+    OutboxRecord,
     SocialAccount,
+    WhatsAppContact,
     WhatsAppDeferredSend,
     WhatsAppMessage,
     WhatsAppNumber,
@@ -32,6 +35,7 @@ from shared.events import (
     DmRequested,
     DmRequestedPayload,
     DmStatusChanged,
+    LeadContactOpened,
     Recipient,
     WhatsAppWebhookPayload,
     WhatsAppWebhookReceived,
@@ -48,6 +52,7 @@ from shared.lifecycle import DmStatus, Provider, Route
 from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.providers.whatsapp import AcceptedMessage, TemplateMessage
 from shared.settings import Settings
+from shared.topics import LEADS_CONTACTS
 from tests.integration.outboxed import outboxed_statuses
 
 pytestmark = pytest.mark.integration
@@ -413,3 +418,71 @@ async def test_a_persons_paced_dms_go_out_in_the_order_their_leads_came(
     assert sent_names == names
     sent = [e.payload.lead_id for e in published if e.payload.status == DmStatus.SENT]
     assert sent == leads
+
+
+async def _form_lead(
+    sessions: async_sessionmaker[AsyncSession], creator: UUID, status: DmStatus
+) -> Lead:
+    """A public-form lead: a typed number, the box ticked, nobody's proof yet."""
+    lead = _opted_in_lead(uuid4(), creator, "Typed Number", "+44 20 7946 0958")
+    lead.origin, lead.whatsapp_consent_source = FORM_ORIGIN, FORM_ORIGIN
+    lead.ref, lead.dm_status = uuid4().hex[:16], status
+    async with sessions.begin() as session:
+        session.add(lead)
+    return lead
+
+
+async def test_a_number_typed_into_the_form_never_gets_a_template(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+) -> None:
+    """Even asked for a template (e.g. after 131047), the sender's own check holds."""
+    account_id, _ = await _world(sessions, settings, creator)
+    lead = await _form_lead(sessions, creator, DmStatus.QUEUED)
+    client = RecordingClient()
+    deps, published = _deps(sessions, settings, client)
+    await send_whatsapp(deps, _request(creator, account_id, lead.id))
+    assert client.calls == []
+    assert [e.payload.status for e in published] == [DmStatus.LINK_READY]
+
+
+def _writes(
+    creator: UUID, account_id: UUID, wa_id: str, text: str, written_at: int
+) -> WhatsAppWebhookReceived:
+    event = _inbound(creator, account_id, written_at)
+    item = event.payload.item | {"from": wa_id, "type": "text", "text": {"body": text}}
+    return event.model_copy(update={"payload": event.payload.model_copy(update={"item": item})})
+
+
+async def _contacts_for(sessions: async_sessionmaker[AsyncSession], lead_id: UUID) -> list[Any]:
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(OutboxRecord.payload).where(
+                OutboxRecord.topic == LEADS_CONTACTS, OutboxRecord.key == str(lead_id)
+            )
+        )
+        return [LeadContactOpened.model_validate_json(row) for row in rows]
+
+
+async def test_a_message_naming_a_waiting_lead_binds_the_number_that_wrote(
+    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+) -> None:
+    account_id, _ = await _world(sessions, settings, creator)
+    lead = await _form_lead(sessions, creator, DmStatus.LINK_READY)
+    deps, _ = _deps(sessions, settings, RecordingClient())
+    now = int(datetime.now(UTC).timestamp())
+    # Without the reference (or with a word that merely looks like one): nothing binds.
+    for text in ("hi", f"hi {lead.ref}"):
+        unnamed = _writes(creator, account_id, "447700900123", text, now)
+        await handle_webhook(sessions, deps.publish, _never, unnamed)
+    assert await _contacts_for(sessions, lead.id) == []
+
+    named = _writes(creator, account_id, "447700900123", f"Hi Cara! (ref {lead.ref})", now)
+    await handle_webhook(sessions, deps.publish, _never, named)
+    await handle_webhook(sessions, deps.publish, _never, named)  # Meta's retry
+    opened = await _contacts_for(sessions, lead.id)
+    assert {e.id for e in opened} == {opened[0].id}  # one event: the router claims it once
+    p = opened[0].payload
+    assert (p.wa_id, p.igsid, p.via, p.account_id) == ("447700900123", None, "whatsapp", account_id)
+    async with sessions() as session:
+        contact = await session.get(WhatsAppContact, (account_id, "447700900123"))
+    assert contact is not None and contact.last_inbound_at is not None  # the window opened

@@ -20,8 +20,8 @@ from shared.db.models import Lead, SocialAccount
 from shared.dlq import DlqFilter, count_entries
 from shared.events import utcnow
 from shared.settings import get_settings
-from shared.token_health import unrefreshed_tokens
 from shared.stuck_dms import StuckDmWatchdog, find_stuck
+from shared.token_health import unrefreshed_tokens
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 HOURS = 24

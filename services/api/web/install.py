@@ -21,7 +21,9 @@ from services.api.web import (
     lead_form,
     sign_in,
 )
+from services.api.web.form_challenge import Challenge
 from services.api.web.form_limits import FormLimits
+from services.api.web.form_tokens import FormTokens
 from services.api.web.pages_deps import PageError, SignInConfig, SignInRequired, WebDeps
 from services.api.web.rendering import STATIC, Pages
 from services.api.web.replay_jobs import ReplayJobs
@@ -55,6 +57,11 @@ def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
             api.sessions,
             per_ip=settings.lead_form_per_ip_per_minute,
             per_creator=settings.lead_form_per_creator_per_minute,
+            tokens=FormTokens(
+                settings.web_csrf_key.get_secret_value().encode(), settings.lead_form_token_ttl_s
+            ),
+            challenge=Challenge.from_settings(settings),
+            challenge_at=settings.lead_form_challenge_at,
         ),
         replays=ReplayJobs(api.sessions, api.relay),
         web_sessions=WebSessions(api.sessions),

@@ -1,7 +1,10 @@
 """The public lead form of each creator: a page (/c/{slug}/) and an embeddable form
-(/c/{slug}/embed), no sign-in. Abuse protection: a signed form token, a honeypot field,
-per-IP and per-creator limits, the API's body cap. A valid lead goes through
-services.api.leads.create_lead, the one path into the outbox the JSON API uses too.
+(/c/{slug}/embed), no sign-in. Abuse protection: a signed single-use form token, a
+honeypot field, per-IP and per-creator limits (only accepted leads count against the
+creator), a challenge while those are under pressure (if configured), the body cap.
+A phone typed here is nobody's consent: the lead's `origin` is "form" (shared.consent).
+A valid lead goes through services.api.leads.create_lead, the one path into the outbox
+the JSON API uses too.
 The thank-you screen shows the lead's route once the router has chosen it."""
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.leads import create_lead
+from services.api.web.form_challenge import Challenge
 from services.api.web.lead_form_fields import FormValues, to_lead
 from services.api.web.pages_deps import PageError, Web
+from shared.consent import FORM_ORIGIN, ref_text
 from shared.db.models import Creator, Lead, SocialAccount, WhatsAppNumber
 from shared.events import utcnow
 from shared.lifecycle import DmStatus, Provider, Route
@@ -49,34 +54,49 @@ def _form_page(
     errors: dict[str, str] | None = None,
     notice: str | None = None,
     status_code: int = 200,
+    challenge: bool = False,
 ) -> Response:
+    shown = web.form_limits.challenge if challenge else None
     context = {
         "creator": creator,
         "embed": embed,
         "action": _base(creator.slug, embed),
-        "form_token": web.security.form_token(creator.slug),
+        "form_token": web.form_limits.tokens.issue(creator.slug),
         "values": values or FormValues(),
         "errors": errors or {},
         "notice": notice,
         "honeypot": HONEYPOT,
+        "challenge": shown,
     }
-    return web.pages.render(
+    response = web.pages.render(
         request, "lead_form.html", context, status_code=status_code, embeddable=embed
     )
+    if shown is not None:  # the widget's script and frame come from its provider
+        policy = response.headers["Content-Security-Policy"]
+        response.headers["Content-Security-Policy"] = shown.widen_csp(policy)
+    return response
+
+
+async def _show_form(slug: str, request: Request, web: Web, embed: bool) -> Response:
+    async with web.api.sessions() as session:
+        creator = await _creator(session, slug)
+    pressure = await web.form_limits.under_pressure(_client_ip(request), str(creator.id), utcnow())
+    return _form_page(request, web, creator, embed, challenge=pressure)
+
+
+def _client_ip(request: Request) -> str:
+    # uvicorn replaces it with X-Forwarded-For's only from AUTODM_TRUSTED_PROXIES.
+    return request.client.host if request.client else "unknown"
 
 
 @router.get("/{slug}/")
 async def form_page(slug: str, request: Request, web: Web) -> Response:
-    async with web.api.sessions() as session:
-        creator = await _creator(session, slug)
-    return _form_page(request, web, creator, embed=False)
+    return await _show_form(slug, request, web, embed=False)
 
 
 @router.get("/{slug}/embed")
 async def form_embed(slug: str, request: Request, web: Web) -> Response:
-    async with web.api.sessions() as session:
-        creator = await _creator(session, slug)
-    return _form_page(request, web, creator, embed=True)
+    return await _show_form(slug, request, web, embed=True)
 
 
 @router.post("/{slug}/")
@@ -89,35 +109,64 @@ async def submit_embed(slug: str, request: Request, web: Web) -> Response:
     return await _submit(slug, request, web, embed=True)
 
 
+EXPIRED = "This form has expired. Please check your details and send it again."
+CHALLENGE = "Please confirm you are a person, then send the form again."
+
+
 async def _submit(slug: str, request: Request, web: Web, embed: bool) -> Response:
     form = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
     async with web.api.sessions() as session:
         creator = await _creator(session, slug)
     values = FormValues.from_form(form)
-    client_ip = request.client.host if request.client else "unknown"
-    refusal = await web.form_limits.refusal(client_ip, str(creator.id), utcnow())
-    if refusal:
+    limits, client_ip, now = web.form_limits, _client_ip(request), utcnow()
+    verdict = await limits.admit(client_ip, str(creator.id), now)
+
+    def again(
+        status: int, notice: str | None = None, errors: dict[str, str] | None = None
+    ) -> Response:
         return _form_page(
-            request, web, creator, embed, values=values, notice=refusal, status_code=429
+            request,
+            web,
+            creator,
+            embed,
+            values=values,
+            notice=notice,
+            errors=errors,
+            status_code=status,
+            challenge=verdict.pressure,
         )
-    if not web.security.form_token_valid(creator.slug, form.get("form_token", "")):
-        notice = "This form has expired. Please check your details and send it again."
-        return _form_page(
-            request, web, creator, embed, values=values, notice=notice, status_code=400
-        )
+
+    if verdict.refusal:
+        return again(429, verdict.refusal)
+    token = form.get("form_token", "")
+    if not limits.tokens.valid(creator.slug, token):
+        return again(400, EXPIRED)
+    async with web.api.sessions.begin() as session:
+        fresh = await limits.tokens.spend(session, token, now)
+    if not fresh:  # each served form brings one submission
+        return again(400, EXPIRED)
     if form.get(HONEYPOT):  # a bot: look successful, keep nothing
         return web.pages.render(request, "thanks.html", _thanks(creator, embed, None, None))
+    if verdict.pressure and not await _challenge_passed(limits.challenge, form, client_ip):
+        return again(400, CHALLENGE)
     lead_in, errors = to_lead(values, creator.id)
     if lead_in is None:
-        return _form_page(
-            request, web, creator, embed, values=values, errors=errors, status_code=422
-        )
+        return again(422, errors=errors)
     correlation_id = str(uuid4())
     bind_correlation_id(correlation_id)
     async with web.api.sessions.begin() as session:
-        lead = await create_lead(session, lead_in, correlation_id)
+        lead = await create_lead(session, lead_in, correlation_id, origin=FORM_ORIGIN)
+        await limits.accepted(session, str(creator.id), now)
     web.api.relay.wake.set()
     return RedirectResponse(f"{_base(creator.slug, embed).rstrip('/')}/thanks/{lead.ref}", 303)
+
+
+async def _challenge_passed(
+    challenge: Challenge | None, form: dict[str, str], client_ip: str
+) -> bool:
+    if challenge is None:  # none configured: the limits alone protect the form
+        return True
+    return await challenge.passed(form.get(challenge.provider.field, ""), client_ip)
 
 
 async def _lead_by_ref(session: AsyncSession, creator: Creator, ref: str) -> Lead:
@@ -147,7 +196,8 @@ async def _whatsapp_link(session: AsyncSession, creator: Creator, lead: Lead) ->
         digits = normalize_e164_digits(number)
     except InvalidPhoneNumber:
         digits = "".join(ch for ch in number if ch.isdigit())
-    text = quote(f"Hi {creator.name}! ({lead.ref})", safe="")
+    # The ref lets the WhatsApp consumer bind this lead to the number that sends it.
+    text = quote(f"Hi {creator.name}! {ref_text(lead.ref)}", safe="")
     return f"https://wa.me/{digits}?text={text}" if len(digits) >= 6 else None
 
 
