@@ -179,6 +179,10 @@ async def me(request: Request) -> Response:
 @router.get("/{node}")
 async def user_node(request: Request, node: str) -> Response:
     state = get_state(request)
+    if node in state.world.wa_numbers:
+        return await _counted(
+            state, "whatsapp", lambda: whatsapp.get_number(state, request, node), node
+        )
     return await run_with_faults(
         state.faults, state.settings, "instagram", lambda: _get_user(state, request, node)
     )
