@@ -95,9 +95,9 @@ async def test_the_token_is_checked_before_anyone_learns_the_number_is_taken(
         assert answer.status_code == 422, answer.text
         assert answer.json()["type"] == "https://autodm.dev/problems/whatsapp-token-refused"
         assert "another creator" not in answer.text
-    assert answers[0].json()["detail"].replace(
-        number["phone_number_id"], "N"
-    ) == answers[1].json()["detail"].replace(free["phone_number_id"], "N")
+    assert answers[0].json()["detail"].replace(number["phone_number_id"], "N") == answers[1].json()[
+        "detail"
+    ].replace(free["phone_number_id"], "N")
 
     # Whoever holds the token may be told where the number is.
     holder = await api.post(
