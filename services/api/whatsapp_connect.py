@@ -119,10 +119,11 @@ async def connect_number(
     token = body.access_token.get_secret_value()
     # The token first: "connected to another creator" is only told to whoever may use it.
     fields = await _number_at_meta(meta, body.phone_number_id, token)
+    meta_display = fields.get("display_phone_number", "")
     spec = accounts.NumberSpec(
         phone_number_id=body.phone_number_id,
         access_token=token,
-        display_phone_number=body.display_phone_number or fields.get("display_phone_number"),
+        display_phone_number=body.display_phone_number or meta_display[:32] or None,
         waba_id=body.waba_id,
         daily_limit=body.daily_limit,
         messages_per_second=body.messages_per_second,
