@@ -195,6 +195,10 @@ async def user_node(request: Request, node: str) -> Response:
 @router.get("/{node}/conversations")
 async def conversations(request: Request, node: str) -> Response:
     state = get_state(request)
+    if node in state.world.wa_numbers:
+        return await _counted(
+            state, "whatsapp", lambda: whatsapp.get_number(state, request, node), node
+        )
     return await run_with_faults(
         state.faults,
         state.settings,

@@ -2,7 +2,8 @@
 
 ``POST /{version}/{phone_number_id}/messages`` shares its path shape with Instagram's
 ``/{ig_id}/messages``; graph.py routes a request here when the node is a registered
-WhatsApp phone number id.
+WhatsApp phone number id. So does ``GET /{version}/{phone_number_id}`` (the number's fields,
+only with that number's token).
 """
 
 from __future__ import annotations
@@ -190,7 +191,31 @@ def _schedule_statuses(
     state.webhooks.send_sequence("whatsapp", payloads, step)
 
 
-# --- the endpoint --------------------------------------------------------------------
+# --- the endpoints -------------------------------------------------------------------
+
+NUMBER_FIELDS = ("id", "display_phone_number", "verified_name", "quality_rating")
+
+
+async def get_number(state: SandboxState, request: Request, number_id: str) -> JSONResponse:
+    """GET /{phone-number-id}: the number's fields, for a token that may use the number."""
+    number = state.world.wa_numbers[number_id]
+    params = await graph_params(request)
+    _authenticate(state, request, params, number)
+    values = {
+        "id": number.phone_number_id,
+        "display_phone_number": number.display_phone_number,
+        "verified_name": f"Sandbox {number.display_phone_number}",
+        "quality_rating": "GREEN",
+    }
+    requested = [f.strip() for f in str(params.get("fields") or "").split(",") if f.strip()]
+    unknown = [f for f in requested if f not in NUMBER_FIELDS]
+    if unknown:
+        raise GraphError(
+            http_status=400,
+            code=100,
+            message=f"(#100) Tried accessing nonexisting field ({unknown[0]})",
+        )
+    return JSONResponse({name: values[name] for name in [*requested, "id"]})
 
 
 async def send_message(state: SandboxState, request: Request, number_id: str) -> JSONResponse:

@@ -231,3 +231,20 @@ async def test_callback_data_over_512_characters_is_refused(sb: SandboxDriver) -
     assert graph_error(response) == (100, None)
     accepted = await sb.wa_send(number, _template() | {"biz_opaque_callback_data": "x" * 512})
     assert accepted.status_code == 200
+
+
+async def test_a_number_answers_its_fields_only_to_its_own_token(sb: SandboxDriver) -> None:
+    number, other = await sb.wa_number(), await sb.wa_number("15550002222")
+    path = f"/v23.0/{number['phone_number_id']}"
+    fields = {"fields": "id,display_phone_number,verified_name"}
+    own = await sb.client.get(
+        path, params=fields, headers={"Authorization": f"Bearer {number['access_token']}"}
+    )
+    assert own.status_code == 200, own.text
+    assert own.json()["id"] == number["phone_number_id"]
+    assert own.json()["display_phone_number"] == "15550001111"
+    foreign = await sb.client.get(
+        path, params=fields, headers={"Authorization": f"Bearer {other['access_token']}"}
+    )
+    assert graph_error(foreign)[0] == 190
+    assert graph_error(await sb.client.get(path, params=fields))[0] == 104

@@ -27,6 +27,8 @@ from shared.dlq import register_dlq_indexer
 from shared.logs import configure_logging
 from shared.ops_collector import OpsCollector
 from shared.outbox import OutboxRelay
+from shared.providers.graph_http import make_http_client
+from shared.providers.whatsapp import WhatsAppClient
 from shared.routing import RoutingRules
 from shared.service import add_operational_routes, broker_check, broker_lifespan, database_check
 from shared.settings import Settings, get_settings
@@ -121,6 +123,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.instagram = instagram_connect.make_deps(settings, sessions, relay)
     app.include_router(instagram_connect.router)
     app.state.whatsapp_cipher = TokenCipher.from_settings(settings)
+    # Asks Meta whether a token may use a number before it is connected.
+    app.state.whatsapp_graph = WhatsAppClient(
+        make_http_client(
+            settings.whatsapp_graph_url, settings.provider_timeout_s, settings.provider_pool_size
+        ),
+        settings.graph_api_version,
+    )
     app.include_router(whatsapp_connect.router)
     install_web(app, settings, app.state.deps)
     install_outage_answers(app)

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.api.auth import Principal, Role
 from services.api.dm_state import start_attempt
 from services.api.idempotency_keys import (
+    KeyOwner,
     KeyPolicy,
     StoredResponse,
     claim,
@@ -261,7 +262,8 @@ async def request_dm(
     if idempotency_key is None:
         async with sessions.begin() as session:
             return SendOutcome(await _send(session, principal, body, correlation_id, ctx), False)
-    owner = principal.subject
+    # Scoped to the creator it acts for too: an agency's one `sub` or a service serves many.
+    owner = KeyOwner(owned_by(principal, body.creator_id), principal.subject)
     fingerprint = request_hash("POST", "/api/dm/send", body.model_dump(mode="json"))
     stored = await claim(sessions, owner, idempotency_key, fingerprint, keys, ctx.now)
     if stored is not None:

@@ -6,6 +6,10 @@ The key is claimed in its own short transaction (so a concurrent duplicate sees 
 response commit, or neither does and the key is released for the client's next try.
 A claim whose request died mid-way (a crashed replica) is taken over after
 `in_flight_s`; a key is forgotten after `ttl`.
+
+A key belongs to (tenant, caller): the creator the request acts for and the token's
+subject. One person acting for several creators (an agency) or a service naming creators
+may reuse a key across creators; each creator's request is then its own.
 """
 
 from __future__ import annotations
@@ -15,8 +19,9 @@ import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
-from sqlalchemy import delete, update
+from sqlalchemy import ColumnElement, delete, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -34,6 +39,14 @@ class StoredResponse:
 
 
 @dataclass(frozen=True)
+class KeyOwner:
+    """Whose key it is: the creator the request acts for, and the caller (token `sub`)."""
+
+    creator_id: UUID
+    caller: str
+
+
+@dataclass(frozen=True)
 class KeyPolicy:
     in_flight: timedelta
     ttl: timedelta
@@ -48,7 +61,7 @@ def request_hash(method: str, path: str, body: dict[str, Any]) -> str:
 
 async def claim(
     sessions: async_sessionmaker[AsyncSession],
-    owner: str,
+    owner: KeyOwner,
     key: str,
     fingerprint: str,
     policy: KeyPolicy,
@@ -57,9 +70,11 @@ async def claim(
     """None if this request now owns the key; the stored response if it was answered."""
     row = IdempotencyKey.__table__.c
     fresh = {"request_hash": fingerprint, "state": IN_FLIGHT, "locked_at": now}
-    stmt = insert(IdempotencyKey).values(owner=owner, key=key, created_at=now, **fresh)
+    stmt = insert(IdempotencyKey).values(
+        creator_id=owner.creator_id, owner=owner.caller, key=key, created_at=now, **fresh
+    )
     stmt = stmt.on_conflict_do_update(
-        index_elements=[row.owner, row.key],
+        index_elements=[row.creator_id, row.owner, row.key],
         set_={**fresh, "status_code": None, "response_body": None, "created_at": now},
         where=((row.state == IN_FLIGHT) & (row.locked_at < now - policy.in_flight))
         | (row.created_at < now - policy.ttl),
@@ -67,7 +82,7 @@ async def claim(
     async with sessions.begin() as session:
         if await session.scalar(stmt.returning(row.key)) is not None:
             return None
-        existing = await session.get(IdempotencyKey, (owner, key))
+        existing = await session.get(IdempotencyKey, (owner.creator_id, owner.caller, key))
     return _answer_for(existing, fingerprint, policy)
 
 
@@ -91,22 +106,28 @@ def _answer_for(
     return StoredResponse(existing.status_code, existing.response_body or {})
 
 
-async def complete(session: AsyncSession, owner: str, key: str, response: StoredResponse) -> None:
+async def complete(
+    session: AsyncSession, owner: KeyOwner, key: str, response: StoredResponse
+) -> None:
     """Store the answer, in the transaction of the action it answers."""
     await session.execute(
         update(IdempotencyKey)
-        .where(IdempotencyKey.owner == owner, IdempotencyKey.key == key)
+        .where(*_is_key(owner, key))
         .values(state=DONE, status_code=response.status_code, response_body=response.body)
     )
 
 
-async def release(sessions: async_sessionmaker[AsyncSession], owner: str, key: str) -> None:
+async def release(sessions: async_sessionmaker[AsyncSession], owner: KeyOwner, key: str) -> None:
     """The request failed without acting: the client may try again with the same key."""
     async with sessions.begin() as session:
         await session.execute(
-            delete(IdempotencyKey).where(
-                IdempotencyKey.owner == owner,
-                IdempotencyKey.key == key,
-                IdempotencyKey.state == IN_FLIGHT,
-            )
+            delete(IdempotencyKey).where(*_is_key(owner, key), IdempotencyKey.state == IN_FLIGHT)
         )
+
+
+def _is_key(owner: KeyOwner, key: str) -> tuple[ColumnElement[bool], ...]:
+    return (
+        IdempotencyKey.creator_id == owner.creator_id,
+        IdempotencyKey.owner == owner.caller,
+        IdempotencyKey.key == key,
+    )

@@ -1,5 +1,8 @@
 """HTTP entrypoints of the Instagram connection: connect (redirect to Business Login),
-the OAuth callback, and disconnect. No response ever carries a token."""
+the OAuth callback, and disconnect. No response ever carries a token.
+
+A connect is bound to the browser that started it (services/api/connect_binding.py): the
+callback in any other browser is refused and links nothing."""
 
 from __future__ import annotations
 
@@ -10,10 +13,17 @@ from urllib.parse import urlencode
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, HTTPException, Request, status
-from fastapi.responses import RedirectResponse
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.auth import Role
+from services.api.connect_binding import (
+    INSTAGRAM_COOKIE,
+    BindingCookie,
+    BrowserBinding,
+    ForeignBrowser,
+)
 from services.api.instagram_connection import (
     AccountOwnedElsewhere,
     ConnectionDeps,
@@ -23,6 +33,7 @@ from services.api.instagram_connection import (
 from services.api.oauth_state import InvalidState, issue_state, redeem, verify_state
 from services.api.problems import ApiProblem
 from services.api.routes import CurrentUser
+from services.api.web.pages_deps import PageError
 from shared.crypto import TokenCipher
 from shared.events import utcnow
 from shared.outbox import OutboxRelay
@@ -41,6 +52,7 @@ class InstagramConnectDeps:
     redirect_uri: str
     state_key: bytes
     state_ttl_s: int
+    binding: BindingCookie
 
 
 def make_deps(
@@ -72,6 +84,12 @@ def make_deps(
         redirect_uri=settings.oauth_redirect_uri,
         state_key=settings.oauth_state_key.get_secret_value().encode(),
         state_ttl_s=settings.oauth_state_ttl_s,
+        binding=BindingCookie.for_callback(
+            INSTAGRAM_COOKIE,
+            settings.oauth_redirect_uri,
+            settings.oauth_state_ttl_s,
+            settings.web_cookie_secure,
+        ),
     )
 
 
@@ -93,9 +111,10 @@ CreatorId = Annotated[UUID, Depends(connecting_creator)]
 router = APIRouter(prefix="/api/instagram", tags=["instagram"])
 
 
-def business_login_url(deps: InstagramConnectDeps, creator_id: UUID) -> str:
-    """Where a creator connects (the API's /connect and the web page's button)."""
-    state = issue_state(deps.state_key, creator_id, int(time.time()), deps.state_ttl_s)
+def business_login_url(deps: InstagramConnectDeps, creator_id: UUID, browser: str) -> str:
+    """Where a creator connects; `browser` is the digest of the starting browser's secret."""
+    now = int(time.time())
+    state = issue_state(deps.state_key, creator_id, now, deps.state_ttl_s, browser=browser)
     query = urlencode(
         {
             "client_id": deps.app_id,
@@ -108,9 +127,22 @@ def business_login_url(deps: InstagramConnectDeps, creator_id: UUID) -> str:
     return f"{deps.authorize_url}?{query}"
 
 
+def start_business_login(
+    deps: InstagramConnectDeps, creator_id: UUID, status_code: int
+) -> RedirectResponse:
+    """The redirect to Business Login (the API's /connect and the web page's button), with
+    the browser's binding cookie: only this browser can finish the connect."""
+    binding = BrowserBinding.new()
+    response = RedirectResponse(
+        business_login_url(deps, creator_id, binding.digest), status_code=status_code
+    )
+    deps.binding.set(response, binding)
+    return response
+
+
 @router.get("/connect", status_code=302, summary="Start Business Login for Instagram")
 async def start_connect(creator_id: CreatorId, deps: Deps) -> RedirectResponse:
-    return RedirectResponse(business_login_url(deps, creator_id), status_code=302)
+    return start_business_login(deps, creator_id, 302)
 
 
 # A browser (the web pages' Connect button) goes back to the Instagram page with the
@@ -122,6 +154,13 @@ def _for_browser(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
+FOREIGN_BROWSER = (
+    "This Instagram connection was started in another browser, so nothing was connected. "
+    "Whoever wants to connect Instagram to AutoDM signs in to AutoDM and connects from "
+    "their own Instagram page there, in the same browser."
+)
+
+
 @router.get("/callback", summary="Business Login redirects here with a code or an error")
 async def callback(
     request: Request,
@@ -130,32 +169,46 @@ async def callback(
     code: str | None = None,
     error: str | None = None,
     error_reason: str | None = None,
-) -> Any:
+) -> Response:
     try:
-        outcome = await _complete_login(deps, state, code, error, error_reason)
+        outcome = await _complete_login(deps, request, state, code, error, error_reason)
+    except ForeignBrowser as exc:
+        if _for_browser(request):
+            raise PageError(403, "Connection refused", FOREIGN_BROWSER) from exc
+        raise HTTPException(status.HTTP_403_FORBIDDEN, FOREIGN_BROWSER) from exc
     except HTTPException as exc:
         if _for_browser(request):
-            return RedirectResponse(WEB_RESULT_PAGE + "failed", status_code=303)
+            return _forgetting(deps, RedirectResponse(WEB_RESULT_PAGE + "failed", 303))
         raise exc
     if _for_browser(request):
-        return RedirectResponse(WEB_RESULT_PAGE + str(outcome["status"]), status_code=303)
-    return outcome
+        page = WEB_RESULT_PAGE + str(outcome["status"])
+        return _forgetting(deps, RedirectResponse(page, status_code=303))
+    return _forgetting(deps, JSONResponse(jsonable_encoder(outcome)))
+
+
+def _forgetting(deps: InstagramConnectDeps, response: Response) -> Response:
+    deps.binding.forget(response)
+    return response
 
 
 async def _complete_login(
     deps: InstagramConnectDeps,
+    request: Request,
     state: str,
     code: str | None,
     error: str | None,
     error_reason: str | None,
 ) -> dict[str, Any]:
-    # The state comes first: an unsigned, expired or replayed callback does nothing at all.
+    # The state comes first: an unsigned, expired or replayed callback does nothing at all;
+    # nor does one opened in a browser that did not start the connect (ForeignBrowser). The
+    # state is spent either way: a link that reached another browser is dead.
     try:
         verified = verify_state(deps.state_key, state, int(time.time()))
         async with deps.connection.sessions.begin() as session:
             await redeem(session, verified)
     except (InvalidState, ValueError) as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid state: {exc}") from exc
+    deps.binding.check(request, verified.browser)
     if error or not code:
         return {"status": "cancelled", "reason": error_reason or error or "no code"}
     try:

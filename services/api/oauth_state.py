@@ -1,7 +1,10 @@
 """The OAuth `state` of Business Login (platform facts §2): signed, expiring, bound to the
-creator who started the connection, and single-use (the nonce is redeemed in the database).
+creator who started the connection and to their browser (the digest of the secret in its
+cookie: services/api/connect_binding.py), and single-use (the nonce is redeemed in the
+database).
 
-Format: `<creator id hex>.<nonce>.<expires unix>.<hex HMAC-SHA256 of the first three>`.
+Format: `<creator id hex>.<nonce>.<expires unix>.<browser digest>.<hex HMAC-SHA256 of the
+first four>`.
 """
 
 from __future__ import annotations
@@ -27,10 +30,13 @@ class OAuthState:
     creator_id: UUID
     nonce: str
     expires_at: int
+    browser: str  # digest of the binding secret in the starting browser's cookie
 
 
-def issue_state(key: bytes, creator_id: UUID, now: int, ttl_s: int) -> str:
-    body = f"{creator_id.hex}.{secrets.token_urlsafe(18)}.{now + ttl_s}"
+def issue_state(key: bytes, creator_id: UUID, now: int, ttl_s: int, *, browser: str) -> str:
+    if not browser or "." in browser:
+        raise ValueError("a state needs the digest of its browser binding")
+    body = f"{creator_id.hex}.{secrets.token_urlsafe(18)}.{now + ttl_s}.{browser}"
     return f"{body}.{_sign(key, body)}"
 
 
@@ -38,10 +44,13 @@ def verify_state(key: bytes, state: str, now: int) -> OAuthState:
     body, _, signature = state.rpartition(".")
     if not body or not hmac.compare_digest(_sign(key, body), signature):
         raise InvalidState("state signature mismatch")
-    creator_hex, nonce, expires = body.split(".", 2)
+    parts = body.split(".")
+    if len(parts) != 4:
+        raise InvalidState("state of an unknown format")
+    creator_hex, nonce, expires, browser = parts
     if not expires.isdigit() or int(expires) < now:
         raise InvalidState("state expired")
-    return OAuthState(UUID(hex=creator_hex), nonce, int(expires))
+    return OAuthState(UUID(hex=creator_hex), nonce, int(expires), browser)
 
 
 async def redeem(session: AsyncSession, state: OAuthState) -> None:

@@ -3,7 +3,8 @@ token), set its daily tier, configure approved templates, disconnect. No respons
 carries a token.
 
 The caller is the JWT principal (services/api/auth.py): a creator acts for themself; an
-admin or service names the creator with `?creator_id=`.
+admin or service names the creator with `?creator_id=`. Connecting asks Meta first whether
+the token may use the number, so only its holder learns whether another creator has it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from services.api.routes import CurrentUser, Deps
 from services.whatsapp_sender.templates import LEAD_FIELDS
 from shared.crypto import TokenCipher
 from shared.db.models import SocialAccount, WhatsAppNumber, WhatsAppTemplate
+from shared.providers.meta_errors import ErrorClass, MetaError
+from shared.providers.whatsapp import WhatsAppClient
 
 NumericId = Annotated[str, StringConstraints(pattern=r"^\d{1,32}$")]
 Tier = Literal[250, 2_000, 10_000, 100_000]
@@ -81,6 +84,11 @@ def cipher(request: Request) -> TokenCipher:
     return value
 
 
+def graph(request: Request) -> WhatsAppClient:
+    value: WhatsAppClient = request.app.state.whatsapp_graph
+    return value
+
+
 def acting_creator(user: CurrentUser, creator_id: Annotated[UUID | None, Query()] = None) -> UUID:
     if user.creator_id is not None and creator_id in (None, user.creator_id):
         return user.creator_id
@@ -92,6 +100,7 @@ def acting_creator(user: CurrentUser, creator_id: Annotated[UUID | None, Query()
 T = TypeVar("T")
 Creator = Annotated[UUID, Depends(acting_creator)]
 Cipher = Annotated[TokenCipher, Depends(cipher)]
+Graph = Annotated[WhatsAppClient, Depends(graph)]
 router = APIRouter(
     prefix="/api/whatsapp", tags=["whatsapp"], responses=problem_responses(401, 403, 422, 503)
 )
@@ -104,11 +113,17 @@ router = APIRouter(
     summary="Connect (or reconnect) a WhatsApp Business number; the token is stored encrypted",
     responses=problem_responses(409),
 )
-async def connect_number(body: NumberIn, creator: Creator, deps: Deps, keys: Cipher) -> NumberOut:
+async def connect_number(
+    body: NumberIn, creator: Creator, deps: Deps, keys: Cipher, meta: Graph
+) -> NumberOut:
+    token = body.access_token.get_secret_value()
+    # The token first: "connected to another creator" is only told to whoever may use it.
+    fields = await _number_at_meta(meta, body.phone_number_id, token)
+    meta_display = fields.get("display_phone_number", "")
     spec = accounts.NumberSpec(
         phone_number_id=body.phone_number_id,
-        access_token=body.access_token.get_secret_value(),
-        display_phone_number=body.display_phone_number,
+        access_token=token,
+        display_phone_number=body.display_phone_number or meta_display[:32] or None,
         waba_id=body.waba_id,
         daily_limit=body.daily_limit,
         messages_per_second=body.messages_per_second,
@@ -176,6 +191,25 @@ async def get_templates(account_id: UUID, creator: Creator, deps: Deps) -> list[
     async with deps.sessions() as session:
         templates = await _or_404(accounts.list_templates(session, creator, account_id))
         return [_template_out(t) for t in templates]
+
+
+async def _number_at_meta(meta: WhatsAppClient, phone_number_id: str, token: str) -> dict[str, str]:
+    try:
+        fields = await meta.phone_number(phone_number_id, token)
+    except MetaError as exc:
+        if exc.error_class in (ErrorClass.TRANSIENT, ErrorClass.THROTTLED, ErrorClass.AMBIGUOUS):
+            raise ApiProblem(
+                503,
+                "whatsapp-unavailable",
+                "WhatsApp could not check the number's token just now; try again",
+                headers={"Retry-After": "5"},
+            ) from exc
+        raise ApiProblem(
+            422,
+            "whatsapp-token-refused",
+            f"WhatsApp does not accept this access token for phone number id {phone_number_id}",
+        ) from exc
+    return {k: str(v) for k, v in fields.items() if isinstance(v, str)}
 
 
 async def _or_404(call: Awaitable[T]) -> T:

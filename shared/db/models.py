@@ -333,10 +333,12 @@ class FormRateCount(Base):
 
 class IdempotencyKey(Base):
     """An `Idempotency-Key` of an API caller: the request it was first used with and the
-    response it got, so a retried request is answered the same and never acts twice."""
+    response it got, so a retried request is answered the same and never acts twice.
+    Scoped to (tenant, caller): the creator the request acts for and the token's subject."""
 
     __tablename__ = "idempotency_keys"
 
+    creator_id: Mapped[UUID] = mapped_column(primary_key=True)
     owner: Mapped[str] = mapped_column(String(128), primary_key=True)
     key: Mapped[str] = mapped_column(String(255), primary_key=True)
     request_hash: Mapped[str] = mapped_column(String(64))

@@ -46,6 +46,19 @@ class WhatsAppClient:
         self._http = http
         self._version = api_version
 
+    async def phone_number(self, phone_number_id: str, token: str) -> dict[str, Any]:
+        """The number's fields, as this token sees them: a MetaError if the token may not use
+        the number (or either does not exist)."""
+        return await call_graph(
+            self._http,
+            "whatsapp",
+            "get_phone_number",
+            "GET",
+            f"/{self._version}/{phone_number_id}",
+            params={"fields": "id,display_phone_number,verified_name"},
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
     async def send_text(
         self,
         phone_number_id: str,

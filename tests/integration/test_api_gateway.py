@@ -12,11 +12,11 @@ from uuid import UUID, uuid4
 
 import httpx
 import pytest
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.app import create_app
-from services.api.idempotency_keys import KeyPolicy, claim, request_hash
+from services.api.idempotency_keys import KeyOwner, KeyPolicy, claim, request_hash
 from services.whatsapp_sender.app import create_app as whatsapp_app
 from shared.db.models import Creator, DmLogEntry, Lead, SocialAccount
 from shared.events import utcnow
@@ -237,7 +237,7 @@ async def test_idempotency_key_replays_refuses_other_bodies_and_reports_in_fligh
     _problem(other, 422, "idempotency-key-reused")
 
     # A request holding a key: a duplicate arriving meanwhile is told to come back.
-    key, owner = f"k-{uuid4()}", f"user_{creator.hex[:8]}"
+    key, owner = f"k-{uuid4()}", KeyOwner(creator, f"user_{creator.hex[:8]}")
     fingerprint = request_hash(
         "POST",
         "/api/dm/send",
@@ -256,6 +256,71 @@ async def test_idempotency_key_replays_refuses_other_bodies_and_reports_in_fligh
     busy = await api.post("/api/dm/send", json=body, headers={**headers, "Idempotency-Key": key})
     _problem(busy, 409, "idempotency-in-flight")
     assert int(busy.headers["retry-after"]) >= 1
+
+
+async def _count_leads(sessions: async_sessionmaker[AsyncSession], creator_id: UUID) -> int:
+    async with sessions() as session:
+        found = await session.scalars(select(Lead.id).where(Lead.creator_id == creator_id))
+        return len(found.all())
+
+
+async def test_an_agency_reusing_a_key_for_two_creators_gets_two_leads(
+    api: httpx.AsyncClient,
+    issuer: Issuer,
+    creator: UUID,
+    other_creator: UUID,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    # One person (one `sub`) signed in for two creators: the same key and body for each.
+    sub, key = f"agency-{uuid4().hex[:8]}", f"k-{uuid4()}"
+    body = {"name": "Ada", "phone": "+14155550102"}
+    answers = {}
+    for acting in (creator, other_creator):
+        headers = {**bearer(issuer.token(sub, "creator", acting)), "Idempotency-Key": key}
+        answers[acting] = await api.post("/api/dm/send", json=body, headers=headers)
+        assert answers[acting].status_code == 202, answers[acting].text
+        assert "idempotent-replayed" not in answers[acting].headers
+        assert answers[acting].json()["creator_id"] == str(acting)
+    assert answers[creator].json()["lead_id"] != answers[other_creator].json()["lead_id"]
+    assert await _count_leads(sessions, other_creator) == 1
+
+    # Within one creator the key still replays.
+    headers = {**bearer(issuer.token(sub, "creator", other_creator)), "Idempotency-Key": key}
+    again = await api.post("/api/dm/send", json=body, headers=headers)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == answers[other_creator].json()
+    assert await _count_leads(sessions, other_creator) == 1
+
+
+async def test_a_service_reusing_a_key_for_two_named_creators_gets_two_leads(
+    api: httpx.AsyncClient,
+    issuer: Issuer,
+    creator: UUID,
+    other_creator: UUID,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    headers = {**issuer.service(), "Idempotency-Key": f"k-{uuid4()}"}
+    body = {"name": "Sam", "phone": "+14155550103"}
+    first, second = [
+        await api.post("/api/dm/send", json={**body, "creator_id": str(c)}, headers=headers)
+        for c in (creator, other_creator)
+    ]
+    assert first.status_code == second.status_code == 202, second.text
+    assert "idempotent-replayed" not in second.headers
+    assert second.json()["creator_id"] == str(other_creator)
+    assert first.json()["lead_id"] != second.json()["lead_id"]
+
+    body["creator_id"] = str(other_creator)
+    again = await api.post("/api/dm/send", json=body, headers=headers)
+    assert again.headers["idempotent-replayed"] == "true"
+    assert again.json() == second.json()
+    assert await _count_leads(sessions, other_creator) == 1
+    # A changed body within one creator is still refused.
+    _problem(
+        await api.post("/api/dm/send", json={**body, "name": "Sue"}, headers=headers),
+        422,
+        "idempotency-key-reused",
+    )
 
 
 async def test_send_routes_by_the_named_provider_and_status_shows_the_link(

@@ -34,6 +34,7 @@ SWEEPS = api_sweeps(RETENTION)
 
 def _key(owner: str, created_at: datetime) -> IdempotencyKey:
     return IdempotencyKey(
+        creator_id=uuid4(),
         owner=owner,
         key=uuid4().hex,
         request_hash="0" * 64,

@@ -58,7 +58,8 @@ async def api(settings: Settings, sandbox: httpx.AsyncClient) -> AsyncIterator[h
     app.state.instagram = dataclasses.replace(deps, connection=connection)
     async with running(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://api") as api_client:
+        # https: the binding cookie is Secure, as everywhere but a local stack on plain http.
+        async with httpx.AsyncClient(transport=transport, base_url="https://api") as api_client:
             yield api_client
 
 
@@ -157,6 +158,40 @@ async def test_a_forged_state_or_a_cancelled_dialog_connects_nothing(
     cancelled_query = await _authorize(api, sandbox, issuer, creator, deny=True)
     cancelled = await api.get("/api/instagram/callback", params=cancelled_query)
     assert cancelled.json() == {"status": "cancelled", "reason": "user_denied"}
+    assert await _connected(sessions, ig_account["ig_user_id"]) is None
+
+
+async def test_a_callback_in_another_browser_is_refused_and_links_nothing(
+    api: httpx.AsyncClient,
+    sandbox: httpx.AsyncClient,
+    issuer: Issuer,
+    creator: UUID,
+    ig_account: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    start = await api.get("/api/instagram/connect", headers=issuer.creator(creator))
+    cookie = start.headers["set-cookie"]
+    assert cookie.startswith("autodm_ig_connect=")
+    assert "HttpOnly" in cookie and "SameSite=lax" in cookie
+    assert "Path=/api/instagram/callback" in cookie
+
+    # The authorization link handed to somebody else: their browser has no binding cookie
+    # (or a guessed one); a person's browser gets a page saying what happened.
+    cases: list[tuple[dict[str, str], str]] = [
+        ({}, "application/problem+json"),
+        ({"Accept": "text/html"}, "text/html"),
+        ({"Cookie": "autodm_ig_connect=guessed"}, "application/problem+json"),
+    ]
+    async with httpx.AsyncClient(transport=api._transport, base_url="https://api") as other:
+        for headers, content_type in cases:
+            query = await _authorize(api, sandbox, issuer, creator)
+            refused = await other.get("/api/instagram/callback", params=query, headers=headers)
+            assert refused.status_code == 403, refused.text
+            assert refused.headers["content-type"].startswith(content_type)
+            assert "started in another browser" in refused.text
+            assert "nothing was connected" in refused.text
+            # Spent: the starting browser cannot use that link any more either.
+            assert (await api.get("/api/instagram/callback", params=query)).status_code == 400
     assert await _connected(sessions, ig_account["ig_user_id"]) is None
 
 

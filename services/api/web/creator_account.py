@@ -29,7 +29,7 @@ from services.api.comment_trigger import (
 )
 from services.api.creator_settings import Pauses, pauses_of
 from services.api.creator_settings import save_settings as save_creator_settings
-from services.api.instagram_connect import InstagramConnectDeps, business_login_url
+from services.api.instagram_connect import InstagramConnectDeps, start_business_login
 from services.api.instagram_connect import get_deps as instagram_deps
 from services.api.instagram_connection import disconnect
 from services.api.router import render_message
@@ -148,7 +148,7 @@ async def instagram_page(
 @router.get("/instagram/connect")
 async def instagram_connect(user: CreatorUser, deps: InstagramDeps) -> Response:
     assert user.creator_id is not None
-    return RedirectResponse(business_login_url(deps, user.creator_id), status_code=303)
+    return start_business_login(deps, user.creator_id, 303)
 
 
 @router.get("/instagram/disconnect")
