@@ -55,6 +55,12 @@ class Settings(BaseSettings):
     webhook_verify_token: SecretStr = SecretStr("autodm-local-verify-token")
     # Where data-deletion requests can be followed (Meta shows this URL to the user).
     webhook_public_base_url: str = "http://127.0.0.1:8001"
+    # Deauthorize / data-deletion `signed_request`s: refused when `issued_at` is further than
+    # this from now (either way) or `expires` has passed; a replay within it is a no-op.
+    signed_request_max_age_s: int = Field(default=600, ge=30)
+    # Data deletion: how often webhook_ingest checks whether the topics' records of pending
+    # requests are consumed and can be truncated (docs/RELIABILITY.md, Privacy).
+    data_deletion_poll_interval_s: float = Field(default=5.0, gt=0)
 
     # Token refresher (platform facts §2: refresh >= 24 h old tokens before the 60 days end)
     token_refresh_interval_s: float = 3600.0

@@ -8,10 +8,13 @@ the DM state itself stays the API's (its projection and router consume those eve
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from fastapi import FastAPI
 
 from services.webhook_ingest import routes, whatsapp_routes
 from services.webhook_ingest.handlers import register_handlers
+from services.webhook_ingest.topic_erasure import TopicErasure
 from shared.broker import dead_letter_park, make_broker
 from shared.db.session import make_engine, make_sessionmaker
 from shared.logs import configure_logging
@@ -32,9 +35,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sessions, broker, settings.outbox_batch_size, settings.outbox_poll_interval_s
     )
     register_handlers(broker, sessions, relay, dead_letter_park(broker, SERVICE))
+    # Data deletion's Kafka part: truncates consumed records (topic_erasure.py).
+    erasure = TopicErasure(
+        settings.kafka_bootstrap, sessions, settings.data_deletion_poll_interval_s
+    )
     app = FastAPI(
         title="AutoDM webhook ingest",
-        lifespan=broker_lifespan(broker, background=[relay.run_forever], on_stop=[engine.dispose]),
+        lifespan=broker_lifespan(
+            broker, background=[relay.run_forever, erasure.run_forever], on_stop=[engine.dispose]
+        ),
     )
     app.state.deps = routes.IngestDeps(
         broker=broker,
@@ -44,6 +53,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app_secrets=settings.instagram_app_secrets,
         verify_token=settings.webhook_verify_token.get_secret_value(),
         public_base_url=settings.webhook_public_base_url,
+        signed_request_max_age=timedelta(seconds=settings.signed_request_max_age_s),
     )
     app.state.broker = broker
     app.include_router(routes.router)

@@ -35,7 +35,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 async def ingest_app(settings: Settings) -> AsyncIterator[FastAPI]:
-    app = create_ingest(settings)
+    # Data deletion's topic erasure checks often here (a request completes in a few ticks).
+    app = create_ingest(settings.model_copy(update={"data_deletion_poll_interval_s": 0.3}))
     async with running(app):
         yield app
 
@@ -323,8 +324,10 @@ async def test_a_comment_is_recorded_and_a_lead_naming_it_routes_to_a_private_re
     assert _value(request)["payload"]["recipient"]["comment_id"] == made["comment_id"]
 
 
-def _signed_request(user_id: str, secret: str) -> str:
-    payload = json.dumps({"user_id": user_id, "algorithm": "HMAC-SHA256", "issued_at": 1})
+def _signed_request(user_id: str, secret: str, **fields: int) -> str:
+    issued_at = int(datetime.now(UTC).timestamp())
+    data = {"user_id": user_id, "algorithm": "HMAC-SHA256", "issued_at": issued_at, **fields}
+    payload = json.dumps(data)
     encoded = base64.urlsafe_b64encode(payload.encode()).rstrip(b"=").decode()
     sig = hmac.new(secret.encode(), encoded.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(sig).rstrip(b"=").decode() + "." + encoded
@@ -358,7 +361,36 @@ async def test_deauthorize_disconnects_and_ends_waiting_dms_skipped(
     assert row.access_token_encrypted is None
 
 
-async def test_data_deletion_deletes_and_answers_with_a_status_url_and_code(
+async def test_stale_or_replayed_deauthorize_requests_change_nothing(
+    ingest: httpx.AsyncClient,
+    account: dict[str, Any],
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    secret = settings.instagram_app_secret.get_secret_value()
+    path = "/webhooks/instagram/deauthorize"
+    for stale in (
+        _signed_request(account["id"], secret, issued_at=1291836800, expires=1291840400),
+        _signed_request(account["id"], secret, expires=int(datetime.now(UTC).timestamp()) - 1),
+    ):
+        refused = await ingest.post(path, data={"signed_request": stale})
+        assert refused.status_code == 403
+    assert (await _account_row(sessions, account)).status == "connected"
+
+    signed = _signed_request(account["id"], secret)
+    first = await ingest.post(path, data={"signed_request": signed})
+    assert first.json() == {"success": True, "disconnected": 1}
+    # The creator reconnects; the captured request replayed must not disconnect them again.
+    async with sessions.begin() as session:
+        row = await session.get(SocialAccount, account["account_id"])
+        assert row is not None
+        row.status, row.access_token_encrypted = "connected", b"token"
+    replayed = await ingest.post(path, data={"signed_request": signed})
+    assert replayed.json() == {"success": True, "disconnected": 0}
+    assert (await _account_row(sessions, account)).status == "connected"
+
+
+async def test_data_deletion_of_a_creator_answers_a_status_url_pending_then_completed(
     ingest: httpx.AsyncClient,
     sandbox: httpx.AsyncClient,
     account: dict[str, Any],
@@ -371,19 +403,62 @@ async def test_data_deletion_deletes_and_answers_with_a_status_url_and_code(
     )
     await _wait_for_contacts(sessions, account["account_id"], 1)
     secret = settings.instagram_app_secret.get_secret_value()
+    signed = _signed_request(account["id"], secret)
     response = await ingest.post(
-        "/webhooks/instagram/data-deletion",
-        data={"signed_request": _signed_request(account["id"], secret)},
+        "/webhooks/instagram/data-deletion", data={"signed_request": signed}
     )
     body = response.json()
     assert body["confirmation_code"].isalnum()
     assert body["url"].endswith(f"/webhooks/instagram/data-deletion/{body['confirmation_code']}")
-    status = await ingest.get(f"/webhooks/instagram/data-deletion/{body['confirmation_code']}")
-    assert status.json()["status"] == "completed"
+    first = await ingest.get(f"/webhooks/instagram/data-deletion/{body['confirmation_code']}")
+    # The topics still hold the records until every consumer has read past them.
+    assert first.json()["status"] == "pending"
+    done = await _wait_deletion(ingest, body["confirmation_code"], "completed")
+    assert done["removed"]["creator_accounts_disconnected"] == 1
+    assert done["removed"]["topic_records_truncated"] > 0
     await _wait_for_contacts(sessions, account["account_id"], 0)
+    row = await _account_row(sessions, account)
+    assert row.access_token_encrypted is None and row.app_scoped_id is None
+    # A replay is answered with the same code and starts nothing new.
+    again = await ingest.post("/webhooks/instagram/data-deletion", data={"signed_request": signed})
+    assert again.json() == body
+
+
+async def test_data_deletion_of_an_unknown_user_is_not_found_with_a_code(
+    ingest: httpx.AsyncClient, settings: Settings
+) -> None:
+    secret = settings.instagram_app_secret.get_secret_value()
+    signed = _signed_request("17840000000000404", secret)
+    body = (
+        await ingest.post("/webhooks/instagram/data-deletion", data={"signed_request": signed})
+    ).json()
+    assert body["confirmation_code"].isalnum()
+    status = (
+        await ingest.get(f"/webhooks/instagram/data-deletion/{body['confirmation_code']}")
+    ).json()
+    assert status["status"] == "not_found" and status["completed_at"] is not None
+    stale = _signed_request("17840000000000404", secret, issued_at=1291836800)
+    refused = await ingest.post("/webhooks/instagram/data-deletion", data={"signed_request": stale})
+    assert refused.status_code == 403
+
+
+async def _account_row(
+    sessions: async_sessionmaker[AsyncSession], account: dict[str, Any]
+) -> SocialAccount:
     async with sessions() as session:
         row = await session.get(SocialAccount, account["account_id"])
-    assert row is not None and row.access_token_encrypted is None
+    assert row is not None
+    return row
+
+
+async def _wait_deletion(ingest: httpx.AsyncClient, code: str, wanted: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for _ in range(300):
+        found = (await ingest.get(f"/webhooks/instagram/data-deletion/{code}")).json()
+        if found["status"] == wanted:
+            return found
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"deletion {found}, wanted {wanted}")
 
 
 async def _wait_for_contacts(
