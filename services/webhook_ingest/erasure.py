@@ -4,10 +4,11 @@ A person is named by the id Meta's signed request carries: their IGSID. Their le
 that IGSID, and form leads by the usernames and phones those leads and Instagram's facts
 gave for them) are anonymised in place: the creator's counts (how many leads, which
 status, route and day) stay, every field naming or quoting the person goes. Everything
-else holding their ids, handle, phone or texts is deleted: DM logs, Instagram contacts and
+else holding their ids, handle, phone or texts is deleted: Instagram contacts and
 comments, WhatsApp contacts/backlog/deferred sends, outbox rows, dead letters and stored
-API answers. Send intents keep their state (so a DM in flight is never sent twice) but lose
-the recipient and the text's hash. docs/RELIABILITY.md (Privacy) lists every store.
+API answers. The DM log keeps each lead's timeline without its details; send intents keep
+their state (so a DM in flight is never sent twice) but lose the recipient and the text's
+hash. docs/RELIABILITY.md (Privacy) lists every store.
 """
 
 from __future__ import annotations
@@ -147,7 +148,12 @@ async def _erase_leads(session: AsyncSession, subject: Subject) -> dict[str, int
     )
     return {
         "leads_anonymised": _count(leads),
-        "dm_log_entries": await _delete(session, DmLogEntry, DmLogEntry.lead_id.in_(ids)),
+        # The timeline stays (status, attempt, when); its details (links, texts) go.
+        "dm_log_entries_scrubbed": _count(
+            await session.execute(
+                update(DmLogEntry).where(DmLogEntry.lead_id.in_(ids)).values(detail={})
+            )
+        ),
         "send_intents_anonymised": _count(intents),
     }
 
