@@ -19,6 +19,7 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import ColumnElement, CursorResult, Text, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import (
@@ -35,12 +36,15 @@ from shared.db.models import (
     WhatsAppMessage,
     WhatsAppStatusBacklog,
 )
-from shared.lifecycle import DmStatus
+from shared.lifecycle import DmStatus, Route
 
 ERASED_NAME = "(deleted)"
 ERASED_REASON = "deleted at the person's request"
 # DMs that have not left yet end here; `sending`/`unknown` ones are the senders'.
 NOT_STARTED = (DmStatus.QUEUED, DmStatus.AWAITING_CONTACT, DmStatus.LINK_READY)
+# Send intents: no request's attempt gets near this (an int4 column's maximum).
+BLOCKED_ATTEMPT = 2**31 - 1
+IN_FLIGHT = ("sending", "unknown", "sent")
 # Shorter strings are not searched for inside free text (they would match anything).
 MIN_TEXT_NEEDLE = 5
 
@@ -146,6 +150,7 @@ async def _erase_leads(session: AsyncSession, subject: Subject) -> dict[str, int
         .where(or_(DmSend.lead_id.in_(ids), DmSend.recipient_igsid == subject.igsid))
         .values(recipient_igsid=None, text_sha256=None)
     )
+    await _block_sends(session, ids)
     return {
         "leads_anonymised": _count(leads),
         # The timeline stays (status, attempt, when); its details (links, texts) go.
@@ -156,6 +161,27 @@ async def _erase_leads(session: AsyncSession, subject: Subject) -> dict[str, int
         ),
         "send_intents_anonymised": _count(intents),
     }
+
+
+async def _block_sends(session: AsyncSession, ids: Sequence[UUID]) -> None:
+    """A request still in a topic (a retry coming due, a route not yet tried) must not
+    send to the person, nor write them back: every route's intent becomes final `skipped`
+    at an attempt no request reaches, which no sender may take over."""
+    rows = [
+        {"lead_id": i, "route": r.value, "state": "skipped", "attempt": BLOCKED_ATTEMPT}
+        for i in ids
+        for r in Route
+        if r != Route.NONE
+    ]
+    stmt = insert(DmSend).values(rows)
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=[DmSend.lead_id, DmSend.route],
+            set_={"state": "skipped", "attempt": BLOCKED_ATTEMPT, "waiting_for": None},
+            # A DM at the provider right now is the sender's to finish.
+            where=DmSend.state.not_in(IN_FLIGHT),
+        )
+    )
 
 
 async def _erase_instagram(session: AsyncSession, subject: Subject) -> dict[str, int]:

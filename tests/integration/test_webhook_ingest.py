@@ -11,7 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -24,9 +24,17 @@ from sandbox.settings import SandboxSettings
 from services.api.app import create_app as create_api
 from services.api.leads import create_lead
 from services.api.schemas import LeadIn
+from services.instagram_sender.sending import CLAIM
 from services.webhook_ingest.app import create_app as create_ingest
 from shared import topics
-from shared.db.models import InstagramComment, InstagramContact, Lead, OutboxRecord, SocialAccount
+from shared.db.models import (
+    DmSend,
+    InstagramComment,
+    InstagramContact,
+    Lead,
+    OutboxRecord,
+    SocialAccount,
+)
 from shared.settings import Settings
 from tests.integration.conftest import connect_instagram, running
 
@@ -422,6 +430,76 @@ async def test_data_deletion_of_a_creator_answers_a_status_url_pending_then_comp
     # A replay is answered with the same code and starts nothing new.
     again = await ingest.post("/webhooks/instagram/data-deletion", data={"signed_request": signed})
     assert again.json() == body
+
+
+async def test_data_deletion_of_a_person_anonymises_their_leads_and_blocks_waiting_dms(
+    ingest: httpx.AsyncClient,
+    account: dict[str, Any],
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    igsid, phone = f"9{uuid4().int % 10**15:015d}", "+442079460977"
+    waiting, form = uuid4(), uuid4()
+    async with sessions.begin() as session:
+        for lead_id, fields in (
+            (waiting, {"igsid": igsid, "instagram_username": "Per.Son", "phone": phone}),
+            (form, {"phone": phone}),  # a form lead that gave only the phone
+        ):
+            session.add(
+                Lead(
+                    id=lead_id,
+                    creator_id=account["creator_id"],
+                    name="Per",
+                    message="the guide please",
+                    ref=lead_id.hex,
+                    dm_status="queued",
+                    dm_route="ig_dm",
+                    **fields,
+                )
+            )
+        await session.flush()
+        # Its DM waits for a retry still in dm.retry.instagram.
+        session.add(
+            DmSend(
+                lead_id=waiting, route="ig_dm", state="deferred", attempt=1, recipient_igsid=igsid
+            )
+        )
+    secret = settings.instagram_app_secret.get_secret_value()
+    body = (
+        await ingest.post(
+            "/webhooks/instagram/data-deletion",
+            data={"signed_request": _signed_request(igsid, secret)},
+        )
+    ).json()
+    done = await _wait_deletion(ingest, body["confirmation_code"], "completed")
+    assert done["removed"]["leads_anonymised"] == 2
+    async with sessions() as session:
+        for lead_id in (waiting, form):
+            lead = await session.get(Lead, lead_id)
+            assert lead is not None and lead.dm_status == "skipped"
+            assert (lead.name, lead.message, lead.igsid, lead.phone) == (
+                "(deleted)",
+                "",
+                None,
+                None,
+            )
+        intent = await session.get(DmSend, (waiting, "ig_dm"))
+        assert intent is not None and intent.recipient_igsid is None
+    # The retry coming due may not claim the DM (it would send and write the IGSID back).
+    async with sessions.begin() as session:
+        claimed = await session.scalar(
+            CLAIM,
+            {
+                "c_lead_id": waiting,
+                "c_route": "ig_dm",
+                "c_attempt": 2,
+                "c_account_id": account["account_id"],
+                "c_recipient_igsid": igsid,
+                "c_text_sha256": None,
+                "c_updated_at": datetime.now(UTC),
+            },
+        )
+    assert claimed is None
 
 
 async def test_data_deletion_of_an_unknown_user_is_not_found_with_a_code(
