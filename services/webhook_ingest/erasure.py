@@ -143,6 +143,7 @@ async def _erase_leads(session: AsyncSession, subject: Subject) -> dict[str, int
             dm_link=None,
             dm_reason=ERASED_REASON,
             dm_error_message=None,
+            erased_at=func.now(),
         )
     )
     intents = await session.execute(

@@ -138,6 +138,9 @@ class Lead(Base):
     read_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Data deletion anonymised it (services/webhook_ingest/erasure.py): events still in a
+    # topic about it are ignored, so nothing writes the person back.
+    erased_at: Mapped[datetime | None]
 
 
 class DmLogEntry(Base):

@@ -23,6 +23,7 @@ from sandbox.app import create_app as create_sandbox
 from sandbox.settings import SandboxSettings
 from services.api.app import create_app as create_api
 from services.api.leads import create_lead
+from services.api.router import RouterConfig, open_contact
 from services.api.schemas import LeadIn
 from services.instagram_sender.sending import CLAIM
 from services.webhook_ingest.app import create_app as create_ingest
@@ -35,6 +36,8 @@ from shared.db.models import (
     OutboxRecord,
     SocialAccount,
 )
+from shared.events import LeadContactOpened, LeadContactOpenedPayload
+from shared.routing import RoutingRules
 from shared.settings import Settings
 from tests.integration.conftest import connect_instagram, running
 
@@ -500,6 +503,23 @@ async def test_data_deletion_of_a_person_anonymises_their_leads_and_blocks_waiti
             },
         )
     assert claimed is None
+    # The person's ig.me visit still in leads.contacts does not write their IGSID back.
+    opened = LeadContactOpened(
+        correlation_id="test-erased",
+        creator_id=account["creator_id"],
+        payload=LeadContactOpenedPayload(
+            lead_id=waiting,
+            account_id=account["account_id"],
+            igsid=igsid,
+            opened_at=datetime.now(UTC),
+            via="referral",
+        ),
+    )
+    async with sessions.begin() as session:
+        await open_contact(session, opened, RouterConfig(RoutingRules()), datetime.now(UTC))
+    async with sessions() as session:
+        lead = await session.get(Lead, waiting)
+        assert lead is not None and lead.igsid is None and lead.dm_status == "skipped"
 
 
 async def test_data_deletion_of_an_unknown_user_is_not_found_with_a_code(

@@ -1,6 +1,7 @@
 """data deletion that deletes: signed requests remembered once, requests without the user id
 
-A deletion request keeps no identifier of the user (the old rows' ids are dropped with the
+An anonymised lead is marked (events still in topics about it are ignored). A deletion
+request keeps no identifier of the user (the old rows' ids are dropped with the
 column), a summary of what was removed and the state of its topic erasure.
 
 Revision ID: 0024_data_deletion
@@ -31,6 +32,8 @@ def upgrade() -> None:
     )
     op.create_index("ix_signed_request_uses_used_at", "signed_request_uses", ["used_at"])
     op.drop_column("data_deletion_requests", "app_scoped_user_id")
+    # Nullable without default: a catalog change only, no rewrite of `leads`.
+    op.add_column("leads", sa.Column("erased_at", sa.DateTime(timezone=True)))
     op.add_column(
         "data_deletion_requests",
         sa.Column("summary", JSONB(), nullable=False, server_default=sa.text("'{}'::jsonb")),
@@ -50,6 +53,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_data_deletion_requests_pending", table_name="data_deletion_requests")
+    op.drop_column("leads", "erased_at")
     op.drop_column("data_deletion_requests", "kafka_pass")
     op.drop_column("data_deletion_requests", "kafka_offsets")
     op.drop_column("data_deletion_requests", "summary")
