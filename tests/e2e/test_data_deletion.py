@@ -99,7 +99,8 @@ async def _seed_person(
     )
     ids = [from_comment, over_instagram.json()["id"], over_whatsapp.json()["id"]]
     leads = await wait_settled(api, {i: i for i in ids}, timeout_s=60)
-    assert all(lead["dm"]["status"] in {"sent", "delivered"} for lead in leads.values()), leads
+    statuses = {i: (lead["dm"]["status"], lead["dm"]["reason"]) for i, lead in leads.items()}
+    assert all(s in {"sent", "delivered", "read"} for s, _ in statuses.values()), statuses
     return igsid, ids
 
 
