@@ -69,6 +69,12 @@ class Settings(BaseSettings):
     instagram_reconcile_interval_s: float = Field(default=15.0, gt=0)
     instagram_reconcile_max_checks: int = Field(default=6, ge=1)
     instagram_conversations_per_s: float = Field(default=1.5, gt=0, le=2)
+    # Deauthorize / data-deletion `signed_request`s: refused when `issued_at` is further than
+    # this from now (either way) or `expires` has passed; a replay within it is a no-op.
+    signed_request_max_age_s: int = Field(default=600, ge=30)
+    # Data deletion: how often webhook_ingest checks whether the topics' records of pending
+    # requests are consumed and can be truncated (docs/RELIABILITY.md, Privacy).
+    data_deletion_poll_interval_s: float = Field(default=5.0, gt=0)
 
     # Token refresher (platform facts §2: refresh >= 24 h old tokens before the 60 days end)
     token_refresh_interval_s: float = 3600.0

@@ -65,7 +65,10 @@ def apply_status_event(
     event_id: UUID,
     occurred_at: datetime,
 ) -> bool:
-    """Project a dm.status event onto the lead (fields only when the status moves forward)."""
+    """Project a dm.status event onto the lead (fields only when the status moves forward).
+    A lead deleted at the person's request takes none: its details would name them."""
+    if lead.erased_at is not None:
+        return False
     moved = record_transition(
         session,
         lead,

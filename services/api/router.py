@@ -82,6 +82,8 @@ async def route_leads(
             raise PoisonMessage(f"lead {lead_id} of creator {creator_id} not found")
         if isinstance(event, DmRetryRequested) and event.payload.attempt != lead.dm_attempt:
             continue  # a later attempt superseded this retry
+        if lead.erased_at is not None:
+            continue  # deleted at the person's request (webhook_ingest/erasure.py)
         bind_correlation_id(event.correlation_id)
         await _route(session, event, lead, config, now, facts)
         routed += 1
@@ -101,6 +103,8 @@ async def open_contact(
     lead = await session.get(Lead, p.lead_id, with_for_update=True)
     if lead is None or lead.creator_id != event.creator_id:
         raise PoisonMessage(f"lead {p.lead_id} of creator {event.creator_id} not found")
+    if lead.erased_at is not None:
+        return True  # deleted at the person's request: their IGSID is not written back
     if p.wa_id:
         _bind_whatsapp(lead, p.wa_id, p.opened_at)
     else:

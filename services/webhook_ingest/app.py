@@ -11,6 +11,8 @@ the DM state itself stays the API's (its projection and router consume those eve
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -20,6 +22,7 @@ from services.webhook_ingest.accept import Acceptance
 from services.webhook_ingest.body_rules import install_body_limits
 from services.webhook_ingest.conversations import ConversationReconciler, ReconcilePolicy
 from services.webhook_ingest.handlers import register_handlers
+from services.webhook_ingest.topic_erasure import TopicErasure
 from shared.broker import dead_letter_park, make_broker
 from shared.crypto import DecryptedTokens, TokenCipher
 from shared.db.session import make_engine, make_sessionmaker
@@ -44,11 +47,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     register_handlers(broker, sessions, relay, dead_letter_park(broker, SERVICE))
     reconciler, http = _reconciler(settings, sessions, relay)
+    # Data deletion's Kafka part: truncates consumed records (topic_erasure.py).
+    erasure = TopicErasure(
+        settings.kafka_bootstrap, sessions, settings.data_deletion_poll_interval_s
+    )
     app = FastAPI(
         title="AutoDM webhook ingest",
         lifespan=broker_lifespan(
             broker,
-            background=[relay.run_forever, reconciler.run_forever],
+            background=[relay.run_forever, reconciler.run_forever, erasure.run_forever],
             on_stop=[http.aclose, engine.dispose],
         ),
     )
@@ -63,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app_secrets=settings.instagram_app_secrets,
         verify_token=settings.webhook_verify_token.get_secret_value(),
         public_base_url=settings.webhook_public_base_url,
+        signed_request_max_age=timedelta(seconds=settings.signed_request_max_age_s),
     )
     app.state.broker = broker
     install_body_limits(app, settings)

@@ -4,6 +4,7 @@ deauthorize / data-deletion callbacks. Each verifies first and answers fast."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Annotated, Any
 from urllib.parse import parse_qs
 
@@ -13,7 +14,14 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.webhook_ingest.accept import Acceptance, accept
-from services.webhook_ingest.callbacks import deauthorize, delete_user_data, deletion_status
+from services.webhook_ingest.callbacks import (
+    SignedCallback,
+    StaleSignedRequest,
+    deauthorize,
+    delete_user_data,
+    deletion_status,
+    fresh_callback,
+)
 from services.webhook_ingest.ingest import received_events, split_instagram
 from services.webhook_ingest.signatures import (
     InvalidSignedRequest,
@@ -38,6 +46,8 @@ class IngestDeps:
     app_secrets: list[str]
     verify_token: str
     public_base_url: str
+    # Deauthorize / data deletion: how far `issued_at` may be from now.
+    signed_request_max_age: timedelta = timedelta(minutes=10)
 
 
 async def get_deps(request: Request) -> IngestDeps:
@@ -69,18 +79,18 @@ async def receive(request: Request, deps: Deps) -> dict[str, int]:
 
 @router.post("/deauthorize", summary="Meta: the user removed the app")
 async def deauthorize_callback(request: Request, deps: Deps) -> dict[str, Any]:
-    user_id = await _verified_user(request, deps)
+    signed = await _verified_user(request, deps)
     async with deps.sessions.begin() as session:
-        disconnected = await deauthorize(session, user_id, utcnow())
+        disconnected = await deauthorize(session, signed, utcnow(), deps.signed_request_max_age)
     deps.relay.wake.set()
     return {"success": True, "disconnected": disconnected}
 
 
 @router.post("/data-deletion", summary="Meta: the user asked to delete their data")
 async def data_deletion_callback(request: Request, deps: Deps) -> dict[str, str]:
-    user_id = await _verified_user(request, deps)
+    signed = await _verified_user(request, deps)
     async with deps.sessions.begin() as session:
-        code = await delete_user_data(session, user_id, utcnow())
+        code = await delete_user_data(session, signed, utcnow(), deps.signed_request_max_age)
     deps.relay.wake.set()
     url = f"{deps.public_base_url}/webhooks/instagram/data-deletion/{code}"
     return {"url": url, "confirmation_code": code}
@@ -95,12 +105,13 @@ async def data_deletion_status(code: str, deps: Deps) -> dict[str, Any]:
     return {
         "confirmation_code": found.confirmation_code,
         "status": found.status,
+        "removed": found.summary,
         "requested_at": found.requested_at.isoformat(),
         "completed_at": found.completed_at.isoformat() if found.completed_at else None,
     }
 
 
-async def _verified_user(request: Request, deps: IngestDeps) -> str:
+async def _verified_user(request: Request, deps: IngestDeps) -> SignedCallback:
     # A urlencoded form with one field; parsed here to need no multipart dependency.
     form = parse_qs((await request.body()).decode(errors="replace"))
     signed_request = (form.get("signed_request") or [""])[0]
@@ -109,7 +120,11 @@ async def _verified_user(request: Request, deps: IngestDeps) -> str:
     except InvalidSignedRequest as exc:
         log.warning("signed_request rejected", reason=str(exc))
         raise HTTPException(status.HTTP_403_FORBIDDEN, "invalid signed_request") from exc
-    user_id = data.get("user_id")
-    if not user_id:
-        raise HTTPException(status.HTTP_400_BAD_REQUEST, "signed_request without user_id")
-    return str(user_id)
+    try:
+        return fresh_callback(data, utcnow(), deps.signed_request_max_age)
+    except StaleSignedRequest as exc:
+        # Correctly signed but old: a captured request replayed later.
+        log.warning("signed_request rejected", reason=str(exc))
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "stale signed_request") from exc
+    except ValueError as exc:
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, str(exc)) from exc

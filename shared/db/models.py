@@ -157,6 +157,9 @@ class Lead(Base):
     read_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Data deletion anonymised it (services/webhook_ingest/erasure.py): events still in a
+    # topic about it are ignored, so nothing writes the person back.
+    erased_at: Mapped[datetime | None]
 
 
 class DmLogEntry(Base):
@@ -274,16 +277,44 @@ class InstagramComment(Base):
 
 
 class DataDeletionRequest(Base):
-    """A Meta data-deletion callback; the user follows it by its confirmation code."""
+    """A Meta data-deletion callback; the user follows it by its confirmation code. It keeps
+    no identifier of the user: `pending` (the topics' records are not truncated yet),
+    `completed` or `not_found`, with counts of what was removed."""
 
     __tablename__ = "data_deletion_requests"
+    __table_args__ = (
+        Index(
+            "ix_data_deletion_requests_pending",
+            "requested_at",
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
 
     confirmation_code: Mapped[str] = mapped_column(String(32), primary_key=True)
-    app_scoped_user_id: Mapped[str] = mapped_column(String(64))
     account_id: Mapped[UUID | None]
     status: Mapped[str] = mapped_column(String(16))
+    summary: Mapped[dict[str, Any]] = mapped_column(
+        default=dict, server_default=text("'{}'::jsonb")
+    )
+    # Topic erasure (services/webhook_ingest/topic_erasure.py): the end offsets it waits for
+    # every consumer group to pass ({"topic:partition": offset}), and which of its 2 passes.
+    kafka_offsets: Mapped[dict[str, Any] | None]
+    kafka_pass: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     requested_at: Mapped[datetime] = mapped_column(server_default=func.now())
     completed_at: Mapped[datetime | None]
+
+
+class SignedRequestUse(Base):
+    """A deauthorize / data-deletion `signed_request` already processed, kept for twice the
+    accepted window so a replay is a no-op. `subject` is a hash of the user id."""
+
+    __tablename__ = "signed_request_uses"
+
+    callback: Mapped[str] = mapped_column(String(16), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(64), primary_key=True)
+    issued_at: Mapped[datetime] = mapped_column(primary_key=True)
+    confirmation_code: Mapped[str | None] = mapped_column(String(32))
+    used_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class OAuthStateUse(Base):

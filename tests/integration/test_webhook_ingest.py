@@ -11,7 +11,7 @@ import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import httpx
 import pytest
@@ -23,10 +23,21 @@ from sandbox.app import create_app as create_sandbox
 from sandbox.settings import SandboxSettings
 from services.api.app import create_app as create_api
 from services.api.leads import create_lead
+from services.api.router import RouterConfig, open_contact
 from services.api.schemas import LeadIn
+from services.instagram_sender.sending import CLAIM
 from services.webhook_ingest.app import create_app as create_ingest
 from shared import topics
-from shared.db.models import InstagramComment, InstagramContact, Lead, OutboxRecord, SocialAccount
+from shared.db.models import (
+    DmSend,
+    InstagramComment,
+    InstagramContact,
+    Lead,
+    OutboxRecord,
+    SocialAccount,
+)
+from shared.events import LeadContactOpened, LeadContactOpenedPayload
+from shared.routing import RoutingRules
 from shared.settings import Settings
 from tests.integration.conftest import connect_instagram, running
 
@@ -35,7 +46,8 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 async def ingest_app(settings: Settings) -> AsyncIterator[FastAPI]:
-    app = create_ingest(settings)
+    # Data deletion's topic erasure checks often here (a request completes in a few ticks).
+    app = create_ingest(settings.model_copy(update={"data_deletion_poll_interval_s": 0.3}))
     async with running(app):
         yield app
 
@@ -323,8 +335,10 @@ async def test_a_comment_is_recorded_and_a_lead_naming_it_routes_to_a_private_re
     assert _value(request)["payload"]["recipient"]["comment_id"] == made["comment_id"]
 
 
-def _signed_request(user_id: str, secret: str) -> str:
-    payload = json.dumps({"user_id": user_id, "algorithm": "HMAC-SHA256", "issued_at": 1})
+def _signed_request(user_id: str, secret: str, **fields: int) -> str:
+    issued_at = int(datetime.now(UTC).timestamp())
+    data = {"user_id": user_id, "algorithm": "HMAC-SHA256", "issued_at": issued_at, **fields}
+    payload = json.dumps(data)
     encoded = base64.urlsafe_b64encode(payload.encode()).rstrip(b"=").decode()
     sig = hmac.new(secret.encode(), encoded.encode(), hashlib.sha256).digest()
     return base64.urlsafe_b64encode(sig).rstrip(b"=").decode() + "." + encoded
@@ -358,7 +372,36 @@ async def test_deauthorize_disconnects_and_ends_waiting_dms_skipped(
     assert row.access_token_encrypted is None
 
 
-async def test_data_deletion_deletes_and_answers_with_a_status_url_and_code(
+async def test_stale_or_replayed_deauthorize_requests_change_nothing(
+    ingest: httpx.AsyncClient,
+    account: dict[str, Any],
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    secret = settings.instagram_app_secret.get_secret_value()
+    path = "/webhooks/instagram/deauthorize"
+    for stale in (
+        _signed_request(account["id"], secret, issued_at=1291836800, expires=1291840400),
+        _signed_request(account["id"], secret, expires=int(datetime.now(UTC).timestamp()) - 1),
+    ):
+        refused = await ingest.post(path, data={"signed_request": stale})
+        assert refused.status_code == 403
+    assert (await _account_row(sessions, account)).status == "connected"
+
+    signed = _signed_request(account["id"], secret)
+    first = await ingest.post(path, data={"signed_request": signed})
+    assert first.json() == {"success": True, "disconnected": 1}
+    # The creator reconnects; the captured request replayed must not disconnect them again.
+    async with sessions.begin() as session:
+        row = await session.get(SocialAccount, account["account_id"])
+        assert row is not None
+        row.status, row.access_token_encrypted = "connected", b"token"
+    replayed = await ingest.post(path, data={"signed_request": signed})
+    assert replayed.json() == {"success": True, "disconnected": 0}
+    assert (await _account_row(sessions, account)).status == "connected"
+
+
+async def test_data_deletion_of_a_creator_answers_a_status_url_pending_then_completed(
     ingest: httpx.AsyncClient,
     sandbox: httpx.AsyncClient,
     account: dict[str, Any],
@@ -371,19 +414,149 @@ async def test_data_deletion_deletes_and_answers_with_a_status_url_and_code(
     )
     await _wait_for_contacts(sessions, account["account_id"], 1)
     secret = settings.instagram_app_secret.get_secret_value()
+    signed = _signed_request(account["id"], secret)
     response = await ingest.post(
-        "/webhooks/instagram/data-deletion",
-        data={"signed_request": _signed_request(account["id"], secret)},
+        "/webhooks/instagram/data-deletion", data={"signed_request": signed}
     )
     body = response.json()
     assert body["confirmation_code"].isalnum()
     assert body["url"].endswith(f"/webhooks/instagram/data-deletion/{body['confirmation_code']}")
-    status = await ingest.get(f"/webhooks/instagram/data-deletion/{body['confirmation_code']}")
-    assert status.json()["status"] == "completed"
+    first = await ingest.get(f"/webhooks/instagram/data-deletion/{body['confirmation_code']}")
+    # The topics still hold the records until every consumer has read past them.
+    assert first.json()["status"] == "pending"
+    done = await _wait_deletion(ingest, body["confirmation_code"], "completed")
+    assert done["removed"]["creator_accounts_disconnected"] == 1
+    assert done["removed"]["topic_records_truncated"] > 0
     await _wait_for_contacts(sessions, account["account_id"], 0)
+    row = await _account_row(sessions, account)
+    assert row.access_token_encrypted is None and row.app_scoped_id is None
+    # A replay is answered with the same code and starts nothing new.
+    again = await ingest.post("/webhooks/instagram/data-deletion", data={"signed_request": signed})
+    assert again.json() == body
+
+
+async def test_data_deletion_of_a_person_anonymises_their_leads_and_blocks_waiting_dms(
+    ingest: httpx.AsyncClient,
+    account: dict[str, Any],
+    settings: Settings,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    igsid, phone = f"9{uuid4().int % 10**15:015d}", "+442079460977"
+    waiting, form = uuid4(), uuid4()
+    async with sessions.begin() as session:
+        for lead_id, fields in (
+            (waiting, {"igsid": igsid, "instagram_username": "Per.Son", "phone": phone}),
+            (form, {"phone": phone}),  # a form lead that gave only the phone
+        ):
+            session.add(
+                Lead(
+                    id=lead_id,
+                    creator_id=account["creator_id"],
+                    name="Per",
+                    message="the guide please",
+                    ref=lead_id.hex,
+                    dm_status="queued",
+                    dm_route="ig_dm",
+                    **fields,
+                )
+            )
+        await session.flush()
+        # Its DM waits for a retry still in dm.retry.instagram.
+        session.add(
+            DmSend(
+                lead_id=waiting, route="ig_dm", state="deferred", attempt=1, recipient_igsid=igsid
+            )
+        )
+    secret = settings.instagram_app_secret.get_secret_value()
+    body = (
+        await ingest.post(
+            "/webhooks/instagram/data-deletion",
+            data={"signed_request": _signed_request(igsid, secret)},
+        )
+    ).json()
+    done = await _wait_deletion(ingest, body["confirmation_code"], "completed")
+    assert done["removed"]["leads_anonymised"] == 2
+    async with sessions() as session:
+        for lead_id in (waiting, form):
+            lead = await session.get(Lead, lead_id)
+            assert lead is not None and lead.dm_status == "skipped"
+            assert (lead.name, lead.message, lead.igsid, lead.phone) == (
+                "(deleted)",
+                "",
+                None,
+                None,
+            )
+        intent = await session.get(DmSend, (waiting, "ig_dm"))
+        assert intent is not None and intent.recipient_igsid is None
+    # The retry coming due may not claim the DM (it would send and write the IGSID back).
+    async with sessions.begin() as session:
+        claimed = await session.scalar(
+            CLAIM,
+            {
+                "c_lead_id": waiting,
+                "c_route": "ig_dm",
+                "c_attempt": 2,
+                "c_account_id": account["account_id"],
+                "c_recipient_igsid": igsid,
+                "c_text_sha256": None,
+                "c_updated_at": datetime.now(UTC),
+            },
+        )
+    assert claimed is None
+    # The person's ig.me visit still in leads.contacts does not write their IGSID back.
+    opened = LeadContactOpened(
+        correlation_id="test-erased",
+        creator_id=account["creator_id"],
+        payload=LeadContactOpenedPayload(
+            lead_id=waiting,
+            account_id=account["account_id"],
+            igsid=igsid,
+            opened_at=datetime.now(UTC),
+            via="referral",
+        ),
+    )
+    async with sessions.begin() as session:
+        await open_contact(session, opened, RouterConfig(RoutingRules()), datetime.now(UTC))
+    async with sessions() as session:
+        lead = await session.get(Lead, waiting)
+        assert lead is not None and lead.igsid is None and lead.dm_status == "skipped"
+
+
+async def test_data_deletion_of_an_unknown_user_is_not_found_with_a_code(
+    ingest: httpx.AsyncClient, settings: Settings
+) -> None:
+    secret = settings.instagram_app_secret.get_secret_value()
+    signed = _signed_request("17840000000000404", secret)
+    body = (
+        await ingest.post("/webhooks/instagram/data-deletion", data={"signed_request": signed})
+    ).json()
+    assert body["confirmation_code"].isalnum()
+    status = (
+        await ingest.get(f"/webhooks/instagram/data-deletion/{body['confirmation_code']}")
+    ).json()
+    assert status["status"] == "not_found" and status["completed_at"] is not None
+    stale = _signed_request("17840000000000404", secret, issued_at=1291836800)
+    refused = await ingest.post("/webhooks/instagram/data-deletion", data={"signed_request": stale})
+    assert refused.status_code == 403
+
+
+async def _account_row(
+    sessions: async_sessionmaker[AsyncSession], account: dict[str, Any]
+) -> SocialAccount:
     async with sessions() as session:
         row = await session.get(SocialAccount, account["account_id"])
-    assert row is not None and row.access_token_encrypted is None
+    assert row is not None
+    return row
+
+
+async def _wait_deletion(ingest: httpx.AsyncClient, code: str, wanted: str) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for _ in range(300):
+        found = (await ingest.get(f"/webhooks/instagram/data-deletion/{code}")).json()
+        if found["status"] == wanted:
+            return found
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"deletion {found}, wanted {wanted}")
 
 
 async def _wait_for_contacts(
