@@ -16,6 +16,7 @@ from services.api.idempotency_keys import KeyPolicy
 from services.api.limits import BodySizeLimit
 from services.api.problems import install_problem_handlers
 from services.api.router import RouterConfig
+from services.api.status_stream import StreamConfig
 from services.api.web.install import install_web
 from shared.broker import dead_letter_park, make_broker
 from shared.crypto import TokenCipher
@@ -83,6 +84,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ttl=timedelta(hours=settings.idempotency_ttl_hours),
         ),
         dlq=DlqSize(settings.kafka_bootstrap),
+        stream=StreamConfig(
+            settings.status_stream_poll_s,
+            settings.status_stream_heartbeat_s,
+            settings.status_stream_max_s,
+        ),
     )
     app.state.broker = broker
     install_problem_handlers(app)
