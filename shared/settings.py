@@ -240,6 +240,11 @@ class Settings(BaseSettings):
 
     # API request limits
     api_max_body_bytes: int = 64 * 1024
+    # GET /api/dm/events (live DM status): how often it reads the DM log, the keep-alive
+    # comment's interval, and how long one stream lasts before the client resumes.
+    status_stream_poll_s: float = Field(default=0.5, gt=0)
+    status_stream_heartbeat_s: float = Field(default=15.0, gt=0)
+    status_stream_max_s: float = Field(default=300.0, gt=0)
     # The lead ingress (leads.submitted): producer name (header `x-autodm-producer`) -> the
     # creator ids it may publish leads for, or ["*"] for any. Kafka ACLs decide who may
     # write to the topic at all; this decides for whom. Unlisted producers are refused.

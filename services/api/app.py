@@ -17,6 +17,7 @@ from services.api.limits import install_body_limits
 from services.api.outage_answers import install_outage_answers
 from services.api.problems import install_problem_handlers
 from services.api.router import RouterConfig
+from services.api.status_stream import StreamConfig
 from services.api.web.install import install_web
 from services.api.web.security import StrictTransport
 from shared.broker import dead_letter_park, make_broker
@@ -108,6 +109,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ttl=timedelta(hours=settings.idempotency_ttl_hours),
         ),
         dlq=DlqSize(settings.kafka_bootstrap),
+        stream=StreamConfig(
+            settings.status_stream_poll_s,
+            settings.status_stream_heartbeat_s,
+            settings.status_stream_max_s,
+        ),
     )
     app.state.broker = broker
     app.state.stuck_dms = watchdog  # the admin overview lists what it finds

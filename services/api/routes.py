@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -39,6 +39,7 @@ from services.api.schemas import (
     LeadPage,
     OverviewOut,
 )
+from services.api.status_stream import Cursor, StreamConfig, stream
 from shared.events import utcnow
 from shared.lifecycle import DmStatus, Provider
 from shared.logs import bind_correlation_id
@@ -54,6 +55,7 @@ class ApiDeps:
     rules: RoutingRules
     keys: KeyPolicy
     dlq: DlqSize
+    stream: StreamConfig = field(default_factory=StreamConfig)
 
     def retry_context(self) -> RetryContext:
         return RetryContext(rules=self.rules, now=utcnow())
@@ -251,7 +253,50 @@ async def get_overview(_: AdminUser, deps: Deps) -> OverviewOut:
         return await overview(session, dlq_size)
 
 
-CreatorParam = Annotated[UUID | None, Query(description="Admins and services only: whose settings")]
+CreatorParam = Annotated[
+    UUID | None, Query(description="Admins and services only: which creator's")
+]
+LastEventId = Annotated[
+    str | None,
+    Header(
+        alias="Last-Event-ID",
+        max_length=64,
+        description="The `id` of the last event received: the stream resumes right after it",
+    ),
+]
+SSE_EXAMPLE = (
+    'id: 7351-88\nevent: dm.status\ndata: {"lead_id": "…", "status": "sent", "attempt": 1, '
+    '"occurred_at": "2026-12-03T10:00:00+00:00", "route": "ig_dm"}\n\n'
+)
+
+
+@router.get(
+    "/dm/events",
+    tags=["dm"],
+    summary="Live DM status changes of a creator, as Server-Sent Events",
+    description=(
+        "`text/event-stream`: one `dm.status` event per status change of any of the creator's "
+        "DMs, with `id` for resuming. Reconnect with `Last-Event-ID` (EventSource does it by "
+        "itself) to get every change after that one, none twice. Without it the stream starts "
+        "with what happens next. Comment lines keep the connection alive; the server ends a "
+        "stream after a few minutes and the client resumes."
+    ),
+    response_class=StreamingResponse,
+    responses={
+        200: {"content": {"text/event-stream": {"example": SSE_EXAMPLE}}},
+        **problem_responses(403, 422),
+    },
+)
+async def dm_events(
+    user: CurrentUser,
+    deps: Deps,
+    creator_id: CreatorParam = None,
+    last_event_id: LastEventId = None,
+) -> StreamingResponse:
+    owner = owned_by(user, creator_id)
+    body = stream(deps.sessions, owner, Cursor.parse(last_event_id), deps.stream)
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(body, media_type="text/event-stream", headers=headers)
 
 
 @router.get(

@@ -175,6 +175,15 @@ class DmLogEntry(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     occurred_at: Mapped[datetime]
     recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # The writing transaction's id: the live status stream sends a row only once no older
+    # transaction is running, so a resumed stream has no gaps (services/api/status_stream.py).
+    txid: Mapped[int | None] = mapped_column(
+        BigInteger, server_default=text("(pg_current_xact_id())::text::bigint")
+    )
+
+    __table_args__ = (
+        Index("ix_dm_log_txid", "txid", "id", postgresql_where=text("txid IS NOT NULL")),
+    )
 
 
 class OutboxRecord(Base):

@@ -1,0 +1,47 @@
+"""dm_log.txid: the writing transaction's id, for the live status stream's gap-free resume
+(services/api/status_stream.py)
+
+The column is added without a default first (no table rewrite: rows written before it
+stay NULL and are never streamed), then given its default for new rows; the index is
+built CONCURRENTLY, as dm_log is written on every status change.
+
+Revision ID: 0027_dm_log_txid
+Revises: 0021_comment_reply_lookup
+Create Date: 2026-12-03
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0027_dm_log_txid"
+down_revision: str | Sequence[str] | None = "0021_comment_reply_lookup"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.add_column("dm_log", sa.Column("txid", sa.BigInteger(), nullable=True))
+    op.alter_column(
+        "dm_log", "txid", server_default=sa.text("(pg_current_xact_id())::text::bigint")
+    )
+    with op.get_context().autocommit_block():
+        op.drop_index(
+            "ix_dm_log_txid", table_name="dm_log", postgresql_concurrently=True, if_exists=True
+        )
+        op.create_index(
+            "ix_dm_log_txid",
+            "dm_log",
+            ["txid", "id"],
+            postgresql_concurrently=True,
+            postgresql_where=sa.text("txid IS NOT NULL"),
+        )
+
+
+def downgrade() -> None:
+    with op.get_context().autocommit_block():
+        op.drop_index(
+            "ix_dm_log_txid", table_name="dm_log", postgresql_concurrently=True, if_exists=True
+        )
+    op.drop_column("dm_log", "txid")
