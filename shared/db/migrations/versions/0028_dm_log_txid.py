@@ -5,8 +5,8 @@ The column is added without a default first (no table rewrite: rows written befo
 stay NULL and are never streamed), then given its default for new rows; the index is
 built CONCURRENTLY, as dm_log is written on every status change.
 
-Revision ID: 0027_dm_log_txid
-Revises: 0021_comment_reply_lookup
+Revision ID: 0028_dm_log_txid
+Revises: 0027_merge_heads
 Create Date: 2026-12-03
 """
 
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0027_dm_log_txid"
-down_revision: str | Sequence[str] | None = "0021_comment_reply_lookup"
+revision: str = "0028_dm_log_txid"
+down_revision: str | Sequence[str] | None = "0027_merge_heads"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
