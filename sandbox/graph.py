@@ -178,8 +178,13 @@ async def me(request: Request) -> Response:
 
 @router.get("/{node}")
 async def user_node(request: Request, node: str) -> Response:
-    """A user (`me`, the account), a conversation, or a message (Conversations API)."""
+    """A WhatsApp phone number, a user (`me`, the account), a conversation, or a message
+    (Conversations API)."""
     state = get_state(request)
+    if node in state.world.wa_numbers:
+        return await _counted(
+            state, "whatsapp", lambda: whatsapp.get_number(state, request, node), node
+        )
     get: Callable[[SandboxState, Request, str], Awaitable[Response]]
     if ig_conversations.is_conversation_node(node):
         get = ig_conversations.get_conversation
@@ -195,10 +200,6 @@ async def user_node(request: Request, node: str) -> Response:
 @router.get("/{node}/conversations")
 async def conversations(request: Request, node: str) -> Response:
     state = get_state(request)
-    if node in state.world.wa_numbers:
-        return await _counted(
-            state, "whatsapp", lambda: whatsapp.get_number(state, request, node), node
-        )
     return await run_with_faults(
         state.faults,
         state.settings,

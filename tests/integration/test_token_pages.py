@@ -16,7 +16,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.app import create_app
-from services.webhook_ingest.callbacks import deauthorize, delete_user_data
+from services.api.auth import Principal, Role
+from services.api.web.web_sessions import WebSessions
+from services.webhook_ingest.callbacks import SignedCallback, deauthorize, delete_user_data
 from shared.db.models import Lead, SocialAccount
 from shared.dm_reasons import for_status
 from shared.events import utcnow
@@ -26,6 +28,8 @@ from tests.integration.issuer import Issuer
 
 pytestmark = pytest.mark.integration
 
+Sessions = async_sessionmaker[AsyncSession]
+MAX_AGE = timedelta(minutes=10)
 META_MESSAGE = "Error validating access token: Session has expired on Tuesday."
 
 
@@ -38,14 +42,20 @@ async def web(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
             yield client
 
 
-def _as_creator(web: httpx.AsyncClient, issuer: Issuer, creator: UUID) -> httpx.AsyncClient:
-    """The client, signed in as the creator (the session cookie the sign-in sets)."""
-    web.cookies.set("autodm_session", issuer.token(f"user_{creator.hex[:8]}", "creator", creator))
+async def _signed_in(web: httpx.AsyncClient, sessions: Sessions, user: Principal) -> None:
+    """The client, signed in as `user` (the server-side session sign-in starts)."""
+    web.cookies.set("autodm_session", await WebSessions(sessions).start(user, 3600))
+
+
+async def _as_creator(
+    web: httpx.AsyncClient, sessions: Sessions, creator: UUID
+) -> httpx.AsyncClient:
+    await _signed_in(web, sessions, Principal(f"user_{creator.hex[:8]}", Role.CREATOR, creator))
     return web
 
 
-def _as_admin(web: httpx.AsyncClient, issuer: Issuer) -> httpx.AsyncClient:
-    web.cookies.set("autodm_session", issuer.token("user_admin", "admin"))
+async def _as_admin(web: httpx.AsyncClient, sessions: Sessions) -> httpx.AsyncClient:
+    await _signed_in(web, sessions, Principal("user_admin", Role.ADMIN))
     return web
 
 
@@ -82,7 +92,7 @@ async def test_an_expired_token_reads_needs_reconnecting_not_connected(
         sessions, settings, creator, "stale.shop", token_expires_at=utcnow() - timedelta(hours=2)
     )
 
-    page = await _as_creator(web, issuer, creator).get("/app/instagram")
+    page = await (await _as_creator(web, sessions, creator)).get("/app/instagram")
 
     assert page.status_code == 200
     words = _text(page.text)
@@ -90,7 +100,7 @@ async def test_an_expired_token_reads_needs_reconnecting_not_connected(
     assert "Status connected" not in words
     assert "access to Instagram expired" in words
     # Listed for the admin too, before the refresher's next round marks it.
-    overview = await _as_admin(web, issuer).get("/admin")
+    overview = await (await _as_admin(web, sessions)).get("/admin")
     assert "@stale.shop" in _text(overview.text).split("Accounts needing reconnection")[1]
 
 
@@ -104,9 +114,10 @@ async def test_after_a_deauthorize_the_page_says_instagram_removed_autodm_and_wh
     _, ig_id = await _account(sessions, settings, creator, "gone.shop")
     removed_at = utcnow()
     async with sessions.begin() as session:
-        assert await deauthorize(session, ig_id, removed_at) == 1
+        signed = SignedCallback(ig_id, removed_at)
+        assert await deauthorize(session, signed, removed_at, MAX_AGE) == 1
 
-    page = await _as_creator(web, issuer, creator).get("/app/instagram")
+    page = await (await _as_creator(web, sessions, creator)).get("/app/instagram")
 
     words = _text(page.text)
     assert "Instagram removed AutoDM from @gone.shop on" in words
@@ -124,9 +135,10 @@ async def test_after_a_data_deletion_the_page_says_the_data_was_deleted(
 ) -> None:
     _, ig_id = await _account(sessions, settings, creator, "erased.shop")
     async with sessions.begin() as session:
-        await delete_user_data(session, ig_id, utcnow())
+        now = utcnow()
+        await delete_user_data(session, SignedCallback(ig_id, now), now, MAX_AGE)
 
-    page = await _as_creator(web, issuer, creator).get("/app/instagram")
+    page = await (await _as_creator(web, sessions, creator)).get("/app/instagram")
 
     words = _text(page.text)
     assert "Instagram asked AutoDM to delete your data on" in words
@@ -134,9 +146,9 @@ async def test_after_a_data_deletion_the_page_says_the_data_was_deleted(
 
 
 async def test_a_creator_who_disconnected_themselves_just_sees_connect(
-    web: httpx.AsyncClient, issuer: Issuer, creator: UUID
+    web: httpx.AsyncClient, sessions: Sessions, creator: UUID
 ) -> None:
-    page = await _as_creator(web, issuer, creator).get("/app/instagram")
+    page = await (await _as_creator(web, sessions, creator)).get("/app/instagram")
     words = _text(page.text)
     assert "Connect your Instagram professional account" in words
     assert "removed AutoDM" not in words
@@ -168,7 +180,7 @@ async def test_the_admin_overview_lists_tokens_that_could_not_be_refreshed(
     )
     await _account(sessions, settings, creator, healthy, token_expires_at=now + timedelta(days=30))
 
-    overview = await _as_admin(web, issuer).get("/admin")
+    overview = await (await _as_admin(web, sessions)).get("/admin")
 
     assert overview.status_code == 200
     block = _text(overview.text).split("Tokens not refreshed")[1]
@@ -201,7 +213,7 @@ async def test_a_creators_lead_page_shows_plain_words_not_metas_error(
                 dm_error_message=META_MESSAGE,
             )
         )
-    _as_creator(web, issuer, creator)
+    await _as_creator(web, sessions, creator)
 
     lead_page = await web.get(f"/app/leads/{lead_id}")
     rows = await web.get("/app/leads/rows")
