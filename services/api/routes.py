@@ -24,6 +24,7 @@ from services.api.dm_requests import (
     request_dm,
     retry_dm,
 )
+from services.api.etags import NOT_MODIFIED, IfNoneMatch, etagged
 from services.api.idempotency_keys import KeyPolicy
 from services.api.leads import UnknownCreator, get_lead, new_lead_out
 from services.api.problems import ApiProblem, problem_responses
@@ -166,14 +167,18 @@ async def get_leads(
     response_model=LeadOut,
     tags=["leads"],
     summary="A lead with its DM status and the log of transitions",
-    responses=problem_responses(404, 422),
+    description="Answers carry an `ETag`; send it back in `If-None-Match` to get `304` "
+    "while nothing changed.",
+    responses=problem_responses(404, 422) | NOT_MODIFIED,
 )
-async def read_lead(lead_id: UUID, user: CurrentUser, deps: Deps) -> LeadOut:
+async def read_lead(
+    lead_id: UUID, user: CurrentUser, deps: Deps, if_none_match: IfNoneMatch = None
+) -> Response:
     async with deps.sessions() as session:
         await load_lead(session, user, lead_id)
         out = await get_lead(session, lead_id)
     assert out is not None
-    return out
+    return etagged(out, if_none_match)
 
 
 @router.post(
@@ -213,11 +218,16 @@ async def send_dm(
     response_model=DmStatusOut,
     tags=["dm"],
     summary="Where a lead's DM stands: status, route, attempts, error, link, and its log",
-    responses=problem_responses(404, 422),
+    description="Answers carry an `ETag`; send it back in `If-None-Match` to get `304` "
+    "while nothing changed.",
+    responses=problem_responses(404, 422) | NOT_MODIFIED,
 )
-async def get_dm_status(lead_id: UUID, user: CurrentUser, deps: Deps) -> DmStatusOut:
+async def get_dm_status(
+    lead_id: UUID, user: CurrentUser, deps: Deps, if_none_match: IfNoneMatch = None
+) -> Response:
     async with deps.sessions() as session:
-        return await dm_status(session, user, lead_id, deps.retry_context())
+        out = await dm_status(session, user, lead_id, deps.retry_context())
+    return etagged(out, if_none_match)
 
 
 @router.post(
