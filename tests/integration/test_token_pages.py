@@ -17,12 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.app import create_app
 from services.api.auth import Principal, Role
+from services.api.web.security import WebSecurity
 from services.api.web.web_sessions import WebSessions
 from services.webhook_ingest.callbacks import SignedCallback, deauthorize, delete_user_data
 from shared.db.models import Lead, SocialAccount
 from shared.dm_reasons import for_status
 from shared.events import utcnow
-from shared.settings import Settings
+from shared.settings import Settings, get_settings
 from tests.integration.conftest import connect_instagram, running
 from tests.integration.issuer import Issuer
 
@@ -44,7 +45,8 @@ async def web(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 async def _signed_in(web: httpx.AsyncClient, sessions: Sessions, user: Principal) -> None:
     """The client, signed in as `user` (the server-side session sign-in starts)."""
-    web.cookies.set("autodm_session", await WebSessions(sessions).start(user, 3600))
+    cookie = WebSecurity.from_settings(get_settings()).session_cookie
+    web.cookies.set(cookie, await WebSessions(sessions).start(user, 3600))
 
 
 async def _as_creator(
