@@ -293,7 +293,21 @@ def running_stack(ports: StackPorts, database: str, log_dir: Path) -> Iterator[S
         stack.stop()
 
 
+def _stop_on_signal() -> None:
+    """Ctrl-C and `kill` both end in the one stop path (the stack's children stopped, then
+    run.sh stops Kafka and PostgreSQL). Set explicitly: a shell that starts `make run` in
+    the background hands it SIGINT ignored, and SIGTERM would kill this process at once,
+    leaving the services running with nobody to stop them."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, interrupt)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def main() -> int:
+    _stop_on_signal()
     ports = StackPorts.from_env()
     log_dir = ROOT / ".local" / "run" / "logs"
     with running_stack(ports, "autodm", log_dir) as stack:

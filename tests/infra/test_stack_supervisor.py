@@ -53,3 +53,23 @@ def test_a_dead_service_is_restarted_with_backoff_and_said_so(tmp_path: Path) ->
         assert "supervisor: dummy restarted" in console.getvalue()
     finally:
         stack.stop()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_ctrl_c_and_kill_both_take_the_stop_path_even_if_sigint_came_ignored(
+    signum: signal.Signals,
+) -> None:
+    """A shell that starts `make run` in the background hands it SIGINT ignored, and SIGTERM
+    kills a Python process outright: either way the services were left running."""
+    from stack import _stop_on_signal  # deploy/local
+
+    saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        _stop_on_signal()
+        with pytest.raises(KeyboardInterrupt):
+            os.kill(os.getpid(), signum)
+            time.sleep(5)  # the handler raises in this thread before the sleep ends
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
