@@ -4,7 +4,7 @@
 "use strict";
 
 // A live region: an element whose `data-poll` URL answers its fresh inner HTML.
-// `cause` ("stream" or "poll") goes along in a header: the server's logs (and the browser
+// `cause` ("stream", "waiting" or "poll") goes along in a header: the server's logs (and the browser
 // tests) tell a refresh the status stream asked for from a poll.
 async function refresh(el, cause) {
   const answer = await fetch(el.getAttribute("data-poll"), {
@@ -17,6 +17,7 @@ async function refresh(el, cause) {
   if (html.trim() !== (el.dataset.lastHtml || "").trim()) {
     el.innerHTML = html;
     el.dataset.lastHtml = html;
+    el.dataset.refreshedBy = cause;  // what brought the region's current content
     el.dispatchEvent(new CustomEvent("autodm:updated", { bubbles: true }));
   }
   return true;
@@ -48,16 +49,33 @@ function startPolling(el, every) {
 // missed). A `dm.status` event refreshes the regions it concerns (`data-stream-lead`: only
 // that lead's), at most once per `data-stream-every` ms. EventSource reconnects by itself
 // with Last-Event-ID; only when it gives up (an error answer) do the regions poll instead.
+// Why a queued or sending DM waits (paused, paced, throttled) is no status event: while a
+// region shows one (`data-waiting`), it is rechecked once the stream was quiet for the
+// region's polling interval.
 function startStream(url, regions) {
   const pending = new Map();
+  const waiting = new Map();
   const fallback = new Map();
   const root = document.documentElement;
+  let polling = false;
+  async function update(el, cause) {
+    try { await refresh(el, cause); } catch (err) { /* the next event or check tries again */ }
+    recheck(el);
+  }
   function schedule(el) {
+    clearTimeout(waiting.get(el));  // the stream is about to refresh it: no recheck now
+    waiting.delete(el);
     if (pending.has(el)) { return; }
     const every = Number(el.getAttribute("data-stream-every") || 250);
-    pending.set(el, setTimeout(async () => {
-      try { await refresh(el, "stream"); } catch (err) { /* the next event tries again */ }
-      pending.delete(el);
+    // Out of `pending` before the fetch: an event during the fetch schedules another one.
+    pending.set(el, setTimeout(() => { pending.delete(el); update(el, "stream"); }, every));
+  }
+  function recheck(el) {
+    if (polling || waiting.has(el) || !el.querySelector("[data-waiting]")) { return; }
+    const every = Number(el.getAttribute("data-poll-interval") || 2000);
+    waiting.set(el, setTimeout(() => {
+      waiting.delete(el);
+      if (document.hidden) { recheck(el); } else { update(el, "waiting"); }
     }, every));
   }
   function slowPolls() {
@@ -81,11 +99,15 @@ function startStream(url, regions) {
   source.addEventListener("error", () => {
     if (source.readyState !== EventSource.CLOSED) { return; }  // reconnecting by itself
     root.dataset.live = "poll";
+    polling = true;
+    waiting.forEach((timer) => clearTimeout(timer));
+    waiting.clear();
     fallback.forEach((stop) => stop());
     fallback.clear();
     regions.forEach((el) => fallback.set(el, startPolling(el)));
   });
   slowPolls();
+  regions.forEach(recheck);
 }
 
 // The same rule as shared/message_text.py: one pass (a lead's own text is never expanded
