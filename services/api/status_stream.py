@@ -68,15 +68,17 @@ async def start_cursor(session: AsyncSession) -> Cursor:
 
 
 async def changes_after(
-    session: AsyncSession, creator_id: UUID, cursor: Cursor, limit: int = 500
+    session: AsyncSession, creator_id: UUID | None, cursor: Cursor, limit: int = 500
 ) -> list[StatusChange]:
-    """The creator's status changes after `cursor` that can no longer be overtaken."""
+    """The creator's status changes after `cursor` that can no longer be overtaken (every
+    creator's when `creator_id` is None: the admin pages' overview)."""
     key = tuple_(DmLogEntry.txid, DmLogEntry.id)
+    scope = [] if creator_id is None else [Lead.creator_id == creator_id]
     rows = await session.execute(
         select(DmLogEntry, Lead.id)
         .join(Lead, Lead.id == DmLogEntry.lead_id)
         .where(
-            Lead.creator_id == creator_id,
+            *scope,
             DmLogEntry.txid.is_not(None),
             key > tuple_(cursor.txid, cursor.row_id),
             DmLogEntry.txid < select(_HORIZON).scalar_subquery(),
@@ -102,7 +104,7 @@ def _change(entry: DmLogEntry) -> StatusChange:
 
 async def stream(
     sessions: async_sessionmaker[AsyncSession],
-    creator_id: UUID,
+    creator_id: UUID | None,
     cursor: Cursor | None,
     config: StreamConfig,
 ) -> AsyncIterator[str]:

@@ -1,7 +1,11 @@
 """The admin overview: DMs by status and provider (now and per hour over the last day),
 top failure reasons, circuit breakers, accounts needing reconnection, tokens expiring
 soon, tokens that could not be refreshed (_admin_tokens.html), the dead letters waiting,
-and the DMs the stuck-DM watchdog finds. The totals come from the JSON API's `overview`."""
+and the DMs the stuck-DM watchdog finds. The totals come from the JSON API's `overview`.
+
+Live: every creator's DM status events (live_events.py) refresh it, at most every few
+seconds (an admin sees all the traffic); a slow poll catches what no DM status event
+announces (circuits, tokens, dead letters, DMs becoming stuck by standing still)."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.queries import overview
+from services.api.web.live_events import events_url
 from services.api.web.pages_deps import AdminUser, Web
 from shared.circuit import circuit_states
 from shared.db.models import Lead, SocialAccount
@@ -68,6 +73,7 @@ def _unrefreshed_window() -> timedelta:
 async def overview_context(web: Web) -> dict[str, Any]:
     now = utcnow()
     async with web.api.sessions() as session:
+        events = await events_url(session)  # before the reads: the stream covers what follows
         dlq_waiting = await count_entries(session, DlqFilter())
         totals = await overview(session, dlq_waiting)
         hours = await _per_hour(session, now - timedelta(hours=HOURS))
@@ -84,6 +90,7 @@ async def overview_context(web: Web) -> dict[str, Any]:
         "unrefreshed": unrefreshed,
         "dlq_waiting": dlq_waiting,
         "now": now,
+        "events_url": events,
     }
 
 

@@ -1,7 +1,8 @@
 """The creator's leads: status badges with reasons, the ig.me link or WhatsApp button
 where that is the route, retry where allowed, filters, pagination and a live table (the
-rows fragment the page polls). Reads and retries go through the JSON API's service layer
-(queries.list_leads, dm_requests.load_lead / verdict_for / retry_dm)."""
+rows fragment the page refreshes when the status stream, live_events.py, announces a
+change; a lead's page likewise). Reads and retries go through the JSON API's service
+layer (queries.list_leads, dm_requests.load_lead / verdict_for / retry_dm)."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from services.api.auth import Principal
 from services.api.dm_requests import load_lead, retry_dm, verdict_for, waiting_of
 from services.api.problems import ApiProblem
 from services.api.queries import LeadFilters, list_leads
+from services.api.web.live_events import events_url
 from services.api.web.pages_deps import CreatorUser, PageError, Web
 from shared.db.models import DmLogEntry, Lead
 from shared.dm_reasons import for_status
@@ -74,6 +76,7 @@ async def _page(
 ) -> dict[str, Any]:
     filters = LeadFilters(statuses=tuple(statuses), provider=provider)
     async with web.api.sessions() as session:
+        events = await events_url(session)  # before the read: the stream covers what follows
         try:
             page = await list_leads(session, user, filters, cursor, PAGE_SIZE)
         except ApiProblem as problem:
@@ -98,6 +101,7 @@ async def _page(
         else None,
         "first_url": f"/app/leads?{urlencode(query)}" if cursor else None,
         "rows_url": f"/app/leads/rows?{urlencode(here)}",
+        "events_url": events,
     }
 
 
@@ -146,9 +150,9 @@ async def leads_rows(request: Request, web: Web, user: CreatorUser, q: Filters) 
     return web.pages.render(request, "_lead_rows.html", context)
 
 
-@router.get("/{lead_id}")
-async def lead_page(lead_id: UUID, request: Request, web: Web, user: CreatorUser) -> Response:
+async def _lead(web: Web, user: Principal, lead_id: UUID) -> dict[str, Any]:
     async with web.api.sessions() as session:
+        events = await events_url(session)  # before the read: the stream covers what follows
         try:
             lead = await load_lead(session, user, lead_id)
         except ApiProblem as problem:  # another creator's lead is absent, as in the API
@@ -159,7 +163,20 @@ async def lead_page(lead_id: UUID, request: Request, web: Web, user: CreatorUser
                 select(DmLogEntry).where(DmLogEntry.lead_id == lead.id).order_by(DmLogEntry.id)
             )
         ).all()
-    return web.pages.render(request, "lead.html", {"row": row, "log": log, "nav": "leads"})
+    return {"row": row, "log": log, "events_url": events}
+
+
+@router.get("/{lead_id}")
+async def lead_page(lead_id: UUID, request: Request, web: Web, user: CreatorUser) -> Response:
+    context = await _lead(web, user, lead_id)
+    return web.pages.render(request, "lead.html", context | {"nav": "leads"})
+
+
+@router.get("/{lead_id}/live")
+async def lead_live(lead_id: UUID, request: Request, web: Web, user: CreatorUser) -> Response:
+    """The lead's status and history, refreshed when the stream announces a change."""
+    context = await _lead(web, user, lead_id)
+    return web.pages.render(request, "_lead_detail.html", context)
 
 
 @router.post("/{lead_id}/retry")

@@ -19,6 +19,7 @@ from services.api.web import (
     creator_account,
     creator_leads,
     lead_form,
+    live_events,
     sign_in,
 )
 from services.api.web.form_challenge import Challenge
@@ -69,7 +70,14 @@ def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The public form is posted from creators' sites (embedded cross-site) by design.
     app.include_router(lead_form.router)
-    for module in (sign_in, creator_leads, creator_account, admin_overview, admin_dlq):
+    for module in (
+        sign_in,
+        creator_leads,
+        creator_account,
+        admin_overview,
+        admin_dlq,
+        live_events,
+    ):
         app.include_router(module.router, dependencies=[Depends(same_origin_writes)])
     if app.openapi_url:
         app.include_router(api_docs.router)
