@@ -16,9 +16,11 @@ from uuid import UUID, uuid4
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.app import create_app
+from services.api.auth import Principal, Role
 from services.api.rate_limits import ApiRateLimits
 from shared.db.models import Creator
 from shared.settings import Settings
@@ -196,3 +198,29 @@ async def test_every_api_answer_carries_the_headers(
 
         page = await api.get("/healthz")  # not the JSON API: no headers
         assert "ratelimit-policy" not in page.headers
+
+
+async def test_counting_a_request_is_one_statement_outside_any_transaction(
+    settings: Settings,
+) -> None:
+    """The hot path's budget (POST /api/leads is benchmarked): one statement per request,
+    on an autocommit connection, so no BEGIN/COMMIT round trips and no lock held longer."""
+    limits: ApiRateLimits = _limited(settings).state.api_rate_limits
+    assert limits.engine.get_execution_options()["isolation_level"] == "AUTOCOMMIT"
+    statements: list[str] = []
+
+    def seen(_c: object, _cur: object, statement: str, *_rest: object) -> None:
+        statements.append(statement)
+
+    sync_engine = limits.engine.sync_engine
+    event.listen(sync_engine, "before_cursor_execute", seen)
+    try:
+        user = Principal(f"svc_{uuid4().hex[:12]}", Role.SERVICE)
+        first = await limits.charge(user, "")
+        second = await limits.charge(user, "")
+    finally:
+        event.remove(sync_engine, "before_cursor_execute", seen)
+        await limits.engine.dispose()  # the app never ran: its lifespan would have
+    assert first is not None and second is not None
+    assert (first.hits, second.hits) == (1, 2)
+    assert len(statements) == 2 and all("api_rate_counts" in s for s in statements)
