@@ -253,6 +253,13 @@ class Settings(BaseSettings):
     # none by default. Bearer tokens only; cookies are never allowed cross-origin.
     cors_allowed_origins: list[str] = Field(default_factory=list)
     cors_max_age_s: int = Field(default=600, ge=0, le=86400)
+    # Per-caller limits of the JSON API (docs/FRONTEND.md, "Rate limits"): requests per
+    # window per token subject and creator it acts for, by the token's role; 0 turns a
+    # role's limit off. Counted in PostgreSQL, so every API process shares one count.
+    api_rate_limit_creator: int = Field(default=1200, ge=0)
+    api_rate_limit_admin: int = Field(default=1200, ge=0)
+    api_rate_limit_service: int = Field(default=12000, ge=0)
+    api_rate_limit_window_s: int = Field(default=60, ge=1, le=3600)
     # Request body limits of the other services (shared/body_limits.py; docs/RELIABILITY.md,
     # "Request body limits"). Meta batches at most 1000 updates per webhook POST, each well
     # under 1 KiB (an Instagram text is <= 1,000 bytes): 1 MiB holds a full batch.

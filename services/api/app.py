@@ -16,6 +16,7 @@ from services.api.idempotency_keys import KeyPolicy
 from services.api.limits import install_body_limits
 from services.api.outage_answers import install_outage_answers
 from services.api.problems import install_problem_handlers
+from services.api.rate_limits import install_rate_limits
 from services.api.router import RouterConfig
 from services.api.status_stream import StreamConfig
 from services.api.web.install import install_web
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         published_outbox=timedelta(hours=settings.outbox_retention_hours),
         # A token is refused as expired after its lifetime (plus the clock's minute of grace).
         form_tokens=timedelta(seconds=settings.lead_form_token_ttl_s + 60),
+        api_rate_counts=timedelta(seconds=settings.api_rate_limit_window_s),
     )
     housekeeping = Sweeper(sessions, api_sweeps(retention), settings.housekeeping_interval_s)
     register_handlers(
@@ -119,6 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.stuck_dms = watchdog  # the admin overview lists what it finds
     install_problem_handlers(app)
     install_body_limits(app, settings)
+    install_rate_limits(app, settings, engine)
     if settings.cors_allowed_origins:
         # Outside the body limit: a preflight is answered before anything else runs.
         app.add_middleware(

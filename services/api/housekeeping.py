@@ -6,6 +6,7 @@
 - Web sessions past their expiry: they are refused already; the row only takes space.
 - Lead-form counters of windows before the previous one: the sliding estimate reads only
   this window and the one before.
+- API rate counts of windows that have ended (services/api/rate_limits.py).
 - Spent lead-form tokens older than a token's lifetime: by then it is refused as expired.
 - Published outbox rows older than `outbox` retention (kept a while to be looked at).
 - Consumers' claims of processed events older than any topic keeps its records: no
@@ -22,6 +23,7 @@ from datetime import timedelta
 
 from services.api.web.form_limits import WINDOW, window_start
 from shared.db.models import (
+    ApiRateCount,
     FormRateCount,
     IdempotencyKey,
     LeadFormTokenUse,
@@ -45,6 +47,8 @@ class Retention:
     oauth_states: timedelta
     published_outbox: timedelta
     form_tokens: timedelta = timedelta(hours=2)
+    # A window's API rate counts are done with once it has ended.
+    api_rate_counts: timedelta = timedelta(minutes=1)
     processed_events: timedelta = PROCESSED_EVENT_RETENTION
 
 
@@ -60,6 +64,9 @@ def api_sweeps(r: Retention) -> dict[str, Sweep]:
         "web_sessions": older_than(WebSession, WebSession.expires_at, lambda now: now),
         "form_rate_counts": older_than(
             FormRateCount, FormRateCount.window_start, lambda now: window_start(now) - WINDOW
+        ),
+        "api_rate_counts": older_than(
+            ApiRateCount, ApiRateCount.window_start, lambda now: now - r.api_rate_counts
         ),
         "lead_form_token_uses": older_than(
             LeadFormTokenUse, LeadFormTokenUse.used_at, lambda now: now - r.form_tokens

@@ -35,6 +35,7 @@ DEFAULT_KINDS: dict[int, tuple[str, str]] = {
     413: ("payload-too-large", "Request body too large"),
     415: ("unsupported-media-type", "Unsupported media type"),
     422: ("validation", "Invalid request"),
+    429: ("rate-limited", "Too many requests"),
     500: ("internal", "Internal error"),
     503: ("unavailable", "Service unavailable"),
 }

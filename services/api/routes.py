@@ -29,6 +29,7 @@ from services.api.idempotency_keys import KeyPolicy
 from services.api.leads import UnknownCreator, get_lead, new_lead_out
 from services.api.problems import ApiProblem, problem_responses
 from services.api.queries import LeadFilters, list_leads, overview
+from services.api.rate_limits import charge_request
 from services.api.schemas import (
     CreatorSettingsIn,
     CreatorSettingsOut,
@@ -90,11 +91,15 @@ bearer = HTTPBearer(
 
 
 async def current_user(
-    deps: Deps, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+    request: Request,
+    deps: Deps,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> Principal:
     if credentials is None:
         raise unauthorized("a bearer token is required")
-    return await deps.verifier.verify(credentials.credentials)
+    user = await deps.verifier.verify(credentials.credentials)
+    await charge_request(request, user)  # per-caller limits; 429 past them
+    return user
 
 
 CurrentUser = Annotated[Principal, Depends(current_user)]
@@ -117,7 +122,7 @@ IdempotencyKeyHeader = Annotated[
     ),
 ]
 
-AUTH_ERRORS = (401, 503)
+AUTH_ERRORS = (401, 429, 503)
 router = APIRouter(prefix="/api", responses=problem_responses(400, *AUTH_ERRORS, 413))
 
 

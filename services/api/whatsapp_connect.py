@@ -102,7 +102,7 @@ Creator = Annotated[UUID, Depends(acting_creator)]
 Cipher = Annotated[TokenCipher, Depends(cipher)]
 Graph = Annotated[WhatsAppClient, Depends(graph)]
 router = APIRouter(
-    prefix="/api/whatsapp", tags=["whatsapp"], responses=problem_responses(401, 403, 422, 503)
+    prefix="/api/whatsapp", tags=["whatsapp"], responses=problem_responses(401, 403, 422, 429, 503)
 )
 
 

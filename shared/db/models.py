@@ -371,6 +371,21 @@ class FormRateCount(Base):
     hits: Mapped[int] = mapped_column(Integer)
 
 
+class ApiRateCount(Base):
+    """JSON API requests per caller (token subject, and the creator it acts for) per fixed
+    window, shared by every API process (services/api/rate_limits.py). Short-lived rows:
+    an UNLOGGED table."""
+
+    __tablename__ = "api_rate_counts"
+    __table_args__ = {"prefixes": ["UNLOGGED"]}
+
+    subject: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # The creator's id, or "" when the request names none (an admin's cross-creator list).
+    creator: Mapped[str] = mapped_column(String(36), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    hits: Mapped[int] = mapped_column(Integer)
+
+
 class IdempotencyKey(Base):
     """An `Idempotency-Key` of an API caller: the request it was first used with and the
     response it got, so a retried request is answered the same and never acts twice.

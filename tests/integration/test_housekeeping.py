@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.api.housekeeping import PROCESSED_EVENT_RETENTION, Retention, api_sweeps
 from services.whatsapp_sender.housekeeping import whatsapp_sweeps
 from shared.db.models import (
+    ApiRateCount,
     FormRateCount,
     IdempotencyKey,
     OAuthStateUse,
@@ -86,6 +87,28 @@ async def test_a_sweep_deletes_only_what_expired(
     assert nonces == {fresh_nonce}
     assert len(windows) == 2  # this window and the previous one: the sliding estimate's
     assert (await sweep_all(sessions, SWEEPS, now))["idempotency_keys"] == 0
+
+
+async def test_api_rate_counts_go_once_their_window_has_ended(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    now, subject = datetime.now(UTC), f"hk-{uuid4().hex[:12]}"
+    current = now.replace(second=0, microsecond=0)
+    async with sessions.begin() as session:
+        for start in (current, current - timedelta(minutes=1), current - timedelta(minutes=2)):
+            session.add(ApiRateCount(subject=subject, creator="", window_start=start, hits=1))
+
+    assert (await sweep_all(sessions, SWEEPS, now))["api_rate_counts"] >= 1
+
+    async with sessions() as session:
+        left = set(
+            await session.scalars(
+                select(ApiRateCount.window_start).where(ApiRateCount.subject == subject)
+            )
+        )
+    # The window one minute back ended less than a minute ago at most, or exactly: only the
+    # one two minutes back is surely done with.
+    assert current in left and current - timedelta(minutes=2) not in left
 
 
 def _outbox(marker: str, created_at: datetime, published_at: datetime | None) -> OutboxRecord:
