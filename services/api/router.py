@@ -213,6 +213,7 @@ async def _record(
         transition(DmStatus.AWAITING_CONTACT, link=lead.dm_link)
         return
     request = _request_for(event, lead, account, decision.route, text)
+    lead.dm_reason = None  # why it waited (ig.me link, a failure) is over: it goes out now
     lead.dm_account_id = request.payload.account_id
     key = str(request.payload.account_id or lead.creator_id)
     add_to_outbox(session, dm_requested_topic(request.payload.provider), key, request)

@@ -144,6 +144,7 @@ async def test_ig_me_link_opens_the_window_and_the_dm_goes_out_then_read_then_re
     (message,) = await sandbox_messages(sandbox, creator)
     assert message["recipient_id"] == opened.json()["igsid"]
     assert sent["dm"]["provider_message_id"] == message["message_id"]
+    assert sent["dm"]["reason"] is None  # no longer "waiting for the lead"
 
     await sandbox.post(
         "/_sandbox/instagram/users/read",
