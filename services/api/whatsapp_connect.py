@@ -9,13 +9,14 @@ the token may use the number, so only its holder learns whether another creator 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
 
 from services.api import whatsapp_accounts as accounts
 from services.api.problems import ApiProblem, problem_responses
@@ -27,6 +28,7 @@ from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.providers.whatsapp import WhatsAppClient
 
 NumericId = Annotated[str, StringConstraints(pattern=r"^\d{1,32}$")]
+PRINTABLE_ASCII = r"^[\x21-\x7e]+$"
 Tier = Literal[250, 2_000, 10_000, 100_000]
 LeadField = Literal["name", "first_name", "message", "phone", "instagram_username", "creator_name"]
 assert set(LeadField.__args__) == set(LEAD_FIELDS)  # type: ignore[attr-defined]
@@ -38,11 +40,21 @@ class Strict(BaseModel):
 
 class NumberIn(Strict):
     phone_number_id: NumericId = Field(description="The Cloud API phone number id")
-    access_token: SecretStr = Field(min_length=1, max_length=1024)
+    # Sent on as an HTTP header to Meta: printable ASCII only, as the document says.
+    access_token: SecretStr = Field(
+        min_length=1, max_length=1024, json_schema_extra={"pattern": PRINTABLE_ASCII}
+    )
     display_phone_number: str | None = Field(default=None, max_length=32)
     waba_id: NumericId | None = None
     daily_limit: Tier = Field(default=250, description="Meta's messaging tier of the number")
     messages_per_second: int = Field(default=80, ge=1, le=1000)
+
+    @field_validator("access_token")
+    @classmethod
+    def _printable(cls, token: SecretStr) -> SecretStr:
+        if not re.match(PRINTABLE_ASCII, token.get_secret_value()):
+            raise ValueError("printable ASCII characters only")
+        return token
 
 
 class NumberPatch(Strict):
@@ -102,7 +114,10 @@ Creator = Annotated[UUID, Depends(acting_creator)]
 Cipher = Annotated[TokenCipher, Depends(cipher)]
 Graph = Annotated[WhatsAppClient, Depends(graph)]
 router = APIRouter(
-    prefix="/api/whatsapp", tags=["whatsapp"], responses=problem_responses(401, 403, 422, 503)
+    # 400 and 413: a body that is not JSON, or too large (services/api/limits.py).
+    prefix="/api/whatsapp",
+    tags=["whatsapp"],
+    responses=problem_responses(400, 401, 403, 413, 422, 503),
 )
 
 
