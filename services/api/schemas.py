@@ -60,7 +60,11 @@ def _rfc3339_text(value: object) -> object:
     return value
 
 
-MetaText = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_meta_text)]
+# PostgreSQL's text refuses NUL: the document says so, and the API answers 422, not 500.
+NO_NUL = r"^[^\x00]*$"
+MetaText = Annotated[
+    str, StringConstraints(max_length=1000, pattern=NO_NUL), AfterValidator(_meta_text)
+]
 Instant = Annotated[
     AwareDatetime,
     BeforeValidator(_rfc3339_text),
@@ -140,13 +144,18 @@ class LeadIn(StrictModel):
         default=None,
         description="A creator's own token implies it; admin and service callers must name it",
     )
-    name: Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(_stripped)]
+    name: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=200, pattern=NO_NUL),
+        AfterValidator(_stripped),
+    ]
     message: MetaText = Field(default="", description="What the lead wrote; <= 1,000 bytes")
     phone: Phone | None = Field(default=None, examples=["+44 20 7946 0958"])
     whatsapp_opt_in: StrictBool = False
     whatsapp_consent_source: str | None = Field(
         default=None,
         max_length=200,
+        pattern=NO_NUL,
         description=(
             "Where the WhatsApp opt-in came from (e.g. an import's 'checkout form 2026-11'); "
             "the caller's token vouches for it. Without it an opt-in is recorded as 'api'"

@@ -44,7 +44,7 @@ class NumberIn(Strict):
     access_token: SecretStr = Field(
         min_length=1, max_length=1024, json_schema_extra={"pattern": PRINTABLE_ASCII}
     )
-    display_phone_number: str | None = Field(default=None, max_length=32)
+    display_phone_number: str | None = Field(default=None, max_length=32, pattern=r"^[^\x00]*$")
     waba_id: NumericId | None = None
     daily_limit: Tier = Field(default=250, description="Meta's messaging tier of the number")
     messages_per_second: int = Field(default=80, ge=1, le=1000)

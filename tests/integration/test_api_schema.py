@@ -38,13 +38,13 @@ from tests.integration.served import free_port, served
 
 pytestmark = pytest.mark.integration
 
-MIN_CASES = 1000
+MIN_CASES = 1500
 # Every /api operation documents its answers. An event stream never ends by itself: its
 # contract is tests/integration/test_status_stream.py.
 API = "/api/"
 STREAMS = ("/api/dm/events",)
 # Bounded so the whole run stays a few minutes on a busy machine.
-EXAMPLES_PER_OPERATION = 12
+EXAMPLES_PER_OPERATION = 25
 STATEFUL_EXAMPLES = 40
 STATEFUL_STEPS = 6
 MODES = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
