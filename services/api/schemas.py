@@ -349,7 +349,7 @@ _BLANKS = r"\x00\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\
 NOT_BLANK = rf"^[^\x00]*[^{_BLANKS}][^\x00]*$"
 
 
-def _json_number(value: object) -> object:
+def json_number(value: object) -> object:
     # JSON Schema's integer is any number without a fraction (3.0 included), never a
     # boolean or a string of digits, which pydantic alone would take.
     if isinstance(value, bool | str):
@@ -359,7 +359,7 @@ def _json_number(value: object) -> object:
 
 # The bounds on the type, before the validator: after it (or on the field) they would reach
 # the document as pydantic's own `ge`/`le` rather than JSON Schema's minimum/maximum.
-Pace = Annotated[int, Field(ge=1, le=MAX_PACE_PER_H), BeforeValidator(_json_number)]
+Pace = Annotated[int, Field(ge=1, le=MAX_PACE_PER_H), BeforeValidator(json_number)]
 Keyword = Annotated[
     str, StringConstraints(min_length=1, max_length=MAX_KEYWORD_CHARS, pattern=NOT_BLANK)
 ]

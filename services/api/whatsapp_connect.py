@@ -16,11 +16,21 @@ from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+)
 
 from services.api import whatsapp_accounts as accounts
 from services.api.problems import ApiProblem, problem_responses
 from services.api.routes import CurrentUser, Deps
+from services.api.schemas import json_number
 from services.whatsapp_sender.templates import LEAD_FIELDS
 from shared.crypto import TokenCipher
 from shared.db.models import SocialAccount, WhatsAppNumber, WhatsAppTemplate
@@ -47,7 +57,7 @@ class NumberIn(Strict):
     display_phone_number: str | None = Field(default=None, max_length=32, pattern=r"^[^\x00]*$")
     waba_id: NumericId | None = None
     daily_limit: Tier = Field(default=250, description="Meta's messaging tier of the number")
-    messages_per_second: int = Field(default=80, ge=1, le=1000)
+    messages_per_second: Annotated[int, Field(ge=1, le=1000), BeforeValidator(json_number)] = 80
 
     @field_validator("access_token")
     @classmethod
@@ -77,7 +87,7 @@ class TemplateIn(Strict):
     parameters: list[LeadField] = Field(
         default_factory=list, max_length=20, description="Lead field per body parameter, in order"
     )
-    default: bool = Field(default=True, description="The template cold DMs use")
+    default: StrictBool = Field(default=True, description="The template cold DMs use")
 
 
 class TemplateOut(BaseModel):
