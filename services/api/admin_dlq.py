@@ -10,7 +10,7 @@ from typing import Annotated, Any
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
 from services.api.problems import problem_responses
 from services.api.routes import AUTH_ERRORS, AdminUser, Deps
@@ -118,6 +118,20 @@ async def dlq_inspect(
     return DeadLetterDetail(**_out(entry).model_dump(), headers=entry.headers, payload=payload)
 
 
+class DlqReplayIn(DlqQuery):
+    """The filter as a JSON body: numbers must be JSON numbers, as the schema says (pydantic
+    alone would take `false` or `"5"` for a number of seconds), and nothing else is taken."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    older_than_s: StrictFloat | None = Field(
+        default=None, ge=0, le=YEARS_10, description="failed at least this long ago"
+    )
+    newer_than_s: StrictFloat | None = Field(
+        default=None, ge=0, le=YEARS_10, description="failed within this"
+    )
+
+
 class ReplayOut(BaseModel):
     replayed: int
     matched: int
@@ -138,7 +152,7 @@ async def dlq_replay_one(
 
 
 @router.post("/dlq/replay", response_model=ReplayOut, summary="Replay every matching entry")
-async def dlq_replay_matching(body: DlqQuery, deps: Deps, admin: AdminOnly) -> ReplayOut:
+async def dlq_replay_matching(body: DlqReplayIn, deps: Deps, admin: AdminOnly) -> ReplayOut:
     replayed, matched = await replay_all(deps.sessions, body.to_filter(), admin.subject)
     deps.relay.wake.set()
     return ReplayOut(replayed=replayed, matched=matched)
@@ -146,7 +160,8 @@ async def dlq_replay_matching(body: DlqQuery, deps: Deps, admin: AdminOnly) -> R
 
 class PauseIn(BaseModel):
     account_id: UUID | None = Field(default=None, description="None pauses every account")
-    reason: str = Field(default="paused by an admin", max_length=500)
+    # No NUL: PostgreSQL's text refuses it (a 500 otherwise).
+    reason: str = Field(default="paused by an admin", max_length=500, pattern=r"^[^\x00]*$")
 
 
 class ResumeIn(BaseModel):

@@ -97,7 +97,8 @@ def _lead_in(event: InstagramCommentReceived) -> LeadIn:
         creator_id=event.creator_id,
         name=username or "Instagram user",
         # What they wrote is the lead's message ({message} in the creator's template).
-        message=p.text.encode()[:META_TEXT_MAX_BYTES].decode(errors="ignore"),
+        # Without NUL, which a lead's text may not hold (PostgreSQL refuses it).
+        message=p.text.replace("\x00", "").encode()[:META_TEXT_MAX_BYTES].decode(errors="ignore"),
         instagram=InstagramIn(
             username=username,
             igsid=p.igsid,

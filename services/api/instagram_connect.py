@@ -31,7 +31,7 @@ from services.api.instagram_connection import (
     disconnect,
 )
 from services.api.oauth_state import InvalidState, issue_state, redeem, verify_state
-from services.api.problems import ApiProblem
+from services.api.problems import ApiProblem, problem_responses
 from services.api.routes import CurrentUser
 from services.api.web.pages_deps import PageError
 from shared.crypto import TokenCipher
@@ -108,7 +108,11 @@ def connecting_creator(user: CurrentUser) -> UUID:
 
 Deps = Annotated[InstagramConnectDeps, Depends(get_deps)]
 CreatorId = Annotated[UUID, Depends(connecting_creator)]
-router = APIRouter(prefix="/api/instagram", tags=["instagram"])
+router = APIRouter(
+    prefix="/api/instagram",
+    tags=["instagram"],
+    responses=problem_responses(400, 401, 403, 413, 422, 503),
+)
 
 
 def business_login_url(deps: InstagramConnectDeps, creator_id: UUID, browser: str) -> str:
@@ -140,7 +144,13 @@ def start_business_login(
     return response
 
 
-@router.get("/connect", status_code=302, summary="Start Business Login for Instagram")
+@router.get(
+    "/connect",
+    status_code=302,
+    response_class=RedirectResponse,  # no JSON body to document
+    summary="Start Business Login for Instagram",
+    responses={302: {"description": "To Instagram's login, with a signed `state`"}},
+)
 async def start_connect(creator_id: CreatorId, deps: Deps) -> RedirectResponse:
     return start_business_login(deps, creator_id, 302)
 
@@ -161,7 +171,12 @@ FOREIGN_BROWSER = (
 )
 
 
-@router.get("/callback", summary="Business Login redirects here with a code or an error")
+@router.get(
+    "/callback",
+    summary="Business Login redirects here with a code or an error",
+    responses=problem_responses(409, 502)
+    | {303: {"description": "A browser goes back to the Instagram page with the outcome"}},
+)
 async def callback(
     request: Request,
     deps: Deps,
@@ -226,7 +241,11 @@ async def _complete_login(
     }
 
 
-@router.delete("/connection", summary="Disconnect Instagram; waiting DMs end `skipped`")
+@router.delete(
+    "/connection",
+    summary="Disconnect Instagram; waiting DMs end `skipped`",
+    responses=problem_responses(404),
+)
 async def delete_connection(creator_id: CreatorId, deps: Deps) -> dict[str, Any]:
     event = await disconnect(deps.connection, creator_id, str(uuid4()), utcnow())
     if event is None:

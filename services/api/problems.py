@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from shared.logs import get_logger
 from shared.outages import is_outage
@@ -39,6 +40,7 @@ DEFAULT_KINDS: dict[int, tuple[str, str]] = {
     500: ("internal", "Internal error"),
     503: ("unavailable", "Service unavailable"),
 }
+CANDIDATE_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
 # How long a client waits before retrying a request that met a dependency outage: a
 # restart or failover of PostgreSQL or Kafka takes seconds.
 OUTAGE_RETRY_AFTER_S = 2
@@ -115,6 +117,21 @@ def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     }
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route answers on this path (RFC 9110: a 405 lists them in `Allow`).
+    Starlette's own 405 names only the first route that matched the path, so /api/leads's
+    would have said `POST` alone. Asked through each route's public `matches`."""
+    allowed = [
+        method
+        for method in CANDIDATE_METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+    return ", ".join(allowed)
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiProblem)
     async def api_problem(_: Request, exc: ApiProblem) -> JSONResponse:
@@ -131,9 +148,12 @@ def install_problem_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         kind, title = DEFAULT_KINDS.get(exc.status_code, ("http-error", "Error"))
-        return problem(exc.status_code, kind, title, str(exc.detail), exc.headers)
+        headers = exc.headers
+        if exc.status_code == 405:
+            headers = {**(headers or {}), "Allow": allowed_methods(request)}
+        return problem(exc.status_code, kind, title, str(exc.detail), headers)
 
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:

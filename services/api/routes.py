@@ -123,6 +123,29 @@ IdempotencyKeyHeader = Annotated[
 ]
 
 AUTH_ERRORS = (401, 429, 503)
+
+
+def _ref(path: str, method: str) -> str:
+    return "#/paths/" + path.replace("~", "~0").replace("/", "~1") + "/" + method
+
+
+def _lead_links(lead_id: str) -> dict[str, Any]:
+    """OpenAPI links from an answer naming a lead to what a client does next with it (the
+    schema's stateful tests follow them: tests/integration/test_api_schema.py)."""
+    params = {"parameters": {"lead_id": lead_id}}
+    return {
+        "GetLead": {"operationRef": _ref("/api/leads/{lead_id}", "get")} | params,
+        "GetDmStatus": {"operationRef": _ref("/api/dm/status/{lead_id}", "get")} | params,
+        "RetryDm": {"operationRef": _ref("/api/dm/retry/{lead_id}", "post")} | params,
+    }
+
+
+# Which problem types a 422 carries besides `validation` (fields against the schema): the
+# rules no JSON Schema can state, as they depend on the caller or on stored data.
+CREATOR_REQUIRED = (
+    "`creator-required`: an admin or service token must name `creator_id` (a creator's own "
+    "token implies it)"
+)
 router = APIRouter(prefix="/api", responses=problem_responses(400, *AUTH_ERRORS, 413))
 
 
@@ -132,7 +155,9 @@ router = APIRouter(prefix="/api", responses=problem_responses(400, *AUTH_ERRORS,
     response_model=LeadOut,
     tags=["leads"],
     summary="Accept a lead; its DM is routed and sent asynchronously",
-    responses=problem_responses(403, 404, 422),
+    description="422 problem types: `validation`; " + CREATOR_REQUIRED + ".",
+    responses=problem_responses(403, 404, 422)
+    | {201: {"description": "The lead", "links": _lead_links("$response.body#/id")}},
 )
 async def post_lead(
     body: LeadIn, user: CurrentUser, deps: Deps, corr: CorrelationId, response: Response
@@ -149,6 +174,8 @@ async def post_lead(
     response_model=LeadPage,
     tags=["leads"],
     summary="Leads, newest first, with filters and cursor pagination",
+    description="422 problem types: `validation`; `invalid-cursor`: a `cursor` this API did "
+    "not return.",
     responses=problem_responses(422),
 )
 async def get_leads(
@@ -159,7 +186,7 @@ async def get_leads(
     created_from: Annotated[Instant | None, Query(description="Inclusive")] = None,
     created_to: Annotated[Instant | None, Query(description="Exclusive")] = None,
     creator_id: Annotated[UUID | None, Query(description="Admins and services only")] = None,
-    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    cursor: Annotated[str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]+={0,2}$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> LeadPage:
     filters = LeadFilters(tuple(dm_status or ()), provider, created_from, created_to, creator_id)
@@ -196,9 +223,12 @@ async def read_lead(
         "Routed by the routing rules unless `provider` is named. Send an `Idempotency-Key` "
         "header: the same key with the same body answers the first response again (with "
         "`Idempotent-Replayed: true`); with another body it is 422; while the first request "
-        "is still running it is 409 with `Retry-After`."
+        "is still running it is 409 with `Retry-After`. 422 problem types: `validation`; "
+        + CREATOR_REQUIRED
+        + "; `idempotency-key-reused`: the key came with another body."
     ),
-    responses=problem_responses(403, 404, 409, 422),
+    responses=problem_responses(403, 404, 409, 422)
+    | {202: {"description": "The DM's status", "links": _lead_links("$response.body#/lead_id")}},
 )
 async def send_dm(
     body: DmSendIn,
@@ -269,7 +299,11 @@ async def get_overview(_: AdminUser, deps: Deps) -> OverviewOut:
 
 
 CreatorParam = Annotated[
-    UUID | None, Query(description="Admins and services only: which creator's")
+    UUID | None,
+    Query(
+        description="Admins and services only, and required for them (else a 422 "
+        "`creator-required`): which creator's"
+    ),
 ]
 LastEventId = Annotated[
     str | None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
@@ -10,10 +11,13 @@ from pydantic import (
     AfterValidator,
     AwareDatetime,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
+    StrictBool,
     StringConstraints,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -42,22 +46,80 @@ def _meta_text(value: str) -> str:
     return value
 
 
-def _sane_year(value: datetime) -> datetime:
-    # Far-off years overflow when converted to UTC; no lead is from before 2000 anyway.
-    if not 2000 <= value.year <= 9000:
-        raise ValueError("a date between the years 2000 and 9000")
+# Far-off years overflow when converted to UTC; no lead is from before 2000 anyway. The
+# document says so with a pattern (JSON Schema has no date range), and only RFC 3339 text
+# is taken: pydantic alone would also take a number of seconds, which the schema refuses.
+INSTANT_PATTERN = r"^[2-8][0-9]{3}-"
+
+
+def _rfc3339_text(value: object) -> object:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str) or not re.match(INSTANT_PATTERN, value):
+        raise ValueError("an RFC 3339 date-time between the years 2000 and 8999")
     return value
 
 
-MetaText = Annotated[str, StringConstraints(max_length=1000), AfterValidator(_meta_text)]
-Instant = Annotated[AwareDatetime, AfterValidator(_sane_year)]
+# PostgreSQL's text refuses NUL: the document says so, and the API answers 422, not 500.
+NO_NUL = r"^[^\x00]*$"
+MetaText = Annotated[
+    str, StringConstraints(max_length=1000, pattern=NO_NUL), AfterValidator(_meta_text)
+]
+Instant = Annotated[
+    AwareDatetime,
+    BeforeValidator(_rfc3339_text),
+    WithJsonSchema({"type": "string", "format": "date-time", "pattern": INSTANT_PATTERN}),
+]
+
+
+def _stripped(value: str) -> str:
+    # Surrounding blanks go, but a name made of blanks only is kept as sent: refusing it
+    # would be a rule the schema (`minLength`) does not state.
+    return value.strip() or value
 
 
 class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+# The rules of the model validators below, in the document: a value that is present and
+# not null needs its partner (pydantic's `None` is JSON's null or absent).
+def _needs(name: str, partner: str) -> dict[str, Any]:
+    return {
+        "anyOf": [
+            {"properties": {name: {"type": "null"}}},
+            {"required": [partner], "properties": {partner: {"type": "string"}}},
+        ]
+    }
+
+
+def _present(name: str) -> dict[str, Any]:
+    return {"required": [name], "properties": {name: {"type": "string"}}}
+
+
+INSTAGRAM_RULES: dict[str, Any] = {
+    "allOf": [_needs("comment_id", "commented_at"), _needs("last_inbound_at", "igsid")]
+}
+# A lead must be reachable: a phone number, or an Instagram handle or id.
+REACHABLE: dict[str, Any] = {
+    "anyOf": [
+        _present("phone"),
+        {
+            "required": ["instagram"],
+            "properties": {
+                "instagram": {
+                    "type": "object",
+                    "anyOf": [_present("username"), _present("igsid"), _present("comment_id")],
+                }
+            },
+        },
+    ]
+}
+
+
 class InstagramIn(StrictModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=INSTAGRAM_RULES)
+
     username: Username | None = Field(default=None, examples=["jane.doe"])
     igsid: NumericId | None = Field(
         default=None, description="Instagram-scoped id on the creator's account, if known"
@@ -82,13 +144,18 @@ class LeadIn(StrictModel):
         default=None,
         description="A creator's own token implies it; admin and service callers must name it",
     )
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+    name: Annotated[
+        str,
+        StringConstraints(min_length=1, max_length=200, pattern=NO_NUL),
+        AfterValidator(_stripped),
+    ]
     message: MetaText = Field(default="", description="What the lead wrote; <= 1,000 bytes")
     phone: Phone | None = Field(default=None, examples=["+44 20 7946 0958"])
-    whatsapp_opt_in: bool = False
+    whatsapp_opt_in: StrictBool = False
     whatsapp_consent_source: str | None = Field(
         default=None,
         max_length=200,
+        pattern=NO_NUL,
         description=(
             "Where the WhatsApp opt-in came from (e.g. an import's 'checkout form 2026-11'); "
             "the caller's token vouches for it. Without it an opt-in is recorded as 'api'"
@@ -105,7 +172,8 @@ class LeadIn(StrictModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
+        json_schema_extra=REACHABLE
+        | {
             "examples": [
                 {
                     "creator_id": "7f1f8c3e-1c2b-4d5e-9f00-000000000001",
@@ -167,7 +235,8 @@ class DmSendIn(LeadIn):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={
+        json_schema_extra=REACHABLE
+        | {
             "examples": [
                 {
                     "name": "Jane",
@@ -273,8 +342,26 @@ class OverviewOut(BaseModel):
 
 
 MAX_PACE_PER_H = 3600
+# Not blank (holds a character that Python's str.strip() keeps) and without NUL, which
+# PostgreSQL's text refuses. Spelled out, since `\s` differs between Python, pydantic's Rust
+# engine and a client's JavaScript.
+_BLANKS = r"\x00\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+NOT_BLANK = rf"^[^\x00]*[^{_BLANKS}][^\x00]*$"
+
+
+def json_number(value: object) -> object:
+    # JSON Schema's integer is any number without a fraction (3.0 included), never a
+    # boolean or a string of digits, which pydantic alone would take.
+    if isinstance(value, bool | str):
+        raise ValueError("a JSON number")
+    return value
+
+
+# The bounds on the type, before the validator: after it (or on the field) they would reach
+# the document as pydantic's own `ge`/`le` rather than JSON Schema's minimum/maximum.
+Pace = Annotated[int, Field(ge=1, le=MAX_PACE_PER_H), BeforeValidator(json_number)]
 Keyword = Annotated[
-    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_KEYWORD_CHARS)
+    str, StringConstraints(min_length=1, max_length=MAX_KEYWORD_CHARS, pattern=NOT_BLANK)
 ]
 
 
@@ -287,14 +374,26 @@ def _known_placeholders(value: str) -> str:
 
 Template = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, min_length=1, max_length=1000),
+    StringConstraints(min_length=1, max_length=1000, pattern=NOT_BLANK),
+    AfterValidator(str.strip),
     AfterValidator(_meta_text),
     AfterValidator(_known_placeholders),
 ]
 
 
+# `keywords` needs a keyword: said in the document as well as checked below.
+KEYWORDS_NEED_ONE: dict[str, Any] = {
+    "anyOf": [
+        {"properties": {"comment_trigger": {"enum": [CommentTrigger.OFF, CommentTrigger.ANY]}}},
+        {"required": ["comment_keywords"], "properties": {"comment_keywords": {"minItems": 1}}},
+    ]
+}
+
+
 class CreatorSettingsIn(StrictModel):
     """A creator's AutoDM settings, as the settings page edits them (PUT replaces all)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra=KEYWORDS_NEED_ONE)
 
     dm_template: Template = Field(
         description="The DM's text; `{name}` and `{message}` are the lead's (any other "
@@ -303,14 +402,14 @@ class CreatorSettingsIn(StrictModel):
         examples=["Hi {name}, here is the guide!"],
     )
     route_order: RouteOrder = RouteOrder.INSTAGRAM_FIRST
-    dm_pace_per_h: int | None = Field(
+    dm_pace_per_h: Pace | None = Field(
         default=None,
-        ge=1,
-        le=MAX_PACE_PER_H,
         description="At most this many DMs per hour from each account, evenly spaced; "
         "null: as fast as the operator's limits allow",
     )
-    paused: bool = Field(default=False, description="The creator's pause switch (all accounts)")
+    paused: StrictBool = Field(
+        default=False, description="The creator's pause switch (all accounts)"
+    )
     comment_trigger: CommentTrigger = Field(
         default=CommentTrigger.OFF, description="Comment to DM: which comments become leads"
     )

@@ -9,17 +9,28 @@ the token may use the number, so only its holder learns whether another creator 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable
 from datetime import datetime
 from typing import Annotated, Literal, TypeVar
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, status
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, StringConstraints
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StrictBool,
+    StringConstraints,
+    field_validator,
+)
 
 from services.api import whatsapp_accounts as accounts
 from services.api.problems import ApiProblem, problem_responses
 from services.api.routes import CurrentUser, Deps
+from services.api.schemas import json_number
 from services.whatsapp_sender.templates import LEAD_FIELDS
 from shared.crypto import TokenCipher
 from shared.db.models import SocialAccount, WhatsAppNumber, WhatsAppTemplate
@@ -27,6 +38,7 @@ from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.providers.whatsapp import WhatsAppClient
 
 NumericId = Annotated[str, StringConstraints(pattern=r"^\d{1,32}$")]
+PRINTABLE_ASCII = r"^[\x21-\x7e]+$"
 Tier = Literal[250, 2_000, 10_000, 100_000]
 LeadField = Literal["name", "first_name", "message", "phone", "instagram_username", "creator_name"]
 assert set(LeadField.__args__) == set(LEAD_FIELDS)  # type: ignore[attr-defined]
@@ -38,11 +50,21 @@ class Strict(BaseModel):
 
 class NumberIn(Strict):
     phone_number_id: NumericId = Field(description="The Cloud API phone number id")
-    access_token: SecretStr = Field(min_length=1, max_length=1024)
-    display_phone_number: str | None = Field(default=None, max_length=32)
+    # Sent on as an HTTP header to Meta: printable ASCII only, as the document says.
+    access_token: SecretStr = Field(
+        min_length=1, max_length=1024, json_schema_extra={"pattern": PRINTABLE_ASCII}
+    )
+    display_phone_number: str | None = Field(default=None, max_length=32, pattern=r"^[^\x00]*$")
     waba_id: NumericId | None = None
     daily_limit: Tier = Field(default=250, description="Meta's messaging tier of the number")
-    messages_per_second: int = Field(default=80, ge=1, le=1000)
+    messages_per_second: Annotated[int, Field(ge=1, le=1000), BeforeValidator(json_number)] = 80
+
+    @field_validator("access_token")
+    @classmethod
+    def _printable(cls, token: SecretStr) -> SecretStr:
+        if not re.match(PRINTABLE_ASCII, token.get_secret_value()):
+            raise ValueError("printable ASCII characters only")
+        return token
 
 
 class NumberPatch(Strict):
@@ -65,7 +87,7 @@ class TemplateIn(Strict):
     parameters: list[LeadField] = Field(
         default_factory=list, max_length=20, description="Lead field per body parameter, in order"
     )
-    default: bool = Field(default=True, description="The template cold DMs use")
+    default: StrictBool = Field(default=True, description="The template cold DMs use")
 
 
 class TemplateOut(BaseModel):
@@ -102,7 +124,10 @@ Creator = Annotated[UUID, Depends(acting_creator)]
 Cipher = Annotated[TokenCipher, Depends(cipher)]
 Graph = Annotated[WhatsAppClient, Depends(graph)]
 router = APIRouter(
-    prefix="/api/whatsapp", tags=["whatsapp"], responses=problem_responses(401, 403, 422, 429, 503)
+    # 400 and 413: a body that is not JSON, or too large (services/api/limits.py).
+    prefix="/api/whatsapp",
+    tags=["whatsapp"],
+    responses=problem_responses(400, 401, 403, 413, 422, 429, 503),
 )
 
 
