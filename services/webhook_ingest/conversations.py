@@ -61,16 +61,20 @@ LOCK_KEY = 0x1C0_2EC0
 
 @dataclass(frozen=True)
 class Sent:
+    """The conversation holds the DM: Meta's id for it."""
+
     mid: str
 
 
 @dataclass(frozen=True)
 class NotSent:
-    pass
+    """The conversation provably lacks the DM (newer messages cover the send's time)."""
 
 
 @dataclass(frozen=True)
 class CannotTell:
+    """Meta's answer settles nothing (no conversation yet, an error): ask again later."""
+
     why: str
 
 
