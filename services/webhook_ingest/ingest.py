@@ -122,28 +122,48 @@ async def known_accounts(
     return {ext: AccountRef(id=id_, creator_id=creator) for ext, id_, creator in rows}
 
 
-def received_events(items: list[WebhookItem], correlation_id: str) -> list[WebhookReceived]:
-    """What the POST publishes: each item as it came, no database involved. An entry id
-    that is no Instagram id cannot name an account of ours: dropped here."""
-    usable = [i for i in items if i.ig_account_id.isdigit() and len(i.ig_account_id) <= 32]
+# (the account id Meta names, the resolved event's id, the payload's other fields)
+Received = tuple[str, UUID, dict[str, Any]]
+
+
+def received_events(
+    provider: Literal["instagram", "whatsapp"], items: Sequence[Received], correlation_id: str
+) -> list[WebhookReceived]:
+    """What a webhook POST publishes: each item as it came, no database involved. An item
+    whose account id is no Graph id cannot name an account of ours: dropped here."""
+    usable = [i for i in items if i[0].isdigit() and len(i[0]) <= 32]
     if len(usable) < len(items):
-        log.warning("webhook items without an account id dropped", dropped=len(items) - len(usable))
+        log.warning(
+            "webhook items without an account id dropped",
+            provider=provider,
+            dropped=len(items) - len(usable),
+        )
     return [
         WebhookReceived(
-            id=uuid5(NAMESPACE_URL, f"received:{item.event_id}"),
+            id=uuid5(NAMESPACE_URL, f"received:{event_id}"),
             correlation_id=correlation_id,
             payload=WebhookReceivedPayload(
-                provider="instagram",
-                external_account_id=item.ig_account_id,
-                item_event_id=item.event_id,
-                kind=item.kind,
-                field=item.field,
-                item=item.item,
-                entry_time=item.entry_time,
+                provider=provider,
+                external_account_id=account_id,
+                item_event_id=event_id,
+                **fields,
             ),
         )
-        for item in usable
+        for account_id, event_id, fields in usable
     ]
+
+
+def instagram_received(items: list[WebhookItem], correlation_id: str) -> list[WebhookReceived]:
+    """An Instagram POST's items as `webhook.received` events."""
+    received: list[Received] = [
+        (
+            i.ig_account_id,
+            i.event_id,
+            {"kind": i.kind, "field": i.field, "item": i.item, "entry_time": i.entry_time},
+        )
+        for i in items
+    ]
+    return received_events("instagram", received, correlation_id)
 
 
 async def resolve(

@@ -22,7 +22,7 @@ from services.webhook_ingest.callbacks import (
     deletion_status,
     fresh_callback,
 )
-from services.webhook_ingest.ingest import received_events, split_instagram
+from services.webhook_ingest.ingest import instagram_received, split_instagram
 from services.webhook_ingest.signatures import (
     InvalidSignedRequest,
     answer_verification,
@@ -73,7 +73,7 @@ async def verify_subscription(
 @router.post("", summary="Signed Instagram event notifications")
 async def receive(request: Request, deps: Deps) -> dict[str, int]:
     payload, correlation_id = await signed_json(request, deps.app_secrets, "instagram")
-    events = received_events(split_instagram(payload), correlation_id)
+    events = instagram_received(split_instagram(payload), correlation_id)
     return {"published": await accept(deps.acceptance, "instagram", events)}
 
 

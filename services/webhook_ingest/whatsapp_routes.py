@@ -20,11 +20,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.webhook_ingest.accept import Acceptance, accept
+from services.webhook_ingest.ingest import Received, received_events
 from services.webhook_ingest.signatures import answer_verification, signed_json
 from shared.db.models import SocialAccount
 from shared.events import (
     WebhookReceived,
-    WebhookReceivedPayload,
     WhatsAppWebhookPayload,
     WhatsAppWebhookReceived,
 )
@@ -88,7 +88,7 @@ async def verify_subscription(
 @router.post("", summary="Signed WhatsApp event notifications")
 async def receive(request: Request, deps: Deps) -> dict[str, int]:
     payload, correlation_id = await signed_json(request, deps.app_secrets, "whatsapp")
-    events = received_events(split_whatsapp(payload), correlation_id)
+    events = whatsapp_received(split_whatsapp(payload), correlation_id)
     return {"published": await accept(deps.acceptance, "whatsapp", events)}
 
 
@@ -117,26 +117,21 @@ def _change_items(value: dict[str, Any]) -> list[WhatsAppItem]:
     return [i for i in items if i.item.get("id")]
 
 
-def received_events(items: list[WhatsAppItem], correlation: str) -> list[WebhookReceived]:
-    """What the POST publishes: each item as it came, no database involved."""
-    usable = [i for i in items if i.phone_number_id.isdigit() and len(i.phone_number_id) <= 32]
-    if len(usable) < len(items):
-        log.warning("whatsapp items without a number dropped", dropped=len(items) - len(usable))
-    return [
-        WebhookReceived(
-            id=uuid5(NAMESPACE_URL, f"received:{item.event_id}"),
-            correlation_id=correlation,
-            payload=WebhookReceivedPayload(
-                provider="whatsapp",
-                external_account_id=item.phone_number_id,
-                item_event_id=item.event_id,
-                kind=item.kind,
-                item=item.item,
-                profile_name=(item.profile_name or None) and str(item.profile_name)[:200],
-            ),
+def whatsapp_received(items: list[WhatsAppItem], correlation: str) -> list[WebhookReceived]:
+    """A WhatsApp POST's items as `webhook.received` events."""
+    received: list[Received] = [
+        (
+            i.phone_number_id,
+            i.event_id,
+            {
+                "kind": i.kind,
+                "item": i.item,
+                "profile_name": (i.profile_name or None) and str(i.profile_name)[:200],
+            },
         )
-        for item in usable
+        for i in items
     ]
+    return received_events("whatsapp", received, correlation)
 
 
 async def resolve(

@@ -41,7 +41,7 @@ class _Page(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
     def log_message(self, *args: object) -> None:
-        pass
+        """Quiet: http.server would log every request to stderr."""
 
 
 @pytest.fixture(scope="module")

@@ -5,8 +5,6 @@ every creator's; without a session there is no stream."""
 
 from __future__ import annotations
 
-import asyncio
-import json
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID, uuid4
@@ -24,6 +22,7 @@ from shared.db.models import Creator
 from shared.settings import Settings
 from tests.integration.issuer import Issuer
 from tests.integration.served import free_port, served
+from tests.sse import sse_events
 
 pytestmark = pytest.mark.integration
 
@@ -46,22 +45,10 @@ async def _cookie(app: FastAPI, sessions: async_sessionmaker[AsyncSession], user
 
 
 async def _page_events(url: str, cookies: Any, since: str, idle_s: float) -> list[dict[str, Any]]:
-    """The events of /app/events?since=... until none came for `idle_s`."""
-    events: list[dict[str, Any]] = []
-    client = httpx.AsyncClient(base_url=url, cookies=cookies, timeout=30)
-    async with client, client.stream("GET", "/app/events", params={"since": since}) as answer:
-        assert answer.status_code == 200
-        assert answer.headers["content-type"].startswith("text/event-stream")
-        loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(idle_s) as idle:
-                async for line in answer.aiter_lines():
-                    if line.startswith("data: "):
-                        events.append(json.loads(line[6:]))
-                        idle.reschedule(loop.time() + idle_s)
-        except TimeoutError:
-            pass
-    return events
+    """The events' data of /app/events?since=... until none came for `idle_s`."""
+    async with httpx.AsyncClient(base_url=url, cookies=cookies, timeout=30) as client:
+        events = await sse_events(client, "/app/events", idle_s=idle_s, params={"since": since})
+    return [e["data"] for e in events]
 
 
 async def _post_lead(url: str, headers: dict[str, str], name: str) -> str:

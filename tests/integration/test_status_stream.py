@@ -5,7 +5,6 @@ creator's changes never appear."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Iterator
 from typing import Any
 from uuid import UUID
@@ -21,6 +20,7 @@ from shared.db.models import Creator, DmLogEntry, Lead
 from shared.settings import Settings
 from tests.integration.issuer import Issuer
 from tests.integration.served import free_port, served
+from tests.sse import sse_events
 
 pytestmark = pytest.mark.integration
 
@@ -36,29 +36,8 @@ async def _events(
     url: str, headers: dict[str, str], *, idle_s: float, until: int | None = None
 ) -> list[dict[str, Any]]:
     """Events read until `until` of them came, or no event came for `idle_s`."""
-    events: list[dict[str, Any]] = []
-    current: dict[str, Any] = {}
-    client = httpx.AsyncClient(base_url=url, headers=headers, timeout=30)
-    async with client, client.stream("GET", "/api/dm/events") as answer:
-        assert answer.status_code == 200
-        assert answer.headers["content-type"].startswith("text/event-stream")
-        loop = asyncio.get_running_loop()
-        try:  # one task reads the stream: a read moved to another task breaks httpx
-            async with asyncio.timeout(idle_s) as idle:
-                async for line in answer.aiter_lines():
-                    if line.startswith("id: "):
-                        current["id"] = line[4:]
-                    elif line.startswith("data: "):
-                        current["data"] = json.loads(line[6:])
-                    elif line == "" and "data" in current:
-                        events.append(current)
-                        current = {}
-                        idle.reschedule(loop.time() + idle_s)  # keep-alives don't count
-                        if until is not None and len(events) >= until:
-                            break
-        except TimeoutError:
-            pass  # nothing came for idle_s
-    return events
+    async with httpx.AsyncClient(base_url=url, headers=headers, timeout=30) as client:
+        return await sse_events(client, "/api/dm/events", idle_s=idle_s, until=until)
 
 
 async def _post_lead(url: str, headers: dict[str, str], name: str) -> str:
