@@ -56,7 +56,7 @@ lint: venv
 	.venv/bin/ruff format --check .
 
 typecheck: venv
-	.venv/bin/mypy shared services sandbox scripts local_issuer
+	.venv/bin/mypy shared services cli sandbox scripts local_issuer
 
 contracts: venv
 	$(PY) scripts/export_contracts.py

@@ -34,12 +34,19 @@ from demo import service_token, settings_from  # noqa: E402  (deploy/local)
 from stack import Stack, StackPorts, running_stack  # noqa: E402
 
 from bench.scale import ScalePlan, run_scale  # noqa: E402  (imports deploy/local too)
-from shared.events import utcnow  # noqa: E402
+from shared.contracts.events import utcnow  # noqa: E402
 
 STATE = Path(os.environ.get("AUTODM_STATE_DIR", ROOT / ".local" / "bench"))
-SERVICES = ("api", "instagram_sender", "whatsapp_sender", "webhook_ingest", "token_refresher")
+SERVICES = (
+    "api",
+    "api_workers",
+    "instagram_sender",
+    "whatsapp_sender",
+    "webhook_ingest",
+    "token_refresher",
+)
 # What --profile samples: the services that cost the most per DM (docs/BENCHMARKS.md).
-PROFILED = ("api", "instagram_sender", "webhook_ingest")
+PROFILED = ("api", "api_workers", "instagram_sender", "webhook_ingest")
 DATABASE = "autodm_bench"
 
 
@@ -53,6 +60,7 @@ def bench_ports() -> StackPorts:
         instagram_sender=9402,
         whatsapp_sender=9403,
         token_refresher=9404,
+        api_workers=9405,
         local_issuer=19490,
     )
 

@@ -27,8 +27,8 @@ from stack import Stack  # deploy/local
 
 from bench.load import offer
 from bench.stats import percentiles
-from shared.crypto import TokenCipher
-from shared.events import utcnow
+from shared.contracts.events import utcnow
+from shared.platform.crypto import TokenCipher
 
 
 @dataclass(frozen=True)

@@ -116,8 +116,8 @@ def _properties(old: Schema, new: Schema, old_root: Schema, new_root: Schema, at
 
 
 def public_contracts() -> list[str]:
-    """`<type>.v<version>` of every public event (shared.events.PUBLIC_EVENTS)."""
-    from shared.events import PUBLIC_EVENTS
+    """`<type>.v<version>` of every public event (shared.contracts.events.PUBLIC_EVENTS)."""
+    from shared.contracts.events import PUBLIC_EVENTS
 
     return [
         f"{m.model_fields['type'].default}.v{m.model_fields['version'].default}"

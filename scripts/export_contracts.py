@@ -11,8 +11,8 @@ from typing import Any
 
 from faststream.specification import AsyncAPI
 
-from shared.events import json_schemas
-from shared.settings import Settings
+from shared.contracts.events import json_schemas
+from shared.platform.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = ROOT / "schemas" / "events"
@@ -20,7 +20,7 @@ ASYNCAPI_DIR = ROOT / "docs" / "asyncapi"
 
 
 def service_brokers() -> dict[str, Any]:
-    from services.api.app import create_app as api
+    from services.api.workers.app import create_app as api  # the API's Kafka side
     from services.instagram_sender.app import create_app as instagram_sender
     from services.token_refresher.app import create_app as token_refresher
     from services.webhook_ingest.app import create_app as webhook_ingest

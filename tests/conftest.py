@@ -30,7 +30,7 @@ def suite_ports(sandbox: int, services: int, issuer: int, offset_env: str) -> An
     bases of the suite's own, all moved by the environment variable `offset_env`."""
     from stack import StackPorts  # deploy/local
 
-    from shared.settings import get_settings
+    from shared.platform.settings import get_settings
 
     settings = get_settings()
     offset = int(os.environ.get(offset_env, "0"))
@@ -44,5 +44,6 @@ def suite_ports(sandbox: int, services: int, issuer: int, offset_env: str) -> An
         instagram_sender=base + 2,
         whatsapp_sender=base + 3,
         token_refresher=base + 4,
+        api_workers=base + 5,
         local_issuer=issuer + offset,
     )

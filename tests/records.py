@@ -6,7 +6,7 @@ from typing import Any
 
 from aiokafka import ConsumerRecord
 
-from shared.topics import DM_STATUS
+from shared.contracts.topics import DM_STATUS
 
 
 def consumer_record(

@@ -12,11 +12,11 @@ from uuid import UUID, uuid4
 import httpx
 from sqlalchemy.dialects.postgresql import insert
 
-from shared.crypto import TokenCipher
+from shared.contracts.events import utcnow
 from shared.db.models import Creator, SocialAccount
 from shared.db.session import make_engine, make_sessionmaker
-from shared.events import utcnow
-from shared.settings import Settings
+from shared.platform.crypto import TokenCipher
+from shared.platform.settings import Settings
 
 TERMINAL = {
     "sent",

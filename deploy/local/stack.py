@@ -39,6 +39,7 @@ class StackPorts:
     instagram_sender: int = 8002
     whatsapp_sender: int = 8003
     token_refresher: int = 8004
+    api_workers: int = 8005
     local_issuer: int = 18090
 
     @classmethod
@@ -56,6 +57,7 @@ class StackPorts:
             whatsapp_sender=int(
                 os.environ.get("AUTODM_WHATSAPP_SENDER_PORT", base.whatsapp_sender)
             ),
+            api_workers=int(os.environ.get("AUTODM_API_WORKERS_PORT", base.api_workers)),
             token_refresher=int(
                 os.environ.get("AUTODM_TOKEN_REFRESHER_PORT", base.token_refresher)
             ),
@@ -81,6 +83,7 @@ def stack_env(ports: StackPorts, database: str = "autodm") -> dict[str, str]:
         "AUTODM_INSTAGRAM_SENDER_PORT": str(ports.instagram_sender),
         "AUTODM_WHATSAPP_SENDER_PORT": str(ports.whatsapp_sender),
         "AUTODM_TOKEN_REFRESHER_PORT": str(ports.token_refresher),
+        "AUTODM_API_WORKERS_PORT": str(ports.api_workers),
         # The development identity provider; production points these at the real one.
         "LOCAL_ISSUER_PORT": str(ports.local_issuer),
         "LOCAL_ISSUER_ISSUER": f"http://127.0.0.1:{ports.local_issuer}",
@@ -121,6 +124,7 @@ def process_specs(ports: StackPorts) -> list[ProcessSpec]:
         ProcessSpec("sandbox", "sandbox", ports.sandbox, "/_sandbox/stats"),
         ProcessSpec("local_issuer", "local_issuer", ports.local_issuer, "/.well-known/jwks.json"),
         ProcessSpec("api", "services.api", ports.api),
+        ProcessSpec("api_workers", "services.api.workers", ports.api_workers),
         ProcessSpec("instagram_sender", "services.instagram_sender", ports.instagram_sender),
         ProcessSpec("whatsapp_sender", "services.whatsapp_sender", ports.whatsapp_sender),
         ProcessSpec("webhook_ingest", "services.webhook_ingest", ports.webhook_ingest),
@@ -131,9 +135,7 @@ def process_specs(ports: StackPorts) -> list[ProcessSpec]:
 def prepare(env: dict[str, str]) -> None:
     """Migrate the database and provision topics (both idempotent)."""
     subprocess.run([PYTHON, "-m", "alembic", "upgrade", "heads"], cwd=ROOT, env=env, check=True)
-    subprocess.run(
-        [PYTHON, "-m", "shared.cli", "topics", "provision"], cwd=ROOT, env=env, check=True
-    )
+    subprocess.run([PYTHON, "-m", "cli.main", "topics", "provision"], cwd=ROOT, env=env, check=True)
 
 
 @dataclass

@@ -6,22 +6,27 @@ from fastapi import FastAPI
 
 from services.instagram_sender.handlers import RETRY_GROUP, register_handlers, retry_handler
 from services.instagram_sender.sending import RetryPolicy, SenderDeps
-from shared.body_limits import BodyLimits
-from shared.broker import dead_letter_park, make_broker
-from shared.crypto import DecryptedTokens, TokenCipher
+from shared.contracts.events import DmStatusChanged
+from shared.contracts.lifecycle import Provider
+from shared.contracts.topics import DM_RETRY_INSTAGRAM
 from shared.db.session import make_engine, make_sessionmaker
-from shared.delivery import DeliveryGate
-from shared.dm_status import publish_status
-from shared.events import DmStatusChanged
-from shared.lifecycle import Provider
-from shared.logs import configure_logging
+from shared.delivery.gate import DeliveryGate
+from shared.delivery.status_events import publish_status
+from shared.messaging.broker import dead_letter_park, make_broker
+from shared.messaging.delayed_retries import RetryPublisher
+from shared.messaging.delayed_retry_consumer import RetryConsumer
+from shared.platform.body_limits import BodyLimits
+from shared.platform.crypto import DecryptedTokens, TokenCipher
+from shared.platform.logs import configure_logging
+from shared.platform.service_http import (
+    add_operational_routes,
+    broker_check,
+    broker_lifespan,
+    database_check,
+)
+from shared.platform.settings import Settings, get_settings
 from shared.providers.graph_http import make_http_client
 from shared.providers.instagram import InstagramClient
-from shared.retries import RetryPublisher
-from shared.retry_consumer import RetryConsumer
-from shared.service import add_operational_routes, broker_check, broker_lifespan, database_check
-from shared.settings import Settings, get_settings
-from shared.topics import DM_RETRY_INSTAGRAM
 
 SERVICE = "instagram_sender"
 

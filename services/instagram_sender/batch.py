@@ -35,15 +35,15 @@ from services.instagram_sender.sending import (
     claim_and_finish_skipped,
     send_known,
 )
-from shared.batches import Park, records_of
+from shared.contracts.events import DmRequested
+from shared.contracts.lifecycle import Route
 from shared.db.models import DmSend, InstagramComment, SocialAccount
-from shared.dead_letters import DeliveryFailed
-from shared.delivery import DeliveryGate
-from shared.events import DmRequested
-from shared.lifecycle import Route
-from shared.logs import bind_correlation_id
-from shared.outages import is_outage
-from shared.retries import DeliveryContext
+from shared.delivery.gate import DeliveryGate
+from shared.messaging.batches import Park, records_of
+from shared.messaging.dead_letters import DeliveryFailed
+from shared.messaging.delayed_retries import DeliveryContext
+from shared.platform.logs import bind_correlation_id
+from shared.platform.outages import is_outage
 
 
 @dataclass(frozen=True)

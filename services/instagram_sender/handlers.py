@@ -1,5 +1,6 @@
 """Kafka entrypoints: dm.requested.instagram (faststream) and dm.retry.instagram (the
-delayed-retry consumer, shared.retry_consumer) -> batch.send_batch / sending.send_dm."""
+delayed-retry consumer, shared.messaging.delayed_retry_consumer) -> batch.send_batch /
+sending.send_dm."""
 
 from __future__ import annotations
 
@@ -9,12 +10,12 @@ from faststream.kafka import KafkaBroker
 
 from services.instagram_sender.batch import decoder, jobs_of, send_batch
 from services.instagram_sender.sending import SenderDeps, send_dm
-from shared.batches import Park, records_of
-from shared.broker import Message, subscribe
-from shared.events import DmRequested
-from shared.retries import DeliveryContext
-from shared.retry_consumer import Handle, Record
-from shared.topics import DM_REQUESTED_INSTAGRAM
+from shared.contracts.events import DmRequested
+from shared.contracts.topics import DM_REQUESTED_INSTAGRAM
+from shared.messaging.batches import Park, records_of
+from shared.messaging.broker import Message, subscribe
+from shared.messaging.delayed_retries import DeliveryContext
+from shared.messaging.delayed_retry_consumer import Handle, Record
 
 GROUP = "autodm-instagram-sender"
 RETRY_GROUP = "autodm-instagram-sender-retry"

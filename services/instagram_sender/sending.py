@@ -27,22 +27,27 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from shared.account_lifecycle import RECONNECT_REQUIRED
-from shared.crypto import DecryptedTokens
+from shared.accounts.lifecycle import RECONNECT_REQUIRED
+from shared.contracts.events import DmRequested, DmStatusChanged, ProviderError, utcnow
+from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.db.models import DmSend, InstagramComment, SocialAccount
-from shared.dead_letters import DeliveryFailed
-from shared.delivery import BUCKET_WAITS, DeliveryGate, Limits, Verdict, counts_as_failure
-from shared.dm_reasons import ACCESS_REFUSED, NOT_CONNECTED, provider_failure
-from shared.dm_status import status_of
-from shared.events import DmRequested, DmStatusChanged, ProviderError, utcnow
-from shared.lifecycle import DmStatus, Provider, Route
-from shared.logs import get_logger
-from shared.metrics import RATE_LIMIT_WAIT
+from shared.delivery.ambiguous_sends import RECONCILED_REASON, text_digest
+from shared.delivery.gate import BUCKET_WAITS, DeliveryGate, Limits, Verdict, counts_as_failure
+from shared.delivery.pacing import SendKind
+from shared.delivery.reasons import ACCESS_REFUSED, NOT_CONNECTED, provider_failure
+from shared.delivery.status_events import status_of
+from shared.messaging.dead_letters import DeliveryFailed
+from shared.messaging.delayed_retries import (
+    H_DEFERRED_FOR,
+    DeliveryContext,
+    RetryPublisher,
+    backoff_s,
+)
+from shared.platform.crypto import DecryptedTokens
+from shared.platform.logs import get_logger
+from shared.platform.metrics import RATE_LIMIT_WAIT
 from shared.providers.instagram import InstagramClient, SentMessage
 from shared.providers.meta_errors import ErrorClass, MetaError
-from shared.ratelimit import SendKind
-from shared.reconciliation import RECONCILED_REASON, text_digest
-from shared.retries import H_DEFERRED_FOR, DeliveryContext, RetryPublisher, backoff_s
 
 log = get_logger(__name__)
 
@@ -428,7 +433,7 @@ async def _park_unknown(
     deps: SenderDeps, request: DmRequested, reason: str, error: ProviderError | None
 ) -> None:
     """`unknown`, never resent: unless Instagram's echo of the message came first and left
-    its message id on the intent (shared.reconciliation), which settles it as `sent`."""
+    its message id on the intent (shared.delivery.ambiguous_sends), which settles it as `sent`."""
     p = request.payload
     echoed = DmSend.provider_message_id.is_not(None)
     async with deps.sessions.begin() as session:

@@ -11,17 +11,22 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.token_refresher.refreshing import RefresherDeps, RefreshPolicy, refresh_due
-from shared.body_limits import BodyLimits
-from shared.broker import make_broker
-from shared.crypto import TokenCipher
 from shared.db.session import make_engine, make_sessionmaker
-from shared.logs import configure_logging, get_logger
-from shared.outage_log import OutageLog
-from shared.outbox import OutboxRelay
+from shared.messaging.broker import make_broker
+from shared.messaging.outbox import OutboxRelay
+from shared.platform.body_limits import BodyLimits
+from shared.platform.crypto import TokenCipher
+from shared.platform.logs import configure_logging, get_logger
+from shared.platform.outage_log import OutageLog
+from shared.platform.service_http import (
+    add_operational_routes,
+    broker_check,
+    broker_lifespan,
+    database_check,
+)
+from shared.platform.settings import Settings, get_settings
 from shared.providers.graph_http import make_http_client
 from shared.providers.instagram_auth import AppCredentials, InstagramAuthClient
-from shared.service import add_operational_routes, broker_check, broker_lifespan, database_check
-from shared.settings import Settings, get_settings
 
 SERVICE = "token_refresher"
 log = get_logger(__name__)

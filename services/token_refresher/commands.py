@@ -8,9 +8,9 @@ from uuid import UUID
 from services.token_refresher.app import make_deps
 from services.token_refresher.refreshing import refresh_now
 from services.token_refresher.rotation import reencrypt_tokens
-from shared.crypto import TokenCipher
 from shared.db.session import make_engine, make_sessionmaker
-from shared.settings import Settings
+from shared.platform.crypto import TokenCipher
+from shared.platform.settings import Settings
 
 
 async def refresh_one(settings: Settings, account_id: UUID) -> str:

@@ -22,23 +22,23 @@ from uuid import UUID, uuid4
 from sqlalchemy import ColumnElement, Select, Update, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.account_lifecycle import require_reconnect
-from shared.crypto import TokenCipher
-from shared.db.models import SocialAccount
-from shared.dm_reasons import ACCESS_EXPIRED, ACCESS_REFUSED
-from shared.events import (
+from shared.accounts.lifecycle import require_reconnect
+from shared.accounts.token_health import effective_expiry, issued_at, live_instagram_tokens
+from shared.contracts.events import (
     TokenRefreshed,
     TokenRefreshedPayload,
     TokenRefreshFailed,
     TokenRefreshFailedPayload,
     utcnow,
 )
-from shared.logs import get_logger
-from shared.outbox import add_to_outbox
+from shared.contracts.topics import ACCOUNTS_EVENTS
+from shared.db.models import SocialAccount
+from shared.delivery.reasons import ACCESS_EXPIRED, ACCESS_REFUSED
+from shared.messaging.outbox import add_to_outbox
+from shared.platform.crypto import TokenCipher
+from shared.platform.logs import get_logger
 from shared.providers.instagram_auth import InstagramAuthClient
 from shared.providers.meta_errors import ErrorClass, MetaError
-from shared.token_health import effective_expiry, issued_at, live_instagram_tokens
-from shared.topics import ACCOUNTS_EVENTS
 
 log = get_logger(__name__)
 

@@ -11,8 +11,8 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.crypto import TokenCipher
 from shared.db.models import SocialAccount
+from shared.platform.crypto import TokenCipher
 
 
 async def reencrypt_tokens(

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from fastapi import HTTPException, status
 from faststream.kafka import KafkaBroker
 
-from shared.broker import publish_event
-from shared.events import WebhookReceived
-from shared.logs import get_logger
-from shared.metrics import WEBHOOKS_REFUSED
-from shared.outages import is_outage
-from shared.topics import WEBHOOKS_RECEIVED
+from shared.contracts.events import WebhookReceived
+from shared.contracts.topics import WEBHOOKS_RECEIVED
+from shared.messaging.broker import publish_event
+from shared.platform.logs import get_logger
+from shared.platform.metrics import WEBHOOKS_REFUSED
+from shared.platform.outages import is_outage
 
 log = get_logger(__name__)
 

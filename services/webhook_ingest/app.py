@@ -23,15 +23,15 @@ from services.webhook_ingest.body_rules import install_body_limits
 from services.webhook_ingest.conversations import ConversationReconciler, ReconcilePolicy
 from services.webhook_ingest.handlers import register_handlers
 from services.webhook_ingest.topic_erasure import TopicErasure
-from shared.broker import dead_letter_park, make_broker
-from shared.crypto import DecryptedTokens, TokenCipher
 from shared.db.session import make_engine, make_sessionmaker
-from shared.logs import configure_logging
-from shared.outbox import OutboxRelay
+from shared.messaging.broker import dead_letter_park, make_broker
+from shared.messaging.outbox import OutboxRelay
+from shared.platform.crypto import DecryptedTokens, TokenCipher
+from shared.platform.logs import configure_logging
+from shared.platform.service_http import add_operational_routes, broker_check, broker_lifespan
+from shared.platform.settings import Settings, get_settings
 from shared.providers.graph_http import make_http_client
 from shared.providers.instagram import InstagramConversations
-from shared.service import add_operational_routes, broker_check, broker_lifespan
-from shared.settings import Settings, get_settings
 
 SERVICE = "webhook_ingest"
 

@@ -1,4 +1,4 @@
-"""Body limits of webhook_ingest (shared/body_limits.py): Meta's event POSTs must carry
+"""Body limits of webhook_ingest (shared/platform/body_limits.py): Meta's event POSTs must carry
 their signature header before a byte of the body is read, and no body may outgrow what
 Meta really sends; the deauthorize / data-deletion callbacks and anything else get the
 small limit of a one-field form."""
@@ -8,10 +8,10 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.webhook_ingest.signatures import SIGNATURE_HEADER, SignatureCheck
-from shared.body_limits import UNSIGNED, BodyLimits, BodyRule
-from shared.logs import get_logger
-from shared.metrics import WEBHOOK_SIGNATURE_FAILURES
-from shared.settings import Settings
+from shared.platform.body_limits import UNSIGNED, BodyLimits, BodyRule
+from shared.platform.logs import get_logger
+from shared.platform.metrics import WEBHOOK_SIGNATURE_FAILURES
+from shared.platform.settings import Settings
 
 log = get_logger(__name__)
 

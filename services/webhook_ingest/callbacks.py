@@ -25,10 +25,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.webhook_ingest.erasure import erase_subject
-from shared.account_lifecycle import DISCONNECTED, disconnect_account
+from shared.accounts.lifecycle import DISCONNECTED, disconnect_account
+from shared.contracts.lifecycle import Provider
 from shared.db.models import DataDeletionRequest, SignedRequestUse, SocialAccount
-from shared.dm_reasons import DATA_DELETED, DEAUTHORIZED
-from shared.lifecycle import Provider
+from shared.delivery.reasons import DATA_DELETED, DEAUTHORIZED
 
 # The creator's words (waiting DMs end `skipped` with them; the Instagram page reads them).
 DELETION = DATA_DELETED

@@ -12,7 +12,7 @@ look, at most `instagram_reconcile_max_checks` looks) is looked up:
    by the account, to the recipient, with the intent's text (by digest), whose id no other
    send of this account already has, is our DM.
 
-Found -> `sent` with the real message id (shared.reconciliation.settle_sent, as an echo).
+Found -> `sent` with the real message id (shared.delivery.ambiguous_sends.settle_sent, as an echo).
 Not found, and the listing reaches back past the intent -> not sent
 (settle_not_sent: `failed`, retryable). Anything else -> Meta cannot tell (no
 conversation, an error, 20 newer messages): it stays `unknown` and is looked at again.
@@ -32,20 +32,20 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.crypto import DecryptedTokens
+from shared.contracts.events import utcnow
+from shared.contracts.lifecycle import Route
 from shared.db.models import DmSend, SocialAccount
-from shared.events import utcnow
-from shared.lifecycle import Route
-from shared.logs import get_logger
-from shared.outages import is_outage
-from shared.providers.instagram import InstagramConversations, ListedMessage
-from shared.providers.meta_errors import MetaError
-from shared.reconciliation import (
+from shared.delivery.ambiguous_sends import (
     CONVERSATION_SENT_REASON,
     settle_not_sent,
     settle_sent,
     text_digest,
 )
+from shared.platform.crypto import DecryptedTokens
+from shared.platform.logs import get_logger
+from shared.platform.outages import is_outage
+from shared.providers.instagram import InstagramConversations, ListedMessage
+from shared.providers.meta_errors import MetaError
 
 log = get_logger(__name__)
 

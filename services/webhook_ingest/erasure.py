@@ -22,6 +22,7 @@ from sqlalchemy import ColumnElement, CursorResult, Text, delete, func, or_, sel
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.contracts.lifecycle import DmStatus, Route
 from shared.db.models import (
     DeadLetter,
     DmLogEntry,
@@ -36,7 +37,6 @@ from shared.db.models import (
     WhatsAppMessage,
     WhatsAppStatusBacklog,
 )
-from shared.lifecycle import DmStatus, Route
 
 ERASED_NAME = "(deleted)"
 ERASED_REASON = "deleted at the person's request"

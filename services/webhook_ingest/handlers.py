@@ -10,11 +10,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.webhook_ingest.inbound import handle_webhooks
 from services.webhook_ingest.resolver import resolve_and_publish
-from shared.batches import BatchWork, Park, records_of
-from shared.broker import Message, subscribe
-from shared.events import InstagramWebhookReceived, WebhookReceived
-from shared.outbox import OutboxRelay
-from shared.topics import WEBHOOKS_INSTAGRAM, WEBHOOKS_RECEIVED
+from shared.contracts.events import InstagramWebhookReceived, WebhookReceived
+from shared.contracts.topics import WEBHOOKS_INSTAGRAM, WEBHOOKS_RECEIVED
+from shared.messaging.batches import BatchWork, Park, records_of
+from shared.messaging.broker import Message, subscribe
+from shared.messaging.outbox import OutboxRelay
 
 BATCH_SIZE = 200
 
@@ -44,7 +44,7 @@ def register_handlers(
         broker,
         WEBHOOKS_INSTAGRAM,
         group="autodm-webhooks-instagram",
-        # One transaction and one offset commit per poll (shared.batches): every sent DM
+        # One transaction and one offset commit per poll (shared.messaging.batches): every sent DM
         # comes back at least once (Meta's echo), so this topic is as busy as dm.status.
         batch_size=BATCH_SIZE,
         decoder=handle.decoder,

@@ -16,8 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.webhook_ingest.mapping import Comment, Echo, Inbound, Read, map_item
-from shared.db.models import DmSend, InstagramComment, InstagramContact, Lead
-from shared.events import (
+from shared.contracts.events import (
     DmStatusChanged,
     DmStatusPayload,
     InstagramCommentPayload,
@@ -26,12 +25,13 @@ from shared.events import (
     LeadContactOpened,
     LeadContactOpenedPayload,
 )
-from shared.idempotency import claim_events
-from shared.lifecycle import DmStatus, Provider, Route
-from shared.logs import bind_correlation_id, get_logger
-from shared.outbox import add_to_outbox
-from shared.reconciliation import RECONCILED_REASON, UNSETTLED, settle_sent, text_digest
-from shared.topics import DM_STATUS, INSTAGRAM_COMMENTS, LEADS_CONTACTS
+from shared.contracts.lifecycle import DmStatus, Provider, Route
+from shared.contracts.topics import DM_STATUS, INSTAGRAM_COMMENTS, LEADS_CONTACTS
+from shared.db.models import DmSend, InstagramComment, InstagramContact, Lead
+from shared.delivery.ambiguous_sends import RECONCILED_REASON, UNSETTLED, settle_sent, text_digest
+from shared.messaging.idempotency import claim_events
+from shared.messaging.outbox import add_to_outbox
+from shared.platform.logs import bind_correlation_id, get_logger
 
 log = get_logger(__name__)
 

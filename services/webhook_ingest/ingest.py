@@ -23,16 +23,16 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.account_lifecycle import DISCONNECTED
-from shared.db.models import SocialAccount
-from shared.events import (
+from shared.accounts.lifecycle import DISCONNECTED
+from shared.contracts.events import (
     InstagramWebhookPayload,
     InstagramWebhookReceived,
     WebhookReceived,
     WebhookReceivedPayload,
 )
-from shared.lifecycle import Provider
-from shared.logs import get_logger
+from shared.contracts.lifecycle import Provider
+from shared.db.models import SocialAccount
+from shared.platform.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -4,7 +4,7 @@ without Kafka: the consumer (inbound.py) acts on the result.
 - `message` from a person: inbound (opens the 24 h window; a reply to a DM; may carry an
   ig.me `referral.ref`).
 - `message` with `is_echo` (the account's own message, ours or typed in the app): an echo,
-  matched to an ambiguous send of ours (shared.reconciliation).
+  matched to an ambiguous send of ours (shared.delivery.ambiguous_sends).
 - `referral` (ig.me link opened, `messaging_referral`): inbound carrying the lead's `ref`.
 - `read` (`messaging_seen`): the DM with that mid was read.
 - `comments` change: a comment, the start of a 7-day private-reply window.
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from shared.events import InstagramWebhookPayload
+from shared.contracts.events import InstagramWebhookPayload
 
 
 @dataclass(frozen=True)

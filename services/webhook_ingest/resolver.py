@@ -2,7 +2,7 @@
 -> `instagram.webhook` on webhooks.instagram, `whatsapp.webhook` on webhooks.whatsapp.
 
 This is where the database is needed, so a PostgreSQL outage stops this consumer, not the
-HTTP endpoint: the batch is retried (shared.batches, shared.outages) and Meta's
+HTTP endpoint: the batch is retried (shared.messaging.batches, shared.platform.outages) and Meta's
 notifications wait on the topic. Items of accounts AutoDM does not have are dropped, as
 the POST used to. Republishing is harmless: the resolved events carry ids derived from
 Meta's, which their consumers dedupe.
@@ -17,9 +17,9 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.webhook_ingest import ingest, whatsapp_routes
-from shared.broker import publish_event
-from shared.events import WebhookReceived
-from shared.topics import WEBHOOKS_INSTAGRAM, WEBHOOKS_WHATSAPP
+from shared.contracts.events import WebhookReceived
+from shared.contracts.topics import WEBHOOKS_INSTAGRAM, WEBHOOKS_WHATSAPP
+from shared.messaging.broker import publish_event
 
 
 async def resolve_and_publish(

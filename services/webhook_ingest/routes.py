@@ -29,9 +29,9 @@ from services.webhook_ingest.signatures import (
     parse_signed_request,
     signed_json,
 )
-from shared.events import utcnow
-from shared.logs import get_logger
-from shared.outbox import OutboxRelay
+from shared.contracts.events import utcnow
+from shared.messaging.outbox import OutboxRelay
+from shared.platform.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -22,8 +22,8 @@ from uuid import uuid4
 
 from fastapi import HTTPException, Request, status
 
-from shared.logs import bind_correlation_id, get_logger
-from shared.metrics import WEBHOOK_SIGNATURE_FAILURES
+from shared.platform.logs import bind_correlation_id, get_logger
+from shared.platform.metrics import WEBHOOK_SIGNATURE_FAILURES
 
 log = get_logger(__name__)
 

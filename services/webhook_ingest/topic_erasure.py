@@ -28,10 +28,10 @@ from aiokafka.protocol.api import Request
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.contracts.events import utcnow
+from shared.contracts.topics import TOPICS
 from shared.db.models import DataDeletionRequest
-from shared.events import utcnow
-from shared.logs import get_logger
-from shared.topics import TOPICS
+from shared.platform.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -22,15 +22,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.webhook_ingest.accept import Acceptance, accept
 from services.webhook_ingest.ingest import Received, received_events
 from services.webhook_ingest.signatures import answer_verification, signed_json
-from shared.db.models import SocialAccount
-from shared.events import (
+from shared.contracts.events import (
     WebhookReceived,
     WhatsAppWebhookPayload,
     WhatsAppWebhookReceived,
 )
-from shared.lifecycle import Provider
-from shared.logs import get_logger
-from shared.settings import Settings
+from shared.contracts.lifecycle import Provider
+from shared.db.models import SocialAccount
+from shared.platform.logs import get_logger
+from shared.platform.settings import Settings
 
 log = get_logger(__name__)
 

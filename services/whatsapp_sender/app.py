@@ -13,22 +13,27 @@ from services.whatsapp_sender.housekeeping import whatsapp_sweeps
 from services.whatsapp_sender.limits import LimitPolicy
 from services.whatsapp_sender.links import WhatsAppDeps
 from services.whatsapp_sender.sending import SenderDeps
-from shared.body_limits import BodyLimits
-from shared.broker import make_broker, publish_event
-from shared.crypto import TokenCipher
+from shared.contracts.events import DmRequested, DmStatusChanged
+from shared.contracts.lifecycle import Provider
+from shared.contracts.topics import DM_REQUESTED_WHATSAPP
 from shared.db.retention import Sweeper
 from shared.db.session import make_engine, make_sessionmaker
-from shared.delivery import DeliveryGate
-from shared.dm_status import publish_status
-from shared.events import DmRequested, DmStatusChanged
-from shared.lifecycle import Provider
-from shared.logs import configure_logging
-from shared.outbox import OutboxRelay
+from shared.delivery.gate import DeliveryGate
+from shared.delivery.status_events import publish_status
+from shared.messaging.broker import make_broker, publish_event
+from shared.messaging.outbox import OutboxRelay
+from shared.platform.body_limits import BodyLimits
+from shared.platform.crypto import TokenCipher
+from shared.platform.logs import configure_logging
+from shared.platform.service_http import (
+    add_operational_routes,
+    broker_check,
+    broker_lifespan,
+    database_check,
+)
+from shared.platform.settings import Settings, get_settings
 from shared.providers.graph_http import make_http_client
 from shared.providers.whatsapp import WhatsAppClient
-from shared.service import add_operational_routes, broker_check, broker_lifespan, database_check
-from shared.settings import Settings, get_settings
-from shared.topics import DM_REQUESTED_WHATSAPP
 
 SERVICE = "whatsapp_sender"
 

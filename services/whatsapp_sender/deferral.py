@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.contracts.events import DmRequested, utcnow
 from shared.db.models import WhatsAppDeferredSend
-from shared.events import DmRequested, utcnow
-from shared.logs import get_logger
-from shared.outage_log import OutageLog
+from shared.platform.logs import get_logger
+from shared.platform.outage_log import OutageLog
 
 log = get_logger(__name__)
 

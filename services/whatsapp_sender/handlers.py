@@ -7,9 +7,9 @@ from faststream.kafka import KafkaBroker
 
 from services.whatsapp_sender.sending import SenderDeps, send_whatsapp
 from services.whatsapp_sender.statuses import Request, handle_webhook
-from shared.broker import subscribe
-from shared.events import DmRequested, WhatsAppWebhookReceived
-from shared.topics import DM_REQUESTED_WHATSAPP, WEBHOOKS_WHATSAPP
+from shared.contracts.events import DmRequested, WhatsAppWebhookReceived
+from shared.contracts.topics import DM_REQUESTED_WHATSAPP, WEBHOOKS_WHATSAPP
+from shared.messaging.broker import subscribe
 
 
 def register_handlers(broker: KafkaBroker, deps: SenderDeps, request_again: Request) -> None:

@@ -7,7 +7,7 @@
   24 h (250 / 2k / 10k / 100k per number) -- beyond it a DM waits until a slot frees.
 
 A limit that says "not now" yields a time; the caller defers the DM until then (never
-drops it). The shared token buckets of the delivery machinery (shared/ratelimit.py) can
+drops it). The shared token buckets of the delivery machinery (shared/delivery/pacing.py) can
 replace `Throughput`; the pair and tier rules are WhatsApp's own and stay here.
 """
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from shared.dm_reasons import INVALID_PHONE
-from shared.dm_status import status_of
-from shared.events import DmRequested, DmStatusChanged, ProviderError
-from shared.lifecycle import DmStatus, Route
+from shared.contracts.events import DmRequested, DmStatusChanged, ProviderError
+from shared.contracts.lifecycle import DmStatus, Route
+from shared.delivery.reasons import INVALID_PHONE
+from shared.delivery.status_events import status_of
 from shared.providers.whatsapp_links import InvalidPhoneNumber, wa_me_link
 
 PublishStatus = Callable[[DmStatusChanged], Awaitable[None]]

@@ -29,9 +29,9 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from shared.contracts.events import utcnow
+from shared.contracts.lifecycle import Route
 from shared.db.models import DmSend, Lead, WhatsAppMessage, WhatsAppStatusBacklog
-from shared.events import utcnow
-from shared.lifecycle import Route
 
 PREFIX = "autodm-send"
 

@@ -27,13 +27,14 @@ from services.whatsapp_sender.limits import LimitPolicy, Throughput
 from services.whatsapp_sender.links import WhatsAppDeps, handle_request
 from services.whatsapp_sender.reconciliation import RECONCILED_REASON, SendRef
 from services.whatsapp_sender.statuses import apply_backlog, lock_wamid, settle_parked
-from services.whatsapp_sender.templates import (
+from shared.contracts.consent import template_allowed
+from shared.contracts.events import DmRequested, DmStatusChanged, ProviderError, utcnow
+from shared.contracts.lifecycle import DmStatus, Provider, Route
+from shared.contracts.whatsapp_templates import (
     TemplateParameterError,
     lead_values,
     render_parameters,
 )
-from shared.consent import template_allowed
-from shared.crypto import TokenCipher
 from shared.db.models import (
     Creator,
     DmSend,
@@ -44,12 +45,11 @@ from shared.db.models import (
     WhatsAppNumber,
     WhatsAppTemplate,
 )
-from shared.delivery import DeliveryGate, counts_as_failure
-from shared.dm_reasons import TEMPLATE_MISMATCH, provider_failure
-from shared.dm_status import status_of
-from shared.events import DmRequested, DmStatusChanged, ProviderError, utcnow
-from shared.lifecycle import DmStatus, Provider, Route
-from shared.logs import get_logger
+from shared.delivery.gate import DeliveryGate, counts_as_failure
+from shared.delivery.reasons import TEMPLATE_MISMATCH, provider_failure
+from shared.delivery.status_events import status_of
+from shared.platform.crypto import TokenCipher
+from shared.platform.logs import get_logger
 from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.providers.whatsapp import AcceptedMessage, TemplateMessage, WhatsAppClient
 from shared.providers.whatsapp_links import InvalidPhoneNumber, normalize_e164_digits
@@ -256,7 +256,7 @@ async def _account(session: AsyncSession, request: DmRequested) -> SocialAccount
 def _failed(
     reason: str, error_class: str, code: int | None = None, detail: str | None = None
 ) -> Held:
-    """`reason` for the creator (shared.dm_reasons), `detail` (technical) for the admin."""
+    """`reason` for the creator (shared.delivery.reasons), `detail` (technical) for the admin."""
     error = ProviderError(code=code, message=(detail or reason)[:1000], error_class=error_class)
     return Held("failed", DmStatus.FAILED, reason=reason[:500], error=error)
 

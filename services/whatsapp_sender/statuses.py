@@ -34,10 +34,8 @@ from services.whatsapp_sender.reconciliation import (
     locked_intent,
     settle,
 )
-from shared.consent import refs_in
-from shared.db.models import Lead, WhatsAppMessage, WhatsAppStatusBacklog
-from shared.dm_reasons import provider_failure
-from shared.events import (
+from shared.contracts.consent import refs_in
+from shared.contracts.events import (
     DmRequested,
     DmRequestedPayload,
     DmStatusChanged,
@@ -48,11 +46,13 @@ from shared.events import (
     Recipient,
     WhatsAppWebhookReceived,
 )
-from shared.lifecycle import DmStatus, Provider, Route
-from shared.logs import get_logger
-from shared.outbox import add_to_outbox
+from shared.contracts.lifecycle import DmStatus, Provider, Route
+from shared.contracts.topics import DM_STATUS, LEADS_CONTACTS
+from shared.db.models import Lead, WhatsAppMessage, WhatsAppStatusBacklog
+from shared.delivery.reasons import provider_failure
+from shared.messaging.outbox import add_to_outbox
+from shared.platform.logs import get_logger
 from shared.providers.meta_errors import classify
-from shared.topics import DM_STATUS, LEADS_CONTACTS
 
 log = get_logger(__name__)
 

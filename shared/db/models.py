@@ -34,14 +34,14 @@ class Creator(Base):
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     dm_template: Mapped[str] = mapped_column(Text, default="Hi {name}, thanks for reaching out!")
-    # Which provider's routes the router tries first (shared.routing.RouteOrder).
+    # Which provider's routes the router tries first (shared.contracts.routing.RouteOrder).
     route_order: Mapped[str] = mapped_column(
         String(32), default="instagram_first", server_default="instagram_first"
     )
     # The creator's own pacing: at most this many DMs per hour from each of their accounts,
     # evenly spaced (None: as fast as the operator's limits allow). Senders re-read it.
     dm_pace_per_h: Mapped[int | None] = mapped_column(Integer)
-    # Comment to DM (services/api/comment_leads.py): which comments on the account's posts
+    # Comment to DM (services/api/workers/comment_to_dm.py): which comments on the account's posts
     # become leads, who then get a private reply. "off", "keywords" or "any".
     comment_trigger: Mapped[str] = mapped_column(String(16), default="off", server_default="off")
     comment_keywords: Mapped[list[str]] = mapped_column(
@@ -52,7 +52,7 @@ class Creator(Base):
 
 class SocialAccount(Base):
     """A creator's connected sending account: an Instagram professional account or a
-    WhatsApp Business number. The token is stored encrypted (shared.crypto)."""
+    WhatsApp Business number. The token is stored encrypted (shared.platform.crypto)."""
 
     __tablename__ = "social_accounts"
     __table_args__ = (
@@ -176,7 +176,7 @@ class DmLogEntry(Base):
     occurred_at: Mapped[datetime]
     recorded_at: Mapped[datetime] = mapped_column(server_default=func.now())
     # The writing transaction's id: the live status stream sends a row only once no older
-    # transaction is running, so a resumed stream has no gaps (services/api/status_stream.py).
+    # transaction is running, so a resumed stream has no gaps (services/api/http/status_stream.py).
     txid: Mapped[int | None] = mapped_column(
         BigInteger, server_default=text("(pg_current_xact_id())::text::bigint")
     )
@@ -193,7 +193,7 @@ class OutboxRecord(Base):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),
-        # Published rows are deleted after a while (services/api/housekeeping.py).
+        # Published rows are deleted after a while (services/api/workers/housekeeping.py).
         Index(
             "ix_outbox_published_at",
             "published_at",
@@ -215,7 +215,7 @@ class ProcessedEvent(Base):
     """Idempotent consumers: (consumer, event id) is recorded in the handler's transaction."""
 
     __tablename__ = "processed_events"
-    # Old claims are deleted (services/api/housekeeping.py).
+    # Old claims are deleted (services/api/workers/housekeeping.py).
     __table_args__ = (Index("ix_processed_events_processed_at", "processed_at"),)
 
     consumer: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -373,7 +373,7 @@ class FormRateCount(Base):
 
 class ApiRateCount(Base):
     """JSON API requests per caller (token subject, and the creator it acts for) per fixed
-    window, shared by every API process (services/api/rate_limits.py). Short-lived rows:
+    window, shared by every API process (services/api/http/rate_limits.py). Short-lived rows:
     an UNLOGGED table."""
 
     __tablename__ = "api_rate_counts"
@@ -549,7 +549,7 @@ class WhatsAppDeferredSend(Base):
 
 
 class DeliveryCircuit(Base):
-    """A circuit breaker of one sending account or one whole provider (shared.circuit),
+    """A circuit breaker of one sending account or one whole provider (shared.delivery.circuit),
     shared by every sender replica and read by the admin API. `blocked_until` is also the
     throttle signal: no send for the scope before it."""
 

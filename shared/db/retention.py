@@ -18,10 +18,10 @@ from sqlalchemy import ColumnElement, delete, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import InstrumentedAttribute
 
+from shared.contracts.events import utcnow
 from shared.db.models import Base
-from shared.events import utcnow
-from shared.logs import get_logger
-from shared.outage_log import OutageLog
+from shared.platform.logs import get_logger
+from shared.platform.outage_log import OutageLog
 
 log = get_logger(__name__)
 BATCH = 1000

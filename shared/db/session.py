@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from shared.settings import Settings
+from shared.platform.settings import Settings
 
 # A connection back in the pool for longer than this is pinged before it is handed out.
 # SQLAlchemy's pool_pre_ping pings on every checkout, and asyncpg's ping is three round
@@ -59,3 +59,10 @@ def make_sessionmaker(
     must never be used for work that needs several statements to commit together."""
     bind = engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
     return async_sessionmaker(bind, expire_on_commit=False)
+
+
+def driver_dsn(settings: Settings) -> str:
+    """The database URL as asyncpg itself takes it (for a LISTEN connection of its own)."""
+    return settings.database_url.get_secret_value().replace(
+        "postgresql+asyncpg://", "postgresql://", 1
+    )

@@ -9,8 +9,8 @@ from typing import Any
 
 import httpx
 
-from shared.logs import get_logger
-from shared.metrics import PROVIDER_ERRORS, PROVIDER_LATENCY
+from shared.platform.logs import get_logger
+from shared.platform.metrics import PROVIDER_ERRORS, PROVIDER_LATENCY
 from shared.providers.meta_errors import ErrorClass, MetaError, classify
 
 log = get_logger(__name__)

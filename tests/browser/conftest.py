@@ -25,7 +25,7 @@ from stack import Stack, StackPorts, running_stack  # deploy/local
 
 from shared.db.models import Creator
 from shared.db.session import make_engine, make_sessionmaker
-from shared.settings import get_settings
+from shared.platform.settings import get_settings
 from tests.browser.siteverify import SECRET, SITE_KEY, SiteVerify, start_siteverify
 from tests.conftest import ROOT, suite_ports
 

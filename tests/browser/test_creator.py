@@ -13,7 +13,7 @@ from demo import DemoCreator  # deploy/local
 from playwright.sync_api import BrowserContext, Page, Route, expect
 from stack import Stack  # deploy/local
 
-from shared.events import utcnow
+from shared.contracts.events import utcnow
 from tests.browser.conftest import Urls, new_bare_creator, screenshot, sign_in, wait_for
 
 LIVE = 20_000  # ms: the table polls every 2 s; the DM crosses Kafka and the sandbox

@@ -16,7 +16,7 @@ from playwright.sync_api import Page, Route, expect
 from sqlalchemy import select
 from stack import Stack  # deploy/local
 
-from services.api.web.form_limits import ip_key
+from services.api.http.web.form_limits import ip_key
 from shared.db.models import FormRateCount
 from shared.db.session import make_engine, make_sessionmaker
 from tests.browser.conftest import Urls, run, slug_of

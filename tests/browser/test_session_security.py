@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Route, expect
 from stack import Stack  # deploy/local
 
-from services.api.web.sign_in import pkce_challenge
+from services.api.http.web.sign_in import pkce_challenge
 from tests.browser.conftest import Urls, new_bare_creator, sign_in, wait_for
 
 TEMPLATE_FIELD = "dm_template"

@@ -12,7 +12,7 @@ import httpx
 from demo import DemoCreator  # deploy/local
 from playwright.sync_api import Page, expect
 
-from shared.events import utcnow
+from shared.contracts.events import utcnow
 from tests.browser.conftest import Urls, screenshot, sign_in, wait_for
 
 

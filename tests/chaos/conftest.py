@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pytest
 from stack import ProcessSpec, Stack, StackPorts, prepare, process_specs, stack_env  # deploy/local
 
-from shared.settings import Settings, get_settings
+from shared.platform.settings import Settings, get_settings
 from tests.conftest import ROOT
 
 pytestmark = pytest.mark.chaos
@@ -90,6 +90,7 @@ def _ports() -> StackPorts:
         instagram_sender=8202 + offset,
         whatsapp_sender=8203 + offset,
         token_refresher=8204 + offset,
+        api_workers=8205 + offset,
         local_issuer=18290 + offset,
     )
 

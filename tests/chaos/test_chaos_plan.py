@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from shared.settings import Settings
+from shared.platform.settings import Settings
 from tests.chaos.conftest import SETTLE_BASE_S, ChaosPlan
 
 BIG = ChaosPlan(leads=3000, accounts=20, kill_rounds=3, restart_infra=True)

@@ -30,16 +30,16 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stack import Stack  # deploy/local
 
-from services.api.leads import create_lead
-from services.api.schemas import LeadIn
+from services.api.http.schemas import LeadIn
+from services.api.service_layer.leads import create_lead
+from shared.contracts.events import utcnow
 from shared.db.models import DeadLetter, DmSend, Lead
 from shared.db.session import make_engine, make_sessionmaker
-from shared.dlq import DlqFilter, replay_matching
-from shared.dm_reasons import provider_failure
-from shared.events import utcnow
-from shared.outages import ride_out
+from shared.delivery.ambiguous_sends import NOT_SENT_REASON, RECONCILED_REASON
+from shared.delivery.reasons import provider_failure
+from shared.messaging.dlq_operations import DlqFilter, replay_matching
+from shared.platform.outages import ride_out
 from shared.providers.meta_errors import ErrorClass
-from shared.reconciliation import NOT_SENT_REASON, RECONCILED_REASON
 from tests.chaos.conftest import ChaosPlan, chaos_specs
 from tests.conftest import ROOT
 

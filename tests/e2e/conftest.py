@@ -13,7 +13,7 @@ import pytest
 from demo import DemoCreator, seed_creator, service_token, settings_from  # deploy/local
 from stack import Stack, StackPorts, running_stack  # deploy/local
 
-from shared.settings import get_settings
+from shared.platform.settings import get_settings
 from tests.conftest import ROOT, suite_ports
 
 pytestmark = pytest.mark.e2e

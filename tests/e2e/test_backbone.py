@@ -11,7 +11,7 @@ import httpx
 import pytest
 from demo import DemoCreator, user_comments, user_messages
 
-from shared.events import utcnow
+from shared.contracts.events import utcnow
 
 pytestmark = pytest.mark.e2e
 

@@ -31,10 +31,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from stack import Stack
 
+from shared.contracts.events import utcnow
+from shared.contracts.topics import DM_REQUESTED_INSTAGRAM, TOPICS
 from shared.db.session import make_engine
-from shared.events import utcnow
-from shared.settings import Settings
-from shared.topics import DM_REQUESTED_INSTAGRAM, TOPICS
+from shared.platform.settings import Settings
 
 pytestmark = pytest.mark.e2e
 

@@ -18,8 +18,8 @@ import pytest
 from demo import DemoCreator, user_messages  # deploy/local
 from stack import Stack, process_specs  # deploy/local
 
-from shared.events import utcnow
-from shared.reconciliation import CONVERSATION_SENT_REASON, RECONCILED_REASON
+from shared.contracts.events import utcnow
+from shared.delivery.ambiguous_sends import CONVERSATION_SENT_REASON, RECONCILED_REASON
 from tests.conftest import ROOT
 from tests.e2e.test_backbone import sandbox_messages
 

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stack import Stack
 
+from shared.contracts.events import utcnow
 from shared.db.models import DeadLetter, Lead
 from shared.db.session import make_engine, make_sessionmaker
-from shared.events import utcnow
 from tests.e2e.conftest import INGRESS_PARTNER, INGRESS_PRODUCER
 from tests.e2e.test_backbone import sandbox_messages, settle
 

@@ -13,10 +13,10 @@ import pytest
 from demo import DemoCreator, settings_from, user_messages
 from stack import Stack
 
-from shared.crypto import TokenCipher
+from shared.contracts.events import utcnow
 from shared.db.models import SocialAccount
 from shared.db.session import make_engine, make_sessionmaker
-from shared.events import utcnow
+from shared.platform.crypto import TokenCipher
 from tests.e2e.conftest import LOG_DIR
 from tests.e2e.test_backbone import settle
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from demo import DemoCreator, user_messages
 
-from shared.events import utcnow
+from shared.contracts.events import utcnow
 from tests.e2e.test_backbone import sandbox_messages, settle
 
 pytestmark = pytest.mark.e2e

@@ -14,9 +14,9 @@ from demo import DemoCreator, settings_from, user_messages
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from stack import Stack
 
+from shared.contracts.events import utcnow
 from shared.db.session import make_engine, make_sessionmaker
-from shared.events import utcnow
-from shared.kill_switch import pause_sending, resume_sending
+from shared.delivery.kill_switch import pause_sending, resume_sending
 from tests.e2e.test_backbone import sandbox_messages, settle
 
 pytestmark = pytest.mark.e2e

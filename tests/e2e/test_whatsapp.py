@@ -20,12 +20,12 @@ from demo import DemoCreator, settings_from
 from sqlalchemy import update
 from stack import Stack
 
-from shared.broker import event_headers
+from shared.contracts.events import DmRequested, DmRequestedPayload, Recipient, utcnow
+from shared.contracts.lifecycle import Provider, Route
+from shared.contracts.topics import DM_REQUESTED_WHATSAPP
 from shared.db.models import WhatsAppContact, WhatsAppDeferredSend, WhatsAppNumber
 from shared.db.session import make_engine, make_sessionmaker
-from shared.events import DmRequested, DmRequestedPayload, Recipient, utcnow
-from shared.lifecycle import Provider, Route
-from shared.topics import DM_REQUESTED_WHATSAPP
+from shared.messaging.broker import event_headers
 from tests.e2e.test_backbone import settle
 
 pytestmark = pytest.mark.e2e

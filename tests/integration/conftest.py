@@ -18,12 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from local_issuer.app import create_app as create_issuer
 from local_issuer.settings import IssuerSettings
-from shared.crypto import TokenCipher
+from shared.contracts.topics import BY_NAME
 from shared.db.models import Creator, SocialAccount
 from shared.db.session import make_engine, make_sessionmaker
-from shared.settings import Settings, get_settings
-from shared.topic_admin import provision_topics
-from shared.topics import BY_NAME
+from shared.messaging.topic_admin import provision_topics
+from shared.platform.crypto import TokenCipher
+from shared.platform.settings import Settings, get_settings
 from tests.conftest import ROOT
 from tests.integration.issuer import Issuer
 from tests.integration.served import free_port, served

@@ -7,9 +7,9 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from shared.contracts.events import DmStatusChanged
+from shared.contracts.topics import DM_STATUS
 from shared.db.models import OutboxRecord
-from shared.events import DmStatusChanged
-from shared.topics import DM_STATUS
 
 
 async def outboxed_statuses(

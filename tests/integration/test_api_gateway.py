@@ -15,12 +15,12 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.app import create_app
-from services.api.idempotency_keys import KeyOwner, KeyPolicy, claim, request_hash
+from services.api.http.idempotency_keys import KeyOwner, KeyPolicy, claim, request_hash
 from services.whatsapp_sender.app import create_app as whatsapp_app
+from shared.contracts.events import utcnow
 from shared.db.models import Creator, DmLogEntry, Lead, SocialAccount
-from shared.events import utcnow
-from shared.settings import Settings
+from shared.platform.settings import Settings
+from tests.api_app import create_app
 from tests.integration.conftest import connect_instagram, running
 from tests.integration.issuer import Issuer, bearer
 

@@ -1,4 +1,4 @@
-"""Per-caller rate limits of the JSON API (services/api/rate_limits.py), on the real database:
+"""Per-caller rate limits of the JSON API (services/api/http/rate_limits.py), on the real database:
 429 problem+json with Retry-After past the limit, one count per (subject, creator) shared by
 every API process, and the RateLimit headers on every /api/ answer.
 
@@ -19,11 +19,11 @@ from fastapi import FastAPI
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.app import create_app
-from services.api.auth import Principal, Role
-from services.api.rate_limits import ApiRateLimits
+from services.api.http.auth import Principal, Role
+from services.api.http.rate_limits import ApiRateLimits
 from shared.db.models import Creator
-from shared.settings import Settings
+from shared.platform.settings import Settings
+from tests.api_app import create_app
 from tests.integration.conftest import running
 from tests.integration.issuer import Issuer, bearer
 

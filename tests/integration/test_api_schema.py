@@ -30,9 +30,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from sandbox.app import create_app as create_sandbox
 from sandbox.settings import SandboxSettings
-from services.api.app import create_app
-from services.api.problems import PROBLEM_BASE
-from shared.settings import Settings
+from services.api.http.problems import PROBLEM_BASE
+from shared.platform.settings import Settings
+from tests.api_app import create_app
 from tests.integration.issuer import Issuer
 from tests.integration.served import free_port, served
 

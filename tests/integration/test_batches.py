@@ -1,4 +1,4 @@
-"""Batch consumption (shared.batches) on the real database: a poison record among good
+"""Batch consumption (shared.messaging.batches) on the real database: a poison record among good
 ones is parked alone, duplicates in one batch count once, order within a lead holds."""
 
 from __future__ import annotations
@@ -12,14 +12,12 @@ from aiokafka import ConsumerRecord
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from services.api.leads import create_lead
-from services.api.projection import project_statuses
-from services.api.router import RouterConfig, route_leads
-from services.api.schemas import LeadIn
+from services.api.http.schemas import LeadIn
+from services.api.service_layer.leads import create_lead
+from services.api.workers.lead_routing import RouterConfig, route_leads
+from services.api.workers.status_projection import project_statuses
 from services.webhook_ingest.inbound import handle_webhooks
-from shared.batches import BatchWork
-from shared.db.models import Creator, InstagramContact, Lead
-from shared.events import (
+from shared.contracts.events import (
     DmStatusChanged,
     DmStatusPayload,
     InstagramWebhookPayload,
@@ -28,9 +26,11 @@ from shared.events import (
     LeadCreatedPayload,
     utcnow,
 )
-from shared.lifecycle import DmStatus, Route
-from shared.routing import RoutingRules
-from shared.settings import Settings
+from shared.contracts.lifecycle import DmStatus, Route
+from shared.contracts.routing import RoutingRules
+from shared.db.models import Creator, InstagramContact, Lead
+from shared.messaging.batches import BatchWork
+from shared.platform.settings import Settings
 from tests.integration.conftest import connect_instagram
 from tests.records import consumer_record
 

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from typer.testing import CliRunner
 
-from services.api.leads import create_lead
-from services.api.schemas import LeadIn
-from shared.cli import app
+from cli.main import app
+from services.api.http.schemas import LeadIn
+from services.api.service_layer.leads import create_lead
 
 pytestmark = pytest.mark.integration
 

@@ -16,13 +16,13 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.app import create_app
-from services.api.comment_leads import CONSUMER
-from shared import topics
-from shared.broker import event_headers
+from services.api.workers.comment_to_dm import CONSUMER
+from shared.contracts import topics
+from shared.contracts.events import InstagramCommentPayload, InstagramCommentReceived
 from shared.db.models import Creator, Lead, ProcessedEvent, SocialAccount
-from shared.events import InstagramCommentPayload, InstagramCommentReceived
-from shared.settings import Settings
+from shared.messaging.broker import event_headers
+from shared.platform.settings import Settings
+from tests.api_app import create_app
 from tests.integration.conftest import connect_instagram, running
 
 pytestmark = pytest.mark.integration

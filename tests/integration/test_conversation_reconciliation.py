@@ -17,16 +17,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbox.app import create_app as create_sandbox
 from sandbox.settings import SandboxSettings
-from services.api.leads import create_lead
-from services.api.schemas import LeadIn
+from services.api.http.schemas import LeadIn
+from services.api.service_layer.leads import create_lead
 from services.webhook_ingest.conversations import ConversationReconciler, ReconcilePolicy
-from shared.crypto import DecryptedTokens, TokenCipher
+from shared.contracts.events import utcnow
+from shared.contracts.lifecycle import DmStatus, Route
 from shared.db.models import DmSend
-from shared.events import utcnow
-from shared.lifecycle import DmStatus, Route
+from shared.delivery.ambiguous_sends import CONVERSATION_SENT_REASON, NOT_SENT_REASON, text_digest
+from shared.platform.crypto import DecryptedTokens, TokenCipher
+from shared.platform.settings import Settings
 from shared.providers.instagram import InstagramConversations
-from shared.reconciliation import CONVERSATION_SENT_REASON, NOT_SENT_REASON, text_digest
-from shared.settings import Settings
 from tests.integration.conftest import connect_instagram
 from tests.integration.outboxed import outboxed_statuses
 
@@ -151,7 +151,7 @@ async def test_a_dm_the_conversation_does_not_hold_was_not_sent_and_may_be_retri
     [status] = await outboxed_statuses(sessions, case.lead)
     assert status.payload.status == DmStatus.FAILED
     assert status.payload.reason == NOT_SENT_REASON
-    # "transient": the creator may retry it (services/api/retries.py)
+    # "transient": the creator may retry it (services/api/service_layer/retry_policy.py)
     assert status.payload.error is not None and status.payload.error.error_class == "transient"
 
 

@@ -1,4 +1,4 @@
-"""CORS on the API (services/api/cors.py): exact configured origins only, for /api/ only,
+"""CORS on the API (services/api/http/cors.py): exact configured origins only, for /api/ only,
 never with credentials, preflights cacheable."""
 
 from __future__ import annotations
@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from services.api.app import create_app
-from shared.settings import Settings
+from shared.platform.settings import Settings
+from tests.api_app import create_app
 from tests.integration.conftest import running
 
 pytestmark = pytest.mark.integration

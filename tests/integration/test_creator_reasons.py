@@ -11,11 +11,11 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.instagram_sender.batch import jobs_of, send_batch
+from shared.contracts.lifecycle import DmStatus
 from shared.db.models import DeliveryCircuit
-from shared.dm_reasons import ACCESS_REFUSED
-from shared.lifecycle import DmStatus
+from shared.delivery.reasons import ACCESS_REFUSED
+from shared.platform.settings import Settings
 from shared.providers.meta_errors import ErrorClass, MetaError
-from shared.settings import Settings
 from tests.integration.test_instagram_batch import (
     ScriptedInstagram,
     World,

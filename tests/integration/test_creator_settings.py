@@ -15,12 +15,12 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.app import create_app
-from shared import topics
+from shared.contracts import topics
+from shared.contracts.events import utcnow
 from shared.db.models import SendingPause
-from shared.events import utcnow
-from shared.kill_switch import pause_scope
-from shared.settings import Settings
+from shared.delivery.kill_switch import pause_scope
+from shared.platform.settings import Settings
+from tests.api_app import create_app
 from tests.integration.conftest import connect_instagram, running
 from tests.integration.issuer import Issuer
 

@@ -8,7 +8,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from shared.db.session import make_engine
-from shared.settings import Settings
+from shared.platform.settings import Settings
 
 pytestmark = pytest.mark.integration
 

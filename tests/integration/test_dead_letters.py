@@ -12,15 +12,12 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.app import create_app as api_app
-from services.api.leads import create_lead
-from services.api.schemas import LeadIn
+from services.api.http.schemas import LeadIn
+from services.api.service_layer.leads import create_lead
 from services.instagram_sender.app import create_app as instagram_app
 from services.whatsapp_sender.app import create_app as whatsapp_app
-from shared import topics
-from shared.broker import event_headers
-from shared.db.models import Lead
-from shared.events import (
+from shared.contracts import topics
+from shared.contracts.events import (
     DmRequested,
     DmRequestedPayload,
     DmStatusChanged,
@@ -28,8 +25,11 @@ from shared.events import (
     Envelope,
     Recipient,
 )
-from shared.lifecycle import DmStatus, Provider, Route
-from shared.settings import Settings
+from shared.contracts.lifecycle import DmStatus, Provider, Route
+from shared.db.models import Lead
+from shared.messaging.broker import event_headers
+from shared.platform.settings import Settings
+from tests.api_app import create_app as api_app
 from tests.integration.conftest import running
 
 pytestmark = pytest.mark.integration

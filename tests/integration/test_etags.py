@@ -12,9 +12,9 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.app import create_app
 from shared.db.models import Lead
-from shared.settings import Settings
+from shared.platform.settings import Settings
+from tests.api_app import create_app
 from tests.integration.conftest import running
 from tests.integration.issuer import Issuer
 

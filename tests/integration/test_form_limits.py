@@ -17,14 +17,14 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.web.form_challenge import PROVIDERS, Challenge
-from services.api.web.form_limits import (
+from services.api.http.web.form_challenge import PROVIDERS, Challenge
+from services.api.http.web.form_limits import (
     TOO_MANY_FOR_CREATOR,
     TOO_MANY_FROM_IP,
     FormLimits,
     ip_key,
 )
-from services.api.web.form_tokens import FormTokens
+from services.api.http.web.form_tokens import FormTokens
 from shared.db.models import FormRateCount
 
 pytestmark = pytest.mark.integration

@@ -9,8 +9,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.housekeeping import PROCESSED_EVENT_RETENTION, Retention, api_sweeps
+from services.api.workers.housekeeping import PROCESSED_EVENT_RETENTION, Retention, api_sweeps
 from services.whatsapp_sender.housekeeping import whatsapp_sweeps
+from shared.contracts.topics import TOPICS
 from shared.db.models import (
     ApiRateCount,
     FormRateCount,
@@ -21,7 +22,6 @@ from shared.db.models import (
     WhatsAppStatusBacklog,
 )
 from shared.db.retention import sweep_all
-from shared.topics import TOPICS
 
 pytestmark = pytest.mark.integration
 

@@ -14,21 +14,21 @@ import pytest
 from aiokafka import ConsumerRecord
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.leads import create_lead
-from services.api.schemas import LeadIn
+from services.api.http.schemas import LeadIn
+from services.api.service_layer.leads import create_lead
 from services.instagram_sender.batch import jobs_of, send_batch
 from services.instagram_sender.sending import RetryPolicy, SenderDeps
-from shared.crypto import DecryptedTokens, TokenCipher
+from shared.contracts.events import DmRequested, DmRequestedPayload, DmStatusChanged, Recipient
+from shared.contracts.lifecycle import DmStatus, Provider, Route
+from shared.contracts.topics import DM_REQUESTED_INSTAGRAM, DM_RETRY_INSTAGRAM
 from shared.db.models import DmSend, SocialAccount
-from shared.dead_letters import DeliveryFailed
-from shared.delivery import DeliveryGate
-from shared.events import DmRequested, DmRequestedPayload, DmStatusChanged, Recipient
-from shared.lifecycle import DmStatus, Provider, Route
+from shared.delivery.gate import DeliveryGate
+from shared.messaging.dead_letters import DeliveryFailed
+from shared.messaging.delayed_retries import H_DEFERRED_FOR, RetryPublisher
+from shared.platform.crypto import DecryptedTokens, TokenCipher
+from shared.platform.settings import Settings
 from shared.providers.instagram import SentMessage
 from shared.providers.meta_errors import ErrorClass, MetaError
-from shared.retries import H_DEFERRED_FOR, RetryPublisher
-from shared.settings import Settings
-from shared.topics import DM_REQUESTED_INSTAGRAM, DM_RETRY_INSTAGRAM
 from tests.integration.conftest import connect_instagram
 from tests.records import consumer_record
 

@@ -18,13 +18,13 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbox.app import create_app as create_sandbox
 from sandbox.settings import SandboxSettings
-from services.api.app import create_app as create_api
-from services.api.leads import create_lead
-from services.api.schemas import LeadIn
+from services.api.http.schemas import LeadIn
+from services.api.service_layer.leads import create_lead
 from shared.db.models import Lead, SocialAccount
-from shared.dm_reasons import CREATOR_DISCONNECTED
+from shared.delivery.reasons import CREATOR_DISCONNECTED
+from shared.platform.settings import Settings
 from shared.providers.instagram_auth import AppCredentials, InstagramAuthClient
-from shared.settings import Settings
+from tests.api_app import create_app as create_api
 from tests.integration.conftest import running
 from tests.integration.issuer import Issuer
 
@@ -128,7 +128,7 @@ async def test_connect_stores_an_encrypted_token_and_subscribes_webhooks(
     assert account is not None and account.creator_id == creator
     assert account.status == "connected" and account.app_scoped_id == ig_account["id"]
     stored = account.access_token_encrypted or b""
-    from shared.crypto import TokenCipher
+    from shared.platform.crypto import TokenCipher
 
     token = TokenCipher.from_settings(settings).decrypt(stored)
     assert token.encode() not in stored and token not in done.text

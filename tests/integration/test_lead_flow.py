@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.app import create_app
-from shared import topics
+from shared.contracts import topics
 from shared.db.models import Lead, OutboxRecord
-from shared.settings import Settings
+from shared.platform.settings import Settings
+from tests.api_app import create_app
 from tests.integration.conftest import connect_instagram, running
 from tests.integration.issuer import Issuer
 

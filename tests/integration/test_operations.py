@@ -23,13 +23,13 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from services.api.workers.ops_collector import OpsCollector
+from shared.contracts.events import utcnow
+from shared.contracts.topics import DLQ
 from shared.db.models import OutboxRecord, SocialAccount
-from shared.events import utcnow
-from shared.ops_collector import OpsCollector
-from shared.outbox import OutboxRelay
-from shared.service import add_operational_routes, broker_check, database_check
-from shared.settings import Settings
-from shared.topics import DLQ
+from shared.messaging.outbox import OutboxRelay
+from shared.platform.service_http import add_operational_routes, broker_check, database_check
+from shared.platform.settings import Settings
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from uuid import UUID
 import httpx
 import pytest
 
-from services.api.app import create_app
-from shared.settings import Settings
+from shared.platform.settings import Settings
+from tests.api_app import create_app
 from tests.conftest import ROOT
 from tests.integration.issuer import Issuer
 from tests.integration.served import free_port, served

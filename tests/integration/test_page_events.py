@@ -14,12 +14,12 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.app import create_app
-from services.api.auth import Principal, Role
-from services.api.status_stream import start_cursor
-from services.api.web.web_sessions import WebSessions
+from services.api.http.auth import Principal, Role
+from services.api.http.status_stream import start_cursor
+from services.api.http.web.web_sessions import WebSessions
 from shared.db.models import Creator
-from shared.settings import Settings
+from shared.platform.settings import Settings
+from tests.api_app import create_app
 from tests.integration.issuer import Issuer
 from tests.integration.served import free_port, served
 from tests.sse import sse_events

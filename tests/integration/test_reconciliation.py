@@ -1,4 +1,4 @@
-"""Ambiguous Instagram sends settled by Instagram's echo (shared.reconciliation), on the
+"""Ambiguous Instagram sends settled by Instagram's echo (shared.delivery.ambiguous_sends), on the
 real database: whichever comes second, the echo or the sender's timeout, makes it `sent`
 with Instagram's message id; a different message never settles it."""
 
@@ -12,12 +12,11 @@ from uuid import UUID
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.leads import create_lead
-from services.api.schemas import LeadIn
+from services.api.http.schemas import LeadIn
+from services.api.service_layer.leads import create_lead
 from services.instagram_sender.sending import _park_unknown
 from services.webhook_ingest.inbound import handle_webhook
-from shared.db.models import DmSend
-from shared.events import (
+from shared.contracts.events import (
     DmRequested,
     DmRequestedPayload,
     DmStatusChanged,
@@ -25,9 +24,10 @@ from shared.events import (
     InstagramWebhookReceived,
     Recipient,
 )
-from shared.lifecycle import DmStatus, Provider, Route
-from shared.reconciliation import text_digest
-from shared.settings import Settings
+from shared.contracts.lifecycle import DmStatus, Provider, Route
+from shared.db.models import DmSend
+from shared.delivery.ambiguous_sends import text_digest
+from shared.platform.settings import Settings
 from tests.integration.conftest import connect_instagram
 from tests.integration.outboxed import outboxed_statuses
 

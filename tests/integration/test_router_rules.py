@@ -13,16 +13,16 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.dm_requests import _error_class
-from services.api.leads import create_lead
-from services.api.router import RouterConfig, route_leads
-from services.api.schemas import LeadIn
+from services.api.http.schemas import LeadIn
+from services.api.service_layer.dm_requests import _error_class
+from services.api.service_layer.leads import create_lead
+from services.api.workers.lead_routing import RouterConfig, route_leads
+from shared.contracts.events import LeadCreated, LeadCreatedPayload, utcnow
+from shared.contracts.lifecycle import DmStatus, Route
+from shared.contracts.routing import RoutingRules
+from shared.contracts.topics import DM_REQUESTED_INSTAGRAM
 from shared.db.models import Creator, DmLogEntry, DmSend, InstagramContact, Lead, OutboxRecord
-from shared.events import LeadCreated, LeadCreatedPayload, utcnow
-from shared.lifecycle import DmStatus, Route
-from shared.routing import RoutingRules
-from shared.settings import Settings
-from shared.topics import DM_REQUESTED_INSTAGRAM
+from shared.platform.settings import Settings
 from tests.integration.conftest import connect_instagram
 
 pytestmark = pytest.mark.integration

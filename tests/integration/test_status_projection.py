@@ -9,10 +9,10 @@ from uuid import UUID, uuid4
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.projection import project_statuses
+from services.api.workers.status_projection import project_statuses
+from shared.contracts.events import DmStatusChanged, DmStatusPayload, utcnow
+from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.db.models import Lead
-from shared.events import DmStatusChanged, DmStatusPayload, utcnow
-from shared.lifecycle import DmStatus, Provider, Route
 
 pytestmark = pytest.mark.integration
 

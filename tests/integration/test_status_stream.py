@@ -14,10 +14,10 @@ import pytest
 from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.app import create_app
-from services.api.status_stream import Cursor
+from services.api.http.status_stream import Cursor
 from shared.db.models import Creator, DmLogEntry, Lead
-from shared.settings import Settings
+from shared.platform.settings import Settings
+from tests.api_app import create_app
 from tests.integration.issuer import Issuer
 from tests.integration.served import free_port, served
 from tests.sse import sse_events

@@ -11,10 +11,10 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.web.rendering import make_environment
+from services.api.http.web.rendering import make_environment
+from services.api.service_layer.stuck_dms import StuckDmWatchdog
+from shared.contracts.events import utcnow
 from shared.db.models import DmSend, Lead
-from shared.events import utcnow
-from shared.stuck_dms import StuckDmWatchdog
 
 pytestmark = pytest.mark.integration
 

@@ -15,15 +15,15 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.app import create_app
-from services.api.auth import Principal, Role
-from services.api.web.security import WebSecurity
-from services.api.web.web_sessions import WebSessions
+from services.api.http.auth import Principal, Role
+from services.api.http.web.security import WebSecurity
+from services.api.http.web.web_sessions import WebSessions
 from services.webhook_ingest.callbacks import SignedCallback, deauthorize, delete_user_data
+from shared.contracts.events import utcnow
 from shared.db.models import Lead, SocialAccount
-from shared.dm_reasons import for_status
-from shared.events import utcnow
-from shared.settings import Settings, get_settings
+from shared.delivery.reasons import for_status
+from shared.platform.settings import Settings, get_settings
+from tests.api_app import create_app
 from tests.integration.conftest import connect_instagram, running
 from tests.integration.issuer import Issuer
 

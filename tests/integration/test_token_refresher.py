@@ -21,13 +21,13 @@ from sandbox.app import create_app as create_sandbox
 from sandbox.settings import SandboxSettings
 from services.token_refresher.refreshing import RefresherDeps, RefreshPolicy, refresh_due
 from services.token_refresher.rotation import reencrypt_tokens
-from shared.crypto import TokenCipher
+from shared.accounts.token_health import unrefreshed_tokens
+from shared.contracts.events import utcnow
 from shared.db.models import Lead, OutboxRecord, SocialAccount
-from shared.dm_reasons import ACCESS_EXPIRED
-from shared.events import utcnow
+from shared.delivery.reasons import ACCESS_EXPIRED
+from shared.platform.crypto import TokenCipher
+from shared.platform.settings import Settings
 from shared.providers.instagram_auth import AppCredentials, InstagramAuthClient
-from shared.settings import Settings
-from shared.token_health import unrefreshed_tokens
 from tests.integration.conftest import connect_instagram
 
 pytestmark = pytest.mark.integration

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.auth import Principal, Role
-from services.api.housekeeping import Retention, api_sweeps
-from services.api.web.web_sessions import WebSessions, token_hash
+from services.api.http.auth import Principal, Role
+from services.api.http.web.web_sessions import WebSessions, token_hash
+from services.api.workers.housekeeping import Retention, api_sweeps
 from shared.db.models import WebSession
 from shared.db.retention import sweep_all
 

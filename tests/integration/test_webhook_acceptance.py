@@ -19,8 +19,8 @@ from fastapi import FastAPI
 from pydantic import SecretStr
 
 from services.webhook_ingest.app import create_app as create_ingest
-from shared import topics
-from shared.settings import Settings
+from shared.contracts import topics
+from shared.platform.settings import Settings
 from tests.integration.conftest import connect_instagram, running
 
 pytestmark = pytest.mark.integration

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from services.webhook_ingest.app import create_app as create_ingest
-from shared.settings import Settings
+from shared.platform.settings import Settings
 from tests.integration.served import free_port, served
 
 pytestmark = pytest.mark.integration

@@ -21,13 +21,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbox.app import create_app as create_sandbox
 from sandbox.settings import SandboxSettings
-from services.api.app import create_app as create_api
-from services.api.leads import create_lead
-from services.api.router import RouterConfig, open_contact
-from services.api.schemas import LeadIn
+from services.api.http.schemas import LeadIn
+from services.api.service_layer.leads import create_lead
+from services.api.workers.lead_routing import RouterConfig, open_contact
 from services.instagram_sender.sending import CLAIM
 from services.webhook_ingest.app import create_app as create_ingest
-from shared import topics
+from shared.contracts import topics
+from shared.contracts.events import LeadContactOpened, LeadContactOpenedPayload
+from shared.contracts.routing import RoutingRules
 from shared.db.models import (
     DmSend,
     InstagramComment,
@@ -36,9 +37,8 @@ from shared.db.models import (
     OutboxRecord,
     SocialAccount,
 )
-from shared.events import LeadContactOpened, LeadContactOpenedPayload
-from shared.routing import RoutingRules
-from shared.settings import Settings
+from shared.platform.settings import Settings
+from tests.api_app import create_app as create_api
 from tests.integration.conftest import connect_instagram, running
 
 pytestmark = pytest.mark.integration

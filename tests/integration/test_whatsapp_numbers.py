@@ -15,10 +15,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from sandbox.app import create_app as create_sandbox
 from sandbox.settings import SandboxSettings
-from services.api.app import create_app as create_api
 from shared.db.models import Creator, SocialAccount
+from shared.platform.settings import Settings
 from shared.providers.whatsapp import WhatsAppClient
-from shared.settings import Settings
+from tests.api_app import create_app as create_api
 from tests.integration.conftest import running
 from tests.integration.issuer import Issuer
 

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.projection import project_statuses
+from services.api.workers.status_projection import project_statuses
 from services.webhook_ingest.whatsapp_routes import WhatsAppItem
 from services.whatsapp_sender.reconciliation import (
     RECONCILED_FAILED_REASON,
@@ -21,12 +21,12 @@ from services.whatsapp_sender.reconciliation import (
 )
 from services.whatsapp_sender.sending import send_whatsapp
 from services.whatsapp_sender.statuses import handle_webhook
+from shared.contracts.events import DmStatusChanged, WhatsAppWebhookPayload, WhatsAppWebhookReceived
+from shared.contracts.lifecycle import DmStatus
 from shared.db.models import DmSend, Lead, WhatsAppMessage, WhatsAppStatusBacklog
-from shared.events import DmStatusChanged, WhatsAppWebhookPayload, WhatsAppWebhookReceived
-from shared.lifecycle import DmStatus
+from shared.platform.settings import Settings
 from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.providers.whatsapp import AcceptedMessage, TemplateMessage
-from shared.settings import Settings
 from tests.integration.outboxed import outboxed_statuses
 from tests.integration.test_whatsapp_sender import (
     RecordingClient,

@@ -16,8 +16,19 @@ from services.whatsapp_sender.deferral import DeferralPoller
 from services.whatsapp_sender.links import WhatsAppDeps
 from services.whatsapp_sender.sending import SenderDeps, send_whatsapp
 from services.whatsapp_sender.statuses import handle_webhook
-from shared.consent import FORM_ORIGIN
-from shared.crypto import TokenCipher
+from shared.contracts.consent import FORM_ORIGIN
+from shared.contracts.events import (
+    DmRequested,
+    DmRequestedPayload,
+    DmStatusChanged,
+    LeadContactOpened,
+    Recipient,
+    WhatsAppWebhookPayload,
+    WhatsAppWebhookReceived,
+    utcnow,
+)
+from shared.contracts.lifecycle import DmStatus, Provider, Route
+from shared.contracts.topics import LEADS_CONTACTS
 from shared.db.models import (
     Creator,
     DeliveryCircuit,
@@ -30,29 +41,18 @@ from shared.db.models import (
     WhatsAppNumber,
     WhatsAppTemplate,
 )
-from shared.delivery import DeliveryGate
-from shared.events import (
-    DmRequested,
-    DmRequestedPayload,
-    DmStatusChanged,
-    LeadContactOpened,
-    Recipient,
-    WhatsAppWebhookPayload,
-    WhatsAppWebhookReceived,
-    utcnow,
-)
-from shared.kill_switch import (
+from shared.delivery.gate import DeliveryGate
+from shared.delivery.kill_switch import (
     creator_scope,
     pause_in_scope,
     pause_sending,
     resume_in_scope,
     resume_sending,
 )
-from shared.lifecycle import DmStatus, Provider, Route
+from shared.platform.crypto import TokenCipher
+from shared.platform.settings import Settings
 from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.providers.whatsapp import AcceptedMessage, TemplateMessage
-from shared.settings import Settings
-from shared.topics import LEADS_CONTACTS
 from tests.integration.outboxed import outboxed_statuses
 
 pytestmark = pytest.mark.integration

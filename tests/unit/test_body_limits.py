@@ -1,4 +1,4 @@
-"""shared/body_limits.py: a body is refused before it is read when its signature header is
+"""shared/platform/body_limits.py: a body is refused before it is read when its signature header is
 missing or its declared length is over the limit, and cut off at the limit when it is
 longer than it said (chunked), so no service buffers more than its limit."""
 
@@ -10,10 +10,10 @@ import pytest
 from fastapi import FastAPI, Request
 from starlette.types import Message
 
-from services.api.app import create_app as create_api
 from services.webhook_ingest.app import create_app as create_ingest
-from shared.body_limits import BodyLimits, BodyRule
-from shared.settings import Settings
+from shared.platform.body_limits import BodyLimits, BodyRule
+from shared.platform.settings import Settings
+from tests.api_app import create_app as create_api
 
 SIGNED = BodyRule("/hook", 1000, require_header="X-Hub-Signature-256", label="instagram")
 CALLBACK = BodyRule("/hook/callback", 100)

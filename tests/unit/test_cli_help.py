@@ -8,7 +8,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from shared.cli import app
+from cli.main import app
 
 runner = CliRunner()
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from services.api.comment_trigger import MAX_KEYWORDS, counts, parse_keywords
-from services.api.web.creator_account import SettingsForm
+from services.api.http.web.creator_account import SettingsForm
+from services.api.workers.comment_trigger import MAX_KEYWORDS, counts, parse_keywords
 
 
 @pytest.mark.parametrize(

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from pydantic import ValidationError
 
-from shared.consent import FORM_ORIGIN, phone_proven, ref_text, refs_in, template_allowed
-from shared.events import LeadContactOpenedPayload
-from shared.lifecycle import Route
-from shared.routing import (
+from shared.contracts.consent import FORM_ORIGIN, phone_proven, ref_text, refs_in, template_allowed
+from shared.contracts.events import LeadContactOpenedPayload
+from shared.contracts.lifecycle import Route
+from shared.contracts.routing import (
     RECENTLY_MESSAGED,
     CreatorChannels,
     LeadFacts,

@@ -13,7 +13,7 @@ import pytest
 from pydantic import ValidationError
 
 from scripts.export_contracts import SCHEMA_DIR, rendered
-from shared.events import (
+from shared.contracts.events import (
     DmRequested,
     DmRequestedPayload,
     DmStatusChanged,
@@ -22,7 +22,7 @@ from shared.events import (
     LeadCreatedPayload,
     Recipient,
 )
-from shared.lifecycle import DmStatus, Provider, Route
+from shared.contracts.lifecycle import DmStatus, Provider, Route
 
 
 def test_checked_in_contracts_match_the_code() -> None:

@@ -12,8 +12,8 @@ import pytest
 
 from services.webhook_ingest.conversations import CannotTell, NotSent, Pace, Sent, look_up
 from shared.db.models import DmSend
+from shared.delivery.ambiguous_sends import text_digest
 from shared.providers.instagram import ListedMessage, MessageDetail
-from shared.reconciliation import text_digest
 
 ACCOUNT, IGSID, TEXT = "17841400000000001", "5550001", "Hi Ana, here is the guide!"
 SENT_AT = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)

@@ -7,12 +7,12 @@ from uuid import uuid4
 
 import pytest
 
-from shared.circuit import Circuit, CircuitPolicy, CircuitState
-from shared.delivery import DeliveryGate
-from shared.kill_switch import creator_scope
-from shared.ratelimit import Rate, RateLimiter, SendKind
-from shared.retries import backoff_s
-from shared.settings import Settings
+from shared.delivery.circuit import Circuit, CircuitPolicy, CircuitState
+from shared.delivery.gate import DeliveryGate
+from shared.delivery.kill_switch import creator_scope
+from shared.delivery.pacing import Rate, RateLimiter, SendKind
+from shared.messaging.delayed_retries import backoff_s
+from shared.platform.settings import Settings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = CircuitPolicy(failure_threshold=3, open_s=2.0, max_open_s=8.0)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.api.web.form_challenge import PROVIDERS, Challenge
-from services.api.web.form_tokens import FormTokens
-from shared.settings import Settings
+from services.api.http.web.form_challenge import PROVIDERS, Challenge
+from services.api.http.web.form_tokens import FormTokens
+from shared.platform.settings import Settings
 
 TOKENS = FormTokens(b"k1", ttl_s=60)
 

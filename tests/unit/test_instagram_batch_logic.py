@@ -1,5 +1,5 @@
 """The Instagram sender's batch logic that needs no broker or database
-(services/instagram_sender/batch.py), and the decrypted-token cache (shared.crypto)."""
+(services/instagram_sender/batch.py), and the decrypted-token cache (shared.platform.crypto)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import pytest
 from cryptography.fernet import Fernet
 
 from services.instagram_sender.batch import Job, _Read, _split_repeats, jobs_of
-from shared.crypto import DecryptedTokens, TokenCipher
-from shared.events import DmRequested, DmRequestedPayload, Recipient
-from shared.lifecycle import Provider, Route
-from shared.topics import DM_REQUESTED_INSTAGRAM
+from shared.contracts.events import DmRequested, DmRequestedPayload, Recipient
+from shared.contracts.lifecycle import Provider, Route
+from shared.contracts.topics import DM_REQUESTED_INSTAGRAM
+from shared.platform.crypto import DecryptedTokens, TokenCipher
 from tests.records import consumer_record
 
 
@@ -96,7 +96,7 @@ def test_decrypted_tokens_are_kept_by_ciphertext_for_their_ttl(
 ) -> None:
     cipher = _CountingCipher()
     now = [1000.0]
-    monkeypatch.setattr("shared.crypto.time.monotonic", lambda: now[0])
+    monkeypatch.setattr("shared.platform.crypto.time.monotonic", lambda: now[0])
     tokens = DecryptedTokens(cipher, ttl_s=60)
     old, new = cipher.encrypt("old-token"), cipher.encrypt("new-token")
 

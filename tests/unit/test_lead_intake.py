@@ -1,4 +1,4 @@
-"""The lead ingress's rules without Kafka (services/api/lead_intake.py): who may publish
+"""The lead ingress's rules without Kafka (services/api/workers/lead_ingress.py): who may publish
 for whom, and a lead validated exactly as `POST /api/leads` validates it."""
 
 from __future__ import annotations
@@ -7,15 +7,15 @@ from uuid import uuid4
 
 import pytest
 
-from services.api.lead_intake import (
+from services.api.workers.lead_ingress import (
     InvalidLead,
     ProducerRefused,
     check_producer,
     lead_in,
     producer_of,
 )
-from shared.dead_letters import classify
-from shared.events import InstagramContact, LeadSubmitted, LeadSubmittedPayload
+from shared.contracts.events import InstagramContact, LeadSubmitted, LeadSubmittedPayload
+from shared.messaging.dead_letters import classify
 
 CREATOR = uuid4()
 ALLOWED = {"crm": ["*"], "shop": [str(CREATOR)]}

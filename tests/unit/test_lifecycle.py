@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from shared.lifecycle import DmStatus, Provider, Route, is_forward
+from shared.contracts.lifecycle import DmStatus, Provider, Route, is_forward
 
 
 @pytest.mark.parametrize(

@@ -3,9 +3,10 @@ make (hypothesis): whatever path a DM takes and however the receipts interleave 
 sender's own events, the projection never leaves it `queued` or `sending` once nothing is
 pending any more, and a DM that reached the person has its `sent_at`.
 
-The model below mirrors services/api/router.py, services/instagram_sender/sending.py and
+The model below mirrors services/api/workers/lead_routing.py, services/instagram_sender/sending.py
+and
 services/whatsapp_sender/sending.py: which statuses each step publishes, on which route,
-in which order. The projection applied is the real one (services/api/dm_state.py).
+in which order. The projection applied is the real one (services/api/service_layer/dm_state.py).
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from uuid import uuid4
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from services.api.dm_state import apply_status_event, record_transition, start_attempt
+from services.api.service_layer.dm_state import apply_status_event, record_transition, start_attempt
+from shared.contracts.events import DmStatusPayload
+from shared.contracts.lifecycle import DmStatus, Route
 from shared.db.models import Lead
-from shared.events import DmStatusPayload
-from shared.lifecycle import DmStatus, Route
 
 S = DmStatus
 RETRYABLE = (S.FAILED, S.SKIPPED)

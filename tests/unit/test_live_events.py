@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-from services.api.web.live_events import while_signed_in
+from services.api.http.web.live_events import while_signed_in
 
 
 async def _events(n: int) -> AsyncIterator[str]:

@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from local_issuer.app import create_app
 from local_issuer.settings import IssuerSettings
-from services.api.web.sign_in import pkce_challenge
+from services.api.http.web.sign_in import pkce_challenge
 
 REDIRECT = "http://127.0.0.1:8000/auth/callback"
 VERIFIER = "v" * 50

@@ -1,13 +1,19 @@
-"""A DM's text (shared.message_text): one pass over the template, unknown placeholders
+"""A DM's text (services.api.service_layer.message_text): one pass over the template, unknown
+placeholders
 named on save, and each platform's limit checked instead of cutting the text."""
 
 from __future__ import annotations
 
 import pytest
 
-from services.api.retries import RetryFacts, retry_verdict
-from shared.lifecycle import DmStatus, Route
-from shared.message_text import placeholder_problem, render, too_long, unknown_placeholders
+from services.api.service_layer.message_text import (
+    placeholder_problem,
+    render,
+    too_long,
+    unknown_placeholders,
+)
+from services.api.service_layer.retry_policy import RetryFacts, retry_verdict
+from shared.contracts.lifecycle import DmStatus, Route
 
 
 def test_a_leads_values_are_never_expanded_again() -> None:

@@ -6,8 +6,8 @@ from uuid import uuid4
 
 import pytest
 
-from services.api.connect_binding import digest_of
-from services.api.oauth_state import InvalidState, issue_state, verify_state
+from services.api.http.connect_binding import digest_of
+from services.api.http.oauth_state import InvalidState, issue_state, verify_state
 
 KEY = b"state-key"
 B = digest_of("browser-secret")

@@ -17,15 +17,15 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY
 
-import shared.metrics  # noqa: F401  (registers the domain metrics)
-from shared.settings import Settings
-from shared.topics import BY_NAME
+import shared.platform.metrics  # noqa: F401  (registers the domain metrics)
+from shared.contracts.topics import BY_NAME
+from shared.platform.settings import Settings
 from tests.conftest import ROOT
 
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 K8S = ROOT / "deploy" / "k8s"
 RUNBOOK = ROOT / "docs" / "RUNBOOK.md"
-# Exported by Prometheus itself or by faststream's middleware, not by shared/metrics.py.
+# Exported by Prometheus itself or by faststream's middleware, not by shared/platform/metrics.py.
 EXTERNAL_METRICS = re.compile(r"^(up|faststream_\w+)$")
 
 
@@ -100,7 +100,7 @@ def test_alerts_and_dashboard_only_use_metrics_that_exist() -> None:
     exprs = [rule["expr"] for rule in alert_rules()] + dashboard_exprs()
     used = set().union(*(metric_names_in(e) for e in exprs))
     missing = {n for n in used if n not in known and not EXTERNAL_METRICS.match(n)}
-    assert not missing, f"not defined in shared/metrics.py: {sorted(missing)}"
+    assert not missing, f"not defined in shared/platform/metrics.py: {sorted(missing)}"
 
 
 def test_dashboard_covers_every_domain_metric() -> None:

@@ -7,8 +7,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import exc as sa_exc
 
-from services.api.app import create_app
-from shared.settings import Settings
+from shared.platform.settings import Settings
+from tests.api_app import create_app
 
 
 def _failing(error: Exception) -> TestClient:

@@ -10,8 +10,8 @@ from typing import Any
 from prometheus_client import REGISTRY
 from structlog.testing import capture_logs
 
-from shared.outage_log import OutageLog
-from shared.outbox import OutboxRelay
+from shared.messaging.outbox import OutboxRelay
+from shared.platform.outage_log import OutageLog
 
 
 def gauge(loop: str) -> float | None:

@@ -23,15 +23,15 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.batches import BatchWork
+from shared.contracts.events import DmStatusChanged, DmStatusPayload
+from shared.contracts.lifecycle import DmStatus
+from shared.contracts.topics import DLQ, DM_STATUS
 from shared.db.session import make_engine, make_sessionmaker
-from shared.dead_letters import DeadLetterPolicy, DeliveryFailed, classify
-from shared.events import DmStatusChanged, DmStatusPayload
-from shared.lifecycle import DmStatus
-from shared.outages import is_outage, ride_out
-from shared.retry_consumer import OUTAGE_RECHECK_S, RetryConsumer
-from shared.settings import Settings
-from shared.topics import DLQ, DM_STATUS
+from shared.messaging.batches import BatchWork
+from shared.messaging.dead_letters import DeadLetterPolicy, DeliveryFailed, classify
+from shared.messaging.delayed_retry_consumer import OUTAGE_RECHECK_S, RetryConsumer
+from shared.platform.outages import is_outage, ride_out
+from shared.platform.settings import Settings
 from tests.records import consumer_record
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from scripts.contract_compat import RELEASED_DIR, breaking_changes, check, unreleased
-from shared.topics import DM_STATUS, LEADS_SUBMITTED, TOPICS
+from shared.contracts.topics import DM_STATUS, LEADS_SUBMITTED, TOPICS
 
 
 def test_every_public_contract_is_released_and_compatible_with_its_release() -> None:

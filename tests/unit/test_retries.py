@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.api.retries import RetryFacts, retry_verdict
-from shared.lifecycle import DmStatus, Provider, Route
-from shared.routing import CreatorChannels, LeadFacts, RoutingRules, choose_route
+from services.api.service_layer.retry_policy import RetryFacts, retry_verdict
+from shared.contracts.lifecycle import DmStatus, Provider, Route
+from shared.contracts.routing import CreatorChannels, LeadFacts, RoutingRules, choose_route
 
 FAILED = RetryFacts(
     status=DmStatus.FAILED,

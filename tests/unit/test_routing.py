@@ -7,8 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from shared.lifecycle import Route
-from shared.routing import CreatorChannels, LeadFacts, RouteOrder, RoutingRules, choose_route
+from shared.contracts.lifecycle import Route
+from shared.contracts.routing import (
+    CreatorChannels,
+    LeadFacts,
+    RouteOrder,
+    RoutingRules,
+    choose_route,
+)
 
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)
 RULES = RoutingRules()

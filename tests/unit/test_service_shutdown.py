@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from shared.service import _cancel_all
+from shared.platform.service_http import _cancel_all
 
 
 async def test_a_loop_that_swallows_one_cancellation_is_still_stopped() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import SecretStr, ValidationError
 
-from shared.settings import Settings
+from shared.platform.settings import Settings
 
 
 def test_development_defaults_are_fine_locally() -> None:

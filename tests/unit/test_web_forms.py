@@ -7,10 +7,10 @@ from uuid import uuid4
 
 from pydantic import SecretStr
 
-from services.api.web.form_limits import estimate, window_start
-from services.api.web.lead_form_fields import NO_CONTACT, FormValues, to_lead
-from services.api.web.security import WebSecurity
-from shared.settings import Settings
+from services.api.http.web.form_limits import estimate, window_start
+from services.api.http.web.lead_form_fields import NO_CONTACT, FormValues, to_lead
+from services.api.http.web.security import WebSecurity
+from shared.platform.settings import Settings
 
 
 def _values(**form: str) -> FormValues:

@@ -16,10 +16,10 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from starlette.requests import Request
 
-from services.api.app import create_app
-from services.api.web import admin_dlq, admin_overview, creator_account, creator_leads, sign_in
-from services.api.web.security import CSRF_FIELD, CsrfRejected, WebSecurity
-from shared.settings import Settings
+from services.api.http.web import admin_dlq, admin_overview, creator_account, creator_leads, sign_in
+from services.api.http.web.security import CSRF_FIELD, CsrfRejected, WebSecurity
+from shared.platform.settings import Settings
+from tests.api_app import create_app
 
 SITE = "https://autodm.example"
 SECURITY = WebSecurity(b"k1", True, 60, public_origin=SITE)

@@ -9,8 +9,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from services.api.web.pages_deps import PageError, SignInConfig
-from services.api.web.sign_in import _token_of, authorize_location, pkce_challenge
+from services.api.http.web.pages_deps import PageError, SignInConfig
+from services.api.http.web.sign_in import _token_of, authorize_location, pkce_challenge
 
 CONFIG = SignInConfig(
     authorize_url="https://idp.example/authorize",

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 
 from services.webhook_ingest.accept import Acceptance
 from services.webhook_ingest.app import create_app
-from shared.settings import Settings
+from shared.platform.settings import Settings
 
 
 class FailingBroker:

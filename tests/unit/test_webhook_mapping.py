@@ -8,7 +8,7 @@ from uuid import uuid4
 
 from services.webhook_ingest.ingest import split_instagram
 from services.webhook_ingest.mapping import Comment, Echo, Ignored, Inbound, Read, map_item
-from shared.events import InstagramWebhookPayload
+from shared.contracts.events import InstagramWebhookPayload
 
 ACCOUNT = "17841400000000001"
 PERSON = "5550001000000001"

@@ -11,14 +11,14 @@ import pytest
 from services.webhook_ingest.whatsapp_routes import split_whatsapp
 from services.whatsapp_sender.limits import throttle_backoff
 from services.whatsapp_sender.statuses import meta_time, status_event
-from services.whatsapp_sender.templates import (
+from shared.contracts.lifecycle import DmStatus, Route
+from shared.contracts.routing import CreatorChannels, LeadFacts, RoutingRules, choose_route
+from shared.contracts.whatsapp_templates import (
     TemplateParameterError,
     lead_values,
     render_parameters,
 )
 from shared.db.models import WhatsAppMessage
-from shared.lifecycle import DmStatus, Route
-from shared.routing import CreatorChannels, LeadFacts, RoutingRules, choose_route
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 

@@ -16,8 +16,8 @@ from services.whatsapp_sender.reconciliation import (
     SendRef,
 )
 from services.whatsapp_sender.statuses import _re_engagement, status_event
+from shared.contracts.lifecycle import DmStatus, Route
 from shared.db.models import WhatsAppMessage
-from shared.lifecycle import DmStatus, Route
 from shared.providers.whatsapp import TemplateMessage, WhatsAppClient
 
 

@@ -1,4 +1,5 @@
-"""Alembic environment: async engine from shared.settings, metadata from shared.db.models."""
+"""Alembic environment: async engine from shared.platform.settings, metadata from
+shared.db.models."""
 
 import asyncio
 
@@ -7,7 +8,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from shared.db.models import Base
-from shared.settings import get_settings
+from shared.platform.settings import get_settings
 
 target_metadata = Base.metadata
 

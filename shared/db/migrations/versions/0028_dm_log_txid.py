@@ -1,5 +1,5 @@
 """dm_log.txid: the writing transaction's id, for the live status stream's gap-free resume
-(services/api/status_stream.py)
+(services/api/http/status_stream.py)
 
 The column is added without a default first (no table rewrite: rows written before it
 stay NULL and are never streamed), then given its default for new rows; the index is

@@ -1,0 +1,133 @@
+"""`Idempotency-Key` for POST requests: a retried request gets the first one's response and
+never acts twice.
+
+The key is claimed in its own short transaction (so a concurrent duplicate sees it and gets
+409), and completed in the action's transaction: either both the action and the stored
+response commit, or neither does and the key is released for the client's next try.
+A claim whose request died mid-way (a crashed replica) is taken over after
+`in_flight_s`; a key is forgotten after `ttl`.
+
+A key belongs to (tenant, caller): the creator the request acts for and the token's
+subject. One person acting for several creators (an agency) or a service naming creators
+may reuse a key across creators; each creator's request is then its own.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import ColumnElement, delete, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services.api.http.problems import ApiProblem
+from shared.db.models import IdempotencyKey
+
+IN_FLIGHT = "in_flight"
+DONE = "done"
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class KeyOwner:
+    """Whose key it is: the creator the request acts for, and the caller (token `sub`)."""
+
+    creator_id: UUID
+    caller: str
+
+
+@dataclass(frozen=True)
+class KeyPolicy:
+    in_flight: timedelta
+    ttl: timedelta
+
+
+def request_hash(method: str, path: str, body: dict[str, Any]) -> str:
+    """Same request = same method, path and body as JSON values (key order and spacing of
+    the bytes on the wire don't matter)."""
+    canonical = json.dumps([method, path, body], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+async def claim(
+    sessions: async_sessionmaker[AsyncSession],
+    owner: KeyOwner,
+    key: str,
+    fingerprint: str,
+    policy: KeyPolicy,
+    now: datetime,
+) -> StoredResponse | None:
+    """None if this request now owns the key; the stored response if it was answered."""
+    row = IdempotencyKey.__table__.c
+    fresh = {"request_hash": fingerprint, "state": IN_FLIGHT, "locked_at": now}
+    stmt = insert(IdempotencyKey).values(
+        creator_id=owner.creator_id, owner=owner.caller, key=key, created_at=now, **fresh
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[row.creator_id, row.owner, row.key],
+        set_={**fresh, "status_code": None, "response_body": None, "created_at": now},
+        where=((row.state == IN_FLIGHT) & (row.locked_at < now - policy.in_flight))
+        | (row.created_at < now - policy.ttl),
+    )
+    async with sessions.begin() as session:
+        if await session.scalar(stmt.returning(row.key)) is not None:
+            return None
+        existing = await session.get(IdempotencyKey, (owner.creator_id, owner.caller, key))
+    return _answer_for(existing, fingerprint, policy)
+
+
+def _answer_for(
+    existing: IdempotencyKey | None, fingerprint: str, policy: KeyPolicy
+) -> StoredResponse:
+    # None: the holder released the key between our insert and read; it is free next time.
+    if existing is not None and existing.request_hash != fingerprint:
+        raise ApiProblem(
+            422,
+            "idempotency-key-reused",
+            "this Idempotency-Key was used with a different request; use a new key",
+        )
+    if existing is None or existing.state == IN_FLIGHT or existing.status_code is None:
+        raise ApiProblem(
+            409,
+            "idempotency-in-flight",
+            "a request with this Idempotency-Key is still being processed",
+            headers={"Retry-After": str(max(1, int(policy.in_flight.total_seconds() // 10)))},
+        )
+    return StoredResponse(existing.status_code, existing.response_body or {})
+
+
+async def complete(
+    session: AsyncSession, owner: KeyOwner, key: str, response: StoredResponse
+) -> None:
+    """Store the answer, in the transaction of the action it answers."""
+    await session.execute(
+        update(IdempotencyKey)
+        .where(*_is_key(owner, key))
+        .values(state=DONE, status_code=response.status_code, response_body=response.body)
+    )
+
+
+async def release(sessions: async_sessionmaker[AsyncSession], owner: KeyOwner, key: str) -> None:
+    """The request failed without acting: the client may try again with the same key."""
+    async with sessions.begin() as session:
+        await session.execute(
+            delete(IdempotencyKey).where(*_is_key(owner, key), IdempotencyKey.state == IN_FLIGHT)
+        )
+
+
+def _is_key(owner: KeyOwner, key: str) -> tuple[ColumnElement[bool], ...]:
+    return (
+        IdempotencyKey.creator_id == owner.creator_id,
+        IdempotencyKey.owner == owner.caller,
+        IdempotencyKey.key == key,
+    )

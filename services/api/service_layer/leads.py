@@ -1,0 +1,156 @@
+"""Service layer for leads: accept one (lead + lead.created in one transaction), read one."""
+
+from __future__ import annotations
+
+import secrets
+from uuid import UUID, uuid4
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from services.api.http.schemas import DmError, DmLogOut, DmOut, LeadIn, LeadOut
+from services.api.service_layer.dm_state import log_created
+from shared.contracts.consent import API_CONSENT, FORM_ORIGIN
+from shared.contracts.events import InstagramContact, LeadCreated, LeadCreatedPayload, utcnow
+from shared.contracts.lifecycle import DmStatus, Provider, Route
+from shared.contracts.topics import LEADS_CREATED
+from shared.db.models import DmLogEntry, Lead
+from shared.messaging.outbox import add_to_outbox
+
+FOREIGN_KEY_VIOLATION = "23503"  # PostgreSQL's SQLSTATE
+
+
+class UnknownCreator(LookupError):
+    """The lead names a creator that does not exist (a 404 for the caller). The session's
+    transaction is then aborted: the caller rolls it back."""
+
+
+async def create_lead(
+    session: AsyncSession,
+    data: LeadIn,
+    correlation_id: str,
+    *,
+    requested_provider: Provider | None = None,
+    origin: str | None = None,
+) -> Lead:
+    """Store the lead and its lead.created event atomically; the relay publishes it.
+    `origin` "form" marks the public form: its phone is nobody's consent
+    (shared.contracts.consent)."""
+    creator_id = data.creator_id
+    if creator_id is None:
+        raise UnknownCreator(str(creator_id))
+    ig = data.instagram
+    now = utcnow()
+    lead = Lead(
+        id=uuid4(),
+        creator_id=creator_id,
+        name=data.name,
+        message=data.message,
+        phone=data.phone,
+        whatsapp_opt_in=data.whatsapp_opt_in,
+        origin=origin,
+        whatsapp_consent_source=_consent_source(data, origin),
+        dm_requested_provider=requested_provider,
+        instagram_username=ig.username if ig else None,
+        igsid=ig.igsid if ig else None,
+        last_inbound_at=ig.last_inbound_at if ig else None,
+        comment_id=ig.comment_id if ig else None,
+        commented_at=ig.commented_at if ig else None,
+        ref=secrets.token_urlsafe(12),
+        dm_status=DmStatus.QUEUED,
+        dm_attempt=1,
+        dm_attempts=0,
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(lead)
+    try:
+        await session.flush()  # the lead row must exist before its log line references it
+    except IntegrityError as exc:
+        # The creator's existence is the foreign key's to check, not a read before the
+        # insert: one round trip less per lead (docs/BENCHMARKS.md).
+        if getattr(exc.orig, "sqlstate", None) == FOREIGN_KEY_VIOLATION:
+            raise UnknownCreator(str(creator_id)) from exc
+        raise
+    event = LeadCreated(
+        occurred_at=now,
+        correlation_id=correlation_id,
+        creator_id=creator_id,
+        payload=LeadCreatedPayload(
+            lead_id=lead.id,
+            name=data.name,
+            message=data.message,
+            phone=data.phone,
+            whatsapp_opt_in=data.whatsapp_opt_in,
+            instagram=InstagramContact(**ig.model_dump()) if ig else InstagramContact(),
+        ),
+    )
+    log_created(session, lead, event.id, now)
+    add_to_outbox(session, LEADS_CREATED, str(creator_id), event)
+    return lead
+
+
+def _consent_source(data: LeadIn, origin: str | None) -> str | None:
+    if not data.whatsapp_opt_in:
+        return None
+    if origin == FORM_ORIGIN:
+        return FORM_ORIGIN  # claimed by whoever typed the number: proven only by its owner
+    return data.whatsapp_consent_source or API_CONSENT
+
+
+async def get_lead(session: AsyncSession, lead_id: UUID) -> LeadOut | None:
+    lead = await session.get(Lead, lead_id)
+    if lead is None:
+        return None
+    log = (
+        await session.scalars(
+            select(DmLogEntry).where(DmLogEntry.lead_id == lead_id).order_by(DmLogEntry.id)
+        )
+    ).all()
+    return to_lead_out(lead, list(log))
+
+
+def new_lead_out(lead: Lead) -> LeadOut:
+    """The answer for a lead just created, from what this request wrote (no read back):
+    a new lead's log is exactly its one `queued` line, written at `created_at`."""
+    queued = DmLogEntry(status=DmStatus.QUEUED, attempt=1, occurred_at=lead.created_at, detail={})
+    return to_lead_out(lead, [queued])
+
+
+def to_lead_out(lead: Lead, log: list[DmLogEntry]) -> LeadOut:
+    error = None
+    if lead.dm_error_code is not None or lead.dm_error_message:
+        error = DmError(
+            code=lead.dm_error_code, subcode=lead.dm_error_subcode, message=lead.dm_error_message
+        )
+    return LeadOut(
+        id=lead.id,
+        creator_id=lead.creator_id,
+        name=lead.name,
+        phone=lead.phone,
+        instagram_username=lead.instagram_username,
+        whatsapp_opt_in=lead.whatsapp_opt_in,
+        created_at=lead.created_at,
+        dm=DmOut(
+            status=DmStatus(lead.dm_status),
+            route=Route(lead.dm_route) if lead.dm_route else None,
+            provider=Provider(lead.dm_provider) if lead.dm_provider else None,
+            attempt=lead.dm_attempt,
+            link=lead.dm_link,
+            reason=lead.dm_reason,
+            error=error,
+            provider_message_id=lead.provider_message_id,
+            sent_at=lead.sent_at,
+            read_at=lead.read_at,
+            log=[
+                DmLogOut(
+                    status=DmStatus(e.status),
+                    attempt=e.attempt,
+                    occurred_at=e.occurred_at,
+                    detail=e.detail,
+                )
+                for e in log
+            ],
+        ),
+    )

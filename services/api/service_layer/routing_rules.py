@@ -1,0 +1,17 @@
+"""The routing rules' windows and cool-downs, from settings (both API processes use them)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from shared.contracts.routing import RoutingRules
+from shared.platform.settings import Settings
+
+
+def routing_rules(settings: Settings) -> RoutingRules:
+    return RoutingRules(
+        dm_window=timedelta(hours=settings.instagram_dm_window_hours),
+        private_reply_window=timedelta(days=settings.private_reply_window_days),
+        whatsapp_window=timedelta(hours=settings.whatsapp_window_hours),
+        form_recipient_cooldown=timedelta(hours=settings.lead_form_recipient_cooldown_hours),
+    )

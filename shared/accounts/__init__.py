@@ -1,0 +1,1 @@
+"""Connected accounts across services: leaving AutoDM, token health."""

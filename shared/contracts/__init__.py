@@ -1,0 +1,1 @@
+"""Event contracts and the DM vocabulary: pure, no infrastructure (import-linter keeps it so)."""

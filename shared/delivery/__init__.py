@@ -1,0 +1,2 @@
+"""Delivery policy of the senders: the gate (pacing, circuits, kill switch), status events,
+reasons."""

@@ -1,0 +1,105 @@
+"""Batch consumption: the records a poll returned are handled in one transaction and
+committed to Kafka once, instead of one transaction and one offset commit per record.
+
+On this machine a transaction's BEGIN/COMMIT and an offset commit cost more than the
+work of a small handler (docs/BENCHMARKS.md), so the busiest consumers take what is there.
+Correctness is the per-record path's: a malformed record is parked alone; if the batch's
+transaction fails, every record is retried in its own transaction and only the one that
+still fails is parked (the DLQ then holds exactly the records a per-record consumer would
+have parked). A dependency outage (shared.platform.outages) is raised instead, for the dead-letter
+middleware to retry the whole batch once it is over. Handlers stay idempotent by event id,
+so a batch redelivered after a crash between the database commit and the offset commit
+changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+from uuid import UUID
+
+from aiokafka import ConsumerRecord
+from faststream.kafka.annotations import KafkaMessage
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from shared.contracts.events import Unattributed
+from shared.platform.logs import bind_correlation_id, get_logger
+from shared.platform.outages import is_outage
+
+log = get_logger(__name__)
+
+E = TypeVar("E", bound=Unattributed)
+Park = Callable[[ConsumerRecord[Any, Any], BaseException], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class BatchWork(Generic[E]):
+    """`apply` does the work of some events in the session it is given (one transaction).
+
+    Wiring (services' handlers): `decoder` is the subscriber's decoder, so the handler is
+    typed `list[Event]` (documented in AsyncAPI as the topic's event) and receives only
+    the records that parsed; it then calls `run(events, records_of(msg))`."""
+
+    model: type[E]
+    sessions: async_sessionmaker[AsyncSession]
+    apply: Callable[[AsyncSession, Sequence[E]], Awaitable[object]]
+    park: Park
+
+    async def decoder(self, msg: KafkaMessage, _: Any = None) -> list[E]:
+        """faststream decoder: the events of the batch; a malformed record is parked here."""
+        events = []
+        for record in records_of(msg):
+            try:
+                events.append(self._parse(record))
+            except ValueError as exc:  # pydantic's ValidationError included
+                await self.park(record, exc)
+        return events
+
+    async def run(self, events: Sequence[E], records: Sequence[ConsumerRecord[Any, Any]]) -> None:
+        if not events:
+            return
+        try:
+            async with self.sessions.begin() as session:
+                await self.apply(session, events)
+            return
+        except Exception as exc:
+            if is_outage(exc):
+                raise  # not the records' fault: the batch is retried as a whole
+            log.warning(
+                "batch failed; handling its records one by one", size=len(events), exc_info=True
+            )
+        by_id = self._records_by_event_id(records)
+        for event in events:
+            await self._one(event, by_id[event.id])
+
+    def _parse(self, record: ConsumerRecord[Any, Any]) -> E:
+        return self.model.model_validate_json(record.value or b"")
+
+    def _records_by_event_id(
+        self, records: Sequence[ConsumerRecord[Any, Any]]
+    ) -> dict[UUID, ConsumerRecord[Any, Any]]:
+        # Only on the (rare) fallback path: which record carried which event, for the DLQ.
+        by_id = {}
+        for record in records:
+            try:
+                by_id[self._parse(record).id] = record
+            except ValueError:
+                continue  # parked by the decoder already
+        return by_id
+
+    async def _one(self, event: E, record: ConsumerRecord[Any, Any]) -> None:
+        bind_correlation_id(event.correlation_id)
+        try:
+            async with self.sessions.begin() as session:
+                await self.apply(session, [event])
+        except Exception as exc:
+            if is_outage(exc):
+                raise  # the batch is retried as a whole (idempotent by event id)
+            await self.park(record, exc)
+
+
+def records_of(msg: KafkaMessage) -> tuple[ConsumerRecord[Any, Any], ...]:
+    """The records of a batch subscriber's message (a tuple), or of a single one."""
+    raw = msg.raw_message
+    return raw if isinstance(raw, tuple) else (raw,)
