@@ -54,6 +54,7 @@ chaos: venv
 lint: venv
 	.venv/bin/ruff check .
 	.venv/bin/ruff format --check .
+	.venv/bin/lint-imports
 
 typecheck: venv
 	.venv/bin/mypy shared services cli sandbox scripts local_issuer

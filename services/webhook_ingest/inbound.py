@@ -28,7 +28,12 @@ from shared.contracts.events import (
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.topics import DM_STATUS, INSTAGRAM_COMMENTS, LEADS_CONTACTS
 from shared.db.models import DmSend, InstagramComment, InstagramContact, Lead
-from shared.delivery.ambiguous_sends import RECONCILED_REASON, UNSETTLED, settle_sent, text_digest
+from shared.delivery.ambiguous_sends import (
+    RECONCILED_REASON,
+    UNSETTLED,
+    settle_sent,
+    text_digest,
+)
 from shared.messaging.idempotency import claim_events
 from shared.messaging.outbox import add_to_outbox
 from shared.platform.logs import bind_correlation_id, get_logger

@@ -13,8 +13,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.api.http.schemas import LeadIn
+from services.api.service_layer.lead_routing import RouterConfig, route_leads
 from services.api.service_layer.leads import create_lead
-from services.api.workers.lead_routing import RouterConfig, route_leads
 from services.api.workers.status_projection import project_statuses
 from services.webhook_ingest.inbound import handle_webhooks
 from shared.contracts.events import (

@@ -23,7 +23,11 @@ from services.webhook_ingest.conversations import ConversationReconciler, Reconc
 from shared.contracts.events import utcnow
 from shared.contracts.lifecycle import DmStatus, Route
 from shared.db.models import DmSend
-from shared.delivery.ambiguous_sends import CONVERSATION_SENT_REASON, NOT_SENT_REASON, text_digest
+from shared.delivery.ambiguous_sends import (
+    CONVERSATION_SENT_REASON,
+    NOT_SENT_REASON,
+    text_digest,
+)
 from shared.platform.crypto import DecryptedTokens, TokenCipher
 from shared.platform.settings import Settings
 from shared.providers.instagram import InstagramConversations

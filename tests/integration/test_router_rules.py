@@ -15,8 +15,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.http.schemas import LeadIn
 from services.api.service_layer.dm_requests import _error_class
+from services.api.service_layer.lead_routing import RouterConfig, route_leads
 from services.api.service_layer.leads import create_lead
-from services.api.workers.lead_routing import RouterConfig, route_leads
 from shared.contracts.events import LeadCreated, LeadCreatedPayload, utcnow
 from shared.contracts.lifecycle import DmStatus, Route
 from shared.contracts.routing import RoutingRules

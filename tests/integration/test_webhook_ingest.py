@@ -22,8 +22,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sandbox.app import create_app as create_sandbox
 from sandbox.settings import SandboxSettings
 from services.api.http.schemas import LeadIn
+from services.api.service_layer.lead_routing import RouterConfig, open_contact
 from services.api.service_layer.leads import create_lead
-from services.api.workers.lead_routing import RouterConfig, open_contact
 from services.instagram_sender.sending import CLAIM
 from services.webhook_ingest.app import create_app as create_ingest
 from shared.contracts import topics

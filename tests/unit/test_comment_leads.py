@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from services.api.http.web.creator_account import SettingsForm
-from services.api.workers.comment_trigger import MAX_KEYWORDS, counts, parse_keywords
+from services.api.service_layer.comment_trigger import MAX_KEYWORDS, counts, parse_keywords
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,9 @@ make (hypothesis): whatever path a DM takes and however the receipts interleave 
 sender's own events, the projection never leaves it `queued` or `sending` once nothing is
 pending any more, and a DM that reached the person has its `sent_at`.
 
-The model below mirrors services/api/workers/lead_routing.py, services/instagram_sender/sending.py
-and
-services/whatsapp_sender/sending.py: which statuses each step publishes, on which route,
-in which order. The projection applied is the real one (services/api/service_layer/dm_state.py).
+The model below mirrors services/api/service_layer/lead_routing.py,
+services/instagram_sender/sending.py and services/whatsapp_sender/sending.py: which statuses
+each step publishes, on which route, in which order. The projection applied is the real one (services/api/service_layer/dm_state.py).
 """
 
 from __future__ import annotations

@@ -22,13 +22,13 @@ from pydantic import (
     model_validator,
 )
 
-from services.api.service_layer.message_text import placeholder_problem
-from services.api.workers.comment_trigger import (
+from services.api.service_layer.comment_trigger import (
     MAX_KEYWORD_CHARS,
     MAX_KEYWORDS,
     CommentTrigger,
     normalize_keywords,
 )
+from services.api.service_layer.message_text import placeholder_problem
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.routing import RouteOrder
 

@@ -31,9 +31,9 @@ from services.api.http.schemas import (
     WaitingOut,
 )
 from services.api.service_layer.dm_state import start_attempt
+from services.api.service_layer.lead_routing import current_route, last_inbound_at
 from services.api.service_layer.leads import UnknownCreator, create_lead
 from services.api.service_layer.retry_policy import RetryFacts, RetryVerdict, retry_verdict
-from services.api.workers.lead_routing import current_route, last_inbound_at
 from shared.contracts.events import DmRetryRequested, DmRetryRequestedPayload
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.routing import RoutingRules

@@ -1,7 +1,7 @@
 """WhatsApp Business numbers of a creator: connect (token encrypted at rest like Instagram
 tokens), templates with their lead-field parameters, disconnect. What the router reads of them (a
 connected number, an approved template, the lead's open 24 h window) is
-services.api.workers.routing_facts."""
+services.api.service_layer.routing_facts."""
 
 from __future__ import annotations
 

@@ -9,10 +9,10 @@ from datetime import timedelta
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.api.service_layer.lead_routing import RouterConfig
 from services.api.service_layer.routing_rules import routing_rules
 from services.api.service_layer.stuck_dms import StuckDmWatchdog
 from services.api.workers.housekeeping import Retention, api_sweeps
-from services.api.workers.lead_routing import RouterConfig
 from services.api.workers.ops_collector import OpsCollector
 from services.api.workers.subscribers import register_handlers
 from shared.db.retention import Sweeper

@@ -21,8 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.http.schemas import META_TEXT_MAX_BYTES, InstagramIn, LeadIn
+from services.api.service_layer.comment_trigger import counts
 from services.api.service_layer.leads import create_lead
-from services.api.workers.comment_trigger import counts
 from shared.accounts.lifecycle import DISCONNECTED
 from shared.contracts.events import InstagramCommentReceived
 from shared.contracts.routing import RoutingRules

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-from services.api.http.web.form_limits import WINDOW, window_start
+from services.api.service_layer.form_windows import WINDOW, window_start
 from shared.contracts.topics import TOPICS
 from shared.db.models import (
     ApiRateCount,

@@ -7,9 +7,14 @@ from collections.abc import Mapping, Sequence
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from services.api.service_layer.lead_routing import (
+    RouterConfig,
+    open_contact,
+    route_lead,
+    route_leads,
+)
 from services.api.workers.comment_to_dm import lead_from_comment
 from services.api.workers.lead_ingress import lead_from_submission, producer_of
-from services.api.workers.lead_routing import RouterConfig, open_contact, route_lead, route_leads
 from services.api.workers.status_projection import project_statuses
 from shared.contracts.events import (
     DmRetryRequested,

@@ -25,17 +25,17 @@ from services.api.http.routes.instagram import InstagramConnectDeps, start_busin
 from services.api.http.routes.instagram import get_deps as instagram_deps
 from services.api.http.schemas import MAX_PACE_PER_H, META_TEXT_MAX_BYTES, CreatorSettingsIn
 from services.api.http.web.pages_deps import CreatorUser, PageError, Web
-from services.api.service_layer.creator_settings import Pauses, pauses_of
-from services.api.service_layer.creator_settings import save_settings as save_creator_settings
-from services.api.service_layer.instagram_connection import disconnect
-from services.api.service_layer.message_text import PLACEHOLDERS, placeholder_problem
-from services.api.workers.comment_trigger import (
+from services.api.service_layer.comment_trigger import (
     MAX_KEYWORD_CHARS,
     MAX_KEYWORDS,
     CommentTrigger,
     parse_keywords,
 )
-from services.api.workers.lead_routing import render_message
+from services.api.service_layer.creator_settings import Pauses, pauses_of
+from services.api.service_layer.creator_settings import save_settings as save_creator_settings
+from services.api.service_layer.instagram_connection import disconnect
+from services.api.service_layer.lead_routing import render_message
+from services.api.service_layer.message_text import PLACEHOLDERS, placeholder_problem
 from shared.accounts.lifecycle import CONNECTED, DISCONNECTED
 from shared.contracts.events import utcnow
 from shared.contracts.lifecycle import Provider

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import ScalarSelect, select
 from sqlalchemy.dialects.postgresql import insert
@@ -25,16 +25,11 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.http.web.form_challenge import Challenge
 from services.api.http.web.form_tokens import FormTokens
+from services.api.service_layer.form_windows import WINDOW, window_start
 from shared.db.models import FormRateCount
 
-WINDOW = timedelta(minutes=1)
 TOO_MANY_FROM_IP = "Too many submissions from your network. Please wait a minute."
 TOO_MANY_FOR_CREATOR = "This form is receiving a lot of messages. Please try again in a minute."
-
-
-def window_start(now: datetime) -> datetime:
-    seconds = WINDOW.total_seconds()
-    return datetime.fromtimestamp(now.timestamp() // seconds * seconds, UTC)
 
 
 def estimate(previous: int, current: int, elapsed: float) -> float:

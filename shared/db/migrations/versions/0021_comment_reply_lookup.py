@@ -1,5 +1,5 @@
 """an index on leads.comment_id: the router looks up a comment's private reply by comment,
-whichever lead sent it (services/api/workers/routing_facts.py)
+whichever lead sent it (services/api/service_layer/routing_facts.py)
 
 Built CONCURRENTLY: `leads` is written on every accepted lead.
 

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.service_layer.dm_state import claim_and_lock, record_transition
 from services.api.service_layer.message_text import TOO_LONG, TooLong, render, too_long
-from services.api.workers.routing_facts import RoutingFacts, load_facts
+from services.api.service_layer.routing_facts import RoutingFacts, load_facts
 from shared.contracts.consent import PROVEN_CONSENT, phone_proven
 from shared.contracts.events import (
     DmRequested,
