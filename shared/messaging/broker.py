@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 from shared.contracts.events import Envelope, Unattributed
 from shared.messaging.batches import Park
 from shared.messaging.dead_letters import DeadLetterPolicy
+from shared.messaging.publishers import declare_publishers
 from shared.platform.logs import bind_correlation_id, get_logger
 from shared.platform.settings import Settings
 
@@ -77,6 +78,7 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
         ],
     )
     dead_letters.publish = broker.publish
+    declare_publishers(broker, service)  # the send side of its AsyncAPI document
     return broker
 
 

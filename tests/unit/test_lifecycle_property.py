@@ -5,7 +5,8 @@ pending any more, and a DM that reached the person has its `sent_at`.
 
 The model below mirrors services/api/service_layer/lead_routing.py,
 services/instagram_sender/sending.py and services/whatsapp_sender/sending.py: which statuses
-each step publishes, on which route, in which order. The projection applied is the real one (services/api/service_layer/dm_state.py).
+each step publishes, on which route, in which order. The projection applied is the real one
+(services/api/service_layer/dm_state.py).
 """
 
 from __future__ import annotations
