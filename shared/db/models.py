@@ -34,7 +34,7 @@ class Creator(Base):
     name: Mapped[str] = mapped_column(String(200))
     slug: Mapped[str] = mapped_column(String(64), unique=True)
     dm_template: Mapped[str] = mapped_column(Text, default="Hi {name}, thanks for reaching out!")
-    # Which provider's routes the router tries first (shared.contracts.routing.RouteOrder).
+    # Which provider's routes the router tries first (shared.contracts.route_choice.RouteOrder).
     route_order: Mapped[str] = mapped_column(
         String(32), default="instagram_first", server_default="instagram_first"
     )

@@ -27,7 +27,7 @@ from shared.contracts.events import (
     utcnow,
 )
 from shared.contracts.lifecycle import DmStatus, Route
-from shared.contracts.routing import RoutingRules
+from shared.contracts.route_choice import RoutingRules
 from shared.db.models import Creator, InstagramContact, Lead
 from shared.messaging.batches import BatchWork
 from shared.platform.settings import Settings

@@ -19,7 +19,7 @@ from services.api.service_layer.lead_routing import RouterConfig, route_leads
 from services.api.service_layer.leads import create_lead
 from shared.contracts.events import LeadCreated, LeadCreatedPayload, utcnow
 from shared.contracts.lifecycle import DmStatus, Route
-from shared.contracts.routing import RoutingRules
+from shared.contracts.route_choice import RoutingRules
 from shared.contracts.topics import DM_REQUESTED_INSTAGRAM
 from shared.db.models import Creator, DmLogEntry, DmSend, InstagramContact, Lead, OutboxRecord
 from shared.platform.settings import Settings

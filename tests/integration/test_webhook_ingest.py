@@ -28,7 +28,7 @@ from services.instagram_sender.sending import CLAIM
 from services.webhook_ingest.app import create_app as create_ingest
 from shared.contracts import topics
 from shared.contracts.events import LeadContactOpened, LeadContactOpenedPayload
-from shared.contracts.routing import RoutingRules
+from shared.contracts.route_choice import RoutingRules
 from shared.db.models import (
     DmSend,
     InstagramComment,

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 from shared.contracts.consent import FORM_ORIGIN, phone_proven, ref_text, refs_in, template_allowed
 from shared.contracts.events import LeadContactOpenedPayload
 from shared.contracts.lifecycle import Route
-from shared.contracts.routing import (
+from shared.contracts.route_choice import (
     RECENTLY_MESSAGED,
     CreatorChannels,
     LeadFacts,

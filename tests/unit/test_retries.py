@@ -10,7 +10,7 @@ import pytest
 
 from services.api.service_layer.retry_policy import RetryFacts, retry_verdict
 from shared.contracts.lifecycle import DmStatus, Provider, Route
-from shared.contracts.routing import CreatorChannels, LeadFacts, RoutingRules, choose_route
+from shared.contracts.route_choice import CreatorChannels, LeadFacts, RoutingRules, choose_route
 
 FAILED = RetryFacts(
     status=DmStatus.FAILED,

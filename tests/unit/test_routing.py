@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from shared.contracts.lifecycle import Route
-from shared.contracts.routing import (
+from shared.contracts.route_choice import (
     CreatorChannels,
     LeadFacts,
     RouteOrder,

@@ -12,7 +12,7 @@ from services.webhook_ingest.whatsapp_routes import split_whatsapp
 from services.whatsapp_sender.limits import throttle_backoff
 from services.whatsapp_sender.statuses import meta_time, status_event
 from shared.contracts.lifecycle import DmStatus, Route
-from shared.contracts.routing import CreatorChannels, LeadFacts, RoutingRules, choose_route
+from shared.contracts.route_choice import CreatorChannels, LeadFacts, RoutingRules, choose_route
 from shared.contracts.whatsapp_templates import (
     TemplateParameterError,
     lead_values,

@@ -30,7 +30,7 @@ from services.api.service_layer.comment_trigger import (
 )
 from services.api.service_layer.message_text import placeholder_problem
 from shared.contracts.lifecycle import DmStatus, Provider, Route
-from shared.contracts.routing import RouteOrder
+from shared.contracts.route_choice import RouteOrder
 
 Username = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._]{1,30}$")]
 NumericId = Annotated[str, StringConstraints(pattern=r"^\d{1,32}$")]

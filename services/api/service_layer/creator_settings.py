@@ -2,7 +2,7 @@
 and `GET`/`PUT /api/settings` both come here, so they can never disagree.
 
 What each setting drives: the template is Creator.dm_template (the router renders every
-DM from it), the route order is Creator.route_order (shared.contracts.routing.RouteOrder),
+DM from it), the route order is Creator.route_order (shared.contracts.route_choice.RouteOrder),
 the pacing is Creator.dm_pace_per_h (the senders' delivery gate spaces each account's DMs by
 it), the pause switch is the creator's own kill switch
 (shared.delivery.kill_switch.creator_scope: every account of theirs, connected now or later),
@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.http.schemas import CreatorSettingsIn, CreatorSettingsOut
 from services.api.service_layer.leads import UnknownCreator
 from shared.accounts.lifecycle import DISCONNECTED
-from shared.contracts.routing import RouteOrder
+from shared.contracts.route_choice import RouteOrder
 from shared.db.models import Creator, SendingPause, SocialAccount
 from shared.delivery.kill_switch import (
     GLOBAL,

@@ -36,7 +36,7 @@ from services.api.service_layer.leads import UnknownCreator, create_lead
 from services.api.service_layer.retry_policy import RetryFacts, RetryVerdict, retry_verdict
 from shared.contracts.events import DmRetryRequested, DmRetryRequestedPayload
 from shared.contracts.lifecycle import DmStatus, Provider, Route
-from shared.contracts.routing import RoutingRules
+from shared.contracts.route_choice import RoutingRules
 from shared.contracts.topics import LEADS_RETRIES
 from shared.db.models import DmLogEntry, DmSend, Lead, SocialAccount, WhatsAppDeferredSend
 from shared.messaging.outbox import add_to_outbox

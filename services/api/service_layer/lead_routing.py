@@ -1,6 +1,6 @@
 """lead.created -> a route -> dm.requested (or a waiting state), in one transaction.
 
-The decision itself is shared.contracts.routing (pure); this module gathers the facts from the
+The decision itself is shared.contracts.route_choice (pure); this module gathers the facts from the
 database and records the outcome: the lead's route and status, and the request event in
 the outbox so it is published exactly when this transaction commits.
 """
@@ -27,7 +27,7 @@ from shared.contracts.events import (
     Recipient,
 )
 from shared.contracts.lifecycle import DmStatus, Provider, Route
-from shared.contracts.routing import (
+from shared.contracts.route_choice import (
     CreatorChannels,
     LeadFacts,
     RouteDecision,

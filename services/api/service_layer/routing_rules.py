@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from shared.contracts.routing import RoutingRules
+from shared.contracts.route_choice import RoutingRules
 from shared.platform.settings import Settings
 
 

@@ -25,7 +25,7 @@ from services.api.service_layer.comment_trigger import counts
 from services.api.service_layer.leads import create_lead
 from shared.accounts.lifecycle import DISCONNECTED
 from shared.contracts.events import InstagramCommentReceived
-from shared.contracts.routing import RoutingRules
+from shared.contracts.route_choice import RoutingRules
 from shared.db.models import Creator, Lead, SocialAccount
 from shared.messaging.idempotency import claim_event
 from shared.platform.logs import get_logger

@@ -44,7 +44,7 @@ from services.api.service_layer.leads import UnknownCreator, get_lead, new_lead_
 from services.api.service_layer.queries import LeadFilters, list_leads, overview
 from shared.contracts.events import utcnow
 from shared.contracts.lifecycle import DmStatus, Provider
-from shared.contracts.routing import RoutingRules
+from shared.contracts.route_choice import RoutingRules
 from shared.messaging.outbox import RemoteRelay
 from shared.platform.logs import bind_correlation_id
 

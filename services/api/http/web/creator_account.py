@@ -39,7 +39,7 @@ from services.api.service_layer.message_text import PLACEHOLDERS, placeholder_pr
 from shared.accounts.lifecycle import CONNECTED, DISCONNECTED
 from shared.contracts.events import utcnow
 from shared.contracts.lifecycle import Provider
-from shared.contracts.routing import RouteOrder
+from shared.contracts.route_choice import RouteOrder
 from shared.db.models import Creator, Lead, SocialAccount
 from shared.delivery.reasons import DATA_DELETED, DEAUTHORIZED
 from shared.platform.settings import get_settings
