@@ -52,8 +52,9 @@ def migrate() -> None:
 def refresh_token(account_id: UUID) -> None:
     """Refresh one account's token now (it must be >= 24 h old and not expired)."""
     from services.token_refresher.commands import refresh_one
+    from services.token_refresher.settings import get_settings as refresher_settings
 
-    outcome = asyncio.run(refresh_one(get_settings(), account_id))
+    outcome = asyncio.run(refresh_one(refresher_settings(), account_id))
     typer.echo(outcome)
     if outcome != "refreshed":
         raise typer.Exit(1)
@@ -63,8 +64,9 @@ def refresh_token(account_id: UUID) -> None:
 def reencrypt() -> None:
     """Re-encrypt every stored token under the first key of AUTODM_TOKEN_ENCRYPTION_KEYS."""
     from services.token_refresher.commands import reencrypt_all
+    from services.token_refresher.settings import get_settings as refresher_settings
 
-    count = asyncio.run(reencrypt_all(get_settings()))
+    count = asyncio.run(reencrypt_all(refresher_settings()))
     typer.echo(f"tokens re-encrypted: {count}")
 
 

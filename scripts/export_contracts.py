@@ -12,7 +12,6 @@ from typing import Any
 from faststream.specification import AsyncAPI
 
 from shared.contracts.events import json_schemas
-from shared.platform.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
 SCHEMA_DIR = ROOT / "schemas" / "events"
@@ -20,22 +19,27 @@ ASYNCAPI_DIR = ROOT / "docs" / "asyncapi"
 
 
 def service_brokers() -> dict[str, Any]:
+    from services.api.settings import ApiSettings
     from services.api.workers.app import create_app as api  # the API's Kafka side
     from services.instagram_sender.app import create_app as instagram_sender
+    from services.instagram_sender.settings import InstagramSenderSettings
     from services.token_refresher.app import create_app as token_refresher
+    from services.token_refresher.settings import TokenRefresherSettings
     from services.webhook_ingest.app import create_app as webhook_ingest
+    from services.webhook_ingest.settings import WebhookIngestSettings
     from services.whatsapp_sender.app import create_app as whatsapp_sender
+    from services.whatsapp_sender.settings import WhatsAppSenderSettings
 
-    factories = {
-        "api": api,
-        "instagram_sender": instagram_sender,
-        "whatsapp_sender": whatsapp_sender,
-        "webhook_ingest": webhook_ingest,
-        "token_refresher": token_refresher,
-    }
     # A fixed server address, so the documents don't change with the environment.
-    settings = Settings(kafka_bootstrap="kafka:9092")
-    return {name: factory(settings).state.broker for name, factory in factories.items()}
+    kafka = "kafka:9092"
+    apps = {
+        "api": api(ApiSettings(kafka_bootstrap=kafka)),
+        "instagram_sender": instagram_sender(InstagramSenderSettings(kafka_bootstrap=kafka)),
+        "whatsapp_sender": whatsapp_sender(WhatsAppSenderSettings(kafka_bootstrap=kafka)),
+        "webhook_ingest": webhook_ingest(WebhookIngestSettings(kafka_bootstrap=kafka)),
+        "token_refresher": token_refresher(TokenRefresherSettings(kafka_bootstrap=kafka)),
+    }
+    return {name: app.state.broker for name, app in apps.items()}
 
 
 def rendered() -> dict[Path, str]:

@@ -13,10 +13,10 @@ from fastapi import FastAPI
 
 from services.api.http.app import create_app as create_http_app
 from services.api.workers.app import create_app as create_workers_app
-from shared.platform.settings import Settings
+from tests.settings import AllSettings
 
 
-def create_app(settings: Settings) -> FastAPI:
+def create_app(settings: AllSettings) -> FastAPI:
     http = create_http_app(settings)
     workers = create_workers_app(settings)
     http_lifespan = http.router.lifespan_context

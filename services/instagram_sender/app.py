@@ -6,6 +6,7 @@ from fastapi import FastAPI
 
 from services.instagram_sender.handlers import RETRY_GROUP, register_handlers, retry_handler
 from services.instagram_sender.sending import RetryPolicy, SenderDeps
+from services.instagram_sender.settings import InstagramSenderSettings, get_settings
 from shared.contracts.events import DmStatusChanged
 from shared.contracts.lifecycle import Provider
 from shared.contracts.topics import DM_RETRY_INSTAGRAM
@@ -24,14 +25,13 @@ from shared.platform.service_http import (
     broker_lifespan,
     database_check,
 )
-from shared.platform.settings import Settings, get_settings
 from shared.providers.graph_http import make_http_client
 from shared.providers.instagram import InstagramClient
 
 SERVICE = "instagram_sender"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: InstagramSenderSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
     engine = make_engine(settings)

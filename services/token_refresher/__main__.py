@@ -1,5 +1,5 @@
+from services.token_refresher.settings import get_settings
 from shared.platform.service_http import serve
-from shared.platform.settings import get_settings
 
 if __name__ == "__main__":
     settings = get_settings()

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.token_refresher.refreshing import RefresherDeps, RefreshPolicy, refresh_due
+from services.token_refresher.settings import TokenRefresherSettings, get_settings
 from shared.db.session import make_engine, make_sessionmaker
 from shared.messaging.broker import make_broker
 from shared.messaging.outbox import OutboxRelay
@@ -24,7 +25,6 @@ from shared.platform.service_http import (
     broker_lifespan,
     database_check,
 )
-from shared.platform.settings import Settings, get_settings
 from shared.providers.graph_http import make_http_client
 from shared.providers.instagram_auth import AppCredentials, InstagramAuthClient
 
@@ -32,7 +32,9 @@ SERVICE = "token_refresher"
 log = get_logger(__name__)
 
 
-def make_auth_client(settings: Settings) -> tuple[InstagramAuthClient, list[httpx.AsyncClient]]:
+def make_auth_client(
+    settings: TokenRefresherSettings,
+) -> tuple[InstagramAuthClient, list[httpx.AsyncClient]]:
     """The OAuth/token client and the HTTP clients to close with it."""
     timeout, pool = settings.provider_timeout_s, settings.provider_pool_size
     graph = make_http_client(settings.instagram_graph_url, timeout, pool)
@@ -47,7 +49,7 @@ def make_auth_client(settings: Settings) -> tuple[InstagramAuthClient, list[http
 
 
 def make_deps(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession]
+    settings: TokenRefresherSettings, sessions: async_sessionmaker[AsyncSession]
 ) -> tuple[RefresherDeps, list[httpx.AsyncClient]]:
     client, http = make_auth_client(settings)
     policy = RefreshPolicy(
@@ -61,7 +63,7 @@ def make_deps(
     return deps, http
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: TokenRefresherSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
     engine = make_engine(settings)

@@ -8,12 +8,12 @@ from uuid import UUID
 from services.token_refresher.app import make_deps
 from services.token_refresher.refreshing import refresh_now
 from services.token_refresher.rotation import reencrypt_tokens
+from services.token_refresher.settings import TokenRefresherSettings
 from shared.db.session import make_engine, make_sessionmaker
 from shared.platform.crypto import TokenCipher
-from shared.platform.settings import Settings
 
 
-async def refresh_one(settings: Settings, account_id: UUID) -> str:
+async def refresh_one(settings: TokenRefresherSettings, account_id: UUID) -> str:
     engine = make_engine(settings)
     deps, http = make_deps(settings, make_sessionmaker(engine))
     try:
@@ -27,7 +27,7 @@ async def refresh_one(settings: Settings, account_id: UUID) -> str:
     return "refreshed" if outcome else "refresh failed: see the token.refresh_failed event"
 
 
-async def reencrypt_all(settings: Settings) -> int:
+async def reencrypt_all(settings: TokenRefresherSettings) -> int:
     engine = make_engine(settings)
     try:
         return await reencrypt_tokens(

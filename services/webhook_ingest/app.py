@@ -22,6 +22,7 @@ from services.webhook_ingest.accept import Acceptance
 from services.webhook_ingest.body_rules import install_body_limits
 from services.webhook_ingest.conversations import ConversationReconciler, ReconcilePolicy
 from services.webhook_ingest.handlers import register_handlers
+from services.webhook_ingest.settings import WebhookIngestSettings, get_settings
 from services.webhook_ingest.topic_erasure import TopicErasure
 from shared.db.session import make_engine, make_sessionmaker
 from shared.messaging.broker import dead_letter_park, make_broker
@@ -29,14 +30,13 @@ from shared.messaging.outbox import OutboxRelay
 from shared.platform.crypto import DecryptedTokens, TokenCipher
 from shared.platform.logs import configure_logging
 from shared.platform.service_http import add_operational_routes, broker_check, broker_lifespan
-from shared.platform.settings import Settings, get_settings
 from shared.providers.graph_http import make_http_client
 from shared.providers.instagram import InstagramConversations
 
 SERVICE = "webhook_ingest"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
     engine = make_engine(settings)
@@ -83,7 +83,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 
 def _reconciler(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], relay: OutboxRelay
+    settings: WebhookIngestSettings, sessions: async_sessionmaker[AsyncSession], relay: OutboxRelay
 ) -> tuple[ConversationReconciler, httpx.AsyncClient]:
     """The Conversations API look-up of `unknown` DMs (beside the echo path, inbound.py)."""
     # A small pool: the calls are paced to 2/s per account anyway.

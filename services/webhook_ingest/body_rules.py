@@ -7,18 +7,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.webhook_ingest.settings import WebhookIngestSettings
 from services.webhook_ingest.signatures import SIGNATURE_HEADER, SignatureCheck
 from shared.platform.body_limits import UNSIGNED, BodyLimits, BodyRule
 from shared.platform.logs import get_logger
 from shared.platform.metrics import WEBHOOK_SIGNATURE_FAILURES
-from shared.platform.settings import Settings
 
 log = get_logger(__name__)
 
 EVENT_PATHS = {"instagram": "/webhooks/instagram", "whatsapp": "/webhooks/whatsapp"}
 
 
-def body_rules(settings: Settings) -> list[BodyRule]:
+def body_rules(settings: WebhookIngestSettings) -> list[BodyRule]:
     return [
         BodyRule(path, settings.webhook_max_body_bytes, SIGNATURE_HEADER, label=provider)
         for provider, path in EVENT_PATHS.items()
@@ -32,7 +32,7 @@ def _count_unsigned(rule: BodyRule | None, reason: str) -> None:
         WEBHOOK_SIGNATURE_FAILURES.labels(provider=rule.label, reason=SignatureCheck.MISSING).inc()
 
 
-def install_body_limits(app: FastAPI, settings: Settings) -> None:
+def install_body_limits(app: FastAPI, settings: WebhookIngestSettings) -> None:
     app.add_middleware(
         BodyLimits,
         default_max_bytes=settings.webhook_callback_max_body_bytes,

@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.webhook_ingest.accept import Acceptance, accept
 from services.webhook_ingest.ingest import Received, received_events
+from services.webhook_ingest.settings import WebhookIngestSettings
 from services.webhook_ingest.signatures import answer_verification, signed_json
 from shared.contracts.events import (
     WebhookReceived,
@@ -30,7 +31,6 @@ from shared.contracts.events import (
 from shared.contracts.lifecycle import Provider
 from shared.db.models import SocialAccount
 from shared.platform.logs import get_logger
-from shared.platform.settings import Settings
 
 log = get_logger(__name__)
 
@@ -56,7 +56,7 @@ class WhatsAppItem:
         return uuid5(NAMESPACE_URL, f"whatsapp:{self.item.get('id')}:{suffix}")
 
 
-def install(app: FastAPI, settings: Settings, acceptance: Acceptance) -> None:
+def install(app: FastAPI, settings: WebhookIngestSettings, acceptance: Acceptance) -> None:
     """Mount the WhatsApp endpoints on the ingest app."""
     app.state.whatsapp_deps = WhatsAppIngestDeps(
         acceptance=acceptance,

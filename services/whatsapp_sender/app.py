@@ -13,6 +13,7 @@ from services.whatsapp_sender.housekeeping import whatsapp_sweeps
 from services.whatsapp_sender.limits import LimitPolicy
 from services.whatsapp_sender.links import WhatsAppDeps
 from services.whatsapp_sender.sending import SenderDeps
+from services.whatsapp_sender.settings import WhatsAppSenderSettings, get_settings
 from shared.contracts.events import DmRequested, DmStatusChanged
 from shared.contracts.lifecycle import Provider
 from shared.contracts.topics import DM_REQUESTED_WHATSAPP
@@ -31,14 +32,13 @@ from shared.platform.service_http import (
     broker_lifespan,
     database_check,
 )
-from shared.platform.settings import Settings, get_settings
 from shared.providers.graph_http import make_http_client
 from shared.providers.whatsapp import WhatsAppClient
 
 SERVICE = "whatsapp_sender"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: WhatsAppSenderSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
     engine = make_engine(settings)

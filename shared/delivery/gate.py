@@ -39,9 +39,9 @@ from shared.delivery.circuit import (
 )
 from shared.delivery.kill_switch import GLOBAL, creator_scope
 from shared.delivery.pacing import Rate, RateLimiter, SendKind, rates_from
+from shared.delivery.settings import SenderSettings
 from shared.platform.logs import get_logger
 from shared.platform.outage_log import OutageLog
-from shared.platform.settings import Settings
 from shared.providers.meta_errors import THROTTLE_CODES, ErrorClass, MetaError
 
 log = get_logger(__name__)
@@ -65,7 +65,7 @@ class Verdict:
 
 class DeliveryGate:
     def __init__(
-        self, sessions: async_sessionmaker[AsyncSession], provider: str, settings: Settings
+        self, sessions: async_sessionmaker[AsyncSession], provider: str, settings: SenderSettings
     ) -> None:
         self._sessions = sessions
         self.provider = provider

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from shared.platform.settings import Settings
+from shared.delivery.settings import SenderSettings
 
 
 class SendKind(StrEnum):
@@ -55,7 +55,7 @@ class TokenBucket:
         self.tokens -= 1
 
 
-def rates_from(settings: Settings) -> dict[SendKind, Rate]:
+def rates_from(settings: SenderSettings) -> dict[SendKind, Rate]:
     return {
         SendKind.INSTAGRAM_SEND: Rate(
             settings.instagram_send_per_s, float(settings.instagram_send_burst)

@@ -25,9 +25,9 @@ from stack import Stack, StackPorts, running_stack  # deploy/local
 
 from shared.db.models import Creator
 from shared.db.session import make_engine, make_sessionmaker
-from shared.platform.settings import get_settings
 from tests.browser.siteverify import SECRET, SITE_KEY, SiteVerify, start_siteverify
 from tests.conftest import ROOT, suite_ports
+from tests.settings import get_all_settings
 
 pytestmark = pytest.mark.browser
 
@@ -71,7 +71,7 @@ def siteverify() -> Iterator[SiteVerify]:
 
 @pytest.fixture(scope="package")
 def stack(siteverify: SiteVerify) -> Iterator[Stack]:
-    database = get_settings().database_url.get_secret_value().rsplit("/", 1)[1]
+    database = get_all_settings().database_url.get_secret_value().rsplit("/", 1)[1]
     env = STACK_ENV | {"AUTODM_LEAD_FORM_CHALLENGE_VERIFY_URL": siteverify.url}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import pytest
 from stack import ProcessSpec, Stack, StackPorts, prepare, process_specs, stack_env  # deploy/local
 
-from shared.platform.settings import Settings, get_settings
 from tests.conftest import ROOT
+from tests.settings import AllSettings, get_all_settings
 
 pytestmark = pytest.mark.chaos
 
@@ -55,7 +55,7 @@ class ChaosPlan:
         replies = Counter(self.creator_of(n) for n in range(self.leads) if n % 5 == 4)
         return max(replies.values(), default=0)
 
-    def settle_s(self, settings: Settings) -> float:
+    def settle_s(self, settings: AllSettings) -> float:
         """How long the run may take to settle after the faults: the base, plus the time
         the configured private-reply pacing needs for one account's replies past its burst
         (those legitimately wait, deferred as `rate_limited`)."""
@@ -79,7 +79,7 @@ class ChaosPlan:
 
 
 def _ports() -> StackPorts:
-    settings = get_settings()
+    settings = get_all_settings()
     offset = int(os.environ.get("CHAOS_PORT_OFFSET", "0"))
     return StackPorts(
         kafka=int(settings.kafka_bootstrap.rsplit(":", 1)[1]),
@@ -112,7 +112,7 @@ def plan() -> ChaosPlan:
 @pytest.fixture(scope="package")
 def chaos_stack() -> Iterator[Stack]:
     ports = _ports()
-    database = get_settings().database_url.get_secret_value().rsplit("/", 1)[1]
+    database = get_all_settings().database_url.get_secret_value().rsplit("/", 1)[1]
     env = stack_env(ports, database) | CHAOS_ENV
     prepare(env)
     stack = Stack(env=env, ports=ports, log_dir=ROOT / ".local" / "test" / "chaos-logs")

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from shared.platform.settings import Settings
 from tests.chaos.conftest import SETTLE_BASE_S, ChaosPlan
+from tests.settings import AllSettings
 
 BIG = ChaosPlan(leads=3000, accounts=20, kill_rounds=3, restart_infra=True)
 
@@ -18,8 +18,8 @@ def test_private_replies_are_spread_over_every_account() -> None:
 
 
 def test_the_settle_time_covers_the_configured_private_reply_pacing() -> None:
-    settings = Settings(instagram_private_replies_per_h=600, instagram_private_reply_burst=20)
+    settings = AllSettings(instagram_private_replies_per_h=600, instagram_private_reply_burst=20)
     # 30 replies on one account: 20 at once, the other 10 at one per 6 s.
     assert BIG.settle_s(settings) == SETTLE_BASE_S + 60
-    slow = Settings(instagram_private_replies_per_h=60, instagram_private_reply_burst=20)
+    slow = AllSettings(instagram_private_replies_per_h=60, instagram_private_reply_burst=20)
     assert BIG.settle_s(slow) == SETTLE_BASE_S + 600

@@ -13,8 +13,8 @@ import pytest
 from demo import DemoCreator, seed_creator, service_token, settings_from  # deploy/local
 from stack import Stack, StackPorts, running_stack  # deploy/local
 
-from shared.platform.settings import get_settings
 from tests.conftest import ROOT, suite_ports
+from tests.settings import get_all_settings
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +40,7 @@ def _test_ports() -> StackPorts:
 # groups with every other suite on the test broker and must not outlive them.
 @pytest.fixture(scope="package")
 def stack() -> Iterator[Stack]:
-    database = get_settings().database_url.get_secret_value().rsplit("/", 1)[1]
+    database = get_all_settings().database_url.get_secret_value().rsplit("/", 1)[1]
     # The processes log at DEBUG: test_observability follows one correlation id through
     # them (this process keeps its own level: the stack's env is copied at start).
     level = os.environ.get("AUTODM_LOG_LEVEL")

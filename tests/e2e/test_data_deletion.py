@@ -34,7 +34,7 @@ from stack import Stack
 from shared.contracts.events import utcnow
 from shared.contracts.topics import DM_REQUESTED_INSTAGRAM, TOPICS
 from shared.db.session import make_engine
-from shared.platform.settings import Settings
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.e2e
 
@@ -105,7 +105,7 @@ async def _seed_person(
 
 
 async def _park_a_dead_letter(
-    settings: Settings, creator: DemoCreator, igsid: str, username: str, digits: str
+    settings: AllSettings, creator: DemoCreator, igsid: str, username: str, digits: str
 ) -> None:
     """A malformed DM request quoting the person: the sender parks it in the DLQ."""
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
@@ -119,7 +119,7 @@ async def _park_a_dead_letter(
         await producer.stop()
 
 
-async def _request_deletion(stack: Stack, settings: Settings, igsid: str) -> dict[str, Any]:
+async def _request_deletion(stack: Stack, settings: AllSettings, igsid: str) -> dict[str, Any]:
     secret = settings.instagram_app_secret.get_secret_value()
     data = {"user_id": igsid, "algorithm": "HMAC-SHA256", "issued_at": int(utcnow().timestamp())}
     encoded = base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
@@ -187,7 +187,7 @@ async def _wait_found(engine: AsyncEngine, needle: str, table: str, timeout_s: f
     raise AssertionError(f"{needle} never reached {table}")
 
 
-async def _topics_holding(settings: Settings, needles: list[str]) -> set[str]:
+async def _topics_holding(settings: AllSettings, needles: list[str]) -> set[str]:
     """Every topic with a record (key, value or header) containing any of the needles."""
     wanted = [n.encode() for n in needles]
     consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)

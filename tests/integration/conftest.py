@@ -23,10 +23,10 @@ from shared.db.models import Creator, SocialAccount
 from shared.db.session import make_engine, make_sessionmaker
 from shared.messaging.topic_admin import provision_topics
 from shared.platform.crypto import TokenCipher
-from shared.platform.settings import Settings, get_settings
 from tests.conftest import ROOT
 from tests.integration.issuer import Issuer
 from tests.integration.served import free_port, served
+from tests.settings import AllSettings, get_all_settings
 
 pytestmark = pytest.mark.integration
 
@@ -42,8 +42,8 @@ def issuer() -> Iterator[Issuer]:
 
 
 @pytest.fixture(scope="session")
-def settings(issuer: Issuer) -> Settings:
-    return get_settings().model_copy(
+def settings(issuer: Issuer) -> AllSettings:
+    return get_all_settings().model_copy(
         update={
             "jwks_url": issuer.jwks_url,
             "jwt_issuer": issuer.base_url,
@@ -56,13 +56,13 @@ def settings(issuer: Issuer) -> Settings:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _schema_and_topics(settings: Settings) -> None:
+def _schema_and_topics(settings: AllSettings) -> None:
     subprocess.run([sys.executable, "-m", "alembic", "upgrade", "heads"], cwd=ROOT, check=True)
     asyncio.run(provision_topics(settings.kafka_bootstrap))
 
 
 @pytest.fixture(scope="session")
-async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
+async def engine(settings: AllSettings) -> AsyncIterator[AsyncEngine]:
     engine = make_engine(settings)
     yield engine
     await engine.dispose()
@@ -74,7 +74,7 @@ def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 
 @pytest.fixture(scope="session")
-async def producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
+async def producer(settings: AllSettings) -> AsyncIterator[AIOKafkaProducer]:
     producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap)
     await producer.start()
     yield producer
@@ -118,7 +118,7 @@ class TopicReader:
 
 
 @pytest.fixture
-async def read_topic(settings: Settings) -> AsyncIterator[Callable[[str], Any]]:
+async def read_topic(settings: AllSettings) -> AsyncIterator[Callable[[str], Any]]:
     readers: list[TopicReader] = []
 
     async def open_reader(topic: str) -> TopicReader:
@@ -154,7 +154,7 @@ async def creator(sessions: async_sessionmaker[AsyncSession]) -> UUID:
 
 async def connect_instagram(
     sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    settings: AllSettings,
     creator_id: UUID,
     ig_user_id: str,
     username: str,

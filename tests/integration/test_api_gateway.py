@@ -19,10 +19,10 @@ from services.api.http.idempotency_keys import KeyOwner, KeyPolicy, claim, reque
 from services.whatsapp_sender.app import create_app as whatsapp_app
 from shared.contracts.events import utcnow
 from shared.db.models import Creator, DmLogEntry, Lead, SocialAccount
-from shared.platform.settings import Settings
 from tests.api_app import create_app
 from tests.integration.conftest import connect_instagram, running
 from tests.integration.issuer import Issuer, bearer
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ def _ig_id() -> str:
 
 
 @pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def api(settings: AllSettings) -> AsyncIterator[httpx.AsyncClient]:
     # The WhatsApp sender too: it turns wa_link requests into link_ready.
     app = create_app(settings)
     async with running(app), running(whatsapp_app(settings)):
@@ -327,7 +327,7 @@ async def test_send_routes_by_the_named_provider_and_status_shows_the_link(
     api: httpx.AsyncClient,
     issuer: Issuer,
     creator: UUID,
-    settings: Settings,
+    settings: AllSettings,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     await connect_instagram(sessions, settings, creator, _ig_id(), "shop7", "tok")
@@ -350,7 +350,7 @@ async def test_retry_of_a_skipped_dm_waits_for_a_route_then_starts_attempt_two(
     api: httpx.AsyncClient,
     issuer: Issuer,
     creator: UUID,
-    settings: Settings,
+    settings: AllSettings,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     headers = issuer.creator(creator)
@@ -402,7 +402,7 @@ async def test_retry_after_a_token_failure_needs_the_account_reconnected(
     api: httpx.AsyncClient,
     issuer: Issuer,
     creator: UUID,
-    settings: Settings,
+    settings: AllSettings,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     account = await connect_instagram(sessions, settings, creator, _ig_id(), "shop9", "t")

@@ -22,10 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.api.http.auth import Principal, Role
 from services.api.http.rate_limits import ApiRateLimits
 from shared.db.models import Creator
-from shared.platform.settings import Settings
 from tests.api_app import create_app
 from tests.integration.conftest import running
 from tests.integration.issuer import Issuer, bearer
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ RESET_S = 30  # the frozen clock stands this far before its window's end
 FROZEN = (math.floor(time.time() / WINDOW_S) + 10) * WINDOW_S + (WINDOW_S - RESET_S)
 
 
-def _limited(settings: Settings, limit: int = LIMIT) -> FastAPI:
+def _limited(settings: AllSettings, limit: int = LIMIT) -> FastAPI:
     app = create_app(
         settings.model_copy(
             update={
@@ -53,7 +53,7 @@ def _limited(settings: Settings, limit: int = LIMIT) -> FastAPI:
 
 
 @pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def api(settings: AllSettings) -> AsyncIterator[httpx.AsyncClient]:
     app = _limited(settings)
     async with running(app):
         transport = httpx.ASGITransport(app=app)
@@ -70,7 +70,7 @@ async def other_creator(sessions: async_sessionmaker[AsyncSession]) -> UUID:
 
 
 @pytest.fixture
-async def two_apis(settings: Settings) -> AsyncIterator[list[httpx.AsyncClient]]:
+async def two_apis(settings: AllSettings) -> AsyncIterator[list[httpx.AsyncClient]]:
     """Two API processes' apps on the same database."""
     async with AsyncExitStack() as stack:
         clients = []
@@ -161,7 +161,7 @@ async def test_two_api_processes_share_one_count(
 
 
 async def test_every_api_answer_carries_the_headers(
-    settings: Settings, issuer: Issuer, creator: UUID
+    settings: AllSettings, issuer: Issuer, creator: UUID
 ) -> None:
     app = _limited(settings, limit=100)
     mine = issuer.creator(creator)
@@ -201,7 +201,7 @@ async def test_every_api_answer_carries_the_headers(
 
 
 async def test_counting_a_request_is_one_statement_outside_any_transaction(
-    settings: Settings,
+    settings: AllSettings,
 ) -> None:
     """The hot path's budget (POST /api/leads is benchmarked): one statement per request,
     on an autocommit connection, so no BEGIN/COMMIT round trips and no lock held longer."""

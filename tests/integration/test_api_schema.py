@@ -31,10 +31,10 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from sandbox.app import create_app as create_sandbox
 from sandbox.settings import SandboxSettings
 from services.api.http.problems import PROBLEM_BASE
-from shared.platform.settings import Settings
 from tests.api_app import create_app
 from tests.integration.issuer import Issuer
 from tests.integration.served import free_port, served
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +57,7 @@ FOLLOWED = (
 
 
 @pytest.fixture
-def api_url(settings: Settings) -> Iterator[str]:
+def api_url(settings: AllSettings) -> Iterator[str]:
     # Meta is the sandbox, so connecting a WhatsApp number gets Meta's answer (a refused
     # token) rather than a 503 for Meta being unreachable.
     meta = create_sandbox(

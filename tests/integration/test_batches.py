@@ -30,9 +30,9 @@ from shared.contracts.lifecycle import DmStatus, Route
 from shared.contracts.route_choice import RoutingRules
 from shared.db.models import Creator, InstagramContact, Lead
 from shared.messaging.batches import BatchWork
-from shared.platform.settings import Settings
 from tests.integration.conftest import connect_instagram
 from tests.records import consumer_record
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -128,7 +128,7 @@ async def _created(
 async def test_a_batch_of_leads_of_several_creators_is_routed_with_a_few_reads(
     sessions: async_sessionmaker[AsyncSession],
     engine: AsyncEngine,
-    settings: Settings,
+    settings: AllSettings,
 ) -> None:
     """The router reads creators, accounts and contacts once per batch (routing_facts):
     each lead still gets the route of its own creator's accounts and its own window."""
@@ -192,7 +192,7 @@ def _message(creator: UUID, account: UUID, ig_id: str, igsid: str) -> InstagramW
 
 
 async def test_a_webhook_batch_claims_once_and_handles_a_repeated_item_once(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     ig_id = str(uuid4().int)[:17]
     account = await connect_instagram(sessions, settings, creator, ig_id, "shop", "t")

@@ -21,9 +21,9 @@ from shared.contracts import topics
 from shared.contracts.events import InstagramCommentPayload, InstagramCommentReceived
 from shared.db.models import Creator, Lead, ProcessedEvent, SocialAccount
 from shared.messaging.broker import event_headers
-from shared.platform.settings import Settings
 from tests.api_app import create_app
 from tests.integration.conftest import connect_instagram, running
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -72,7 +72,7 @@ async def _set_trigger(
 
 
 async def test_keyword_comments_become_leads_once_per_person_and_get_a_private_reply(
-    settings: Settings,
+    settings: AllSettings,
     creator: UUID,
     sessions: async_sessionmaker[AsyncSession],
     producer: AIOKafkaProducer,
@@ -137,7 +137,7 @@ def _outcomes() -> dict[str, float]:
 
 
 async def test_with_comment_to_dm_off_no_comment_becomes_a_lead(
-    settings: Settings,
+    settings: AllSettings,
     creator: UUID,
     sessions: async_sessionmaker[AsyncSession],
     producer: AIOKafkaProducer,
@@ -175,7 +175,7 @@ async def _handled(
 
 
 async def test_a_comment_reaching_a_disconnected_account_makes_no_lead(
-    settings: Settings,
+    settings: AllSettings,
     creator: UUID,
     sessions: async_sessionmaker[AsyncSession],
     producer: AIOKafkaProducer,

@@ -29,10 +29,10 @@ from shared.delivery.ambiguous_sends import (
     text_digest,
 )
 from shared.platform.crypto import DecryptedTokens, TokenCipher
-from shared.platform.settings import Settings
 from shared.providers.instagram import InstagramConversations
 from tests.integration.conftest import connect_instagram
 from tests.integration.outboxed import outboxed_statuses
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ async def sandbox() -> AsyncIterator[httpx.AsyncClient]:
 
 @pytest.fixture
 def reconciler(
-    sandbox: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], settings: Settings
+    sandbox: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], settings: AllSettings
 ) -> ConversationReconciler:
     return ConversationReconciler(
         sessions,
@@ -80,7 +80,7 @@ class Case:
 async def case(
     sandbox: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    settings: AllSettings,
     creator: UUID,
 ) -> Case:
     username = f"shop{creator.hex[:8]}"

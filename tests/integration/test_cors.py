@@ -8,9 +8,9 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from shared.platform.settings import Settings
 from tests.api_app import create_app
 from tests.integration.conftest import running
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +18,7 @@ ALLOWED = "https://app.partner.example"
 
 
 @pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def api(settings: AllSettings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings.model_copy(update={"cors_allowed_origins": [ALLOWED]}))
     async with running(app):
         transport = httpx.ASGITransport(app=app)

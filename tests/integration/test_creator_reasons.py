@@ -14,7 +14,6 @@ from services.instagram_sender.batch import jobs_of, send_batch
 from shared.contracts.lifecycle import DmStatus
 from shared.db.models import DeliveryCircuit
 from shared.delivery.reasons import ACCESS_REFUSED
-from shared.platform.settings import Settings
 from shared.providers.meta_errors import ErrorClass, MetaError
 from tests.integration.test_instagram_batch import (
     ScriptedInstagram,
@@ -23,6 +22,7 @@ from tests.integration.test_instagram_batch import (
     _records,
     _request,
 )
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -46,7 +46,7 @@ def _reason(world: World, lead_id: UUID, status: DmStatus) -> tuple[str, str]:
 )
 async def test_a_refused_dm_tells_the_creator_what_to_do_and_keeps_metas_words_for_admins(
     sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    settings: AllSettings,
     creator: UUID,
     error: MetaError,
     words: str,

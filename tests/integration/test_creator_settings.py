@@ -19,10 +19,10 @@ from shared.contracts import topics
 from shared.contracts.events import utcnow
 from shared.db.models import SendingPause
 from shared.delivery.kill_switch import pause_scope
-from shared.platform.settings import Settings
 from tests.api_app import create_app
 from tests.integration.conftest import connect_instagram, running
 from tests.integration.issuer import Issuer
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -37,7 +37,7 @@ NEW = {
 
 
 @pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def api(settings: AllSettings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     async with running(app):
         transport = httpx.ASGITransport(app=app)
@@ -134,7 +134,7 @@ async def test_the_saved_template_is_the_next_dms_text_and_an_operator_pause_sho
     api: httpx.AsyncClient,
     issuer: Issuer,
     creator: UUID,
-    settings: Settings,
+    settings: AllSettings,
     sessions: async_sessionmaker[AsyncSession],
     read_topic: Any,
 ) -> None:

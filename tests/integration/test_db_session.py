@@ -8,12 +8,12 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from shared.db.session import make_engine
-from shared.platform.settings import Settings
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
 
-async def _kill_the_pooled_backend(settings: Settings, ping_if_idle_s: float) -> int:
+async def _kill_the_pooled_backend(settings: AllSettings, ping_if_idle_s: float) -> int:
     """Check out the only pooled connection, kill its backend from outside, check out again."""
     engine = make_engine(settings.model_copy(update={"db_pool_size": 1}), ping_if_idle_s)
     killer = make_engine(settings)
@@ -29,11 +29,11 @@ async def _kill_the_pooled_backend(settings: Settings, ping_if_idle_s: float) ->
         await killer.dispose()
 
 
-async def test_an_idle_connection_whose_backend_died_is_replaced(settings: Settings) -> None:
+async def test_an_idle_connection_whose_backend_died_is_replaced(settings: AllSettings) -> None:
     assert await _kill_the_pooled_backend(settings, ping_if_idle_s=0.0) > 0
 
 
-async def test_a_recently_used_connection_is_not_pinged(settings: Settings) -> None:
+async def test_a_recently_used_connection_is_not_pinged(settings: AllSettings) -> None:
     # The other side of the trade: within the idle threshold no ping is spent, so a backend
     # killed in that instant surfaces as an error to the caller (who retries the record).
     with pytest.raises(DBAPIError):

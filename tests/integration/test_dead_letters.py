@@ -28,9 +28,9 @@ from shared.contracts.events import (
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.db.models import Lead
 from shared.messaging.broker import event_headers
-from shared.platform.settings import Settings
 from tests.api_app import create_app as api_app
 from tests.integration.conftest import running
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -42,7 +42,7 @@ MALFORMED = [
 
 
 @pytest.fixture
-async def services(settings: Settings) -> AsyncIterator[None]:
+async def services(settings: AllSettings) -> AsyncIterator[None]:
     apps = [api_app(settings), instagram_app(settings), whatsapp_app(settings)]
     async with running(apps[0]), running(apps[1]), running(apps[2]):
         yield

@@ -13,16 +13,16 @@ from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.models import Lead
-from shared.platform.settings import Settings
 from tests.api_app import create_app
 from tests.integration.conftest import running
 from tests.integration.issuer import Issuer
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def api(settings: AllSettings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     async with running(app):
         transport = httpx.ASGITransport(app=app)

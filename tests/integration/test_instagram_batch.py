@@ -26,11 +26,11 @@ from shared.delivery.gate import DeliveryGate
 from shared.messaging.dead_letters import DeliveryFailed
 from shared.messaging.delayed_retries import H_DEFERRED_FOR, RetryPublisher
 from shared.platform.crypto import DecryptedTokens, TokenCipher
-from shared.platform.settings import Settings
 from shared.providers.instagram import SentMessage
 from shared.providers.meta_errors import ErrorClass, MetaError
 from tests.integration.conftest import connect_instagram
 from tests.records import consumer_record
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -61,7 +61,7 @@ class ScriptedInstagram:
 
 
 class World:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: AllSettings) -> None:
         self.sessions, self.settings = sessions, settings
         self.published: list[DmStatusChanged] = []
         self.deferred: list[tuple[dict[str, str], bytes]] = []
@@ -131,7 +131,7 @@ async def _intent(world: World, lead_id: UUID) -> DmSend | None:
 
 
 async def test_a_mixed_batch_sends_once_parks_alone_and_defers_the_throttled_account(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     world = World(sessions, settings)
     (ok, ok_ig), (hot, hot_ig), (expired, expired_ig) = [
@@ -197,7 +197,7 @@ async def test_a_mixed_batch_sends_once_parks_alone_and_defers_the_throttled_acc
 
 
 async def test_a_redelivered_batch_sends_nothing_again(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     world = World(sessions, settings)
     account, _ = await _account(world, creator)
@@ -221,7 +221,7 @@ async def test_a_redelivered_batch_sends_nothing_again(
 
 
 async def test_a_send_cut_off_by_an_outage_is_unknown_on_the_retried_batch(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     """Kafka gone while publishing `sending`: the outage is raised for the middleware to
     retry the batch, and no further DM of the batch is claimed meanwhile; the retried

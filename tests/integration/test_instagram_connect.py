@@ -22,17 +22,17 @@ from services.api.http.schemas import LeadIn
 from services.api.service_layer.leads import create_lead
 from shared.db.models import Lead, SocialAccount
 from shared.delivery.reasons import CREATOR_DISCONNECTED
-from shared.platform.settings import Settings
 from shared.providers.instagram_auth import AppCredentials, InstagramAuthClient
 from tests.api_app import create_app as create_api
 from tests.integration.conftest import running
 from tests.integration.issuer import Issuer
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-async def sandbox(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def sandbox(settings: AllSettings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_sandbox(
         SandboxSettings(
             app_id=settings.instagram_app_id,
@@ -45,7 +45,9 @@ async def sandbox(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="module")
-async def api(settings: Settings, sandbox: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+async def api(
+    settings: AllSettings, sandbox: httpx.AsyncClient
+) -> AsyncIterator[httpx.AsyncClient]:
     app = create_api(settings)
     deps = app.state.instagram
     credentials = AppCredentials(
@@ -114,7 +116,7 @@ async def test_connect_stores_an_encrypted_token_and_subscribes_webhooks(
     creator: UUID,
     ig_account: dict[str, Any],
     sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    settings: AllSettings,
 ) -> None:
     query = await _authorize(api, sandbox, issuer, creator)
     # Some clients keep Meta's "#_" on the code; it must be stripped before the exchange.

@@ -16,16 +16,16 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts import topics
 from shared.db.models import Lead, OutboxRecord
-from shared.platform.settings import Settings
 from tests.api_app import create_app
 from tests.integration.conftest import connect_instagram, running
 from tests.integration.issuer import Issuer
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-async def api(settings: Settings, issuer: Issuer) -> AsyncIterator[httpx.AsyncClient]:
+async def api(settings: AllSettings, issuer: Issuer) -> AsyncIterator[httpx.AsyncClient]:
     # A service caller: it may name any creator_id, as these tests do.
     app = create_app(settings)
     async with running(app):
@@ -84,7 +84,7 @@ async def test_unknown_creator_is_404(api: httpx.AsyncClient) -> None:
 async def test_warm_instagram_lead_is_requested_as_a_dm_by_igsid(
     api: httpx.AsyncClient,
     creator: UUID,
-    settings: Settings,
+    settings: AllSettings,
     sessions: async_sessionmaker[AsyncSession],
     read_topic: Any,
 ) -> None:
@@ -120,7 +120,7 @@ async def test_warm_instagram_lead_is_requested_as_a_dm_by_igsid(
 async def test_cold_instagram_lead_waits_with_an_ig_me_link(
     api: httpx.AsyncClient,
     creator: UUID,
-    settings: Settings,
+    settings: AllSettings,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     await connect_instagram(sessions, settings, creator, _ig_id(), "shop2", "tok")

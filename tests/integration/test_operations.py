@@ -29,7 +29,7 @@ from shared.contracts.topics import DLQ
 from shared.db.models import OutboxRecord, SocialAccount
 from shared.messaging.outbox import OutboxRelay
 from shared.platform.service_http import add_operational_routes, broker_check, database_check
-from shared.platform.settings import Settings
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +50,7 @@ async def readyz(engine: AsyncEngine, broker: KafkaBroker) -> httpx.Response:
 
 
 @pytest.fixture
-async def started_broker(settings: Settings) -> AsyncIterator[KafkaBroker]:
+async def started_broker(settings: AllSettings) -> AsyncIterator[KafkaBroker]:
     broker = KafkaBroker(settings.kafka_bootstrap)
     await broker.start()
     yield broker
@@ -83,7 +83,7 @@ async def test_not_ready_when_the_broker_is_unreachable(engine: AsyncEngine) -> 
 
 @pytest.fixture
 async def kafka_clients(
-    settings: Settings,
+    settings: AllSettings,
 ) -> AsyncIterator[tuple[AIOKafkaAdminClient, AIOKafkaConsumer]]:
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
     offsets = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
@@ -94,7 +94,7 @@ async def kafka_clients(
     await admin.close()
 
 
-async def commit_behind(settings: Settings, group: str, behind: int) -> None:
+async def commit_behind(settings: AllSettings, group: str, behind: int) -> None:
     """Commit a group on DLQ partition 0 `behind` records before its end."""
     tp = TopicPartition(DLQ, 0)
     consumer = AIOKafkaConsumer(
@@ -110,7 +110,7 @@ async def commit_behind(settings: Settings, group: str, behind: int) -> None:
 
 
 async def test_collector_reports_dlq_depth_and_group_lag(
-    settings: Settings,
+    settings: AllSettings,
     sessions: async_sessionmaker[AsyncSession],
     producer: AIOKafkaProducer,
     kafka_clients: tuple[AIOKafkaAdminClient, AIOKafkaConsumer],
@@ -139,7 +139,7 @@ async def _partition_depth(consumer: AIOKafkaConsumer, tp: TopicPartition) -> in
 
 
 async def test_collector_buckets_token_expiry_without_a_series_per_account(
-    settings: Settings,
+    settings: AllSettings,
     sessions: async_sessionmaker[AsyncSession],
     creator: UUID,
     kafka_clients: tuple[AIOKafkaAdminClient, AIOKafkaConsumer],

@@ -14,11 +14,11 @@ from uuid import UUID
 import httpx
 import pytest
 
-from shared.platform.settings import Settings
 from tests.api_app import create_app
 from tests.conftest import ROOT
 from tests.integration.issuer import Issuer
 from tests.integration.served import free_port, served
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +49,7 @@ async def one_lead(client: httpx.AsyncClient, headers: dict[str, str], n: int) -
 
 
 async def test_every_request_is_answered_during_a_postgres_outage(
-    settings: Settings, issuer: Issuer, creator: UUID
+    settings: AllSettings, issuer: Issuer, creator: UUID
 ) -> None:
     headers = issuer.creator(creator)
     port = free_port()

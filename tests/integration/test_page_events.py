@@ -18,17 +18,17 @@ from services.api.http.auth import Principal, Role
 from services.api.http.status_stream import start_cursor
 from services.api.http.web.web_sessions import WebSessions
 from shared.db.models import Creator
-from shared.platform.settings import Settings
 from tests.api_app import create_app
 from tests.integration.issuer import Issuer
 from tests.integration.served import free_port, served
+from tests.settings import AllSettings
 from tests.sse import sse_events
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def app(settings: Settings) -> FastAPI:
+def app(settings: AllSettings) -> FastAPI:
     fast = {"status_stream_poll_s": 0.1, "status_stream_heartbeat_s": 0.5}
     return create_app(settings.model_copy(update=fast))
 

@@ -27,9 +27,9 @@ from shared.contracts.events import (
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.db.models import DmSend
 from shared.delivery.ambiguous_sends import text_digest
-from shared.platform.settings import Settings
 from tests.integration.conftest import connect_instagram
 from tests.integration.outboxed import outboxed_statuses
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +78,7 @@ class Case:
 
 @pytest.fixture
 async def case(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> Case:
     ig_id = str(random.randint(17_841_400_000_000_000, 17_841_499_999_999_999))
     igsid = str(random.randint(10**15, 10**16 - 1))

@@ -22,8 +22,8 @@ from shared.contracts.lifecycle import DmStatus, Route
 from shared.contracts.route_choice import RoutingRules
 from shared.contracts.topics import DM_REQUESTED_INSTAGRAM
 from shared.db.models import Creator, DmLogEntry, DmSend, InstagramContact, Lead, OutboxRecord
-from shared.platform.settings import Settings
 from tests.integration.conftest import connect_instagram
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -78,7 +78,7 @@ def _commenter(comment_id: str, name: str, igsid: str | None = None) -> dict[str
 
 @pytest.fixture
 async def creator_with_account(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings
 ) -> tuple[UUID, UUID]:
     creator = await _creator(sessions, "Hi {name}")
     account = await connect_instagram(sessions, settings, creator, uuid4().hex[:16], "acct", "t")
@@ -156,7 +156,7 @@ async def test_a_reply_that_failed_leaves_the_comment_usable(
 
 
 async def test_a_dm_over_instagrams_limit_fails_with_the_reason_and_is_never_cut(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings
 ) -> None:
     creator = await _creator(sessions, "Hello {name}! You wrote: {message} " + "x" * 400)
     account = await connect_instagram(sessions, settings, creator, uuid4().hex[:16], "big", "t")
@@ -184,7 +184,7 @@ async def test_a_dm_over_instagrams_limit_fails_with_the_reason_and_is_never_cut
 
 
 async def test_a_leads_own_text_is_never_expanded_again(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings
 ) -> None:
     creator = await _creator(sessions, "Hi {name}, you said: {message}")
     account = await connect_instagram(sessions, settings, creator, uuid4().hex[:16], "one", "t")

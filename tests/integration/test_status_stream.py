@@ -16,17 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.http.status_stream import Cursor
 from shared.db.models import Creator, DmLogEntry, Lead
-from shared.platform.settings import Settings
 from tests.api_app import create_app
 from tests.integration.issuer import Issuer
 from tests.integration.served import free_port, served
+from tests.settings import AllSettings
 from tests.sse import sse_events
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def api_url(settings: Settings) -> Iterator[str]:
+def api_url(settings: AllSettings) -> Iterator[str]:
     fast = {"status_stream_poll_s": 0.1, "status_stream_heartbeat_s": 0.5}
     with served(create_app(settings.model_copy(update=fast)), free_port()) as url:
         yield url

@@ -22,10 +22,10 @@ from services.webhook_ingest.callbacks import SignedCallback, deauthorize, delet
 from shared.contracts.events import utcnow
 from shared.db.models import Lead, SocialAccount
 from shared.delivery.reasons import for_status
-from shared.platform.settings import Settings, get_settings
 from tests.api_app import create_app
 from tests.integration.conftest import connect_instagram, running
 from tests.integration.issuer import Issuer
+from tests.settings import AllSettings, get_all_settings
 
 pytestmark = pytest.mark.integration
 
@@ -35,7 +35,7 @@ META_MESSAGE = "Error validating access token: Session has expired on Tuesday."
 
 
 @pytest.fixture
-async def web(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def web(settings: AllSettings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     async with running(app):
         transport = httpx.ASGITransport(app=app)
@@ -45,7 +45,7 @@ async def web(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 async def _signed_in(web: httpx.AsyncClient, sessions: Sessions, user: Principal) -> None:
     """The client, signed in as `user` (the server-side session sign-in starts)."""
-    cookie = WebSecurity.from_settings(get_settings()).session_cookie
+    cookie = WebSecurity.from_settings(get_all_settings()).session_cookie
     web.cookies.set(cookie, await WebSessions(sessions).start(user, 3600))
 
 
@@ -68,7 +68,7 @@ def _text(html: str) -> str:
 
 async def _account(
     sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    settings: AllSettings,
     creator: UUID,
     username: str,
     **columns: object,
@@ -87,7 +87,7 @@ async def test_an_expired_token_reads_needs_reconnecting_not_connected(
     web: httpx.AsyncClient,
     issuer: Issuer,
     sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    settings: AllSettings,
     creator: UUID,
 ) -> None:
     await _account(
@@ -110,7 +110,7 @@ async def test_after_a_deauthorize_the_page_says_instagram_removed_autodm_and_wh
     web: httpx.AsyncClient,
     issuer: Issuer,
     sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    settings: AllSettings,
     creator: UUID,
 ) -> None:
     _, ig_id = await _account(sessions, settings, creator, "gone.shop")
@@ -132,7 +132,7 @@ async def test_after_a_data_deletion_the_page_says_the_data_was_deleted(
     web: httpx.AsyncClient,
     issuer: Issuer,
     sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    settings: AllSettings,
     creator: UUID,
 ) -> None:
     _, ig_id = await _account(sessions, settings, creator, "erased.shop")
@@ -160,7 +160,7 @@ async def test_the_admin_overview_lists_tokens_that_could_not_be_refreshed(
     web: httpx.AsyncClient,
     issuer: Issuer,
     sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    settings: AllSettings,
     creator: UUID,
 ) -> None:
     now = utcnow()

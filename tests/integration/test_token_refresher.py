@@ -26,9 +26,9 @@ from shared.contracts.events import utcnow
 from shared.db.models import Lead, OutboxRecord, SocialAccount
 from shared.delivery.reasons import ACCESS_EXPIRED
 from shared.platform.crypto import TokenCipher
-from shared.platform.settings import Settings
 from shared.providers.instagram_auth import AppCredentials, InstagramAuthClient
 from tests.integration.conftest import connect_instagram
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +36,7 @@ DAY = 24 * 3600
 
 
 @pytest.fixture
-async def sandbox(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def sandbox(settings: AllSettings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_sandbox(
         SandboxSettings(app_secret=settings.instagram_app_secret.get_secret_value())
     )
@@ -46,7 +46,7 @@ async def sandbox(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 def _deps(
-    settings: Settings, sandbox: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
+    settings: AllSettings, sandbox: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> RefresherDeps:
     credentials = AppCredentials(
         settings.instagram_app_id, settings.instagram_app_secret.get_secret_value(), "http://x/cb"
@@ -62,7 +62,7 @@ def _deps(
 async def _account(
     sandbox: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    settings: AllSettings,
     creator: UUID,
     *,
     age_days: float,
@@ -112,7 +112,7 @@ async def _events(
 async def test_only_old_enough_tokens_near_expiry_are_refreshed(
     sandbox: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    settings: AllSettings,
     creator: UUID,
 ) -> None:
     due, due_ig = await _account(
@@ -145,7 +145,7 @@ async def test_only_old_enough_tokens_near_expiry_are_refreshed(
 async def test_two_refreshers_at_once_refresh_each_token_exactly_once(
     sandbox: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    settings: AllSettings,
     creator: UUID,
 ) -> None:
     accounts = [
@@ -165,7 +165,7 @@ async def test_two_refreshers_at_once_refresh_each_token_exactly_once(
 async def test_a_revoked_token_flags_the_account_for_reconnection(
     sandbox: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    settings: AllSettings,
     creator: UUID,
 ) -> None:
     account_id, ig_user_id = await _account(
@@ -185,7 +185,7 @@ async def test_a_revoked_token_flags_the_account_for_reconnection(
 
 
 async def test_reencrypt_moves_every_token_to_the_new_key(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     from cryptography.fernet import Fernet
 
@@ -230,7 +230,7 @@ async def _pending_lead(
 async def test_a_token_past_its_expiry_needs_reconnecting_at_once_and_its_dms_say_why(
     sandbox: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    settings: AllSettings,
     creator: UUID,
 ) -> None:
     ig_id = str(17841400000000000 + secrets.randbelow(10**12))
@@ -261,7 +261,7 @@ async def test_a_token_past_its_expiry_needs_reconnecting_at_once_and_its_dms_sa
 async def test_a_token_without_a_recorded_expiry_is_refreshed_once_old_enough(
     sandbox: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    settings: AllSettings,
     creator: UUID,
 ) -> None:
     """Accounts `make run` seeds (and older connections) have no expiry on record: the
@@ -295,7 +295,7 @@ async def test_a_token_without_a_recorded_expiry_is_refreshed_once_old_enough(
 async def test_a_failed_refresh_is_kept_for_the_admin_and_cleared_by_a_success(
     sandbox: httpx.AsyncClient,
     sessions: async_sessionmaker[AsyncSession],
-    settings: Settings,
+    settings: AllSettings,
     creator: UUID,
 ) -> None:
     account_id, ig_user_id = await _account(

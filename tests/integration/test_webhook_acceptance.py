@@ -20,8 +20,8 @@ from pydantic import SecretStr
 
 from services.webhook_ingest.app import create_app as create_ingest
 from shared.contracts import topics
-from shared.platform.settings import Settings
 from tests.integration.conftest import connect_instagram, running
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +30,7 @@ DEAD_DATABASE = "postgresql+asyncpg://autodm:autodm@127.0.0.1:9/autodm"
 
 
 @pytest.fixture
-async def ingest_without_database(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def ingest_without_database(settings: AllSettings) -> AsyncIterator[httpx.AsyncClient]:
     dead = settings.model_copy(update={"database_url": SecretStr(DEAD_DATABASE)})
     app = create_ingest(dead)
     # The producer only: consumers without a database would hold partitions of the shared
@@ -46,7 +46,7 @@ async def ingest_without_database(settings: Settings) -> AsyncIterator[httpx.Asy
 
 
 @pytest.fixture
-async def ingest(settings: Settings) -> AsyncIterator[FastAPI]:
+async def ingest(settings: AllSettings) -> AsyncIterator[FastAPI]:
     app = create_ingest(settings)
     async with running(app):
         yield app
@@ -65,7 +65,7 @@ def _message(ig_id: str, mid: str) -> dict[str, Any]:
 
 
 async def test_a_signed_webhook_is_accepted_while_postgresql_is_down(
-    ingest_without_database: httpx.AsyncClient, settings: Settings, read_topic: Any
+    ingest_without_database: httpx.AsyncClient, settings: AllSettings, read_topic: Any
 ) -> None:
     received = await read_topic(topics.WEBHOOKS_RECEIVED)
     ig_id = str(random.randint(17_841_400_000_000_000, 17_841_499_999_999_999))
@@ -109,7 +109,7 @@ async def test_ready_without_the_database(ingest_without_database: httpx.AsyncCl
 
 async def test_the_resolver_publishes_the_accounts_event_and_drops_unknown_accounts(
     ingest: FastAPI,
-    settings: Settings,
+    settings: AllSettings,
     sessions: Any,
     creator: UUID,
     read_topic: Any,

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from services.webhook_ingest.app import create_app as create_ingest
-from shared.platform.settings import Settings
 from tests.integration.served import free_port, served
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +70,7 @@ async def upload(client: httpx.AsyncClient, path: str, headers: dict[str, str]) 
     return answer.status_code
 
 
-def genuine(settings: Settings) -> tuple[bytes, dict[str, str]]:
+def genuine(settings: AllSettings) -> tuple[bytes, dict[str, str]]:
     item = {"sender": {"id": "5550001"}, "recipient": {"id": "17840000000000001"}}
     item["message"] = {"mid": "m_body_limits", "text": "hi"}  # type: ignore[assignment]
     note = {"object": "instagram", "entry": [{"id": "17840000000000001", "time": 1}]}
@@ -82,7 +82,7 @@ def genuine(settings: Settings) -> tuple[bytes, dict[str, str]]:
 
 
 async def test_oversized_uploads_leave_memory_flat_and_real_webhooks_pass(
-    settings: Settings,
+    settings: AllSettings,
 ) -> None:
     port = free_port()
     with served(create_ingest(settings), port) as url:

@@ -37,15 +37,15 @@ from shared.db.models import (
     OutboxRecord,
     SocialAccount,
 )
-from shared.platform.settings import Settings
 from tests.api_app import create_app as create_api
 from tests.integration.conftest import connect_instagram, running
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-async def ingest_app(settings: Settings) -> AsyncIterator[FastAPI]:
+async def ingest_app(settings: AllSettings) -> AsyncIterator[FastAPI]:
     # Data deletion's topic erasure checks often here (a request completes in a few ticks).
     app = create_ingest(settings.model_copy(update={"data_deletion_poll_interval_s": 0.3}))
     async with running(app):
@@ -60,7 +60,7 @@ async def ingest(ingest_app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="module")
-async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def api(settings: AllSettings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_api(settings)
     async with running(app):
         transport = httpx.ASGITransport(app=app)
@@ -69,7 +69,7 @@ async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="module")
-async def sandbox(ingest_app: FastAPI, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def sandbox(ingest_app: FastAPI, settings: AllSettings) -> AsyncIterator[httpx.AsyncClient]:
     """The Meta sandbox, its webhooks POSTed straight into the ingest app."""
     sandbox_settings = SandboxSettings(
         app_secret=settings.instagram_app_secret.get_secret_value(),
@@ -87,7 +87,7 @@ async def sandbox(ingest_app: FastAPI, settings: Settings) -> AsyncIterator[http
 async def account(
     sandbox: httpx.AsyncClient,
     creator: UUID,
-    settings: Settings,
+    settings: AllSettings,
     sessions: async_sessionmaker[AsyncSession],
 ) -> dict[str, Any]:
     username = f"shop{creator.hex[:8]}"
@@ -151,7 +151,7 @@ async def _ref(sessions: async_sessionmaker[AsyncSession], lead_id: str) -> str:
 
 
 async def test_verification_echoes_the_challenge_only_for_our_verify_token(
-    ingest: httpx.AsyncClient, settings: Settings
+    ingest: httpx.AsyncClient, settings: AllSettings
 ) -> None:
     token = settings.webhook_verify_token.get_secret_value()
     query = {"hub.mode": "subscribe", "hub.verify_token": token, "hub.challenge": "1158201444"}
@@ -163,7 +163,7 @@ async def test_verification_echoes_the_challenge_only_for_our_verify_token(
 
 
 async def test_forged_or_unsigned_webhooks_are_refused_and_nothing_is_published(
-    ingest: httpx.AsyncClient, account: dict[str, Any], settings: Settings, read_topic: Any
+    ingest: httpx.AsyncClient, account: dict[str, Any], settings: AllSettings, read_topic: Any
 ) -> None:
     webhooks = await read_topic(topics.WEBHOOKS_INSTAGRAM)
     ig = account["ig_user_id"]
@@ -348,7 +348,7 @@ async def test_deauthorize_disconnects_and_ends_waiting_dms_skipped(
     api: httpx.AsyncClient,
     ingest: httpx.AsyncClient,
     account: dict[str, Any],
-    settings: Settings,
+    settings: AllSettings,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     lead_id = await _cold_lead(sessions, account["creator_id"], "dee")
@@ -375,7 +375,7 @@ async def test_deauthorize_disconnects_and_ends_waiting_dms_skipped(
 async def test_stale_or_replayed_deauthorize_requests_change_nothing(
     ingest: httpx.AsyncClient,
     account: dict[str, Any],
-    settings: Settings,
+    settings: AllSettings,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     secret = settings.instagram_app_secret.get_secret_value()
@@ -405,7 +405,7 @@ async def test_data_deletion_of_a_creator_answers_a_status_url_pending_then_comp
     ingest: httpx.AsyncClient,
     sandbox: httpx.AsyncClient,
     account: dict[str, Any],
-    settings: Settings,
+    settings: AllSettings,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     await sandbox.post(
@@ -438,7 +438,7 @@ async def test_data_deletion_of_a_creator_answers_a_status_url_pending_then_comp
 async def test_data_deletion_of_a_person_anonymises_their_leads_and_blocks_waiting_dms(
     ingest: httpx.AsyncClient,
     account: dict[str, Any],
-    settings: Settings,
+    settings: AllSettings,
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     igsid, phone = f"9{uuid4().int % 10**15:015d}", "+442079460977"
@@ -523,7 +523,7 @@ async def test_data_deletion_of_a_person_anonymises_their_leads_and_blocks_waiti
 
 
 async def test_data_deletion_of_an_unknown_user_is_not_found_with_a_code(
-    ingest: httpx.AsyncClient, settings: Settings
+    ingest: httpx.AsyncClient, settings: AllSettings
 ) -> None:
     secret = settings.instagram_app_secret.get_secret_value()
     signed = _signed_request("17840000000000404", secret)

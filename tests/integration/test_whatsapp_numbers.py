@@ -16,17 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sandbox.app import create_app as create_sandbox
 from sandbox.settings import SandboxSettings
 from shared.db.models import Creator, SocialAccount
-from shared.platform.settings import Settings
 from shared.providers.whatsapp import WhatsAppClient
 from tests.api_app import create_app as create_api
 from tests.integration.conftest import running
 from tests.integration.issuer import Issuer
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
-async def sandbox(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+async def sandbox(settings: AllSettings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_sandbox(
         SandboxSettings(
             app_id=settings.instagram_app_id,
@@ -39,7 +39,9 @@ async def sandbox(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture(scope="module")
-async def api(settings: Settings, sandbox: httpx.AsyncClient) -> AsyncIterator[httpx.AsyncClient]:
+async def api(
+    settings: AllSettings, sandbox: httpx.AsyncClient
+) -> AsyncIterator[httpx.AsyncClient]:
     app = create_api(settings)
     app.state.whatsapp_graph = WhatsAppClient(sandbox, settings.graph_api_version)
     async with running(app):

@@ -24,7 +24,6 @@ from services.whatsapp_sender.statuses import handle_webhook
 from shared.contracts.events import DmStatusChanged, WhatsAppWebhookPayload, WhatsAppWebhookReceived
 from shared.contracts.lifecycle import DmStatus
 from shared.db.models import DmSend, Lead, WhatsAppMessage, WhatsAppStatusBacklog
-from shared.platform.settings import Settings
 from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.providers.whatsapp import AcceptedMessage, TemplateMessage
 from tests.integration.outboxed import outboxed_statuses
@@ -35,6 +34,7 @@ from tests.integration.test_whatsapp_sender import (
     _request,
     _world,
 )
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -104,7 +104,7 @@ async def _intent(sessions: async_sessionmaker[AsyncSession], lead_id: UUID) -> 
 
 
 async def test_statuses_that_came_during_the_hang_settle_the_send_when_it_times_out(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     account_id, lead_id = await _world(sessions, settings, creator)
     client = HungClient()
@@ -150,7 +150,7 @@ async def test_statuses_that_came_during_the_hang_settle_the_send_when_it_times_
 
 
 async def test_a_status_after_the_send_was_parked_unknown_settles_it_once(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     account_id, lead_id = await _world(sessions, settings, creator)
     client = HungClient()
@@ -179,7 +179,7 @@ async def test_a_status_after_the_send_was_parked_unknown_settles_it_once(
 
 
 async def test_a_status_naming_another_attempt_or_nothing_of_ours_settles_nothing(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     account_id, lead_id = await _world(sessions, settings, creator)
     client = HungClient()
@@ -198,7 +198,7 @@ async def test_a_status_naming_another_attempt_or_nothing_of_ours_settles_nothin
 
 
 async def test_a_failed_status_settles_it_as_failed_and_nothing_is_sent_again(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     account_id, lead_id = await _world(sessions, settings, creator)
     client = HungClient()

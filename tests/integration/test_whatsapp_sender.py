@@ -50,10 +50,10 @@ from shared.delivery.kill_switch import (
     resume_sending,
 )
 from shared.platform.crypto import TokenCipher
-from shared.platform.settings import Settings
 from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.providers.whatsapp import AcceptedMessage, TemplateMessage
 from tests.integration.outboxed import outboxed_statuses
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
 
@@ -84,7 +84,7 @@ class RecordingClient:
 
 
 async def _world(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> tuple[UUID, UUID]:
     account_id, lead_id = uuid4(), uuid4()
     async with sessions.begin() as session:
@@ -115,7 +115,7 @@ async def _world(
 
 
 async def _world_of_two(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> tuple[UUID, UUID, UUID]:
     """A number and two opted-in leads (two people) of the creator."""
     account_id, first = await _world(sessions, settings, creator)
@@ -153,7 +153,7 @@ def _request(creator: UUID, account_id: UUID, lead_id: UUID) -> DmRequested:
 
 
 def _deps(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, client: RecordingClient
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, client: RecordingClient
 ) -> tuple[SenderDeps, list[DmStatusChanged]]:
     published: list[DmStatusChanged] = []
 
@@ -172,7 +172,7 @@ def _deps(
 
 
 async def test_a_redelivered_request_never_sends_twice(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     account_id, lead_id = await _world(sessions, settings, creator)
     client = RecordingClient()
@@ -191,7 +191,7 @@ async def test_a_redelivered_request_never_sends_twice(
 
 
 async def test_a_status_before_its_send_is_recorded_is_applied_when_it_is(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     account_id, lead_id = await _world(sessions, settings, creator)
     client = RecordingClient()
@@ -254,7 +254,7 @@ async def _deferred(sessions: async_sessionmaker[AsyncSession], lead_id: UUID) -
 
 
 async def test_a_paused_number_sends_nothing_until_resumed(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     account_id, lead_id = await _world(sessions, settings, creator)
     client = RecordingClient()
@@ -276,7 +276,7 @@ async def test_a_paused_number_sends_nothing_until_resumed(
 
 
 async def test_the_creators_pause_covers_a_number_connected_after_it(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     async with sessions.begin() as session:
         await pause_in_scope(session, creator_scope(creator), "paused by the creator", "test")
@@ -297,7 +297,7 @@ async def test_the_creators_pause_covers_a_number_connected_after_it(
 
 
 async def test_the_creators_pacing_holds_the_next_dm_of_the_number(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     account_id, first, second = await _world_of_two(sessions, settings, creator)
     async with sessions.begin() as session:
@@ -313,7 +313,7 @@ async def test_the_creators_pacing_holds_the_next_dm_of_the_number(
 
 
 async def test_a_throttling_answer_holds_the_numbers_other_dms_until_metas_time(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     account_id, first, second = await _world_of_two(sessions, settings, creator)
     client = ThrottledClient()
@@ -351,7 +351,7 @@ def _inbound(creator: UUID, account_id: UUID, written_at: int) -> WhatsAppWebhoo
 
 
 async def test_only_a_message_written_after_the_send_second_is_a_reply(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     account_id, lead_id = await _world(sessions, settings, creator)
     deps, published = _deps(sessions, settings, RecordingClient())
@@ -374,7 +374,7 @@ async def test_only_a_message_written_after_the_send_second_is_a_reply(
 
 
 async def test_a_persons_paced_dms_go_out_in_the_order_their_leads_came(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     """Issue 21: DMs held by the pair rate (1 per 6 s per person) came back in any order,
     and a new lead's DM could take the free slot before the ones waiting."""
@@ -433,7 +433,7 @@ async def _form_lead(
 
 
 async def test_a_number_typed_into_the_form_never_gets_a_template(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     """Even asked for a template (e.g. after 131047), the sender's own check holds."""
     account_id, _ = await _world(sessions, settings, creator)
@@ -464,7 +464,7 @@ async def _contacts_for(sessions: async_sessionmaker[AsyncSession], lead_id: UUI
 
 
 async def test_a_message_naming_a_waiting_lead_binds_the_number_that_wrote(
-    sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> None:
     account_id, _ = await _world(sessions, settings, creator)
     lead = await _form_lead(sessions, creator, DmStatus.LINK_READY)

@@ -12,8 +12,8 @@ from starlette.types import Message
 
 from services.webhook_ingest.app import create_app as create_ingest
 from shared.platform.body_limits import BodyLimits, BodyRule
-from shared.platform.settings import Settings
 from tests.api_app import create_app as create_api
+from tests.settings import AllSettings
 
 SIGNED = BodyRule("/hook", 1000, require_header="X-Hub-Signature-256", label="instagram")
 CALLBACK = BodyRule("/hook/callback", 100)
@@ -122,39 +122,39 @@ async def test_a_signed_body_within_the_limit_reaches_the_route() -> None:
 
 @pytest.mark.parametrize("path", ["/webhooks/instagram", "/webhooks/whatsapp"])
 async def test_webhook_ingest_refuses_unsigned_and_oversized_bodies_unread(path: str) -> None:
-    app = create_ingest(Settings())
+    app = create_ingest(AllSettings())
     upload = await call(app, path, Upload(endless()), {"Transfer-Encoding": "chunked"})
     assert (upload.status, upload.pulled) == (401, 0)
     signed = {"X-Hub-Signature-256": "sha256=00", "Transfer-Encoding": "chunked"}
     upload = await call(app, path, Upload(endless()), signed)
     assert upload.status == 413
-    assert upload.pulled <= Settings().webhook_max_body_bytes + 64 * 1024
+    assert upload.pulled <= AllSettings().webhook_max_body_bytes + 64 * 1024
 
 
 @pytest.mark.parametrize(
     "path", ["/webhooks/instagram/deauthorize", "/webhooks/instagram/data-deletion"]
 )
 async def test_meta_callbacks_take_a_small_form_only(path: str) -> None:
-    app = create_ingest(Settings())
+    app = create_ingest(AllSettings())
     upload = await call(app, path, Upload(endless(1024)), {"Transfer-Encoding": "chunked"})
     assert upload.status == 413
-    assert upload.pulled <= Settings().webhook_callback_max_body_bytes + 1024
+    assert upload.pulled <= AllSettings().webhook_callback_max_body_bytes + 1024
 
 
 async def test_the_api_cuts_off_a_chunked_json_body_at_its_limit() -> None:
     upload = await call(
-        create_api(Settings()),
+        create_api(AllSettings()),
         "/api/dm/send",
         Upload(endless(1024)),
         {"Transfer-Encoding": "chunked"},
     )
     assert upload.status == 413
-    assert upload.pulled <= Settings().api_max_body_bytes + 1024
+    assert upload.pulled <= AllSettings().api_max_body_bytes + 1024
     assert upload.headers[b"content-type"] == b"application/problem+json"
 
 
 @pytest.mark.parametrize("path", ["/c/some-creator/", "/app/settings", "/api/instagram/callback"])
 async def test_the_api_refuses_oversized_forms_and_callbacks_unread(path: str) -> None:
-    headers = {"Content-Length": str(Settings().api_max_body_bytes + 1)}
-    upload = await call(create_api(Settings()), path, Upload(endless()), headers)
+    headers = {"Content-Length": str(AllSettings().api_max_body_bytes + 1)}
+    upload = await call(create_api(AllSettings()), path, Upload(endless()), headers)
     assert (upload.status, upload.pulled) == (413, 0)

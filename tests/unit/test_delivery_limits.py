@@ -12,7 +12,7 @@ from shared.delivery.gate import DeliveryGate
 from shared.delivery.kill_switch import creator_scope
 from shared.delivery.pacing import Rate, RateLimiter, SendKind
 from shared.messaging.delayed_retries import backoff_s
-from shared.platform.settings import Settings
+from tests.settings import AllSettings
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 POLICY = CircuitPolicy(failure_threshold=3, open_s=2.0, max_open_s=8.0)
@@ -88,7 +88,7 @@ def test_backoff_grows_and_is_capped() -> None:
 def test_a_probe_whose_send_broke_off_frees_its_slot() -> None:
     # The big chaos run: a half-open breaker's probe hit the database restart (no outcome
     # recorded), the slot stayed taken, and the account's DMs waited `circuit_open` forever.
-    gate = DeliveryGate(None, "instagram", Settings())  # type: ignore[arg-type]
+    gate = DeliveryGate(None, "instagram", AllSettings())  # type: ignore[arg-type]
     account = uuid4()
     breaker = gate._breakers(account)[1]
     breaker.on_throttle(datetime.now(UTC) - timedelta(seconds=1), "80002", 80002)
@@ -100,7 +100,7 @@ def test_a_probe_whose_send_broke_off_frees_its_slot() -> None:
 
 
 def _gate() -> DeliveryGate:
-    return DeliveryGate(None, "instagram", Settings())  # type: ignore[arg-type]
+    return DeliveryGate(None, "instagram", AllSettings())  # type: ignore[arg-type]
 
 
 def test_a_creator_pause_holds_every_account_of_theirs_even_one_connected_later() -> None:
@@ -124,7 +124,7 @@ def test_the_creators_pacing_spaces_their_dms_and_is_named_as_the_reason() -> No
 
 
 def test_a_platform_limit_tighter_than_the_pacing_is_named_rate_limited() -> None:
-    settings = Settings(instagram_send_per_s=1, instagram_send_burst=1)
+    settings = AllSettings(instagram_send_per_s=1, instagram_send_burst=1)
     gate = DeliveryGate(None, "instagram", settings)  # type: ignore[arg-type]
     gate._paces = {CREATOR: 7200}  # 2 per second: looser than the operator's 1 per second
     account = uuid4()

@@ -6,7 +6,7 @@ import pytest
 
 from services.api.http.web.form_challenge import PROVIDERS, Challenge
 from services.api.http.web.form_tokens import FormTokens
-from shared.platform.settings import Settings
+from tests.settings import AllSettings
 
 TOKENS = FormTokens(b"k1", ttl_s=60)
 
@@ -36,11 +36,11 @@ def test_the_challenge_widens_only_what_its_widget_needs() -> None:
 
 
 def test_no_challenge_by_default_and_none_without_its_keys() -> None:
-    assert Challenge.from_settings(Settings()) is None
+    assert Challenge.from_settings(AllSettings()) is None
     with pytest.raises(ValueError, match="site key and secret"):
-        Settings(lead_form_challenge="hcaptcha")
+        AllSettings(lead_form_challenge="hcaptcha")
     chosen = Challenge.from_settings(
-        Settings(
+        AllSettings(
             lead_form_challenge="hcaptcha",
             lead_form_challenge_site_key="site",
             lead_form_challenge_secret="secret",  # type: ignore[arg-type]
@@ -50,4 +50,4 @@ def test_no_challenge_by_default_and_none_without_its_keys() -> None:
 
 
 def test_no_proxy_is_trusted_by_default() -> None:
-    assert Settings().trusted_proxies == ""
+    assert AllSettings().trusted_proxies == ""

@@ -19,8 +19,8 @@ from prometheus_client import REGISTRY
 
 import shared.platform.metrics  # noqa: F401  (registers the domain metrics)
 from shared.contracts.topics import BY_NAME
-from shared.platform.settings import Settings
 from tests.conftest import ROOT
+from tests.settings import AllSettings
 
 PROMETHEUS = ROOT / "deploy" / "prometheus"
 K8S = ROOT / "deploy" / "k8s"
@@ -129,7 +129,7 @@ APP_MODULES = {"services.api": "services.api.http.app"}
 
 def _subscribers(module: str) -> list[Any]:
     app_module = importlib.import_module(APP_MODULES.get(module, f"{module}.app"))
-    app = app_module.create_app(Settings())
+    app = app_module.create_app(AllSettings())
     broker = getattr(app.state, "broker", None)  # the API's HTTP process has none
     return list(broker.subscribers) if broker is not None else []
 
@@ -179,6 +179,6 @@ def autodm_variables(text: str) -> set[str]:
     ids=lambda p: p.name,
 )
 def test_deployment_variables_are_settings_fields(path: Path) -> None:
-    fields = {f"AUTODM_{name.upper()}" for name in Settings.model_fields}
+    fields = {f"AUTODM_{name.upper()}" for name in AllSettings.model_fields}
     unknown = autodm_variables(path.read_text()) - fields
     assert not unknown, f"{path.name} sets variables no setting reads: {sorted(unknown)}"

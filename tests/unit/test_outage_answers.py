@@ -7,12 +7,12 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import exc as sa_exc
 
-from shared.platform.settings import Settings
 from tests.api_app import create_app
+from tests.settings import AllSettings
 
 
 def _failing(error: Exception) -> TestClient:
-    app = create_app(Settings())
+    app = create_app(AllSettings())
 
     async def boom() -> None:
         raise error

@@ -31,8 +31,8 @@ from shared.messaging.batches import BatchWork
 from shared.messaging.dead_letters import DeadLetterPolicy, DeliveryFailed, classify
 from shared.messaging.delayed_retry_consumer import OUTAGE_RECHECK_S, RetryConsumer
 from shared.platform.outages import is_outage, ride_out
-from shared.platform.settings import Settings
 from tests.records import consumer_record
+from tests.settings import AllSettings
 
 
 def _closed_port() -> int:
@@ -44,7 +44,7 @@ def _closed_port() -> int:
 @pytest.fixture
 async def down_db() -> AsyncIterator[async_sessionmaker[AsyncSession]]:
     url = f"postgresql+asyncpg://autodm:x@127.0.0.1:{_closed_port()}/autodm"
-    engine = make_engine(Settings(database_url=SecretStr(url)))
+    engine = make_engine(AllSettings(database_url=SecretStr(url)))
     yield make_sessionmaker(engine)
     await engine.dispose()
 

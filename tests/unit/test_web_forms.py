@@ -10,7 +10,7 @@ from pydantic import SecretStr
 from services.api.http.web.form_limits import estimate, window_start
 from services.api.http.web.lead_form_fields import NO_CONTACT, FormValues, to_lead
 from services.api.http.web.security import WebSecurity
-from shared.platform.settings import Settings
+from tests.settings import AllSettings
 
 
 def _values(**form: str) -> FormValues:
@@ -74,7 +74,7 @@ def test_windows_start_on_the_minute() -> None:
 
 
 def _security(ttl: int = 60) -> WebSecurity:
-    settings = Settings(web_csrf_key=SecretStr("k1"), lead_form_token_ttl_s=ttl)
+    settings = AllSettings(web_csrf_key=SecretStr("k1"), lead_form_token_ttl_s=ttl)
     return WebSecurity.from_settings(settings)
 
 

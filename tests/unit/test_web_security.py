@@ -18,8 +18,8 @@ from starlette.requests import Request
 
 from services.api.http.web import admin_dlq, admin_overview, creator_account, creator_leads, sign_in
 from services.api.http.web.security import CSRF_FIELD, CsrfRejected, WebSecurity
-from shared.platform.settings import Settings
 from tests.api_app import create_app
+from tests.settings import AllSettings
 
 SITE = "https://autodm.example"
 SECURITY = WebSecurity(b"k1", True, 60, public_origin=SITE)
@@ -118,7 +118,7 @@ def test_cookies_are_host_only_on_https() -> None:
 
 
 def _client(**settings: object) -> Iterator[TestClient]:
-    app = create_app(Settings(environment="test", **settings))  # type: ignore[arg-type]
+    app = create_app(AllSettings(environment="test", **settings))  # type: ignore[arg-type]
     yield TestClient(app)  # no lifespan: neither Kafka nor the database is needed here
 
 
@@ -128,9 +128,9 @@ def client() -> Iterator[TestClient]:
 
 
 def test_hsts_is_a_setting_on_by_default_outside_development() -> None:
-    assert Settings(environment="test").hsts_max_age_s == 0
-    assert Settings(environment="test", web_hsts_max_age_s=600).hsts_max_age_s == 600
-    production = Settings(
+    assert AllSettings(environment="test").hsts_max_age_s == 0
+    assert AllSettings(environment="test", web_hsts_max_age_s=600).hsts_max_age_s == 600
+    production = AllSettings(
         environment="production",
         database_url=SecretStr("postgresql+asyncpg://u:p@db/autodm"),
         instagram_app_secret=SecretStr("real"),

@@ -17,7 +17,7 @@ from prometheus_client import REGISTRY
 
 from services.webhook_ingest.accept import Acceptance
 from services.webhook_ingest.app import create_app
-from shared.platform.settings import Settings
+from tests.settings import AllSettings
 
 
 class FailingBroker:
@@ -33,7 +33,7 @@ class FailingBroker:
 
 
 def _client(broker: FailingBroker) -> TestClient:
-    app = create_app(Settings())
+    app = create_app(AllSettings())
     # No lifespan: nothing connects; only the publishing broker is swapped for the failing one.
     acceptance = Acceptance(broker, timeout_s=0.2, retry_after_s=30)  # type: ignore[arg-type]
     app.state.deps = dataclasses.replace(app.state.deps, acceptance=acceptance)
@@ -93,7 +93,7 @@ def _refused(provider: str) -> float:
 def test_kafka_unavailable_is_a_503_with_retry_after_and_counted(
     path: str, payload: dict[str, Any], provider: str, error: Exception | None
 ) -> None:
-    secret = Settings().instagram_app_secret.get_secret_value()
+    secret = AllSettings().instagram_app_secret.get_secret_value()
     body, headers = _signed(payload, secret)
     before = _refused(provider)
     answer = _client(FailingBroker(error)).post(path, content=body, headers=headers)
@@ -103,7 +103,7 @@ def test_kafka_unavailable_is_a_503_with_retry_after_and_counted(
 
 
 def test_a_bug_while_publishing_stays_a_500_and_is_not_counted() -> None:
-    body, headers = _signed(INSTAGRAM, Settings().instagram_app_secret.get_secret_value())
+    body, headers = _signed(INSTAGRAM, AllSettings().instagram_app_secret.get_secret_value())
     before = _refused("instagram")
     answer = _client(FailingBroker(ValueError("bug"))).post(
         "/webhooks/instagram", content=body, headers=headers

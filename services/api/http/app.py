@@ -24,6 +24,7 @@ from services.api.http.status_stream import StreamConfig
 from services.api.http.web.install import install_web
 from services.api.http.web.security import StrictTransport
 from services.api.service_layer.routing_rules import routing_rules
+from services.api.settings import ApiSettings, get_settings
 from shared.db.session import make_engine, make_sessionmaker
 from shared.messaging.outbox import NotifyingWake, RemoteRelay
 from shared.platform.crypto import TokenCipher
@@ -33,14 +34,13 @@ from shared.platform.service_http import (
     broker_lifespan,
     database_check,
 )
-from shared.platform.settings import Settings, get_settings
 from shared.providers.graph_http import make_http_client
 from shared.providers.whatsapp import WhatsAppClient
 
 SERVICE = "api"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
     engine = make_engine(settings)

@@ -22,7 +22,7 @@ import jwt
 from jwt import PyJWKClient
 
 from services.api.http.problems import ApiProblem
-from shared.platform.settings import Settings
+from services.api.settings import ApiSettings
 
 BEARER_CHALLENGE = 'Bearer error="invalid_token"'
 
@@ -62,7 +62,7 @@ class TokenPolicy:
     creator_claim: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TokenPolicy:
+    def from_settings(cls, settings: ApiSettings) -> TokenPolicy:
         return cls(
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
@@ -84,7 +84,7 @@ class TokenVerifier:
         self._keys: dict[str, tuple[Any, float]] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> TokenVerifier:
+    def from_settings(cls, settings: ApiSettings) -> TokenVerifier:
         jwks = PyJWKClient(
             settings.jwks_url,
             lifespan=settings.jwks_cache_s,

@@ -11,8 +11,8 @@ from fastapi import FastAPI
 from starlette.responses import Response
 
 from services.api.http.problems import DEFAULT_KINDS, problem
+from services.api.settings import ApiSettings
 from shared.platform.body_limits import BodyLimits
-from shared.platform.settings import Settings
 
 
 def _problem(status: int, detail: str) -> Response:
@@ -20,5 +20,5 @@ def _problem(status: int, detail: str) -> Response:
     return problem(status, kind, title, detail)
 
 
-def install_body_limits(app: FastAPI, settings: Settings) -> None:
+def install_body_limits(app: FastAPI, settings: ApiSettings) -> None:
     app.add_middleware(BodyLimits, default_max_bytes=settings.api_max_body_bytes, respond=_problem)

@@ -41,10 +41,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.http.auth import Principal, Role
 from services.api.http.problems import ApiProblem
+from services.api.settings import ApiSettings
 from shared.db.models import ApiRateCount
 from shared.platform.logs import get_logger
 from shared.platform.outages import is_outage
-from shared.platform.settings import Settings
 
 log = get_logger(__name__)
 
@@ -95,7 +95,7 @@ class Slot:
     standing: Standing | None = None
 
 
-def policies_from(settings: Settings) -> dict[Role, Policy]:
+def policies_from(settings: ApiSettings) -> dict[Role, Policy]:
     quotas = {
         Role.CREATOR: settings.api_rate_limit_creator,
         Role.ADMIN: settings.api_rate_limit_admin,
@@ -230,7 +230,7 @@ class RateLimitHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def install_rate_limits(app: FastAPI, settings: Settings, engine: AsyncEngine) -> None:
+def install_rate_limits(app: FastAPI, settings: ApiSettings, engine: AsyncEngine) -> None:
     policies = policies_from(settings)
     if not policies:
         return

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from services.api.settings import ApiSettings
 from shared.contracts.route_choice import RoutingRules
-from shared.platform.settings import Settings
 
 
-def routing_rules(settings: Settings) -> RoutingRules:
+def routing_rules(settings: ApiSettings) -> RoutingRules:
     return RoutingRules(
         dm_window=timedelta(hours=settings.instagram_dm_window_hours),
         private_reply_window=timedelta(days=settings.private_reply_window_days),

@@ -1,7 +1,7 @@
 """`python -m services.api.workers`: the API's event workers, beside its HTTP process."""
 
+from services.api.settings import get_settings
 from shared.platform.service_http import serve
-from shared.platform.settings import get_settings
 
 if __name__ == "__main__":
     settings = get_settings()

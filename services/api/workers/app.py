@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.api.service_layer.lead_routing import RouterConfig
 from services.api.service_layer.routing_rules import routing_rules
 from services.api.service_layer.stuck_dms import StuckDmWatchdog
+from services.api.settings import ApiSettings, get_settings
 from services.api.workers.housekeeping import Retention, api_sweeps
 from services.api.workers.ops_collector import OpsCollector
 from services.api.workers.subscribers import register_handlers
@@ -27,12 +28,11 @@ from shared.platform.service_http import (
     broker_lifespan,
     database_check,
 )
-from shared.platform.settings import Settings, get_settings
 
 SERVICE = "api_workers"
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
     engine = make_engine(settings)
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-def _collector(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -> OpsCollector:
+def _collector(settings: ApiSettings, sessions: async_sessionmaker[AsyncSession]) -> OpsCollector:
     return OpsCollector(
         settings.kafka_bootstrap,
         sessions,
@@ -84,7 +84,7 @@ def _collector(settings: Settings, sessions: async_sessionmaker[AsyncSession]) -
     )
 
 
-def _retention(settings: Settings) -> Retention:
+def _retention(settings: ApiSettings) -> Retention:
     return Retention(
         idempotency_keys=timedelta(hours=settings.idempotency_ttl_hours),
         oauth_states=timedelta(seconds=settings.oauth_state_ttl_s),

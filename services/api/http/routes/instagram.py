@@ -34,10 +34,10 @@ from services.api.service_layer.instagram_connection import (
     connect,
     disconnect,
 )
+from services.api.settings import ApiSettings
 from shared.contracts.events import utcnow
 from shared.messaging.outbox import RemoteRelay
 from shared.platform.crypto import TokenCipher
-from shared.platform.settings import Settings
 from shared.providers.graph_http import make_http_client
 from shared.providers.instagram_auth import SCOPES, AppCredentials, InstagramAuthClient
 from shared.providers.meta_errors import MetaError
@@ -56,7 +56,7 @@ class InstagramConnectDeps:
 
 
 def make_deps(
-    settings: Settings, sessions: async_sessionmaker[AsyncSession], relay: RemoteRelay
+    settings: ApiSettings, sessions: async_sessionmaker[AsyncSession], relay: RemoteRelay
 ) -> InstagramConnectDeps:
     timeout, pool = settings.provider_timeout_s, settings.provider_pool_size
     credentials = AppCredentials(

@@ -21,12 +21,12 @@ from services.api.http.web.live_events import events_url
 from services.api.http.web.pages_deps import AdminUser, Web
 from services.api.service_layer.queries import overview
 from services.api.service_layer.stuck_dms import find_stuck
+from services.api.settings import get_settings
 from shared.accounts.token_health import unrefreshed_tokens
 from shared.contracts.events import utcnow
 from shared.db.models import Lead, SocialAccount
 from shared.delivery.circuit import circuit_states
 from shared.messaging.dlq_operations import DlqFilter, count_entries
-from shared.platform.settings import get_settings
 
 router = APIRouter(prefix="/admin", include_in_schema=False)
 HOURS = 24

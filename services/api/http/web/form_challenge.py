@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from services.api.settings import ApiSettings
 from shared.platform.logs import get_logger
-from shared.platform.settings import Settings
 
 log = get_logger(__name__)
 
@@ -55,7 +55,7 @@ class Challenge:
     verify_url: str
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Challenge | None:
+    def from_settings(cls, settings: ApiSettings) -> Challenge | None:
         if settings.lead_form_challenge == "none":
             return None
         provider = PROVIDERS[settings.lead_form_challenge]

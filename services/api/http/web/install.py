@@ -30,11 +30,11 @@ from services.api.http.web.rendering import STATIC, Pages
 from services.api.http.web.replay_jobs import ReplayJobs
 from services.api.http.web.security import CsrfRejected, WebSecurity, same_origin_writes
 from services.api.http.web.web_sessions import WebSessions
+from services.api.settings import ApiSettings
 from shared.platform.outages import is_outage
-from shared.platform.settings import Settings
 
 
-def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
+def install_web(app: FastAPI, settings: ApiSettings, api: ApiDeps) -> None:
     security = WebSecurity.from_settings(settings)
     pages = Pages(security)
     app.state.web = WebDeps(

@@ -26,7 +26,7 @@ from urllib.parse import urlsplit
 from fastapi import Request, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from shared.platform.settings import Settings
+from services.api.settings import ApiSettings
 
 SESSION_COOKIE = "autodm_session"
 LOGIN_STATE_COOKIE = "autodm_login"
@@ -47,7 +47,7 @@ class WebSecurity:
     public_origin: str = ""
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WebSecurity:
+    def from_settings(cls, settings: ApiSettings) -> WebSecurity:
         return cls(
             key=settings.web_csrf_key.get_secret_value().encode(),
             secure_cookies=settings.web_cookie_secure,
