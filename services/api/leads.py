@@ -130,6 +130,7 @@ def to_lead_out(lead: Lead, log: list[DmLogEntry]) -> LeadOut:
         phone=lead.phone,
         instagram_username=lead.instagram_username,
         whatsapp_opt_in=lead.whatsapp_opt_in,
+        whatsapp_user_id=lead.whatsapp_user_id,
         created_at=lead.created_at,
         dm=DmOut(
             status=DmStatus(lead.dm_status),

@@ -221,6 +221,11 @@ class LeadOut(BaseModel):
     phone: str | None
     instagram_username: str | None
     whatsapp_opt_in: bool
+    whatsapp_user_id: str | None = Field(
+        default=None,
+        description="The WhatsApp business-scoped user id (BSUID) that wrote naming this lead; "
+        "a username user may show no phone number",
+    )
     created_at: datetime
     dm: DmOut
 
