@@ -115,11 +115,15 @@ class WhatsAppClient:
             | body,
             headers={"Authorization": f"Bearer {token}"},
         )
-        # "This response only indicates that the API successfully accepted your request":
-        # delivery comes by status webhook, keyed by this wamid.
-        contacts = answer.get("contacts") or [{}]
-        return AcceptedMessage(
-            wamid=str(answer["messages"][0]["id"]),
-            wa_id=contacts[0].get("wa_id"),
-            user_id=contacts[0].get("user_id"),
-        )
+        return accepted_from(answer)
+
+
+def accepted_from(answer: dict[str, Any]) -> AcceptedMessage:
+    """Meta's answer to a send. "This response only indicates that the API successfully
+    accepted your request": delivery comes by status webhook, keyed by this wamid."""
+    contacts = answer.get("contacts") or [{}]
+    return AcceptedMessage(
+        wamid=str(answer["messages"][0]["id"]),
+        wa_id=contacts[0].get("wa_id"),
+        user_id=contacts[0].get("user_id"),
+    )
