@@ -1,7 +1,8 @@
 """WhatsApp contacts by business-scoped user id first, phone number second (issue 19).
 
-A contact row keeps its key (`wa_id`) for life: the phone of a contact known before
-BSUIDs, the BSUID of one met since. Everything hanging off it (the window, pair pacing,
+A contact row keeps its key (`wa_id`) for life: its phone if one was shown when it was
+first met (every contact known before BSUIDs), else its BSUID; it is matched by BSUID first,
+phone second, never by the key alone (but for rows from before, keyed by their phone). Everything hanging off it (the window, pair pacing,
 tier, sent messages, deferred sends) names that key, so a webhook naming the user by
 BSUID alone, by phone alone or by both finds the same row, and an identity change only
 rewrites the row's `user_id` / `phone`: nothing is lost. Two rows that turn out to be one
@@ -61,7 +62,8 @@ async def locked_for(session: AsyncSession, account_id: UUID, user: WaUser) -> W
         raise ValueError("a WhatsApp user needs a BSUID or a phone number")
     rows = await find(session, account_id, user)
     if not rows:
-        key = user.user_id or user.phone
+        # A handle, never matched on: the phone if shown (as before BSUIDs), else the BSUID.
+        key = user.phone or user.user_id
         values = {"account_id": account_id, "wa_id": key}
         await session.execute(insert(WhatsAppContact).values(**values).on_conflict_do_nothing())
         rows = await find(session, account_id, user)
@@ -127,7 +129,8 @@ async def apply_change(
 def _complete(contact: WhatsAppContact, user: WaUser) -> None:
     # A new BSUID for a known phone is Meta's current one (it changes with the number).
     contact.user_id = user.user_id or contact.user_id
-    contact.phone = user.phone or contact.phone
+    if user.phone and not is_user_id(user.phone):  # an answer echoing a BSUID as `wa_id`
+        contact.phone = user.phone
     if contact.phone is None and not is_user_id(contact.wa_id):
         contact.phone = contact.wa_id  # a legacy row keyed by its phone
     contact.username = user.username or contact.username

@@ -461,8 +461,8 @@ class WhatsAppContact(Base):
     account_id: Mapped[UUID] = mapped_column(
         ForeignKey("social_accounts.id", ondelete="CASCADE"), primary_key=True
     )
-    # The contact's key for life: its phone if it was known by one first, else its BSUID
-    # (services/whatsapp_sender/identities.py); it is matched by `user_id` or `phone`.
+    # The contact's key for life: its phone if one was shown when first met, else its BSUID
+    # (services/whatsapp_sender/identities.py); it is matched by `user_id`, then `phone`.
     wa_id: Mapped[str] = mapped_column(String(160), primary_key=True)
     profile_name: Mapped[str | None] = mapped_column(String(200))
     last_inbound_at: Mapped[datetime | None]
