@@ -1,12 +1,13 @@
 """WhatsApp contacts by business-scoped user id first, phone number second (issue 19).
 
 A contact row keeps its key (`wa_id`) for life: its phone if one was shown when it was
-first met (every contact known before BSUIDs), else its BSUID; it is matched by BSUID first,
-phone second, never by the key alone (but for rows from before, keyed by their phone). Everything hanging off it (the window, pair pacing,
-tier, sent messages, deferred sends) names that key, so a webhook naming the user by
-BSUID alone, by phone alone or by both finds the same row, and an identity change only
-rewrites the row's `user_id` / `phone`: nothing is lost. Two rows that turn out to be one
-person (met by phone, later by a BSUID with the phone hidden) are merged into the older.
+first met (every contact known before BSUIDs), else its BSUID. It is matched by BSUID
+first, phone second (rows from before by their phone key). Everything hanging off it (the
+window, pair pacing, tier, sent messages, deferred sends) names that key, so a webhook
+naming the user by BSUID alone, by phone alone or by both finds the same row, and an
+identity change only rewrites the row's `user_id` / `phone`: nothing is lost. Two rows
+that turn out to be one person (met by phone, later by a BSUID with the phone hidden) are
+merged into the older.
 """
 
 from __future__ import annotations
