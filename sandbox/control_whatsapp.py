@@ -93,6 +93,9 @@ def _user(state: SandboxState, body: InboundMessage) -> WaUser:
         user = state.world.wa_users.by_user_id.get(body.from_user_id)
         if user is None:
             raise HTTPException(404, f"unknown user_id '{body.from_user_id}'")
+        if body.hide_phone is not None:  # adopted a username since (or gave it up)
+            user.hides_phone = body.hide_phone
+            user.username = body.username or user.username or f"user.{user.user_id[-4:]}"
         return user
     wa_id = normalize_phone(body.from_)
     if wa_id is None:

@@ -294,7 +294,7 @@ def _recipient(key: str) -> Recipient:
     """Whom a re-routed DM goes to: the contact's BSUID or phone (its key)."""
     if identities.is_user_id(key):
         return Recipient(whatsapp_user_id=key)
-    return Recipient(phone=key)
+    return Recipient(phone=f"+{key}")  # E.164: the wa.me link parses it too
 
 
 async def recipient_key(session: AsyncSession, account_id: UUID, item: dict[str, Any]) -> str:
