@@ -139,7 +139,8 @@ def _ig_link(
 ) -> RouteDecision | None:
     # A lead who gave an Instagram handle (or nothing better) is asked to open the thread;
     # that first message of theirs opens the 24 h window.
-    if ch.instagram_connected and (lead.has_instagram_handle or lead.igsid or not lead.phone):
+    no_whatsapp = not lead.whatsapp_reachable
+    if ch.instagram_connected and (lead.has_instagram_handle or lead.igsid or no_whatsapp):
         return RouteDecision(Route.IG_LINK, "no open Instagram window: waiting for the lead")
     return None
 

@@ -48,6 +48,7 @@ async def create_lead(
         message=data.message,
         phone=data.phone,
         whatsapp_opt_in=data.whatsapp_opt_in,
+        whatsapp_user_id=data.whatsapp_user_id,
         origin=origin,
         whatsapp_consent_source=_consent_source(data, origin),
         dm_requested_provider=requested_provider,
