@@ -182,7 +182,7 @@ class LeadIn(StrictModel):
         by_instagram = ig and (ig.username or ig.igsid or ig.comment_id)
         if not self.phone and not self.whatsapp_user_id and not by_instagram:
             raise ValueError(
-                "a lead needs an Instagram handle or id, a phone number or a WhatsApp user id"
+                "a lead needs an Instagram handle or id, or a phone number (or WhatsApp user id)"
             )
         return self
 
