@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from sandbox import events
 from sandbox.state import SandboxState, StateDep, StatusOrder, WaNumber, WaTemplate
+from sandbox.wa_users import WaUser
 from sandbox.whatsapp import new_wamid, normalize_phone
 
 router = APIRouter(prefix="/whatsapp")
@@ -76,9 +77,33 @@ async def list_templates(state: StateDep) -> dict[str, Any]:
 
 class InboundMessage(BaseModel):
     phone_number_id: str
-    from_: str = Field(alias="from")
+    from_: str | None = Field(default=None, alias="from")
+    # A user already met, by their business-scoped user id (instead of `from`).
+    from_user_id: str | None = None
     text: str
     name: str = "Sandbox User"
+    # This user adopted a username and hides their phone (default: the
+    # `whatsapp_username_share` draw when the number is first seen).
+    hide_phone: bool | None = None
+    username: str | None = None
+
+
+def _user(state: SandboxState, body: InboundMessage) -> WaUser:
+    if body.from_user_id is not None:
+        user = state.world.wa_users.by_user_id.get(body.from_user_id)
+        if user is None:
+            raise HTTPException(404, f"unknown user_id '{body.from_user_id}'")
+        if body.hide_phone is not None:  # adopted a username since (or gave it up)
+            user.hides_phone = body.hide_phone
+            user.username = body.username or user.username or f"user.{user.user_id[-4:]}"
+        return user
+    wa_id = normalize_phone(body.from_)
+    if wa_id is None:
+        raise HTTPException(422, "'from' must be a phone number with country code")
+    settings = state.settings
+    return state.world.wa_users.for_phone(
+        settings, wa_id, hide_phone=body.hide_phone, username=body.username
+    )
 
 
 @router.post("/users/message")
@@ -86,16 +111,44 @@ async def user_message(body: InboundMessage, state: StateDep) -> dict[str, Any]:
     """A WhatsApp user messages the business number: opens/resets the 24 h customer
     service window and sends the inbound `messages` webhook."""
     number = _number(state, body.phone_number_id)
-    wa_id = normalize_phone(body.from_)
-    if wa_id is None:
-        raise HTTPException(422, "'from' must be a phone number with country code")
-    state.world.wa_last_inbound[(number.phone_number_id, wa_id)] = state.clock.now()
+    user = _user(state, body)
+    state.world.wa_last_inbound[(number.phone_number_id, user.user_id)] = state.clock.now()
     wamid = new_wamid()
     payload = events.wa_inbound_text(
-        number, wa_id, body.name, wamid, body.text, int(state.clock.now())
+        number, user, body.name, wamid, body.text, int(state.clock.now())
     )
     delivery = state.webhooks.send("whatsapp", "messages", payload)
-    return {"wa_id": wa_id, "wamid": wamid, "webhook_id": delivery.id}
+    return {
+        "wa_id": user.shown_phone,
+        "user_id": user.user_id,
+        "username": user.username,
+        "wamid": wamid,
+        "webhook_id": delivery.id,
+    }
+
+
+class UserIdChange(BaseModel):
+    phone_number_id: str
+    user_id: str
+    new_user_id: str | None = None
+
+
+@router.post("/users/change_user_id")
+async def change_user_id(body: UserIdChange, state: StateDep) -> dict[str, Any]:
+    """The user's BSUID changes: Meta's `user_changed_user_id` system message; the old
+    BSUID no longer reaches them, their window stays."""
+    number = _number(state, body.phone_number_id)
+    user = state.world.wa_users.by_user_id.get(body.user_id)
+    if user is None:
+        raise HTTPException(404, f"unknown user_id '{body.user_id}'")
+    old = state.world.wa_users.change_user_id(user, body.new_user_id)
+    windows = state.world.wa_last_inbound
+    for (number_id, user_id), at in list(windows.items()):
+        if user_id == old:
+            windows[(number_id, user.user_id)] = at
+    payload = events.wa_user_id_changed(number, user, old, new_wamid(), int(state.clock.now()))
+    delivery = state.webhooks.send("whatsapp", "messages", payload)
+    return {"user_id": user.user_id, "previous_user_id": old, "webhook_id": delivery.id}
 
 
 class StatusOrderBody(BaseModel):
@@ -105,7 +158,8 @@ class StatusOrderBody(BaseModel):
 
 @router.put("/status_order")
 async def set_status_order(body: StatusOrderBody, state: StateDep) -> dict[str, Any]:
-    state.world.status_order = StatusOrder(order=list(body.order), delay_ms=body.delay_ms)
+    order = StatusOrder(order=list(body.order), delay_ms=body.delay_ms, explicit=True)
+    state.world.status_order = order
     return asdict(state.world.status_order)
 
 
@@ -113,10 +167,11 @@ async def set_status_order(body: StatusOrderBody, state: StateDep) -> dict[str, 
 async def sent_messages(
     state: StateDep, phone_number_id: str | None = None, to: str | None = None
 ) -> dict[str, Any]:
-    wa_id = normalize_phone(to) if to else None
+    wa_id = (normalize_phone(to) or to) if to else None
     data = [
         asdict(m)
         for m in state.world.wa_messages
-        if phone_number_id in (None, m.phone_number_id) and (to is None or m.to == wa_id)
+        if phone_number_id in (None, m.phone_number_id)
+        and (to is None or wa_id in (m.to, m.user_id))
     ]
     return {"data": data}

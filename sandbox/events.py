@@ -15,6 +15,7 @@ from sandbox.state import (
     SentWaMessage,
     WaNumber,
 )
+from sandbox.wa_users import WaUser
 from sandbox.webhooks import Delivery
 
 # --- Instagram ---------------------------------------------------------------------
@@ -92,17 +93,34 @@ def _wa_envelope(number: WaNumber, value: dict[str, Any]) -> dict[str, Any]:
 
 
 def wa_inbound_text(
-    number: WaNumber, wa_id: str, name: str, wamid: str, text: str, now_s: int
+    number: WaNumber, user: WaUser, name: str, wamid: str, text: str, now_s: int
 ) -> dict[str, Any]:
-    contact = {"profile": {"name": name}, "wa_id": wa_id}
-    message = {
-        "from": wa_id,
-        "id": wamid,
-        "timestamp": str(now_s),
-        "type": "text",
-        "text": {"body": text},
+    """A user's text: `contacts[]` names them by BSUID (and phone unless hidden), the
+    message by `from_user_id` (and `from` unless hidden)."""
+    message: dict[str, Any] = {"from_user_id": user.user_id}
+    if user.shown_phone:
+        message["from"] = user.shown_phone
+    message |= {"id": wamid, "timestamp": str(now_s), "type": "text", "text": {"body": text}}
+    return _wa_envelope(number, {"contacts": [user.contact(name)], "messages": [message]})
+
+
+def wa_user_id_changed(
+    number: WaNumber, user: WaUser, old_user_id: str, wamid: str, now_s: int
+) -> dict[str, Any]:
+    """Meta's system message for a changed BSUID (`user_changed_user_id`); like every
+    system message it has no `contacts[]`."""
+    message: dict[str, Any] = {"from_user_id": old_user_id}
+    if user.shown_phone:
+        message["from"] = user.shown_phone
+    system: dict[str, Any] = {
+        "body": f"User {user.username or user.shown_phone or old_user_id} changed their id",
+        "type": "user_changed_user_id",
+        "user_id": user.user_id,
     }
-    return _wa_envelope(number, {"contacts": [contact], "messages": [message]})
+    if user.parent_user_id:
+        system["parent_user_id"] = user.parent_user_id
+    message |= {"id": wamid, "timestamp": str(now_s), "type": "system", "system": system}
+    return _wa_envelope(number, {"messages": [message]})
 
 
 UNDELIVERABLE = {
@@ -139,26 +157,33 @@ def wa_status(
     status: str,
     now_s: int,
     *,
+    user: WaUser,
     category: str,
     in_window: bool,
     with_conversation: bool,
     error: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """A status of a sent message: the recipient by `recipient_user_id` (and
+    `recipient_id` unless their phone is hidden) and in `contacts[]`; `pricing` (and,
+    before v24, `conversation`) on `sent` and `delivered` only, never on `read` or
+    `failed`."""
     item: dict[str, Any] = {
         "id": message.message_id,
         "status": status,
         "timestamp": str(now_s),
-        "recipient_id": message.to,
+        "recipient_user_id": user.user_id,
     }
+    if user.shown_phone:
+        item["recipient_id"] = user.shown_phone
     if message.callback_data is not None:
         item["biz_opaque_callback_data"] = message.callback_data
     if status == "failed":
         item["errors"] = [error or UNDELIVERABLE]
-    else:
+    elif status in ("sent", "delivered"):
         if with_conversation:
             item["conversation"] = {
                 "id": "conv_" + message.message_id[-16:],
                 "origin": {"type": category},
             }
         item["pricing"] = _pricing(message, category, in_window)
-    return _wa_envelope(number, {"statuses": [item]})
+    return _wa_envelope(number, {"contacts": [user.contact()], "statuses": [item]})

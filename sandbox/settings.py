@@ -55,7 +55,18 @@ class SandboxSettings(BaseSettings):
 
     # "sync": free-form WhatsApp text outside the window is refused with 131047 in the HTTP
     # response. "async": accepted (200 + wamid) and then failed via a status webhook.
-    whatsapp_window_error_mode: Literal["sync", "async"] = "sync"
+    # Meta usually accepts the send and reports 131047 in a `failed` status later (issue 19).
+    whatsapp_window_error_mode: Literal["sync", "async"] = "async"
+    # Share of WhatsApp users (met by phone for the first time) who adopted a username and
+    # hide their phone: their webhooks carry their BSUID alone (sandbox/wa_users.py).
+    whatsapp_username_share: float = Field(default=0.0, ge=0, le=1)
+    # Status webhooks of an accepted message: spacing (plus up to `jitter`), and the share
+    # of messages whose `delivered` never comes (read implies it) or comes after `read`.
+    # A test that PUTs /_sandbox/whatsapp/status_order gets exactly that order instead.
+    whatsapp_status_delay_ms: int = Field(default=150, ge=0)
+    whatsapp_status_jitter_ms: int = Field(default=100, ge=0)
+    whatsapp_missing_delivered_share: float = Field(default=0.05, ge=0, le=1)
+    whatsapp_out_of_order_share: float = Field(default=0.05, ge=0, le=1)
 
     # Timeout fault defaults (overridable per fault).
     timeout_fault_seconds: float = Field(default=30.0, ge=0)

@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 from sandbox.faults import FaultInjector
 from sandbox.ratelimit import LimiterBank
 from sandbox.settings import SandboxSettings
+from sandbox.wa_users import WaUsers
 from sandbox.webhooks import WebhookDispatcher
 
 HOUR = 3600.0
@@ -166,6 +167,10 @@ class SentWaMessage:
     params: list[str] = field(default_factory=list)
     # Set when the message was accepted but then failed asynchronously (status webhook).
     error_code: int | None = None
+    # The recipient's BSUID, and whether the send named them by it (`recipient`) or by
+    # phone (`to`); `to` holds their phone whenever the sandbox knows it.
+    user_id: str | None = None
+    addressed_by: str = "to"
     # `biz_opaque_callback_data` of the send, echoed in every status webhook of it.
     callback_data: str | None = None
 
@@ -176,6 +181,8 @@ class StatusOrder:
 
     order: list[str] = field(default_factory=lambda: ["sent", "delivered", "read"])
     delay_ms: int = 0
+    # Set through the control API: played exactly, no jitter, nothing dropped or swapped.
+    explicit: bool = False
 
 
 @dataclass
@@ -216,7 +223,9 @@ class World:
     oauth: OAuthConfig = field(default_factory=OAuthConfig)
     wa_numbers: dict[str, WaNumber] = field(default_factory=dict)
     wa_templates: dict[tuple[str, str], WaTemplate] = field(default_factory=dict)
+    # (phone_number_id, the user's BSUID) -> when they last wrote
     wa_last_inbound: dict[tuple[str, str], float] = field(default_factory=dict)
+    wa_users: WaUsers = field(default_factory=WaUsers)
     wa_messages: list[SentWaMessage] = field(default_factory=list)
     status_order: StatusOrder = field(default_factory=StatusOrder)
     limiters: LimiterBank = field(default_factory=LimiterBank)

@@ -181,10 +181,10 @@ class WebhookDispatcher:
         self,
         platform: WebhookPlatform,
         events: list[tuple[str, dict[str, Any]]],
-        delay_seconds: float,
+        delay_seconds: float | list[float],
     ) -> list[Delivery]:
-        """Deliver events one after another (each waits `delay_seconds` first), so the
-        receiver observes them in exactly this order."""
+        """Deliver events one after another (each waits `delay_seconds` first, or its own
+        delay of a list), so the receiver observes them in exactly this order."""
         deliveries = [
             self._log(platform, event, encode_payload(p), None, None) for event, p in events
         ]
@@ -283,8 +283,11 @@ class WebhookDispatcher:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _deliver_in_order(self, deliveries: list[Delivery], delay: float) -> None:
-        for delivery in deliveries:
+    async def _deliver_in_order(
+        self, deliveries: list[Delivery], delays: float | list[float]
+    ) -> None:
+        for i, delivery in enumerate(deliveries):
+            delay = delays[i] if isinstance(delays, list) else delays
             if delay:
                 await asyncio.sleep(delay)
             await self._deliver(delivery)

@@ -20,6 +20,7 @@ from sandbox import events
 from sandbox.errors import GraphError, invalid_token, missing_token, whatsapp_error
 from sandbox.params import access_token, graph_params
 from sandbox.state import DAY, SandboxState, SentWaMessage, WaNumber, WaTemplate
+from sandbox.wa_users import WaUser, status_plan
 
 MESSAGING_WINDOW = DAY
 MAX_TEXT_CHARS = 4096
@@ -41,8 +42,9 @@ def normalize_phone(raw: object) -> str | None:
     return match.group(1) if match else None
 
 
-def in_window(state: SandboxState, number: WaNumber, wa_id: str) -> bool:
-    last = state.world.wa_last_inbound.get((number.phone_number_id, wa_id))
+def in_window(state: SandboxState, number: WaNumber, user_id: str) -> bool:
+    """The user (by BSUID) wrote to the number within 24 h."""
+    last = state.world.wa_last_inbound.get((number.phone_number_id, user_id))
     return last is not None and state.clock.now() - last <= MESSAGING_WINDOW
 
 
@@ -164,31 +166,30 @@ def _schedule_statuses(
     state: SandboxState,
     number: WaNumber,
     sent: SentWaMessage,
+    user: WaUser,
     category: str,
     failure: dict[str, Any] | None,
 ) -> None:
-    order = state.world.status_order
-    statuses = ["failed"] if failure else order.order
-    open_window = in_window(state, number, sent.to)
+    plan = status_plan(state.settings, state.world.status_order, failure is not None)
+    open_window = in_window(state, number, user.user_id)
     with_conversation = _api_major(state.settings.graph_api_version) < 24
-    now_s, step = int(state.clock.now()), order.delay_ms / 1000
-    payloads = [
-        (
-            "statuses",
-            events.wa_status(
-                number,
-                sent,
-                status,
-                now_s + int(i * step),
-                category=category,
-                in_window=open_window,
-                with_conversation=with_conversation,
-                error=failure,
-            ),
+    at, payloads, delays = state.clock.now(), [], []
+    for status, delay in plan:
+        at += delay
+        payload = events.wa_status(
+            number,
+            sent,
+            status,
+            int(at),
+            user=user,
+            category=category,
+            in_window=open_window,
+            with_conversation=with_conversation,
+            error=failure,
         )
-        for i, status in enumerate(statuses)
-    ]
-    state.webhooks.send_sequence("whatsapp", payloads, step)
+        payloads.append(("statuses", payload))
+        delays.append(delay)
+    state.webhooks.send_sequence("whatsapp", payloads, delays)
 
 
 # --- the endpoints -------------------------------------------------------------------
@@ -224,13 +225,15 @@ async def send_message(state: SandboxState, request: Request, number_id: str) ->
     _authenticate(state, request, params, number)
     if params.get("messaging_product") != "whatsapp":
         raise _invalid("The parameter messaging_product is required and must be 'whatsapp'")
-    wa_id = normalize_phone(params.get("to"))
-    if wa_id is None:
-        raise _invalid("The parameter to must be a phone number with country code (digits)")
+    if params.get("status") == "read":
+        return _mark_read(params)
+    user, addressed_by = _recipient(state, params)
+    wa_id = user.user_id  # windows and pair pacing are the person's, however addressed
     msg_type = str(params.get("type", "text"))
     now = state.clock.now()
     failure: dict[str, Any] | None = None
-    sent = SentWaMessage(number_id, wa_id, msg_type, new_wamid(), now)
+    sent = SentWaMessage(number_id, user.phone or "", msg_type, new_wamid(), now)
+    sent.user_id, sent.addressed_by = user.user_id, addressed_by
     sent.callback_data = _callback_data(params)
     if msg_type == "template":
         template, values = _check_template(state, params)
@@ -246,14 +249,39 @@ async def send_message(state: SandboxState, request: Request, number_id: str) ->
     _consume_rates(state, number, wa_id)
     state.world.wa_messages.append(sent)
     state.world.stats.accept("whatsapp")
-    _schedule_statuses(state, number, sent, category, failure)
+    _schedule_statuses(state, number, sent, user, category, failure)
     message: dict[str, str] = {"id": sent.message_id}
     if msg_type == "template":
         message["message_status"] = "accepted"
+    contact = {"input": str(params.get(addressed_by)), "user_id": user.user_id}
+    if addressed_by == "to" and user.phone:
+        contact["wa_id"] = user.phone
     return JSONResponse(
-        {
-            "messaging_product": "whatsapp",
-            "contacts": [{"input": str(params.get("to")), "wa_id": wa_id}],
-            "messages": [message],
-        }
+        {"messaging_product": "whatsapp", "contacts": [contact], "messages": [message]}
     )
+
+
+def _recipient(state: SandboxState, params: dict[str, Any]) -> tuple[WaUser, str]:
+    """Whom the send is for: a phone number (`to`) or a business-scoped user id
+    (`recipient`, how a username user without a shared phone is reached), not both."""
+    to, recipient = params.get("to"), params.get("recipient")
+    if to is not None and recipient is not None:
+        raise _invalid("Only one of the parameters to and recipient may be set")
+    if recipient is not None:
+        user = state.world.wa_users.by_user_id.get(str(recipient))
+        if user is None:
+            raise _invalid(f"recipient ({recipient}) is not a valid business-scoped user id")
+        return user, "recipient"
+    wa_id = normalize_phone(to)
+    if wa_id is None:
+        raise _invalid("The parameter to must be a phone number with country code (digits)")
+    return state.world.wa_users.for_phone(state.settings, wa_id), "to"
+
+
+def _mark_read(params: dict[str, Any]) -> JSONResponse:
+    """Mark an inbound message read (`"status": "read"`, `message_id`): Meta answers
+    `{"success": true}`."""
+    message_id = params.get("message_id")
+    if not isinstance(message_id, str) or not message_id.startswith("wamid."):
+        raise _invalid("The parameter message_id is required")
+    return JSONResponse({"success": True})

@@ -19,6 +19,11 @@ def settings() -> SandboxSettings:
         whatsapp_webhook_url=WA_WEBHOOK_URL,
         webhook_retry_backoff_ms=0,
         whatsapp_pair_burst=0,
+        # Exact status sequences; test_wa_usernames.py turns Meta's realism back on.
+        whatsapp_status_delay_ms=0,
+        whatsapp_status_jitter_ms=0,
+        whatsapp_missing_delivered_share=0,
+        whatsapp_out_of_order_share=0,
     )
 
 

@@ -37,6 +37,7 @@ async def _register_template(sb: SandboxDriver, body_params: int = 1) -> None:
 
 
 async def test_free_form_outside_window_gives_131047(sb: SandboxDriver) -> None:
+    await sb.settings(whatsapp_window_error_mode="sync")
     number = await sb.wa_number()
     response = await sb.wa_send(number, _text())
     assert response.status_code == 400
@@ -54,7 +55,9 @@ async def test_free_form_inside_window(sb: SandboxDriver) -> None:
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["messaging_product"] == "whatsapp"
-    assert body["contacts"] == [{"input": "+" + LEAD, "wa_id": LEAD}]
+    [contact] = body["contacts"]
+    assert (contact["input"], contact["wa_id"]) == ("+" + LEAD, LEAD)
+    assert contact["user_id"].startswith("GB.") or contact["user_id"].startswith("US.")
     [message] = body["messages"]
     assert message["id"].startswith("wamid.")
     assert "message_status" not in message
@@ -63,14 +66,17 @@ async def test_free_form_inside_window(sb: SandboxDriver) -> None:
 
 
 async def test_window_closes_after_24_hours(sb: SandboxDriver) -> None:
+    await sb.settings(whatsapp_window_error_mode="sync")
     number = await sb.wa_number()
     await _inbound(sb, number)
     await sb.advance(86400 + 1)
     assert graph_error(await sb.wa_send(number, _text())) == (131047, None)
 
 
-async def test_async_window_error_mode(sb: SandboxDriver, receiver: Receiver) -> None:
-    await sb.settings(whatsapp_window_error_mode="async")
+async def test_async_window_error_mode_is_the_default(
+    sb: SandboxDriver, receiver: Receiver
+) -> None:
+    """Meta usually accepts free-form text outside the window and fails it later."""
     number = await sb.wa_number()
     response = await sb.wa_send(number, _text())
     assert response.status_code == 200

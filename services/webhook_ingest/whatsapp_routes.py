@@ -31,6 +31,7 @@ from shared.contracts.events import (
 from shared.contracts.lifecycle import Provider
 from shared.db.models import SocialAccount
 from shared.platform.logs import get_logger
+from shared.providers.whatsapp_identity import WaUser, contact_for
 
 log = get_logger(__name__)
 
@@ -48,6 +49,8 @@ class WhatsAppItem:
     kind: str  # "status" | "message"
     item: dict[str, Any]
     profile_name: str | None
+    # Whom the item is about, BSUID first (a username user's webhooks may show no phone).
+    user: WaUser | None = None
 
     @property
     def event_id(self) -> UUID:
@@ -106,14 +109,20 @@ def split_whatsapp(payload: Any) -> list[WhatsAppItem]:
 
 def _change_items(value: dict[str, Any]) -> list[WhatsAppItem]:
     number = str((value.get("metadata") or {}).get("phone_number_id", ""))
-    names = {
-        c.get("wa_id"): (c.get("profile") or {}).get("name") for c in value.get("contacts") or []
-    }
-    items = [WhatsAppItem(number, "status", s, None) for s in value.get("statuses") or []]
-    items += [
-        WhatsAppItem(number, "message", m, names.get(m.get("from")))
-        for m in value.get("messages") or []
+    contacts = [c for c in value.get("contacts") or [] if isinstance(c, dict)]
+    names = {}
+    for c in contacts:
+        for key in (c.get("user_id"), c.get("wa_id")):
+            if key:
+                names[key] = (c.get("profile") or {}).get("name")
+    items = [
+        WhatsAppItem(number, "status", s, None, contact_for(s, contacts, "status"))
+        for s in value.get("statuses") or []
     ]
+    for m in value.get("messages") or []:
+        user = contact_for(m, contacts, "message")
+        name = names.get(user.user_id or "") or names.get(user.phone or "")
+        items.append(WhatsAppItem(number, "message", m, name, user))
     return [i for i in items if i.item.get("id")]
 
 
@@ -127,6 +136,7 @@ def whatsapp_received(items: list[WhatsAppItem], correlation: str) -> list[Webho
                 "kind": i.kind,
                 "item": i.item,
                 "profile_name": (i.profile_name or None) and str(i.profile_name)[:200],
+                "contact": (i.user.as_contact() or None) if i.user else None,
             },
         )
         for i in items
@@ -175,5 +185,6 @@ def _event(r: WebhookReceived, account_id: UUID, creator_id: UUID) -> WhatsAppWe
             kind="status" if p.kind == "status" else "message",
             item=p.item,
             profile_name=p.profile_name,
+            contact=p.contact,
         ),
     )

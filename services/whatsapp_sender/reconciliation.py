@@ -118,7 +118,7 @@ async def settle(
         creator_id=lead.creator_id,
         route=ref.sent_as,
         attempt=intent.attempt,
-        wa_id=seen.wa_id[:20],
+        wa_id=seen.wa_id[:160],
         reconciled=True,
         # When Meta saw it, not when we learned it: replies written since then count.
         created_at=seen.at,
@@ -139,5 +139,6 @@ async def backlogged(session: AsyncSession, key: str) -> Backlogged | None:
     ref = SendRef.parse(row.item.get("biz_opaque_callback_data")) if row else None
     if row is None or ref is None or row.account_id is None:
         return None
-    wa_id = str(row.item.get("recipient_id", ""))
+    # The phone, or the BSUID alone of a username user (the contact's key if it is one).
+    wa_id = str(row.item.get("recipient_id") or row.item.get("recipient_user_id") or "")
     return Backlogged(ref, Sighting(row.wamid, row.account_id, wa_id, row.received_at))

@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from services.whatsapp_sender import limits
+from services.whatsapp_sender import identities, limits
 from services.whatsapp_sender.limits import LimitPolicy, Throughput
 from services.whatsapp_sender.links import WhatsAppDeps, handle_request
 from services.whatsapp_sender.reconciliation import RECONCILED_REASON, SendRef
@@ -52,6 +52,7 @@ from shared.platform.crypto import TokenCipher
 from shared.platform.logs import get_logger
 from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.providers.whatsapp import AcceptedMessage, TemplateMessage, WhatsAppClient
+from shared.providers.whatsapp_identity import WaUser
 from shared.providers.whatsapp_links import InvalidPhoneNumber, normalize_e164_digits
 
 log = get_logger(__name__)
@@ -92,8 +93,10 @@ class Send:
     account_id: UUID
     phone_number_id: str
     token: str
-    to: str
+    to: str  # the contact's key (limits, deferrals, history)
     messages_per_second: float
+    # Where Meta is asked to deliver: the phone when AutoDM has one, else the BSUID.
+    address: str = ""
     text: str | None = None
     template: TemplateMessage | None = None
     template_id: UUID | None = None
@@ -150,10 +153,11 @@ async def _plan(
     if lead is None or account is None or account.access_token_encrypted is None:
         return await _hold(session, request, Held("link", reason="no connected WhatsApp number"))
     try:
-        to = normalize_e164_digits(lead.phone or p.recipient.phone or "")
+        user = _recipient_of(lead, request)
     except InvalidPhoneNumber as exc:
         return await _hold(session, request, _failed(str(exc), "invalid"))
-    contact = await limits.locked_contact(session, account.id, to)
+    contact = await identities.locked_for(session, account.id, user)
+    to = contact.wa_id
     number = await session.get(WhatsAppNumber, account.id, with_for_update=True)
     send = Send(
         route=p.route,
@@ -162,6 +166,7 @@ async def _plan(
         token=deps.cipher.decrypt(account.access_token_encrypted),
         to=to,
         messages_per_second=float(number.messages_per_second if number else 80),
+        address=contact.phone or contact.user_id or to,
     )
     if p.route == Route.WA_TEXT and limits.window_open(contact, now, deps.policy):
         send = _with_text(send, p.text)
@@ -194,6 +199,17 @@ async def _plan(
     if send.route == Route.WA_TEMPLATE:
         limits.count_for_tier(contact, now)
     return send
+
+
+def _recipient_of(lead: Lead, request: DmRequested) -> WaUser:
+    """The lead's phone (the caller's or the one that wrote) and BSUID (a username user's,
+    bound when they wrote naming the lead): at least one, else InvalidPhoneNumber."""
+    r = request.payload.recipient
+    user_id = lead.whatsapp_user_id or r.whatsapp_user_id
+    raw_phone = lead.phone or r.phone
+    if user_id and not raw_phone:
+        return WaUser(user_id, None)
+    return WaUser(user_id, normalize_e164_digits(raw_phone or ""))
 
 
 def _with_text(send: Send, text: str) -> Send:
@@ -395,10 +411,10 @@ async def _call(deps: SenderDeps, send: Send, callback_data: str) -> AcceptedMes
         with attempt:
             if send.template is not None:
                 return await deps.client.send_template(
-                    send.phone_number_id, send.token, send.to, send.template, callback_data
+                    send.phone_number_id, send.token, send.address, send.template, callback_data
                 )
             return await deps.client.send_text(
-                send.phone_number_id, send.token, send.to, send.text or "", callback_data
+                send.phone_number_id, send.token, send.address, send.text or "", callback_data
             )
     raise AssertionError("unreachable: tenacity reraises")
 
@@ -410,6 +426,9 @@ async def _record_sent(
     async with deps.sessions.begin() as session:
         await lock_wamid(session, accepted.wamid)  # before the intent's row: statuses.py
         await _set_intent(session, request, "sent", accepted.wamid)
+        # Meta's answer pairs the phone with the BSUID: later webhooks may show either.
+        answered = WaUser(accepted.user_id, accepted.wa_id)
+        await identities.learn(session, send.account_id, send.to, answered)
         session.add(
             WhatsAppMessage(
                 wamid=accepted.wamid,
@@ -418,7 +437,7 @@ async def _record_sent(
                 creator_id=request.creator_id,
                 route=send.route,
                 attempt=p.attempt,
-                wa_id=accepted.wa_id or send.to,
+                wa_id=send.to,
             )
         )
         await session.flush()

@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.whatsapp_sender import limits
+from services.whatsapp_sender import identities
 from services.whatsapp_sender.reconciliation import (
     RECONCILED_FAILED_REASON,
     RECONCILED_REASON,
@@ -48,11 +48,12 @@ from shared.contracts.events import (
 )
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.topics import DM_STATUS, LEADS_CONTACTS
-from shared.db.models import Lead, WhatsAppMessage, WhatsAppStatusBacklog
+from shared.db.models import Lead, WhatsAppContact, WhatsAppMessage, WhatsAppStatusBacklog
 from shared.delivery.reasons import provider_failure
 from shared.messaging.outbox import add_to_outbox
 from shared.platform.logs import get_logger
 from shared.providers.meta_errors import classify
+from shared.providers.whatsapp_identity import WaUser, identity_change
 
 log = get_logger(__name__)
 
@@ -147,9 +148,9 @@ async def _settle_unknown(
     intent = await locked_intent(session, ref.lead_id, ref.route, ref.attempt, "unknown")
     if intent is None:
         return None  # still `sending` (the sender settles it from the backlog), or settled
-    item = event.payload.item
-    wa_id = str(item.get("recipient_id", ""))
-    seen = Sighting(str(item.get("id")), event.payload.account_id, wa_id, meta_time(item))
+    item, account_id = event.payload.item, event.payload.account_id
+    wa_id = await recipient_key(session, account_id, item)
+    seen = Sighting(str(item.get("id")), account_id, wa_id, meta_time(item))
     message = await settle(session, intent, ref, seen)
     if message is not None:
         log.info("ambiguous send reconciled by its status", lead_id=str(intent.lead_id))
@@ -282,24 +283,56 @@ def _template_retry(message: WhatsAppMessage, event: WhatsAppWebhookReceived) ->
             route=Route.WA_TEMPLATE,
             provider=Provider.WHATSAPP,
             account_id=message.account_id,
-            recipient=Recipient(phone=message.wa_id),
+            recipient=_recipient(message.wa_id),
             text="",
             attempt=message.attempt + 1,
         ),
     )
 
 
+def _recipient(key: str) -> Recipient:
+    """Whom a re-routed DM goes to: the contact's BSUID or phone (its key)."""
+    if identities.is_user_id(key):
+        return Recipient(whatsapp_user_id=key)
+    return Recipient(phone=f"+{key}")  # E.164: the wa.me link parses it too
+
+
+async def recipient_key(session: AsyncSession, account_id: UUID, item: dict[str, Any]) -> str:
+    """The contact key of a status's recipient (`recipient_id`, or the BSUID alone)."""
+    user = WaUser(item.get("recipient_user_id"), item.get("recipient_id"))
+    found = await identities.key_of(session, account_id, user) if user.known else None
+    return found or str(user.phone or user.user_id or "")
+
+
 # --- inbound messages -----------------------------------------------------------------------
 
 
-async def _inbound(session: AsyncSession, event: WhatsAppWebhookReceived) -> list[DmStatusChanged]:
-    """The user wrote: the window opens (or resets); every lead we messaged there replied."""
+def _sender(event: WhatsAppWebhookReceived) -> WaUser:
+    """Who wrote: the identity webhook_ingest read from `contacts[]`, else the item's own."""
     p = event.payload
-    wa_id = str(p.item.get("from", ""))
-    if not wa_id:
+    contact = p.contact or {}
+    return WaUser(
+        user_id=contact.get("user_id") or p.item.get("from_user_id") or None,
+        phone=contact.get("wa_id") or p.item.get("from") or None,
+        username=contact.get("username"),
+        parent_user_id=contact.get("parent_user_id"),
+    )
+
+
+async def _inbound(session: AsyncSession, event: WhatsAppWebhookReceived) -> list[DmStatusChanged]:
+    """The user wrote: the window opens (or resets); every lead we messaged there replied.
+    A system message saying their BSUID or number changed re-keys them instead."""
+    p = event.payload
+    change = identity_change(p.item)
+    if change is not None:
+        await identities.apply_change(session, p.account_id, event.creator_id, change)
+        return []
+    user = _sender(event)
+    if not user.known or p.item.get("type") == "system":
         return []
     written_at = meta_time(p.item, event.occurred_at)
-    contact = await limits.locked_contact(session, p.account_id, wa_id)
+    contact = await identities.locked_for(session, p.account_id, user)
+    wa_id = contact.wa_id
     contact.last_inbound_at = max(filter(None, (contact.last_inbound_at, written_at)))
     contact.profile_name = p.profile_name or contact.profile_name
     # Only messages sent before the user wrote are answered by it. WhatsApp timestamps are
@@ -318,7 +351,7 @@ async def _inbound(session: AsyncSession, event: WhatsAppWebhookReceived) -> lis
     latest: dict[UUID, WhatsAppMessage] = {}
     for message in sent:
         latest.setdefault(message.lead_id, message)
-    await _bind_named_lead(session, event, wa_id, written_at)
+    await _bind_named_lead(session, event, contact, written_at)
     return [_replied(message, event, written_at) for message in latest.values()]
 
 
@@ -327,7 +360,10 @@ BINDABLE = (DmStatus.QUEUED, DmStatus.AWAITING_CONTACT, DmStatus.LINK_READY)
 
 
 async def _bind_named_lead(
-    session: AsyncSession, event: WhatsAppWebhookReceived, wa_id: str, written_at: datetime
+    session: AsyncSession,
+    event: WhatsAppWebhookReceived,
+    contact: WhatsAppContact,
+    written_at: datetime,
 ) -> None:
     """The message names a waiting lead of this creator (the ref the thank-you page's
     wa.me link pre-filled): this number's owner asked for that DM. The router binds the
@@ -351,7 +387,9 @@ async def _bind_named_lead(
         payload=LeadContactOpenedPayload(
             lead_id=lead.id,
             account_id=event.payload.account_id,
-            wa_id=wa_id,
+            # A username user may show no phone: the BSUID that wrote is bound then.
+            wa_id=contact.phone,
+            wa_user_id=contact.user_id,
             opened_at=written_at,
             via="whatsapp",
         ),

@@ -101,6 +101,8 @@ class Recipient(Contract):
     igsid: str | None = None
     comment_id: str | None = None
     phone: str | None = None
+    # A WhatsApp user known by business-scoped user id alone (no phone): sent by `recipient`.
+    whatsapp_user_id: str | None = Field(default=None, max_length=160)
 
 
 class DmRequestedPayload(Contract):
@@ -189,10 +191,12 @@ class LeadContactOpenedPayload(Contract):
     wa_id: str | None = Field(default=None, pattern=r"^[0-9]{6,20}$")
     opened_at: datetime
     via: Literal["referral", "message", "whatsapp"]
+    # The writer's business-scoped user id: a username user may show no phone (`wa_id`).
+    wa_user_id: str | None = Field(default=None, max_length=160)
 
     @model_validator(mode="after")
     def _one_contact(self) -> LeadContactOpenedPayload:
-        if (self.igsid is None) == (self.wa_id is None):
+        if (self.igsid is None) == (self.wa_id is None and self.wa_user_id is None):
             raise ValueError("exactly one of igsid (Instagram) and wa_id (WhatsApp)")
         return self
 
@@ -314,6 +318,11 @@ class WhatsAppWebhookPayload(Contract):
     kind: Literal["status", "message"]
     item: dict[str, Any] = Field(description="value.statuses[i] or value.messages[i], raw")
     profile_name: str | None = Field(default=None, max_length=200)
+    contact: dict[str, str] | None = Field(
+        default=None,
+        description="The user's value.contacts[] entry: user_id (BSUID), wa_id, username, "
+        "parent_user_id, whichever Meta sent",
+    )
 
 
 class WhatsAppWebhookReceived(Envelope):
@@ -338,6 +347,9 @@ class WebhookReceivedPayload(Contract):
     item: dict[str, Any] = Field(description="The item, raw")
     entry_time: int = 0
     profile_name: str | None = Field(default=None, max_length=200)
+    contact: dict[str, str] | None = Field(
+        default=None, description="WhatsApp: the user's identity from value.contacts[]"
+    )
 
 
 class WebhookReceived(Unattributed):

@@ -33,6 +33,13 @@ class LeadFacts:
     # A public-form lead whose phone or handle got a DM from this creator recently: a form
     # saying so does not message them again (docs/WEB.md, "Form limits").
     recently_messaged: bool = False
+    # The BSUID that wrote naming the lead (a username user may show no phone): WhatsApp
+    # sends reach it by `recipient`; a wa.me link still needs a phone (issue 19).
+    whatsapp_user_id: str | None = None
+
+    @property
+    def whatsapp_reachable(self) -> bool:
+        return bool(self.phone or self.whatsapp_user_id)
 
 
 @dataclass(frozen=True)
@@ -112,7 +119,8 @@ def _wa_text(
     lead: LeadFacts, ch: CreatorChannels, now: datetime, rules: RoutingRules
 ) -> RouteDecision | None:
     # Inside the window the lead is waiting for an answer: free-form text, no template.
-    if lead.phone and lead.phone_proven and ch.whatsapp_connected and lead.whatsapp_window_open:
+    reachable = lead.whatsapp_reachable and lead.phone_proven
+    if reachable and ch.whatsapp_connected and lead.whatsapp_window_open:
         return RouteDecision(Route.WA_TEXT, "the lead wrote on WhatsApp within 24 h")
     return None
 
@@ -120,7 +128,8 @@ def _wa_text(
 def _wa_template(
     lead: LeadFacts, ch: CreatorChannels, now: datetime, rules: RoutingRules
 ) -> RouteDecision | None:
-    if lead.phone and lead.phone_proven and lead.whatsapp_opt_in and ch.whatsapp_template_ready:
+    reachable = lead.whatsapp_reachable and lead.phone_proven
+    if reachable and lead.whatsapp_opt_in and ch.whatsapp_template_ready:
         return RouteDecision(Route.WA_TEMPLATE, "the lead opted in to WhatsApp")
     return None
 
@@ -130,7 +139,8 @@ def _ig_link(
 ) -> RouteDecision | None:
     # A lead who gave an Instagram handle (or nothing better) is asked to open the thread;
     # that first message of theirs opens the 24 h window.
-    if ch.instagram_connected and (lead.has_instagram_handle or lead.igsid or not lead.phone):
+    no_whatsapp = not lead.whatsapp_reachable
+    if ch.instagram_connected and (lead.has_instagram_handle or lead.igsid or no_whatsapp):
         return RouteDecision(Route.IG_LINK, "no open Instagram window: waiting for the lead")
     return None
 

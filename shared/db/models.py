@@ -138,6 +138,8 @@ class Lead(Base):
     whatsapp_consent_source: Mapped[str | None] = mapped_column(String(200))
     # When the owner of the number wrote to the creator naming this lead (its ref).
     contact_proven_at: Mapped[datetime | None]
+    # The WhatsApp BSUID that wrote naming this lead (a username user may show no phone).
+    whatsapp_user_id: Mapped[str | None] = mapped_column(String(160))
 
     dm_status: Mapped[str] = mapped_column(String(32), default="queued")
     dm_route: Mapped[str | None] = mapped_column(String(32))
@@ -459,19 +461,41 @@ class WhatsAppContact(Base):
     account_id: Mapped[UUID] = mapped_column(
         ForeignKey("social_accounts.id", ondelete="CASCADE"), primary_key=True
     )
-    wa_id: Mapped[str] = mapped_column(String(20), primary_key=True)
+    # The contact's key for life: its phone if one was shown when first met, else its BSUID
+    # (services/whatsapp_sender/identities.py); it is matched by `user_id`, then `phone`.
+    wa_id: Mapped[str] = mapped_column(String(160), primary_key=True)
     profile_name: Mapped[str | None] = mapped_column(String(200))
     last_inbound_at: Mapped[datetime | None]
     # Earliest time the next message to this user may leave (1 per pair interval).
     next_send_at: Mapped[datetime | None]
     # Last business-initiated (template) message: counts toward the tier for 24 h.
     tier_counted_at: Mapped[datetime | None]
+    # Meta's business-scoped user id (BSUID), phone digits when shared, username, parent
+    # BSUID (managed businesses): a username user may never show a phone (issue 19).
+    user_id: Mapped[str | None] = mapped_column(String(160))
+    phone: Mapped[str | None] = mapped_column(String(20))
+    username: Mapped[str | None] = mapped_column(String(100))
+    parent_user_id: Mapped[str | None] = mapped_column(String(160))
 
 
 Index(
     "ix_whatsapp_contacts_tier",
     WhatsAppContact.account_id,
     WhatsAppContact.tier_counted_at,
+)
+Index(
+    "uq_whatsapp_contacts_user_id",
+    WhatsAppContact.account_id,
+    WhatsAppContact.user_id,
+    unique=True,
+    postgresql_where=text("user_id IS NOT NULL"),
+)
+Index(
+    "uq_whatsapp_contacts_phone",
+    WhatsAppContact.account_id,
+    WhatsAppContact.phone,
+    unique=True,
+    postgresql_where=text("phone IS NOT NULL"),
 )
 
 
@@ -487,7 +511,7 @@ class WhatsAppMessage(Base):
     creator_id: Mapped[UUID]
     route: Mapped[str] = mapped_column(String(32))
     attempt: Mapped[int] = mapped_column(Integer)
-    wa_id: Mapped[str] = mapped_column(String(20))
+    wa_id: Mapped[str] = mapped_column(String(160))  # the contact's key
     # Known by a status webhook, not by Meta's answer (an ambiguous send reconciled,
     # services/whatsapp_sender/reconciliation.py): never followed by another message.
     reconciled: Mapped[bool] = mapped_column(Boolean, default=False, server_default="false")
@@ -544,7 +568,7 @@ class WhatsAppDeferredSend(Base):
     # Whom it is for (number, wa_id) and when its lead came: a person's DMs go out in the
     # order their leads came (services/whatsapp_sender/sending.py, `_queue_ahead`).
     account_id: Mapped[UUID | None]
-    wa_id: Mapped[str | None] = mapped_column(String(20))
+    wa_id: Mapped[str | None] = mapped_column(String(160))
     queued_at: Mapped[datetime | None]
 
 

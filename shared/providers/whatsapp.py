@@ -39,6 +39,14 @@ class TemplateMessage:
 class AcceptedMessage:
     wamid: str
     wa_id: str | None
+    # The recipient's business-scoped user id, when Meta's answer names it.
+    user_id: str | None = None
+
+
+def addressed(to: str) -> dict[str, str]:
+    """Meta's send addresses a phone number by `to` and a business-scoped user id (BSUID,
+    `US.1349…`: never digits alone) by `recipient` (issue 19)."""
+    return {"recipient": to} if "." in to else {"to": to}
 
 
 class WhatsAppClient:
@@ -102,12 +110,20 @@ class WhatsAppClient:
             operation,
             "POST",
             f"/{self._version}/{phone_number_id}/messages",
-            json={"messaging_product": "whatsapp", "recipient_type": "individual", "to": to} | body,
+            json={"messaging_product": "whatsapp", "recipient_type": "individual"}
+            | addressed(to)
+            | body,
             headers={"Authorization": f"Bearer {token}"},
         )
-        # "This response only indicates that the API successfully accepted your request":
-        # delivery comes by status webhook, keyed by this wamid.
-        contacts = answer.get("contacts") or [{}]
-        return AcceptedMessage(
-            wamid=str(answer["messages"][0]["id"]), wa_id=contacts[0].get("wa_id")
-        )
+        return accepted_from(answer)
+
+
+def accepted_from(answer: dict[str, Any]) -> AcceptedMessage:
+    """Meta's answer to a send. "This response only indicates that the API successfully
+    accepted your request": delivery comes by status webhook, keyed by this wamid."""
+    contacts = answer.get("contacts") or [{}]
+    return AcceptedMessage(
+        wamid=str(answer["messages"][0]["id"]),
+        wa_id=contacts[0].get("wa_id"),
+        user_id=contacts[0].get("user_id"),
+    )

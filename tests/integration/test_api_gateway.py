@@ -249,6 +249,7 @@ async def test_idempotency_key_replays_refuses_other_bodies_and_reports_in_fligh
             "provider": None,
             "whatsapp_opt_in": False,
             "whatsapp_consent_source": None,
+            "whatsapp_user_id": None,
         },
     )
     policy = KeyPolicy(in_flight=timedelta(seconds=30), ttl=timedelta(hours=24))

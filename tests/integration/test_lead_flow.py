@@ -112,7 +112,12 @@ async def test_warm_instagram_lead_is_requested_as_a_dm_by_igsid(
     body = _value(request)
     assert request.key == str(account).encode()  # keyed by sending account: one owner each
     assert body["payload"]["route"] == "ig_dm"
-    assert body["payload"]["recipient"] == {"igsid": "5550001", "comment_id": None, "phone": None}
+    assert body["payload"]["recipient"] == {
+        "igsid": "5550001",
+        "comment_id": None,
+        "phone": None,
+        "whatsapp_user_id": None,
+    }
     assert body["payload"]["text"] == "Hi Ann, here is the guide!"
     assert body["correlation_id"] == response.headers["x-correlation-id"]
 

@@ -133,3 +133,26 @@ def test_whatsapp_first_offers_the_wa_me_link_before_the_ig_me_link() -> None:
     lead = replace(BLANK, has_instagram_handle=True, phone="+44 20 7946 0958")
     preferred = choose_route(lead, IG, NOW, RULES, order=RouteOrder.WHATSAPP_FIRST)
     assert (route(lead), preferred.route) == (Route.IG_LINK, Route.WA_LINK)
+
+
+# --- WhatsApp users known by business-scoped user id (issue 19) ---------------------------
+
+WA = CreatorChannels(
+    instagram_connected=True, whatsapp_connected=True, whatsapp_template_ready=True
+)
+BSUID = replace(BLANK, whatsapp_user_id="US.13491208655302741918")
+
+
+def test_a_bsuid_without_a_phone_gets_free_text_inside_the_window() -> None:
+    assert route(replace(BSUID, whatsapp_window_open=True), WA) == Route.WA_TEXT
+
+
+def test_a_bsuid_without_a_phone_gets_the_template_with_opt_in() -> None:
+    assert route(replace(BSUID, whatsapp_opt_in=True), WA) == Route.WA_TEMPLATE
+
+
+def test_a_bsuid_without_a_phone_never_gets_a_wa_me_link() -> None:
+    """wa.me is a link to a phone number: without one, nothing of WhatsApp is left."""
+    no_ig = replace(WA, instagram_connected=False)
+    assert route(BSUID, no_ig) == Route.NONE
+    assert route(BSUID, WA) == Route.NONE  # nor an ig.me link for someone with no handle

@@ -101,9 +101,12 @@ INSTAGRAM_RULES: dict[str, Any] = {
     "allOf": [_needs("comment_id", "commented_at"), _needs("last_inbound_at", "igsid")]
 }
 # A lead must be reachable: a phone number, or an Instagram handle or id.
+# Meta's BSUID: a country code, a dot, up to 128 alphanumerics (`.ENT.` for a parent one).
+BSUID_PATTERN = r"^[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]{1,128}$"
 REACHABLE: dict[str, Any] = {
     "anyOf": [
         _present("phone"),
+        _present("whatsapp_user_id"),
         {
             "required": ["instagram"],
             "properties": {
@@ -162,12 +165,25 @@ class LeadIn(StrictModel):
         ),
     )
     instagram: InstagramIn | None = None
+    whatsapp_user_id: str | None = Field(
+        default=None,
+        pattern=BSUID_PATTERN,
+        description=(
+            "The person's WhatsApp business-scoped user id (BSUID, e.g. "
+            "'US.13491208655302741918'), if your own WhatsApp integration on the same business "
+            "knows it: a username user may never show a phone. Sends go to the phone when "
+            "there is one, else to this id; a wa.me link still needs the phone"
+        ),
+    )
 
     @model_validator(mode="after")
     def _reachable(self) -> LeadIn:
         ig = self.instagram
-        if not self.phone and not (ig and (ig.username or ig.igsid or ig.comment_id)):
-            raise ValueError("a lead needs an Instagram handle or id, or a phone number")
+        by_instagram = ig and (ig.username or ig.igsid or ig.comment_id)
+        if not self.phone and not self.whatsapp_user_id and not by_instagram:
+            raise ValueError(
+                "a lead needs an Instagram handle or id, or a phone number (or WhatsApp user id)"
+            )
         return self
 
     model_config = ConfigDict(
@@ -221,6 +237,11 @@ class LeadOut(BaseModel):
     phone: str | None
     instagram_username: str | None
     whatsapp_opt_in: bool
+    whatsapp_user_id: str | None = Field(
+        default=None,
+        description="The WhatsApp business-scoped user id (BSUID) that wrote naming this lead; "
+        "a username user may show no phone number",
+    )
     created_at: datetime
     dm: DmOut
 

@@ -105,8 +105,8 @@ async def open_contact(
         raise PoisonMessage(f"lead {p.lead_id} of creator {event.creator_id} not found")
     if lead.erased_at is not None:
         return True  # deleted at the person's request: their IGSID is not written back
-    if p.wa_id:
-        _bind_whatsapp(lead, p.wa_id, p.opened_at)
+    if p.wa_id or p.wa_user_id:
+        _bind_whatsapp(lead, p.wa_id, p.opened_at, p.wa_user_id)
     else:
         lead.igsid = p.igsid
         lead.last_inbound_at = max(filter(None, (lead.last_inbound_at, p.opened_at)))
@@ -122,10 +122,14 @@ WAITING_FOR_CONTACT = {
 }
 
 
-def _bind_whatsapp(lead: Lead, wa_id: str, written_at: datetime) -> None:
+def _bind_whatsapp(
+    lead: Lead, wa_id: str | None, written_at: datetime, user_id: str | None = None
+) -> None:
     """The number that wrote naming the lead is the lead's: proven by its owner (whatever
-    number the form was given), so the DM goes there and only there."""
-    lead.phone = f"+{wa_id}"
+    number the form was given), so the DM goes there and only there. A username user may
+    show no number: then their BSUID is the lead's, and the typed number is dropped."""
+    lead.phone = f"+{wa_id}" if wa_id else None
+    lead.whatsapp_user_id = user_id or (lead.whatsapp_user_id if wa_id else None)
     lead.contact_proven_at = lead.contact_proven_at or written_at
     if lead.whatsapp_opt_in:
         lead.whatsapp_consent_source = PROVEN_CONSENT
@@ -229,7 +233,7 @@ def _request_for(
     elif route == Route.IG_PRIVATE_REPLY:
         recipient = Recipient(comment_id=lead.comment_id)
     else:
-        recipient = Recipient(phone=lead.phone)
+        recipient = Recipient(phone=lead.phone, whatsapp_user_id=lead.whatsapp_user_id)
     return DmRequested(
         correlation_id=event.correlation_id,
         creator_id=lead.creator_id,
@@ -306,6 +310,7 @@ def _lead_facts(facts: RoutingFacts, lead: Lead) -> LeadFacts:
         phone=lead.phone,
         whatsapp_opt_in=lead.whatsapp_opt_in,
         phone_proven=phone_proven(lead.origin, lead.contact_proven_at),
+        whatsapp_user_id=lead.whatsapp_user_id,
     )
 
 

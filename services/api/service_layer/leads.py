@@ -49,6 +49,7 @@ async def create_lead(
         message=data.message,
         phone=data.phone,
         whatsapp_opt_in=data.whatsapp_opt_in,
+        whatsapp_user_id=data.whatsapp_user_id,
         origin=origin,
         whatsapp_consent_source=_consent_source(data, origin),
         dm_requested_provider=requested_provider,
@@ -131,6 +132,7 @@ def to_lead_out(lead: Lead, log: list[DmLogEntry]) -> LeadOut:
         phone=lead.phone,
         instagram_username=lead.instagram_username,
         whatsapp_opt_in=lead.whatsapp_opt_in,
+        whatsapp_user_id=lead.whatsapp_user_id,
         created_at=lead.created_at,
         dm=DmOut(
             status=DmStatus(lead.dm_status),

@@ -68,11 +68,12 @@ class RoutingFacts:
     def whatsapp_window_open(self, lead: Lead, now: datetime, window: timedelta) -> bool:
         """The lead wrote to the creator's connected WhatsApp number within `window`."""
         account = self.whatsapp_account(lead.creator_id)
-        wa_id = _wa_id(lead.phone)
-        if account is None or wa_id is None:
+        if account is None:
             return False
-        contact = self.wa_contacts.get((account.id, wa_id))
-        last = contact.last_inbound_at if contact else None
+        # By BSUID first, phone second: either may be all a webhook showed (issue 19).
+        keys = (lead.whatsapp_user_id, _wa_id(lead.phone))
+        contacts = [self.wa_contacts.get((account.id, k)) for k in keys if k]
+        last = max((c.last_inbound_at for c in contacts if c and c.last_inbound_at), default=None)
         return last is not None and now - last < window
 
     def recently_messaged(self, lead: Lead, now: datetime, cooldown: timedelta) -> bool:
@@ -134,13 +135,23 @@ async def _templated(session: AsyncSession, account_ids: set[UUID]) -> frozenset
 async def _wa_contacts(
     session: AsyncSession, leads: Collection[Lead], wa: dict[UUID, SocialAccount]
 ) -> dict[tuple[UUID, str], WhatsAppContact]:
+    """Contacts by every name a lead knows them by (phone, BSUID), each row under its key,
+    its phone and its BSUID (services/whatsapp_sender/identities.py)."""
     keys = set()
     for lead in leads:
-        account, wa_id = wa.get(lead.creator_id), _wa_id(lead.phone)
-        if account is not None and wa_id is not None:
-            keys.add((account.id, wa_id))
-    rows = await _by_keys(session, WhatsAppContact, (WhatsAppContact.account_id, "wa_id"), keys)
-    return {(c.account_id, c.wa_id): c for c in rows}
+        account = wa.get(lead.creator_id)
+        for name in (_wa_id(lead.phone), lead.whatsapp_user_id):
+            if account is not None and name is not None:
+                keys.add((account.id, name))
+    rows: list[WhatsAppContact] = []
+    for column in ("wa_id", "phone", "user_id"):
+        rows += await _by_keys(session, WhatsAppContact, (WhatsAppContact.account_id, column), keys)
+    found: dict[tuple[UUID, str], WhatsAppContact] = {}
+    for c in rows:
+        for name in (c.wa_id, c.phone, c.user_id):
+            if name:
+                found[(c.account_id, name)] = c
+    return found
 
 
 async def _ig_contacts(
