@@ -11,8 +11,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
 
+from shared.lead_sources import LeadSource
 from shared.lifecycle import DmStatus, Provider, Route
 
 
@@ -67,6 +75,28 @@ class LeadCreated(Envelope):
     type: Literal["lead.created"] = "lead.created"
     version: Literal[1] = 1
     payload: LeadCreatedPayload
+
+
+class LeadCreatedPayloadV2(LeadCreatedPayload):
+    """v1 and where the lead came from (shared.lead_sources), and for a comment its post."""
+
+    source: LeadSource = Field(description="form | api | comment | ig_referral | import")
+    source_post: str | None = Field(
+        default=None, max_length=64, description="The commented media's id (Comment to DM)"
+    )
+
+
+class LeadCreatedV2(Envelope):
+    """What the API publishes since lead sources; the router takes v1 (still in the topic's
+    retention, or from an older producer) and v2 alike (LEAD_CREATED_VERSIONS)."""
+
+    type: Literal["lead.created"] = "lead.created"
+    version: Literal[2] = 2
+    payload: LeadCreatedPayloadV2
+
+
+AnyLeadCreated = Annotated[LeadCreated | LeadCreatedV2, Field(discriminator="version")]
+LEAD_CREATED_VERSIONS: TypeAdapter[LeadCreated | LeadCreatedV2] = TypeAdapter(AnyLeadCreated)
 
 
 # --- lead.submitted (public: the lead ingress, docs/EVENTS.md) ---------------------------
@@ -349,6 +379,7 @@ class WebhookReceived(Unattributed):
 EVENT_MODELS: tuple[type[Unattributed], ...] = (
     LeadSubmitted,
     LeadCreated,
+    LeadCreatedV2,
     DmRequested,
     DmStatusChanged,
     DmRetryRequested,

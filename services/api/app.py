@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.api import admin_dlq, instagram_connect, routes, whatsapp_connect
+from services.api import admin_dlq, funnel_routes, instagram_connect, routes, whatsapp_connect
 from services.api.auth import TokenVerifier
 from services.api.cors import ApiCors
 from services.api.dlq_size import DlqSize
@@ -128,6 +128,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             ApiCors, origins=settings.cors_allowed_origins, max_age_s=settings.cors_max_age_s
         )
     app.include_router(routes.router)
+    app.include_router(funnel_routes.router)
     app.include_router(admin_dlq.router)
     app.state.instagram = instagram_connect.make_deps(settings, sessions, relay)
     app.include_router(instagram_connect.router)

@@ -27,6 +27,7 @@ from shared.account_lifecycle import DISCONNECTED
 from shared.db.models import Creator, Lead, SocialAccount
 from shared.events import InstagramCommentReceived
 from shared.idempotency import claim_event
+from shared.lead_sources import LeadSource
 from shared.logs import get_logger
 from shared.metrics import COMMENT_LEADS
 from shared.routing import RoutingRules
@@ -49,7 +50,13 @@ async def lead_from_comment(
     if refusal is not None:
         log.info("comment makes no lead", why=refusal, comment_id=event.payload.comment_id)
         return None
-    lead = await create_lead(session, _lead_in(event), event.correlation_id)
+    lead = await create_lead(
+        session,
+        _lead_in(event),
+        event.correlation_id,
+        source=LeadSource.COMMENT,
+        source_post=event.payload.media_id,
+    )
     log.info("comment became a lead", lead_id=str(lead.id), comment_id=event.payload.comment_id)
     return lead
 

@@ -41,6 +41,7 @@ from shared.outbox import add_to_outbox
 from shared.providers.meta_errors import classify
 from shared.routing import RoutingRules
 from shared.topics import LEADS_RETRIES
+from shared.tracked_links import tracked_link
 
 
 def lead_not_found(lead_id: UUID) -> ApiProblem:
@@ -226,6 +227,7 @@ def to_status_out(lead: Lead, log: list[DmLogEntry], verdict: RetryVerdict) -> D
         attempt=lead.dm_attempt,
         provider_calls=lead.dm_attempts,
         link=lead.dm_link,
+        tracked_link=tracked_link(lead),
         reason=lead.dm_reason,
         error=error,
         sent_at=lead.sent_at,

@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import DmLogEntry, Lead
 from shared.events import DmStatusPayload
+from shared.funnel_stages import count as count_stage
+from shared.funnel_stages import stages_passed
 from shared.idempotency import claim_events
 from shared.lifecycle import DmStatus, is_forward
 from shared.metrics import DMS
@@ -39,6 +41,8 @@ def record_transition(
         current, lead.dm_attempt, status, attempt, current_route=lead.dm_route, new_route=route
     ):
         return False
+    for stage in stages_passed(current, status, attempt == lead.dm_attempt):
+        count_stage(stage, route or lead.dm_route, lead.source)
     lead.dm_status = status
     lead.dm_attempt = attempt
     lead.updated_at = occurred_at

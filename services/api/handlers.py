@@ -8,6 +8,7 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.comment_leads import lead_from_comment
+from services.api.lead_created import AnyLeadCreated, LeadCreatedWork
 from services.api.lead_intake import lead_from_submission, producer_of
 from services.api.projection import project_statuses
 from services.api.router import RouterConfig, open_contact, route_lead, route_leads
@@ -43,10 +44,10 @@ def register_handlers(
     park: Park,
     ingress_producers: Mapping[str, Sequence[str]],
 ) -> None:
-    async def route_all(session: AsyncSession, events: Sequence[LeadCreated]) -> None:
+    async def route_all(session: AsyncSession, events: Sequence[AnyLeadCreated]) -> None:
         await route_leads(session, events, config, utcnow())
 
-    route = BatchWork(LeadCreated, sessions, route_all, park)
+    route = LeadCreatedWork(LeadCreated, sessions, route_all, park)
     project = BatchWork(DmStatusChanged, sessions, project_statuses, park)
 
     @subscribe(
@@ -59,7 +60,7 @@ def register_handlers(
         title="router",
         description="Routes each new lead to what the platforms allow",
     )
-    async def on_lead_created(events: list[LeadCreated], msg: Message) -> None:
+    async def on_lead_created(events: list[AnyLeadCreated], msg: Message) -> None:
         await route.run(events, records_of(msg))
         relay.wake.set()
 

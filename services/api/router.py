@@ -25,9 +25,13 @@ from shared.events import (
     Envelope,
     LeadContactOpened,
     LeadCreated,
+    LeadCreatedV2,
     Recipient,
 )
+from shared.funnel_stages import Stage
+from shared.funnel_stages import count as count_stage
 from shared.idempotency import claim_event
+from shared.lead_sources import template_for
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.logs import bind_correlation_id
 from shared.message_text import TOO_LONG, TooLong, render, too_long
@@ -54,7 +58,7 @@ class RouterConfig:
 
 async def route_lead(
     session: AsyncSession,
-    event: LeadCreated | DmRetryRequested,
+    event: LeadCreated | LeadCreatedV2 | DmRetryRequested,
     config: RouterConfig,
     now: datetime,
 ) -> bool:
@@ -64,7 +68,7 @@ async def route_lead(
 
 async def route_leads(
     session: AsyncSession,
-    events: Sequence[LeadCreated | DmRetryRequested],
+    events: Sequence[LeadCreated | LeadCreatedV2 | DmRetryRequested],
     config: RouterConfig,
     now: datetime,
 ) -> int:
@@ -86,6 +90,8 @@ async def route_leads(
             continue  # deleted at the person's request (webhook_ingest/erasure.py)
         bind_correlation_id(event.correlation_id)
         await _route(session, event, lead, config, now, facts)
+        if not isinstance(event, DmRetryRequested):  # a new lead: the funnel's first step
+            count_stage(Stage.LEAD, lead.dm_route, lead.source)
         routed += 1
     return routed
 
@@ -144,7 +150,10 @@ async def _route(
     lead.dm_route = decision.route
     lead.dm_provider = decision.route.provider
     creator = facts.creators.get(lead.creator_id)
-    text = render_message(creator.dm_template if creator else "", lead)
+    default = creator.dm_template if creator else ""
+    text = render_message(
+        template_for(default, creator.source_templates if creator else None, lead.source), lead
+    )
     overlong = too_long(text, decision.route)
     if overlong is not None:
         _fail_too_long(session, event, lead, decision, overlong, now)

@@ -43,6 +43,7 @@ from services.api.schemas import (
 )
 from services.api.status_stream import Cursor, StreamConfig, stream
 from shared.events import utcnow
+from shared.lead_sources import LeadSource
 from shared.lifecycle import DmStatus, Provider
 from shared.logs import bind_correlation_id
 from shared.outbox import OutboxRelay
@@ -188,8 +189,11 @@ async def get_leads(
     creator_id: Annotated[UUID | None, Query(description="Admins and services only")] = None,
     cursor: Annotated[str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]+={0,2}$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    source: Annotated[list[LeadSource] | None, Query(description="Where leads came from")] = None,
 ) -> LeadPage:
-    filters = LeadFilters(tuple(dm_status or ()), provider, created_from, created_to, creator_id)
+    filters = LeadFilters(
+        tuple(dm_status or ()), provider, created_from, created_to, creator_id, tuple(source or ())
+    )
     async with deps.sessions() as session:
         return await list_leads(session, user, filters, cursor, limit)
 

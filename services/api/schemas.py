@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -28,6 +28,7 @@ from services.api.comment_trigger import (
     CommentTrigger,
     normalize_keywords,
 )
+from shared.lead_sources import LeadSource
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.message_text import placeholder_problem
 from shared.routing import RouteOrder
@@ -117,6 +118,10 @@ REACHABLE: dict[str, Any] = {
 }
 
 
+# What a caller may say of its lead (shared.lead_sources.CALLER_SOURCES).
+CallerSource = Literal["api", "import", "ig_referral"]
+
+
 class InstagramIn(StrictModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=INSTAGRAM_RULES)
 
@@ -162,6 +167,11 @@ class LeadIn(StrictModel):
         ),
     )
     instagram: InstagramIn | None = None
+    source: CallerSource | None = Field(
+        default=None,
+        description="Where the lead came from: `api` (the default), `import` or "
+        "`ig_referral`; the lead form and Comment to DM record theirs themselves",
+    )
 
     @model_validator(mode="after")
     def _reachable(self) -> LeadIn:
@@ -206,6 +216,11 @@ class DmOut(BaseModel):
     provider: Provider | None
     attempt: int
     link: str | None
+    tracked_link: str | None = Field(
+        default=None,
+        description="`link` through AutoDM (/l/<ref>): counts each open, then redirects there",
+    )
+    link_clicks: int = Field(default=0, description="Opens of `tracked_link` so far")
     reason: str | None
     error: DmError | None
     provider_message_id: str | None
@@ -222,6 +237,8 @@ class LeadOut(BaseModel):
     instagram_username: str | None
     whatsapp_opt_in: bool
     created_at: datetime
+    source: LeadSource = Field(description="form | api | comment | ig_referral | import")
+    source_post: str | None = Field(description="The commented post's media id (comments)")
     dm: DmOut
 
 
@@ -280,6 +297,10 @@ class DmStatusOut(BaseModel):
     attempt: int = Field(description="The current attempt; a retry starts the next one")
     provider_calls: int = Field(description="How many times a provider was asked to send")
     link: str | None = Field(description="The ig.me or wa.me link, when that is the route")
+    tracked_link: str | None = Field(
+        default=None,
+        description="`link` through AutoDM (/l/<ref>): counts each open, then redirects there",
+    )
     reason: str | None = Field(description="Why the DM is where it is, in plain words")
     error: DmErrorOut | None
     sent_at: datetime | None
@@ -296,6 +317,7 @@ class LeadSummary(BaseModel):
     creator_id: UUID
     name: str
     created_at: datetime
+    source: LeadSource
     dm_status: DmStatus
     dm_provider: Provider | None
     dm_route: Route | None
@@ -418,6 +440,12 @@ class CreatorSettingsIn(StrictModel):
         max_length=MAX_KEYWORDS,
         description="Whole words or phrases, any case; required with `keywords`",
         validate_default=True,
+    )
+    source_templates: dict[LeadSource, Template] = Field(
+        default_factory=dict,
+        description="A message per lead source (`form`, `api`, `comment`, `ig_referral`, "
+        "`import`), checked like `dm_template`; a source without one gets `dm_template`",
+        examples=[{"comment": "Hi {name}, here is the guide you asked for under my post!"}],
     )
 
     @field_validator("comment_keywords")

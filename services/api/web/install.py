@@ -19,6 +19,7 @@ from services.api.web import (
     creator_account,
     creator_leads,
     lead_form,
+    links,
     live_events,
     sign_in,
 )
@@ -70,6 +71,7 @@ def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The public form is posted from creators' sites (embedded cross-site) by design.
     app.include_router(lead_form.router)
+    app.include_router(links.router)  # the tracked links: opened from anywhere
     for module in (
         sign_in,
         creator_leads,

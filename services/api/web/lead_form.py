@@ -28,6 +28,7 @@ from shared.events import utcnow
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.logs import bind_correlation_id
 from shared.providers.whatsapp_links import InvalidPhoneNumber, normalize_e164_digits
+from shared.tracked_links import tracked_path
 
 router = APIRouter(prefix="/c", include_in_schema=False)
 HONEYPOT = "website"  # hidden from people (CSS + aria-hidden); bots fill every field
@@ -211,7 +212,8 @@ def _thanks(
         "embed": embed,
         "lead": lead,
         "settled": status is not None and status != DmStatus.QUEUED,
-        "ig_link": lead.dm_link if lead and route == Route.IG_LINK else None,
+        # Through AutoDM's /l/<ref>: the open is counted (funnel), then ig.me.
+        "ig_link": tracked_path(lead) if lead and route == Route.IG_LINK else None,
         "instagram_sent": route in (Route.IG_DM, Route.IG_PRIVATE_REPLY),
         "whatsapp_coming": route in (Route.WA_TEMPLATE, Route.WA_TEXT),
         "wa_link": wa_link,
