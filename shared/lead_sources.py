@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from enum import StrEnum
 
-from shared.lifecycle import DmStatus, Route
+from shared.lifecycle import Route
 
 
 class LeadSource(StrEnum):
@@ -41,20 +41,6 @@ ROUTE_LABELS: dict[str, str] = {
     Route.WA_TEXT: "WhatsApp message",
     Route.WA_LINK: "WhatsApp link",
     Route.NONE: "No route",
-}
-
-STATUS_LABELS: dict[str, str] = {
-    DmStatus.QUEUED: "Queued",
-    DmStatus.AWAITING_CONTACT: "Waiting for them to open the link",
-    DmStatus.LINK_READY: "Link ready for you",
-    DmStatus.SENDING: "Sending",
-    DmStatus.SENT: "Sent",
-    DmStatus.DELIVERED: "Delivered",
-    DmStatus.READ: "Read",
-    DmStatus.REPLIED: "Replied",
-    DmStatus.SKIPPED: "Skipped",
-    DmStatus.FAILED: "Failed",
-    DmStatus.UNKNOWN: "Maybe sent",
 }
 
 

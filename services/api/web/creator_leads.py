@@ -6,7 +6,7 @@ layer (queries.list_leads, dm_requests.load_lead / verdict_for / retry_dm)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 from urllib.parse import urlencode
 from uuid import UUID, uuid4
@@ -21,11 +21,13 @@ from services.api.dm_requests import load_lead, retry_dm, verdict_for, waiting_o
 from services.api.problems import ApiProblem
 from services.api.queries import LeadFilters, list_leads
 from services.api.web.live_events import events_url
+from services.api.web.next_steps import NextStep, instagram_connected, next_step
 from services.api.web.pages_deps import CreatorUser, PageError, Web
 from shared.db.models import DmLogEntry, Lead
 from shared.dm_reasons import for_status
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.logs import bind_correlation_id
+from shared.tracked_links import tracked_path
 
 router = APIRouter(prefix="/app/leads", include_in_schema=False)
 PAGE_SIZE = 20
@@ -42,14 +44,15 @@ class LeadRow:
     reason: str
     retry_allowed: bool
     retry_detail: str
+    step: NextStep = field(default_factory=lambda: NextStep("none", ""))
 
     @property
     def ig_link(self) -> str | None:
-        return self.lead.dm_link if self.lead.dm_route == Route.IG_LINK else None
+        return tracked_path(self.lead) if self.lead.dm_route == Route.IG_LINK else None
 
     @property
     def wa_link(self) -> str | None:
-        return self.lead.dm_link if self.lead.dm_route == Route.WA_LINK else None
+        return tracked_path(self.lead) if self.lead.dm_route == Route.WA_LINK else None
 
 
 def _reason(lead: Lead) -> str:
@@ -57,14 +60,15 @@ def _reason(lead: Lead) -> str:
     return lead.dm_reason or for_status(lead.dm_status)
 
 
-async def _row(web: Web, session: AsyncSession, lead: Lead) -> LeadRow:
+async def _row(web: Web, session: AsyncSession, lead: Lead, connected: bool) -> LeadRow:
     allowed, detail, reason = False, "", _reason(lead)
     if lead.dm_status in RETRYABLE:
         verdict = await verdict_for(session, lead, web.api.retry_context())
         allowed, detail = verdict.allowed, verdict.detail
     elif waiting := await waiting_of(session, lead):  # paused, paced, throttled ...
         reason = waiting.detail
-    return LeadRow(lead, reason, allowed, detail)
+    step = next_step(lead, retry_allowed=allowed, instagram_connected=connected)
+    return LeadRow(lead, reason, allowed, detail, step)
 
 
 async def _page(
@@ -85,7 +89,12 @@ async def _page(
             await session.scalars(select(Lead).where(Lead.id.in_([i.id for i in page.items])))
         ).all()
         by_id = {lead.id: lead for lead in leads}
-        rows = [await _row(web, session, by_id[item.id]) for item in page.items if item.id in by_id]
+        connected = await instagram_connected(session, user.creator_id)
+        rows = [
+            await _row(web, session, by_id[item.id], connected)
+            for item in page.items
+            if item.id in by_id
+        ]
     query: list[tuple[str, str]] = [("status", s.value) for s in statuses]
     if provider:
         query.append(("provider", provider.value))
@@ -157,7 +166,7 @@ async def _lead(web: Web, user: Principal, lead_id: UUID) -> dict[str, Any]:
             lead = await load_lead(session, user, lead_id)
         except ApiProblem as problem:  # another creator's lead is absent, as in the API
             raise PageError(404, "Not found", "There is no such lead.") from problem
-        row = await _row(web, session, lead)
+        row = await _row(web, session, lead, await instagram_connected(session, lead.creator_id))
         log = (
             await session.scalars(
                 select(DmLogEntry).where(DmLogEntry.lead_id == lead.id).order_by(DmLogEntry.id)

@@ -18,6 +18,7 @@ from services.api.web import (
     api_docs,
     creator_account,
     creator_leads,
+    funnel_pages,
     lead_form,
     links,
     live_events,
@@ -75,6 +76,7 @@ def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
     for module in (
         sign_in,
         creator_leads,
+        funnel_pages,
         creator_account,
         admin_overview,
         admin_dlq,
