@@ -16,10 +16,10 @@ from markupsafe import Markup
 from services.api.funnel import Counts
 
 SERIES = (
-    ("leads", "Leads", "#9aa5b8"),
+    ("leads", "leads", "#9aa5b8"),
     ("sent", "DM sent or link opened", "#3e6fd8"),
-    ("read", "Read", "#2f9e5b"),
-    ("replied", "Replied", "#c2761b"),
+    ("read", "read", "#2f9e5b"),
+    ("replied", "replied", "#c2761b"),
 )
 WIDTH = 760
 LEFT, RIGHT, TOP, BOTTOM = 40, 10, 12, 30
@@ -62,7 +62,7 @@ def day_chart(by_day: Sequence[tuple[date, Counts]]) -> Markup:
             value = getattr(counts, field)
             h = plot_h * value / top
             data = f'data-day="{day.isoformat()}" data-series="{field}" data-value="{value}"'
-            title = f"{day.isoformat()}: {value} {name.lower()}"
+            title = f"{day.isoformat()}: {value} {name}"
             body.append(_bar(x0 + j * bar, TOP + plot_h - h, bar, h, color, title, data))
         if i % every == 0:
             body.append(
@@ -92,7 +92,7 @@ def group_chart(rows: Sequence[tuple[str, Counts]], labels: Mapping[str, str], w
             y = y0 + j * line
             share = f" ({100 * value / counts.leads:.0f}%)" if counts.leads and j else ""
             data = f'data-group="{escape(key)}" data-series="{field}" data-value="{value}"'
-            title = f"{name}: {value} {step.lower()}{share}"
+            title = f"{name}: {value} {step}{share}"
             body.append(_bar(label_w, y, w, line - 3, color, title, data))
             body.append(
                 f'<text x="{label_w + w + 4:.1f}" y="{y + line - 4:.1f}">{value}{share}</text>'
