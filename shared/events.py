@@ -111,6 +111,9 @@ class LeadSubmittedPayload(Contract):
     phone: str | None = Field(default=None, max_length=32)
     whatsapp_opt_in: bool = False
     instagram: InstagramContact | None = None
+    source: Literal["api", "import", "ig_referral"] | None = Field(
+        default=None, description="Where the lead came from; `api` when absent"
+    )
 
 
 class LeadSubmitted(Envelope):

@@ -47,6 +47,12 @@ def test_a_waiting_lead_offers_its_tracked_link_to_copy_and_as_a_qr_code(
     expect(route).to_contain_text("Instagram link")  # the route and source in words
     expect(route).to_contain_text("API")
     expect(row.get_by_role("button", name=re.compile("Copy link"))).to_be_visible()
+    page.get_by_label("Source").select_option(label="Comment to DM")
+    page.get_by_role("button", name="Filter").click()
+    expect(row).to_have_count(0)  # not a comment lead
+    page.get_by_label("Source").select_option(label="API")
+    page.get_by_role("button", name="Filter").click()
+    expect(row).to_be_visible()
 
     page.goto(f"{urls.api}/app/leads/{lead_id}")
     step = page.locator('[data-next-step="share_link"]')

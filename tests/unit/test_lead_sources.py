@@ -11,7 +11,9 @@ import pytest
 from pydantic import ValidationError
 
 from services.api.funnel import Counts
+from services.api.lead_intake import lead_in
 from services.api.schemas import CreatorSettingsIn
+from services.api.web.creator_account import SettingsForm
 from services.api.web.funnel_charts import day_chart, group_chart
 from services.api.web.next_steps import next_step
 from shared import dm_reasons
@@ -22,6 +24,8 @@ from shared.events import (
     LeadCreatedPayload,
     LeadCreatedPayloadV2,
     LeadCreatedV2,
+    LeadSubmitted,
+    LeadSubmittedPayload,
 )
 from shared.funnel_stages import Stage, stages_passed
 from shared.lead_sources import LeadSource, source_of, template_for
@@ -50,6 +54,17 @@ def test_the_router_reads_both_versions_of_lead_created() -> None:
     del without_source["payload"]["source"]
     with pytest.raises(ValidationError):  # v2 always says where the lead came from
         LEAD_CREATED_VERSIONS.validate_python(without_source)
+
+
+def test_an_ingress_producer_may_say_its_lead_is_an_import() -> None:
+    event = LeadSubmitted(
+        correlation_id="crm-1",
+        creator_id=uuid4(),
+        payload=LeadSubmittedPayload(name="Imp", phone="+14155550100", source="import"),
+    )
+    assert lead_in(event).source == "import"
+    with pytest.raises(ValidationError):  # only AutoDM says `comment`
+        LeadSubmittedPayload.model_validate({"name": "X", "phone": "+1415", "source": "comment"})
 
 
 def test_a_lead_source_comes_from_the_form_else_the_caller() -> None:
@@ -175,3 +190,14 @@ def test_the_group_chart_escapes_its_labels_and_shows_the_click_through() -> Non
     svg = str(group_chart(rows, {"ig_link": "Instagram link"}, "route"))
     assert "Instagram link" in svg and "50% opened the link" in svg
     assert "<b>" not in svg and "&lt;b&gt;" in svg
+
+
+def test_the_settings_page_checks_each_source_message_and_keeps_blank_ones_out() -> None:
+    typed = (("comment", "Here {nom}"), ("form", "  "), ("api", "Hi {name}"))
+    form = SettingsForm("Hi {name}", "instagram_first", "", False, source_templates=typed)
+    errors = form.errors()
+    assert "{nom}" in errors["template_comment"] and "{name}" in errors["template_comment"]
+    assert set(errors) == {"template_comment"}
+    fixed = SettingsForm("Hi {name}", "instagram_first", "", False, source_templates=typed[1:])
+    assert fixed.errors() == {}
+    assert fixed.settings().source_templates == {LeadSource.API: "Hi {name}"}

@@ -25,6 +25,7 @@ from services.api.web.next_steps import NextStep, instagram_connected, next_step
 from services.api.web.pages_deps import CreatorUser, PageError, Web
 from shared.db.models import DmLogEntry, Lead
 from shared.dm_reasons import for_status
+from shared.lead_sources import LeadSource
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.logs import bind_correlation_id
 from shared.tracked_links import tracked_path
@@ -77,8 +78,11 @@ async def _page(
     statuses: list[DmStatus],
     provider: Provider | None,
     cursor: str | None,
+    source: LeadSource | None = None,
 ) -> dict[str, Any]:
-    filters = LeadFilters(statuses=tuple(statuses), provider=provider)
+    filters = LeadFilters(
+        statuses=tuple(statuses), provider=provider, sources=(source,) if source else ()
+    )
     async with web.api.sessions() as session:
         events = await events_url(session)  # before the read: the stream covers what follows
         try:
@@ -98,6 +102,8 @@ async def _page(
     query: list[tuple[str, str]] = [("status", s.value) for s in statuses]
     if provider:
         query.append(("provider", provider.value))
+    if source:
+        query.append(("source", source.value))
     here = query + ([("cursor", cursor)] if cursor else [])
     return {
         "rows": rows,
@@ -105,6 +111,7 @@ async def _page(
         "selected": {s.value for s in statuses},
         "provider": provider.value if provider else "",
         "providers": [p.value for p in Provider],
+        "source": source.value if source else "",
         "next_url": f"/app/leads?{urlencode([*query, ('cursor', page.next_cursor)])}"
         if page.next_cursor
         else None,
@@ -117,6 +124,7 @@ async def _page(
 # The filter form sends "" for "any": read leniently, ignore what is not a value.
 Statuses = Annotated[list[str] | None, Query(alias="status", max_length=32)]
 ProviderParam = Annotated[str | None, Query(alias="provider", max_length=32)]
+SourceParam = Annotated[str | None, Query(alias="source", max_length=32)]
 Cursor = Annotated[str | None, Query(max_length=512)]
 
 
@@ -125,15 +133,20 @@ class LeadQuery:
     statuses: list[DmStatus]
     provider: Provider | None
     cursor: str | None
+    source: LeadSource | None = None
 
 
 def lead_query(
-    status: Statuses = None, provider: ProviderParam = None, cursor: Cursor = None
+    status: Statuses = None,
+    provider: ProviderParam = None,
+    cursor: Cursor = None,
+    source: SourceParam = None,
 ) -> LeadQuery:
     return LeadQuery(
         statuses=[DmStatus(v) for v in status or [] if v in set(DmStatus)],
         provider=Provider(provider) if provider in set(Provider) else None,
         cursor=cursor,
+        source=LeadSource(source) if source in set(LeadSource) else None,
     )
 
 
@@ -148,14 +161,14 @@ async def leads_page(
     q: Filters,
     notice: Annotated[str | None, Query(max_length=32)] = None,
 ) -> Response:
-    context = await _page(web, user, q.statuses, q.provider, q.cursor)
+    context = await _page(web, user, q.statuses, q.provider, q.cursor, q.source)
     context |= {"nav": "leads", "notice": NOTICES.get(notice or "")}
     return web.pages.render(request, "leads.html", context)
 
 
 @router.get("/rows")
 async def leads_rows(request: Request, web: Web, user: CreatorUser, q: Filters) -> Response:
-    context = await _page(web, user, q.statuses, q.provider, q.cursor)
+    context = await _page(web, user, q.statuses, q.provider, q.cursor, q.source)
     return web.pages.render(request, "_lead_rows.html", context)
 
 
