@@ -156,7 +156,8 @@ def test_reconnect_warning_after_instagram_refuses_the_token_then_reconnect(
         "the DM to fail on the revoked token",
     )
     sign_in(page, urls, "creator", creator.creator_id)
-    page.get_by_role("link", name="Instagram").click()
+    # exact: the failed lead's row offers "Reconnect Instagram" too (its next step)
+    page.get_by_role("link", name="Instagram", exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text("Reconnect to send DMs again")
     screenshot(page, "instagram-reconnect")
 
