@@ -11,8 +11,16 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID, uuid4
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    TypeAdapter,
+    model_validator,
+)
 
+from shared.contracts.lead_sources import LeadSource
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 
 
@@ -69,6 +77,29 @@ class LeadCreated(Envelope):
     payload: LeadCreatedPayload
 
 
+class LeadCreatedPayloadV2(LeadCreatedPayload):
+    """v1 and where the lead came from (shared.contracts.lead_sources), and for a comment its
+    post."""
+
+    source: LeadSource = Field(description="form | api | comment | ig_referral | import")
+    source_post: str | None = Field(
+        default=None, max_length=64, description="The commented media's id (Comment to DM)"
+    )
+
+
+class LeadCreatedV2(Envelope):
+    """What the API publishes since lead sources; the router takes v1 (still in the topic's
+    retention, or from an older producer) and v2 alike (LEAD_CREATED_VERSIONS)."""
+
+    type: Literal["lead.created"] = "lead.created"
+    version: Literal[2] = 2
+    payload: LeadCreatedPayloadV2
+
+
+AnyLeadCreated = Annotated[LeadCreated | LeadCreatedV2, Field(discriminator="version")]
+LEAD_CREATED_VERSIONS: TypeAdapter[LeadCreated | LeadCreatedV2] = TypeAdapter(AnyLeadCreated)
+
+
 # --- lead.submitted (public: the lead ingress, docs/EVENTS.md) ---------------------------
 
 
@@ -81,6 +112,9 @@ class LeadSubmittedPayload(Contract):
     phone: str | None = Field(default=None, max_length=32)
     whatsapp_opt_in: bool = False
     instagram: InstagramContact | None = None
+    source: Literal["api", "import", "ig_referral"] | None = Field(
+        default=None, description="Where the lead came from; `api` when absent"
+    )
 
 
 class LeadSubmitted(Envelope):
@@ -361,6 +395,7 @@ class WebhookReceived(Unattributed):
 EVENT_MODELS: tuple[type[Unattributed], ...] = (
     LeadSubmitted,
     LeadCreated,
+    LeadCreatedV2,
     DmRequested,
     DmStatusChanged,
     DmRetryRequested,

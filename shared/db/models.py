@@ -47,6 +47,11 @@ class Creator(Base):
     comment_keywords: Mapped[list[str]] = mapped_column(
         JSONB, default=list, server_default=text("'[]'::jsonb")
     )
+    # A message per lead source (shared.contracts.lead_sources): {"comment": "Here is the
+    # guide..."}; a source without one gets dm_template.
+    source_templates: Mapped[dict[str, str]] = mapped_column(
+        JSONB, default=dict, server_default=text("'{}'::jsonb")
+    )
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
@@ -116,6 +121,8 @@ class Lead(Base):
             "created_at",
             postgresql_where=text("igsid IS NOT NULL"),
         ),
+        Index("ix_leads_creator_source", "creator_id", "source", "created_at"),
+        Index("ix_leads_created", "created_at"),
     )
 
     id: Mapped[UUID] = mapped_column(primary_key=True)
@@ -140,6 +147,13 @@ class Lead(Base):
     contact_proven_at: Mapped[datetime | None]
     # The WhatsApp BSUID that wrote naming this lead (a username user may show no phone).
     whatsapp_user_id: Mapped[str | None] = mapped_column(String(160))
+    # Where the lead came from (shared.contracts.lead_sources) and, for a comment, the post's media
+    # id.
+    source: Mapped[str] = mapped_column(String(16), default="api", server_default="api")
+    source_post: Mapped[str | None] = mapped_column(String(64))
+    # Opens of the lead's link through AutoDM's redirect (/l/<ref>: services/api/http/web/links.py).
+    link_clicks: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    link_clicked_at: Mapped[datetime | None]
 
     dm_status: Mapped[str] = mapped_column(String(32), default="queued")
     dm_route: Mapped[str | None] = mapped_column(String(32))

@@ -158,3 +158,13 @@ DMS_STUCK = Gauge(
     "DMs queued or sending longer than stuck_dm_after_s with no send in flight",
     ["status", "provider"],
 )
+# The conversion funnel (services/api/service_layer/funnel_stages.py): a lead routed the first time
+# (`lead`), its DM sent (`sent`) or its link opened through /l/<ref> (`clicked`), `read`, `replied`;
+# by the lead's route and source. Updated by the router, dm_state.record_transition and the
+# redirect.
+FUNNEL = Counter(
+    "autodm_funnel_total",
+    "Leads reaching each step of the funnel (lead, sent, clicked, read, replied), by route "
+    "and source",
+    ["stage", "route", "source"],
+)

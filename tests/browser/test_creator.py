@@ -15,6 +15,7 @@ from stack import Stack  # deploy/local
 
 from shared.contracts.events import utcnow
 from tests.browser.conftest import Urls, new_bare_creator, screenshot, sign_in, wait_for
+from tests.browser.tracked import TRACKED, landing
 
 LIVE = 20_000  # ms: the table polls every 2 s; the DM crosses Kafka and the sandbox
 
@@ -87,10 +88,10 @@ def test_creator_connects_instagram_and_follows_a_lead_live(
     opened_urls: list[str] = []
 
     def whatsapp(route: Route) -> None:
-        opened_urls.append(route.request.url)
+        opened_urls.append(landing(route))  # through AutoDM's /l/<ref>, counted
         route.fulfill(status=200, content_type="text/html", body="<title>WhatsApp</title>")
 
-    context.route(re.compile(r"^https://wa\.me/.*"), whatsapp)
+    context.route(TRACKED, whatsapp)
     with context.expect_page() as popup:
         button.click()
     popup.value.wait_for_load_state()
@@ -155,7 +156,8 @@ def test_reconnect_warning_after_instagram_refuses_the_token_then_reconnect(
         "the DM to fail on the revoked token",
     )
     sign_in(page, urls, "creator", creator.creator_id)
-    page.get_by_role("link", name="Instagram").click()
+    # exact: the failed lead's row offers "Reconnect Instagram" too (its next step)
+    page.get_by_role("link", name="Instagram", exact=True).click()
     expect(page.get_by_role("alert")).to_contain_text("Reconnect to send DMs again")
     screenshot(page, "instagram-reconnect")
 

@@ -15,6 +15,7 @@ from playwright.sync_api import Page, Route, expect
 from stack import Stack  # deploy/local
 
 from tests.browser.conftest import Urls, screenshot, slug_of, wait_for
+from tests.browser.tracked import TRACKED, landing
 
 
 def _open_ig_me_in_sandbox(page: Page, urls: Urls, visitor: str) -> None:
@@ -22,11 +23,13 @@ def _open_ig_me_in_sandbox(page: Page, urls: Urls, visitor: str) -> None:
     the messaging_referral webhook with the ref), as the visitor's Instagram user."""
 
     def handle(route: Route) -> None:
-        parts = urlsplit(route.request.url)
+        # The link goes through AutoDM's /l/<ref> (counted), which redirects to ig.me.
+        parts = urlsplit(landing(route))
+        assert parts.netloc == "ig.me"
         target = f"{urls.sandbox}/ig.me{parts.path}?{parts.query}&as={visitor}"
         route.fulfill(status=302, headers={"Location": target})
 
-    page.route(re.compile(r"^https://ig\.me/.*"), handle)
+    page.route(TRACKED, handle)
 
 
 def test_visitor_continues_on_instagram_and_the_dm_reaches_the_sandbox(
@@ -43,9 +46,10 @@ def test_visitor_continues_on_instagram_and_the_dm_reaches_the_sandbox(
     continue_link = page.get_by_role("link", name="Continue on Instagram")
     expect(continue_link).to_be_visible()
     href = continue_link.get_attribute("href") or ""
-    assert href.startswith(f"https://ig.me/m/{creator.username}?ref=")
+    # Through AutoDM's redirect (counted), which lands on the ig.me link with the lead's ref.
+    assert href.startswith("/l/")
     screenshot(page, "thank-you")
-    ref = parse_qs(urlsplit(href).query)["ref"][0]
+    ref = href.removeprefix("/l/")
 
     _open_ig_me_in_sandbox(page, urls, "vera.visits")
     continue_link.click()

@@ -58,6 +58,7 @@ async def test_a_creator_reads_and_replaces_their_settings(
         "paused": False,
         "comment_trigger": "off",
         "comment_keywords": [],
+        "source_templates": {},
         "paused_by_operator": None,
     }
 
@@ -68,6 +69,7 @@ async def test_a_creator_reads_and_replaces_their_settings(
         "dm_template": "Hey {name}! You said: {message}",
         "comment_keywords": ["Guide", "send it"],
         "creator_id": str(creator),
+        "source_templates": {},
         "paused_by_operator": None,
     }
     assert saved.json() == expected

@@ -17,6 +17,7 @@ from services.api.http.outage_answers import install_outage_answers
 from services.api.http.problems import install_problem_handlers
 from services.api.http.rate_limits import install_rate_limits
 from services.api.http.routes import dead_letters as admin_dlq
+from services.api.http.routes import funnel as funnel_routes
 from services.api.http.routes import instagram as instagram_connect
 from services.api.http.routes import leads as routes
 from services.api.http.routes import whatsapp as whatsapp_connect
@@ -86,6 +87,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
             ApiCors, origins=settings.cors_allowed_origins, max_age_s=settings.cors_max_age_s
         )
     app.include_router(routes.router)
+    app.include_router(funnel_routes.router)
     app.include_router(admin_dlq.router)
     app.state.instagram = instagram_connect.make_deps(settings, sessions, relay)
     app.include_router(instagram_connect.router)

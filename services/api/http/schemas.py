@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -29,6 +29,7 @@ from services.api.service_layer.comment_trigger import (
     normalize_keywords,
 )
 from services.api.service_layer.message_text import placeholder_problem
+from shared.contracts.lead_sources import LeadSource
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.route_choice import RouteOrder
 
@@ -120,6 +121,10 @@ REACHABLE: dict[str, Any] = {
 }
 
 
+# What a caller may say of its lead (shared.contracts.lead_sources.CALLER_SOURCES).
+CallerSource = Literal["api", "import", "ig_referral"]
+
+
 class InstagramIn(StrictModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra=INSTAGRAM_RULES)
 
@@ -175,6 +180,11 @@ class LeadIn(StrictModel):
             "there is one, else to this id; a wa.me link still needs the phone"
         ),
     )
+    source: CallerSource | None = Field(
+        default=None,
+        description="Where the lead came from: `api` (the default), `import` or "
+        "`ig_referral`; the lead form and Comment to DM record theirs themselves",
+    )
 
     @model_validator(mode="after")
     def _reachable(self) -> LeadIn:
@@ -222,6 +232,11 @@ class DmOut(BaseModel):
     provider: Provider | None
     attempt: int
     link: str | None
+    tracked_link: str | None = Field(
+        default=None,
+        description="`link` through AutoDM (/l/<ref>): counts each open, then redirects there",
+    )
+    link_clicks: int = Field(default=0, description="Opens of `tracked_link` so far")
     reason: str | None
     error: DmError | None
     provider_message_id: str | None
@@ -243,6 +258,8 @@ class LeadOut(BaseModel):
         "a username user may show no phone number",
     )
     created_at: datetime
+    source: LeadSource = Field(description="form | api | comment | ig_referral | import")
+    source_post: str | None = Field(description="The commented post's media id (comments)")
     dm: DmOut
 
 
@@ -301,6 +318,10 @@ class DmStatusOut(BaseModel):
     attempt: int = Field(description="The current attempt; a retry starts the next one")
     provider_calls: int = Field(description="How many times a provider was asked to send")
     link: str | None = Field(description="The ig.me or wa.me link, when that is the route")
+    tracked_link: str | None = Field(
+        default=None,
+        description="`link` through AutoDM (/l/<ref>): counts each open, then redirects there",
+    )
     reason: str | None = Field(description="Why the DM is where it is, in plain words")
     error: DmErrorOut | None
     sent_at: datetime | None
@@ -317,6 +338,7 @@ class LeadSummary(BaseModel):
     creator_id: UUID
     name: str
     created_at: datetime
+    source: LeadSource
     dm_status: DmStatus
     dm_provider: Provider | None
     dm_route: Route | None
@@ -439,6 +461,12 @@ class CreatorSettingsIn(StrictModel):
         max_length=MAX_KEYWORDS,
         description="Whole words or phrases, any case; required with `keywords`",
         validate_default=True,
+    )
+    source_templates: dict[LeadSource, Template] = Field(
+        default_factory=dict,
+        description="A message per lead source (`form`, `api`, `comment`, `ig_referral`, "
+        "`import`), checked like `dm_template`; a source without one gets `dm_template`",
+        examples=[{"comment": "Hi {name}, here is the guide you asked for under my post!"}],
     )
 
     @field_validator("comment_keywords")

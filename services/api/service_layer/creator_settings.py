@@ -55,6 +55,7 @@ async def save_settings(
     creator.dm_pace_per_h = data.dm_pace_per_h
     creator.comment_trigger = data.comment_trigger
     creator.comment_keywords = list(data.comment_keywords)
+    creator.source_templates = {str(k): v for k, v in data.source_templates.items()}
     scope = creator_scope(creator_id)
     if data.paused:
         await pause_in_scope(session, scope, CREATOR_PAUSE_REASON, who)
@@ -92,5 +93,6 @@ def _out(creator: Creator, pauses: Pauses) -> CreatorSettingsOut:
         paused=pauses.by_creator,
         comment_trigger=creator.comment_trigger,
         comment_keywords=creator.comment_keywords,
+        source_templates=creator.source_templates or {},
         paused_by_operator=pauses.by_operator,
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from sqlalchemy import exists, select
@@ -34,6 +35,7 @@ from services.api.service_layer.dm_state import start_attempt
 from services.api.service_layer.lead_routing import current_route, last_inbound_at
 from services.api.service_layer.leads import UnknownCreator, create_lead
 from services.api.service_layer.retry_policy import RetryFacts, RetryVerdict, retry_verdict
+from services.api.service_layer.tracked_links import tracked_link
 from shared.contracts.events import DmRetryRequested, DmRetryRequestedPayload
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.route_choice import RoutingRules
@@ -45,6 +47,15 @@ from shared.providers.meta_errors import classify
 
 def lead_not_found(lead_id: UUID) -> ApiProblem:
     return ApiProblem(404, "not-found", f"lead {lead_id} not found")
+
+
+def _fingerprinted(body: DmSendIn) -> dict[str, Any]:
+    """The body an Idempotency-Key is bound to. A `source` left out stays out, so a key
+    used before sources existed still matches the same request retried after."""
+    values = body.model_dump(mode="json")
+    if values.get("source") is None:
+        values.pop("source", None)
+    return values
 
 
 def owned_by(principal: Principal, requested: UUID | None) -> UUID:
@@ -226,6 +237,7 @@ def to_status_out(lead: Lead, log: list[DmLogEntry], verdict: RetryVerdict) -> D
         attempt=lead.dm_attempt,
         provider_calls=lead.dm_attempts,
         link=lead.dm_link,
+        tracked_link=tracked_link(lead),
         reason=lead.dm_reason,
         error=error,
         sent_at=lead.sent_at,
@@ -264,7 +276,7 @@ async def request_dm(
             return SendOutcome(await _send(session, principal, body, correlation_id, ctx), False)
     # Scoped to the creator it acts for too: an agency's one `sub` or a service serves many.
     owner = KeyOwner(owned_by(principal, body.creator_id), principal.subject)
-    fingerprint = request_hash("POST", "/api/dm/send", body.model_dump(mode="json"))
+    fingerprint = request_hash("POST", "/api/dm/send", _fingerprinted(body))
     stored = await claim(sessions, owner, idempotency_key, fingerprint, keys, ctx.now)
     if stored is not None:
         return SendOutcome(stored, True)

@@ -10,6 +10,8 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.service_layer.funnel_stages import count as count_stage
+from services.api.service_layer.funnel_stages import stages_passed
 from shared.contracts.events import DmStatusPayload
 from shared.contracts.lifecycle import DmStatus, is_forward
 from shared.db.models import DmLogEntry, Lead
@@ -39,6 +41,8 @@ def record_transition(
         current, lead.dm_attempt, status, attempt, current_route=lead.dm_route, new_route=route
     ):
         return False
+    for stage in stages_passed(current, status, attempt == lead.dm_attempt):
+        count_stage(stage, route or lead.dm_route, lead.source)
     lead.dm_status = status
     lead.dm_attempt = attempt
     lead.updated_at = occurred_at

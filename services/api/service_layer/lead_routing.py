@@ -14,6 +14,8 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.service_layer.dm_state import claim_and_lock, record_transition
+from services.api.service_layer.funnel_stages import Stage
+from services.api.service_layer.funnel_stages import count as count_stage
 from services.api.service_layer.message_text import TOO_LONG, TooLong, render, too_long
 from services.api.service_layer.routing_facts import RoutingFacts, load_facts
 from shared.contracts.consent import PROVEN_CONSENT, phone_proven
@@ -24,8 +26,10 @@ from shared.contracts.events import (
     Envelope,
     LeadContactOpened,
     LeadCreated,
+    LeadCreatedV2,
     Recipient,
 )
+from shared.contracts.lead_sources import template_for
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.route_choice import (
     CreatorChannels,
@@ -54,7 +58,7 @@ class RouterConfig:
 
 async def route_lead(
     session: AsyncSession,
-    event: LeadCreated | DmRetryRequested,
+    event: LeadCreated | LeadCreatedV2 | DmRetryRequested,
     config: RouterConfig,
     now: datetime,
 ) -> bool:
@@ -64,7 +68,7 @@ async def route_lead(
 
 async def route_leads(
     session: AsyncSession,
-    events: Sequence[LeadCreated | DmRetryRequested],
+    events: Sequence[LeadCreated | LeadCreatedV2 | DmRetryRequested],
     config: RouterConfig,
     now: datetime,
 ) -> int:
@@ -86,6 +90,8 @@ async def route_leads(
             continue  # deleted at the person's request (webhook_ingest/erasure.py)
         bind_correlation_id(event.correlation_id)
         await _route(session, event, lead, config, now, facts)
+        if not isinstance(event, DmRetryRequested):  # a new lead: the funnel's first step
+            count_stage(Stage.LEAD, lead.dm_route, lead.source)
         routed += 1
     return routed
 
@@ -148,7 +154,10 @@ async def _route(
     lead.dm_route = decision.route
     lead.dm_provider = decision.route.provider
     creator = facts.creators.get(lead.creator_id)
-    text = render_message(creator.dm_template if creator else "", lead)
+    default = creator.dm_template if creator else ""
+    text = render_message(
+        template_for(default, creator.source_templates if creator else None, lead.source), lead
+    )
     overlong = too_long(text, decision.route)
     if overlong is not None:
         _fail_too_long(session, event, lead, decision, overlong, now)

@@ -11,8 +11,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.http.schemas import DmError, DmLogOut, DmOut, LeadIn, LeadOut
 from services.api.service_layer.dm_state import log_created
+from services.api.service_layer.tracked_links import tracked_link
 from shared.contracts.consent import API_CONSENT, FORM_ORIGIN
-from shared.contracts.events import InstagramContact, LeadCreated, LeadCreatedPayload, utcnow
+from shared.contracts.events import (
+    InstagramContact,
+    LeadCreatedPayloadV2,
+    LeadCreatedV2,
+    utcnow,
+)
+from shared.contracts.lead_sources import LeadSource, source_of
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.topics import LEADS_CREATED
 from shared.db.models import DmLogEntry, Lead
@@ -33,15 +40,19 @@ async def create_lead(
     *,
     requested_provider: Provider | None = None,
     origin: str | None = None,
+    source: LeadSource | None = None,
+    source_post: str | None = None,
 ) -> Lead:
     """Store the lead and its lead.created event atomically; the relay publishes it.
     `origin` "form" marks the public form: its phone is nobody's consent
-    (shared.contracts.consent)."""
+    (shared.contracts.consent). `source` is AutoDM's own word (Comment to DM), else the
+    form's or the caller's."""
     creator_id = data.creator_id
     if creator_id is None:
         raise UnknownCreator(str(creator_id))
     ig = data.instagram
     now = utcnow()
+    source = source or source_of(origin, data.source)
     lead = Lead(
         id=uuid4(),
         creator_id=creator_id,
@@ -58,6 +69,8 @@ async def create_lead(
         last_inbound_at=ig.last_inbound_at if ig else None,
         comment_id=ig.comment_id if ig else None,
         commented_at=ig.commented_at if ig else None,
+        source=source,
+        source_post=source_post,
         ref=secrets.token_urlsafe(12),
         dm_status=DmStatus.QUEUED,
         dm_attempt=1,
@@ -74,17 +87,19 @@ async def create_lead(
         if getattr(exc.orig, "sqlstate", None) == FOREIGN_KEY_VIOLATION:
             raise UnknownCreator(str(creator_id)) from exc
         raise
-    event = LeadCreated(
+    event = LeadCreatedV2(
         occurred_at=now,
         correlation_id=correlation_id,
         creator_id=creator_id,
-        payload=LeadCreatedPayload(
+        payload=LeadCreatedPayloadV2(
             lead_id=lead.id,
             name=data.name,
             message=data.message,
             phone=data.phone,
             whatsapp_opt_in=data.whatsapp_opt_in,
             instagram=InstagramContact(**ig.model_dump()) if ig else InstagramContact(),
+            source=source,
+            source_post=source_post,
         ),
     )
     log_created(session, lead, event.id, now)
@@ -134,12 +149,16 @@ def to_lead_out(lead: Lead, log: list[DmLogEntry]) -> LeadOut:
         whatsapp_opt_in=lead.whatsapp_opt_in,
         whatsapp_user_id=lead.whatsapp_user_id,
         created_at=lead.created_at,
+        source=LeadSource(lead.source or LeadSource.API),
+        source_post=lead.source_post,
         dm=DmOut(
             status=DmStatus(lead.dm_status),
             route=Route(lead.dm_route) if lead.dm_route else None,
             provider=Provider(lead.dm_provider) if lead.dm_provider else None,
             attempt=lead.dm_attempt,
             link=lead.dm_link,
+            tracked_link=tracked_link(lead),
+            link_clicks=lead.link_clicks or 0,
             reason=lead.dm_reason,
             error=error,
             provider_message_id=lead.provider_message_id,

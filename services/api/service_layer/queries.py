@@ -24,6 +24,7 @@ from services.api.http.schemas import (
     ReasonCount,
 )
 from shared.contracts.events import utcnow
+from shared.contracts.lead_sources import LeadSource
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.db.models import Lead, SocialAccount
 from shared.delivery.circuit import circuit_states
@@ -36,6 +37,7 @@ class LeadFilters:
     created_from: datetime | None = None
     created_to: datetime | None = None
     creator_id: UUID | None = None
+    sources: tuple[LeadSource, ...] = ()
 
 
 def encode_cursor(lead: Lead) -> str:
@@ -62,6 +64,8 @@ def _filtered(principal: Principal, f: LeadFilters) -> Select[Lead]:
         stmt = stmt.where(Lead.dm_status.in_([s.value for s in f.statuses]))
     if f.provider is not None:
         stmt = stmt.where(Lead.dm_provider == f.provider)
+    if f.sources:
+        stmt = stmt.where(Lead.source.in_([s.value for s in f.sources]))
     if f.created_from is not None:
         stmt = stmt.where(Lead.created_at >= f.created_from)
     if f.created_to is not None:
@@ -95,6 +99,7 @@ def _summary(lead: Lead) -> LeadSummary:
         creator_id=lead.creator_id,
         name=lead.name,
         created_at=lead.created_at,
+        source=LeadSource(lead.source or LeadSource.API),
         dm_status=DmStatus(lead.dm_status),
         dm_provider=Provider(lead.dm_provider) if lead.dm_provider else None,
         dm_route=Route(lead.dm_route) if lead.dm_route else None,

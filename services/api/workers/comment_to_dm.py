@@ -25,6 +25,7 @@ from services.api.service_layer.comment_trigger import counts
 from services.api.service_layer.leads import create_lead
 from shared.accounts.lifecycle import DISCONNECTED
 from shared.contracts.events import InstagramCommentReceived
+from shared.contracts.lead_sources import LeadSource
 from shared.contracts.route_choice import RoutingRules
 from shared.db.models import Creator, Lead, SocialAccount
 from shared.messaging.idempotency import claim_event
@@ -49,7 +50,13 @@ async def lead_from_comment(
     if refusal is not None:
         log.info("comment makes no lead", why=refusal, comment_id=event.payload.comment_id)
         return None
-    lead = await create_lead(session, _lead_in(event), event.correlation_id)
+    lead = await create_lead(
+        session,
+        _lead_in(event),
+        event.correlation_id,
+        source=LeadSource.COMMENT,
+        source_post=event.payload.media_id,
+    )
     log.info("comment became a lead", lead_id=str(lead.id), comment_id=event.payload.comment_id)
     return lead
 

@@ -14,6 +14,7 @@ from services.api.service_layer.lead_routing import (
     route_leads,
 )
 from services.api.workers.comment_to_dm import lead_from_comment
+from services.api.workers.lead_created import AnyLeadCreated, LeadCreatedWork
 from services.api.workers.lead_ingress import lead_from_submission, producer_of
 from services.api.workers.status_projection import project_statuses
 from shared.contracts.events import (
@@ -48,10 +49,10 @@ def register_handlers(
     park: Park,
     ingress_producers: Mapping[str, Sequence[str]],
 ) -> None:
-    async def route_all(session: AsyncSession, events: Sequence[LeadCreated]) -> None:
+    async def route_all(session: AsyncSession, events: Sequence[AnyLeadCreated]) -> None:
         await route_leads(session, events, config, utcnow())
 
-    route = BatchWork(LeadCreated, sessions, route_all, park)
+    route = LeadCreatedWork(LeadCreated, sessions, route_all, park)
     project = BatchWork(DmStatusChanged, sessions, project_statuses, park)
 
     @subscribe(
@@ -64,7 +65,7 @@ def register_handlers(
         title="router",
         description="Routes each new lead to what the platforms allow",
     )
-    async def on_lead_created(events: list[LeadCreated], msg: Message) -> None:
+    async def on_lead_created(events: list[AnyLeadCreated], msg: Message) -> None:
         await route.run(events, records_of(msg))
         relay.wake.set()
 

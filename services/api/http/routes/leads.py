@@ -43,6 +43,7 @@ from services.api.service_layer.dm_requests import (
 from services.api.service_layer.leads import UnknownCreator, get_lead, new_lead_out
 from services.api.service_layer.queries import LeadFilters, list_leads, overview
 from shared.contracts.events import utcnow
+from shared.contracts.lead_sources import LeadSource
 from shared.contracts.lifecycle import DmStatus, Provider
 from shared.contracts.route_choice import RoutingRules
 from shared.messaging.outbox import RemoteRelay
@@ -188,8 +189,11 @@ async def get_leads(
     creator_id: Annotated[UUID | None, Query(description="Admins and services only")] = None,
     cursor: Annotated[str | None, Query(max_length=512, pattern=r"^[A-Za-z0-9_-]+={0,2}$")] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    source: Annotated[list[LeadSource] | None, Query(description="Where leads came from")] = None,
 ) -> LeadPage:
-    filters = LeadFilters(tuple(dm_status or ()), provider, created_from, created_to, creator_id)
+    filters = LeadFilters(
+        tuple(dm_status or ()), provider, created_from, created_to, creator_id, tuple(source or ())
+    )
     async with deps.sessions() as session:
         return await list_leads(session, user, filters, cursor, limit)
 

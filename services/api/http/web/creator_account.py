@@ -38,6 +38,7 @@ from services.api.service_layer.lead_routing import render_message
 from services.api.service_layer.message_text import PLACEHOLDERS, placeholder_problem
 from shared.accounts.lifecycle import CONNECTED, DISCONNECTED
 from shared.contracts.events import utcnow
+from shared.contracts.lead_sources import SOURCE_LABELS, LeadSource
 from shared.contracts.lifecycle import Provider
 from shared.contracts.route_choice import RouteOrder
 from shared.db.models import Creator, Lead, SocialAccount
@@ -191,6 +192,8 @@ class SettingsForm:
     paused: bool
     comment_trigger: str = CommentTrigger.OFF
     comment_keywords: str = ""  # as typed: comma- or line-separated
+    # A message per lead source, as typed; blank: the source gets the main template.
+    source_templates: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def of(cls, creator: Creator, pauses: Pauses) -> SettingsForm:
@@ -203,16 +206,22 @@ class SettingsForm:
             pauses.by_creator,
             creator.comment_trigger,
             keywords,
+            tuple((s, (creator.source_templates or {}).get(s, "")) for s in LeadSource),
         )
+
+    def source_template(self, source: str) -> str:
+        return dict(self.source_templates).get(source, "")
 
     def errors(self) -> dict[str, str]:
         errors = {}
         if not self.template.strip():
             errors["dm_template"] = "Write the message your leads get."
-        elif len(self.template.encode()) > META_TEXT_MAX_BYTES:
-            errors["dm_template"] = f"Keep it under {META_TEXT_MAX_BYTES} bytes (Meta's limit)."
-        elif (problem := placeholder_problem(self.template)) is not None:
-            errors["dm_template"] = problem[0].upper() + problem[1:] + "."
+        elif (problem := template_problem(self.template)) is not None:
+            errors["dm_template"] = problem
+        for source, text in self.source_templates:
+            # The same checks as the main template; a blank one means "the main template".
+            if text.strip() and (problem := template_problem(text)) is not None:
+                errors[f"template_{source}"] = problem
         if self.route_order not in set(RouteOrder):
             errors["route_order"] = "Choose one of the orders."
         if self.pace and not (self.pace.isdigit() and 1 <= int(self.pace) <= MAX_PACE_PER_H):
@@ -245,7 +254,19 @@ class SettingsForm:
             paused=self.paused,
             comment_trigger=CommentTrigger(self.comment_trigger),
             comment_keywords=self.keywords(),
+            source_templates={
+                LeadSource(s): text.strip() for s, text in self.source_templates if text.strip()
+            },
         )
+
+
+def template_problem(text: str) -> str | None:
+    """What is wrong with a message template as typed, in the creator's words, if anything."""
+    if len(text.encode()) > META_TEXT_MAX_BYTES:
+        return f"Keep it under {META_TEXT_MAX_BYTES} bytes (Meta's limit)."
+    if (problem := placeholder_problem(text)) is not None:
+        return problem[0].upper() + problem[1:] + "."
+    return None
 
 
 def _settings_page(
@@ -281,6 +302,7 @@ def _settings_page(
             "Seconds between two WhatsApp messages to one person": s.whatsapp_pair_interval_s,
         },
         "form_url": f"/c/{creator.slug}/",
+        "source_labels": SOURCE_LABELS,
     }
     return web.pages.render(request, "settings.html", context, status_code=status_code)
 
@@ -308,6 +330,10 @@ async def _posted(request: Request) -> SettingsForm:
         paused=data.get("paused") == "on",
         comment_trigger=str(data.get("comment_trigger", "")),
         comment_keywords=str(data.get("comment_keywords", ""))[:4000],
+        source_templates=tuple(
+            (s.value, str(data.get(f"template_{s.value}", "")).replace("\r\n", "\n")[:4000])
+            for s in LeadSource
+        ),
     )
 
 

@@ -18,7 +18,9 @@ from services.api.http.web import (
     api_docs,
     creator_account,
     creator_leads,
+    funnel_pages,
     lead_form,
+    links,
     live_events,
     sign_in,
 )
@@ -70,9 +72,11 @@ def install_web(app: FastAPI, settings: ApiSettings, api: ApiDeps) -> None:
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The public form is posted from creators' sites (embedded cross-site) by design.
     app.include_router(lead_form.router)
+    app.include_router(links.router)  # the tracked links: opened from anywhere
     for module in (
         sign_in,
         creator_leads,
+        funnel_pages,
         creator_account,
         admin_overview,
         admin_dlq,

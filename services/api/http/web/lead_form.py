@@ -22,6 +22,7 @@ from services.api.http.web.form_challenge import Challenge
 from services.api.http.web.lead_form_fields import FormValues, to_lead
 from services.api.http.web.pages_deps import PageError, Web
 from services.api.service_layer.leads import create_lead
+from services.api.service_layer.tracked_links import tracked_path
 from shared.contracts.consent import FORM_ORIGIN, ref_text
 from shared.contracts.events import utcnow
 from shared.contracts.lifecycle import DmStatus, Provider, Route
@@ -211,7 +212,8 @@ def _thanks(
         "embed": embed,
         "lead": lead,
         "settled": status is not None and status != DmStatus.QUEUED,
-        "ig_link": lead.dm_link if lead and route == Route.IG_LINK else None,
+        # Through AutoDM's /l/<ref>: the open is counted (funnel), then ig.me.
+        "ig_link": tracked_path(lead) if lead and route == Route.IG_LINK else None,
         "instagram_sent": route in (Route.IG_DM, Route.IG_PRIVATE_REPLY),
         "whatsapp_coming": route in (Route.WA_TEMPLATE, Route.WA_TEXT),
         "wa_link": wa_link,

@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from services.api.http.web.security import WebSecurity, security_headers
+from shared.contracts.lead_sources import ROUTE_LABELS, SOURCE_LABELS
 from shared.contracts.lifecycle import DmStatus
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -45,6 +46,8 @@ def make_environment() -> Environment:
     )
     env.filters["when"] = _when
     env.globals["status_labels"] = STATUS_LABELS
+    env.globals["route_labels"] = ROUTE_LABELS
+    env.globals["source_labels"] = SOURCE_LABELS
     return env
 
 

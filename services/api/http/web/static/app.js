@@ -130,6 +130,28 @@ function startPreview(source) {
   render();
 }
 
+// Copy buttons (a lead's tracked link): `data-copy` names an input, `data-copy-text` holds
+// the text. Delegated, so buttons in refreshed live regions work too.
+async function copyFrom(button) {
+  const input = document.getElementById(button.getAttribute("data-copy") || "");
+  const text = input ? input.value : button.getAttribute("data-copy-text") || "";
+  try {
+    await navigator.clipboard.writeText(text);
+  } catch (err) {
+    if (!input) { return; }
+    input.select();  // no clipboard access (plain http, an old browser): select it to copy
+    document.execCommand("copy");
+  }
+  button.dataset.copied = "true";
+  button.firstChild.textContent = "Copied";
+  setTimeout(() => { button.firstChild.textContent = "Copy link"; delete button.dataset.copied; }, 2000);
+}
+
+document.addEventListener("click", (event) => {
+  const button = event.target.closest("[data-copy], [data-copy-text]");
+  if (button) { event.preventDefault(); copyFrom(button); }
+});
+
 document.addEventListener("DOMContentLoaded", () => {
   const streams = new Map();
   document.querySelectorAll("[data-poll]").forEach((el) => {
