@@ -38,7 +38,6 @@ WEBHOOKS_RECEIVED = "webhooks.received"
 LEADS_CONTACTS = "leads.contacts"
 INSTAGRAM_COMMENTS = "instagram.comments"
 LEADS_RETRIES = "leads.retries"
-DM_RETRY_INSTAGRAM = "dm.retry.instagram"
 DLQ = "dlq"
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -62,9 +61,6 @@ TOPICS: tuple[TopicSpec, ...] = (
         INSTAGRAM_COMMENTS, 6, 7 * DAY_MS, "webhook_ingest -> api comment leads; key account"
     ),
     TopicSpec(LEADS_RETRIES, 6, 7 * DAY_MS, "api outbox -> router (retry); key lead"),
-    # Deferred sends (retry after a failure, throttled or paused account), due at the
-    # `x-not-before` header; keyed by account like the request topics.
-    TopicSpec(DM_RETRY_INSTAGRAM, 12, 7 * DAY_MS, "instagram_sender, delayed; key account"),
     # Poison messages are kept long enough for an admin to look at them after a holiday.
     TopicSpec(DLQ, 3, 30 * DAY_MS, "any consumer -> admin replay; key original key"),
 )
@@ -78,6 +74,10 @@ RETIRED: dict[str, str] = {
     "accounts.events": "produced by the API and the token refresher, consumed by nothing",
     # Provisioned, never produced: WhatsApp defers in PostgreSQL (docs/RELIABILITY.md).
     "dm.retry.whatsapp": "never used: WhatsApp's deferred sends wait in PostgreSQL",
+    # Instagram's delayed retries, until both senders deferred in PostgreSQL: what an
+    # upgraded cluster still holds there is moved into deferred_sends by the Instagram
+    # sender (shared.delivery.retry_topic_drain), after which it is empty of unread records.
+    "dm.retry.instagram": "replaced by deferred_sends (one deferral mechanism)",
 }
 
 

@@ -97,11 +97,10 @@ class Settings(BaseSettings):
     private_reply_window_days: int = 7
     wa_link_max_text_chars: int = 500
 
-    # WhatsApp Cloud API (platform facts §4). The customer-service window; how often due
-    # deferred sends are re-requested; how many throttling answers in a row a DM waits out
-    # before it fails. The daily tier is per number (whatsapp_numbers.daily_limit).
+    # WhatsApp Cloud API (platform facts §4). The customer-service window; how many
+    # throttling answers in a row a DM waits out before it fails. The daily tier is per
+    # number (whatsapp_numbers.daily_limit).
     whatsapp_window_hours: int = 24
-    whatsapp_deferral_poll_s: float = Field(default=0.5, gt=0)
     whatsapp_max_throttle_retries: int = Field(default=6, ge=0)
     # WhatsApp webhooks are signed with the Meta app's secret (not the Instagram app's).
     whatsapp_app_secret: SecretStr = SecretStr("sandbox-app-secret")
@@ -136,8 +135,8 @@ class Settings(BaseSettings):
     delivery_state_refresh_s: float = 1.0
     # A paused DM is looked at again this often; resume sends it within this delay.
     paused_recheck_s: float = 2.0
-    # The retry consumer holds at most this many deferred records in memory.
-    retry_max_held: int = 20000
+    # How often each sender re-requests its due deferred DMs (shared.delivery.deferrals).
+    deferral_poll_s: float = Field(default=0.5, gt=0)
     # A handler failing because PostgreSQL or Kafka is unreachable is retried this long
     # (holding its partition, as everything on it needs the same dependency) before the
     # record is parked in the DLQ with reason `outage` (shared.platform.outages).

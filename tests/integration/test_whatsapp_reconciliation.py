@@ -24,6 +24,7 @@ from services.whatsapp_sender.statuses import handle_webhook
 from shared.contracts.events import DmStatusChanged, WhatsAppWebhookPayload, WhatsAppWebhookReceived
 from shared.contracts.lifecycle import DmStatus
 from shared.db.models import DmSend, Lead, WhatsAppMessage, WhatsAppStatusBacklog
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.settings import Settings
 from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.providers.whatsapp import AcceptedMessage, TemplateMessage
@@ -113,7 +114,7 @@ async def test_statuses_that_came_during_the_hang_settle_the_send_when_it_times_
     async def webhook(status: str) -> None:
         data = client.callback_data[-1]
         event = _status(account_id, creator, client.wamid, status, data)
-        await handle_webhook(sessions, deps.publish, _never, event)
+        await handle_webhook(UnitOfWorkFactory(sessions), deps.publish, _never, event)
 
     client.during_hang, client.on_hang = ["sent", "delivered"], webhook
     await send_whatsapp(deps, _request(creator, account_id, lead_id))
@@ -162,8 +163,8 @@ async def test_a_status_after_the_send_was_parked_unknown_settles_it_once(
 
     data = client.callback_data[0]
     read = _status(account_id, creator, client.wamid, "read", data)
-    await handle_webhook(sessions, deps.publish, _never, read)
-    await handle_webhook(sessions, deps.publish, _never, read)  # Meta's retry
+    await handle_webhook(UnitOfWorkFactory(sessions), deps.publish, _never, read)
+    await handle_webhook(UnitOfWorkFactory(sessions), deps.publish, _never, read)  # Meta's retry
     await send_whatsapp(deps, request)  # a redelivered request: never sent again
 
     settled, retried, announced = published[2:]
@@ -191,7 +192,7 @@ async def test_a_status_naming_another_attempt_or_nothing_of_ours_settles_nothin
 
     for data in (other_attempt, "someone-else:42", None):
         event = _status(account_id, creator, f"wamid.other.{uuid4().hex}", "sent", data)
-        await handle_webhook(sessions, deps.publish, _never, event)
+        await handle_webhook(UnitOfWorkFactory(sessions), deps.publish, _never, event)
 
     assert [e.payload.status for e in published] == [DmStatus.SENDING, DmStatus.UNKNOWN]
     assert (await _intent(sessions, lead_id)).state == "unknown"
@@ -209,7 +210,7 @@ async def test_a_failed_status_settles_it_as_failed_and_nothing_is_sent_again(
     failed = _status(
         account_id, creator, client.wamid, "failed", client.callback_data[0], errors=errors
     )
-    await handle_webhook(sessions, deps.publish, _never, failed)
+    await handle_webhook(UnitOfWorkFactory(sessions), deps.publish, _never, failed)
     request = _request(creator, account_id, lead_id)
     retry = request.model_copy(
         update={"payload": request.payload.model_copy(update={"attempt": 2})}
