@@ -183,7 +183,8 @@ async def _read(deps: SenderDeps, jobs: Sequence[Job]) -> _Read:
         if job.request.payload.route == Route.IG_PRIVATE_REPLY
         and job.request.payload.recipient.comment_id
     }
-    async with deps.sessions() as session:
+    async with deps.uow() as work:
+        session = work.session
         intents = await session.scalars(
             select(DmSend).where(tuple_(DmSend.lead_id, DmSend.route).in_(keys))
         )

@@ -5,6 +5,7 @@ sent twice (services/whatsapp_sender/reconciliation.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -110,6 +111,8 @@ async def test_statuses_that_came_during_the_hang_settle_the_send_when_it_times_
     account_id, lead_id = await _world(sessions, settings, creator)
     client = HungClient()
     deps, published = _deps(sessions, settings, client)
+    woken: list[int] = []
+    deps = replace(deps, wake=lambda: woken.append(1))  # the sender's outbox relay
 
     async def webhook(status: str) -> None:
         data = client.callback_data[-1]
@@ -126,6 +129,7 @@ async def test_statuses_that_came_during_the_hang_settle_the_send_when_it_times_
     # Those that came during the hang left the backlog for the outbox, in the transaction
     # that settled the send: a crash after it cannot lose them.
     backlog = await outboxed_statuses(sessions, lead_id)
+    assert woken == [1]  # the unit of work woke the relay once, after that commit
     assert sending.payload.status == DmStatus.SENDING
     assert (settled.payload.status, settled.payload.provider_message_id) == (
         DmStatus.SENT,
