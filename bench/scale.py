@@ -6,7 +6,7 @@ the same burst spread over as many accounts (the load without any throttling), a
 burst on the hot accounts. From the sandbox's own message log (what Meta would
 have received) it reports the most sends any account made in any 1-s window against the
 limit (rate + burst of its token bucket), and the cold DMs' latency with and without the
-hot backlog: a throttled account's DMs wait in the retry topic, not in front of others, so
+hot backlog: a throttled account's DMs wait deferred (deferred_sends), not in front of others, so
 the cold latency with the hot burst should match the one with the spread burst.
 """
 

@@ -34,12 +34,25 @@ app.command("status")(status)
 
 
 @topics_app.command("provision")
-def provision() -> None:
-    """Create every registry topic that is missing (safe to run again)."""
+def provision(
+    delete_retired: bool = typer.Option(
+        False,
+        "--delete-retired",
+        help="Also delete retired topics that still hold records nobody read (lost for good).",
+    ),
+) -> None:
+    """Create every registry topic that is missing and delete the retired ones that hold
+    nothing unread (safe to run again)."""
     from shared.messaging.topic_admin import provision_topics
 
-    result = asyncio.run(provision_topics(get_settings().kafka_bootstrap))
+    result = asyncio.run(
+        provision_topics(get_settings().kafka_bootstrap, delete_retired=delete_retired)
+    )
     typer.echo(f"topics created: {result.created or 'none'}; already present: {result.existing}")
+    if result.deleted:
+        typer.echo(f"retired topics deleted: {result.deleted}")
+    for topic, why in result.kept.items():
+        typer.echo(f"retired topic kept: {topic}: {why}")
 
 
 @db_app.command("migrate")

@@ -10,7 +10,10 @@ from shared.contracts.topics import DM_STATUS
 
 
 def consumer_record(
-    value: bytes, offset: int = 0, topic: str = DM_STATUS
+    value: bytes,
+    offset: int = 0,
+    topic: str = DM_STATUS,
+    headers: dict[str, str] | None = None,
 ) -> ConsumerRecord[Any, Any]:
     return ConsumerRecord(
         topic=topic,
@@ -23,5 +26,5 @@ def consumer_record(
         checksum=None,
         serialized_key_size=0,
         serialized_value_size=len(value),
-        headers=[],
+        headers=[(k, v.encode()) for k, v in (headers or {}).items()],
     )

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.instagram_sender.handlers import RETRY_GROUP, register_handlers, retry_handler
+from services.instagram_sender.handlers import register_handlers
 from services.instagram_sender.sending import RetryPolicy, SenderDeps
 from services.instagram_sender.settings import InstagramSenderSettings, get_settings
-from shared.contracts.events import DmStatusChanged
-from shared.contracts.lifecycle import Provider
-from shared.contracts.topics import DM_RETRY_INSTAGRAM
+from shared.contracts.events import DmRequested, DmStatusChanged
+from shared.contracts.lifecycle import Provider, Route
+from shared.contracts.topics import DM_REQUESTED_INSTAGRAM
 from shared.db.session import make_engine, make_sessionmaker
+from shared.delivery.deferrals import DeferralPoller
 from shared.delivery.gate import DeliveryGate
+from shared.delivery.retry_topic_drain import drain_until_gone
 from shared.delivery.status_events import publish_status
-from shared.messaging.broker import dead_letter_park, make_broker
-from shared.messaging.delayed_retries import RetryPublisher
-from shared.messaging.delayed_retry_consumer import RetryConsumer
+from shared.messaging.broker import dead_letter_park, event_headers, make_broker
 from shared.platform.body_limits import BodyLimits
 from shared.platform.crypto import DecryptedTokens, TokenCipher
 from shared.platform.logs import configure_logging
@@ -52,7 +52,6 @@ def create_app(settings: InstagramSenderSettings | None = None) -> FastAPI:
         tokens=DecryptedTokens(TokenCipher.from_settings(settings)),
         publish=publish,
         gate=gate,
-        retry=RetryPublisher(broker.publish, DM_RETRY_INSTAGRAM, Provider.INSTAGRAM),
         policy=RetryPolicy(
             max_attempts=settings.delivery_max_attempts,
             base_delay_s=settings.retry_base_delay_s,
@@ -62,14 +61,27 @@ def create_app(settings: InstagramSenderSettings | None = None) -> FastAPI:
         concurrency=settings.provider_pool_size,
     )
     register_handlers(broker, deps, dead_letter_park(broker, SERVICE))
-    retries = RetryConsumer(
-        bootstrap=settings.kafka_bootstrap,
-        topic=DM_RETRY_INSTAGRAM,
-        group_id=RETRY_GROUP,
-        handle=retry_handler(deps),
-        park=dead_letter_park(broker, f"{SERVICE}-retry"),
+
+    async def request_again(request: DmRequested, headers: dict[str, str]) -> None:
+        # Keyed by account like every request: the account's DMs stay on one partition.
+        await broker.publish(
+            request.model_dump_json().encode(),
+            DM_REQUESTED_INSTAGRAM,
+            key=str(request.payload.account_id).encode(),
+            headers={**event_headers(request), **headers},
+            correlation_id=request.correlation_id,
+        )
+
+    async def drain_retired_retry_topic() -> None:
+        # Upgrade: DMs an earlier version deferred on the retired retry topic.
+        await drain_until_gone(settings.kafka_bootstrap, sessions)
+
+    deferred = DeferralPoller(
+        sessions,
+        request_again,
+        settings.deferral_poll_s,
+        routes=[r for r in Route if r.provider == Provider.INSTAGRAM],
         provider=Provider.INSTAGRAM,
-        max_held=settings.retry_max_held,
     )
     app = FastAPI(
         title="AutoDM Instagram sender",
@@ -78,7 +90,11 @@ def create_app(settings: InstagramSenderSettings | None = None) -> FastAPI:
             # Throttles and pauses are loaded before the first record is handled, so a
             # restarted sender never sends to an account before its signalled time.
             on_start=[gate.refresh],
-            background=[gate.run_refresher, retries.run_forever],
+            background=[
+                gate.run_refresher,
+                deferred.run_forever,
+                drain_retired_retry_topic,
+            ],
             on_stop=[http.aclose, engine.dispose],
         ),
     )

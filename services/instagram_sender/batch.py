@@ -3,8 +3,8 @@ kind of row, sent concurrently across accounts and committed to Kafka once
 (docs/BENCHMARKS.md: per record, the sender's SQL reads, Kafka offset commits and
 per-message framework overhead cost more than the send itself).
 
-Each DM still goes through `sending.send_known`, as one from the retry topic does, so the
-rules are one set: the intent is claimed right before its own call and finished right
+Each DM goes through `sending.send_known`, a re-requested deferred one too, so the rules
+are one set: the intent is claimed right before its own call and finished right
 after its answer (a crash leaves at most the DMs then in flight `unknown`, as before), and
 an account's DMs go one after the other under the account's lock, each through the
 delivery gate (kill switch, buckets, breakers) after the previous answer was recorded.
@@ -35,6 +35,7 @@ from services.instagram_sender.sending import (
     claim_and_finish_skipped,
     send_known,
 )
+from shared.accounts.lifecycle import AccountState
 from shared.contracts.events import DmRequested
 from shared.contracts.lifecycle import Route
 from shared.db.models import DmSend, InstagramComment, SocialAccount
@@ -127,8 +128,8 @@ async def _send_distinct(deps: SenderDeps, jobs: Sequence[Job], park: Park) -> N
         else:
             by_account.setdefault(account_id, []).append(job)
     async with _locked(deps.gate, by_account):
-        # Read under the locks, as a single request is: the retry consumer may have just
-        # moved one of these intents.
+        # Read under the locks, as a single request is: another handler of the account (a
+        # redelivered batch in another replica during a rebalance) may have just moved one.
         known = await _read(deps, [job for group in by_account.values() for job in group])
         limit = asyncio.Semaphore(deps.concurrency)
         results = await asyncio.gather(
@@ -148,8 +149,8 @@ async def _send_distinct(deps: SenderDeps, jobs: Sequence[Job], park: Park) -> N
 
 @contextlib.asynccontextmanager
 async def _locked(gate: DeliveryGate, accounts: dict[UUID, list[Job]]) -> Any:
-    """Every account of the batch locked, in id order (the retry consumer takes one lock
-    at a time, so no two holders ever wait on each other in a cycle)."""
+    """Every account of the batch locked, in id order (a single send takes one lock at a
+    time, so no two holders ever wait on each other in a cycle)."""
     async with contextlib.AsyncExitStack() as stack:
         for account_id in sorted(accounts):
             await stack.enter_async_context(gate.lock(account_id))
@@ -182,7 +183,8 @@ async def _read(deps: SenderDeps, jobs: Sequence[Job]) -> _Read:
         if job.request.payload.route == Route.IG_PRIVATE_REPLY
         and job.request.payload.recipient.comment_id
     }
-    async with deps.sessions() as session:
+    async with deps.uow() as work:
+        session = work.session
         intents = await session.scalars(
             select(DmSend).where(tuple_(DmSend.lead_id, DmSend.route).in_(keys))
         )
@@ -217,10 +219,10 @@ async def _send_account(
         for job in jobs:
             if outcomes.outage is not None:
                 return  # no new send while a dependency is down: the batch is retried
-            ctx = DeliveryContext.from_record(job.record, held=False)
+            ctx = DeliveryContext.from_record(job.record)
             facts = known.of(job.request)
             error = await outcomes.guard(job, send_known(deps, job.request, ctx, facts))
             if isinstance(error, DeliveryFailed) and error.reason == "token" and facts.account:
                 # The account was flagged for reconnecting in the database; its later DMs
                 # in this batch are skipped as a fresh read would have them.
-                facts.account.status = "reconnect_required"
+                facts.account.status = AccountState.RECONNECT_REQUIRED

@@ -1,5 +1,5 @@
 """Composition root of the token refresher: a scheduled refresh round, and the outbox relay
-that publishes its token.refreshed / token.refresh_failed events."""
+that publishes the `skipped` statuses of DMs waiting on an account that needs reconnecting."""
 
 from __future__ import annotations
 

@@ -24,17 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.accounts.lifecycle import require_reconnect
 from shared.accounts.token_health import effective_expiry, issued_at, live_instagram_tokens
-from shared.contracts.events import (
-    TokenRefreshed,
-    TokenRefreshedPayload,
-    TokenRefreshFailed,
-    TokenRefreshFailedPayload,
-    utcnow,
-)
-from shared.contracts.topics import ACCOUNTS_EVENTS
+from shared.contracts.events import utcnow
 from shared.db.models import SocialAccount
 from shared.delivery.reasons import ACCESS_EXPIRED, ACCESS_REFUSED
-from shared.messaging.outbox import add_to_outbox
 from shared.platform.crypto import TokenCipher
 from shared.platform.logs import get_logger
 from shared.providers.instagram_auth import InstagramAuthClient
@@ -144,14 +136,6 @@ async def refresh_claimed(deps: RefresherDeps, claim: Claim) -> bool:
         if written.rowcount == 0:  # type: ignore[attr-defined]
             log.warning("refresh result dropped: lease lost", account_id=str(claim.account_id))
             return False
-        event = TokenRefreshed(
-            correlation_id=str(uuid4()),
-            creator_id=claim.creator_id,
-            payload=TokenRefreshedPayload(
-                account_id=claim.account_id, refreshed_at=now, expires_at=expires_at
-            ),
-        )
-        add_to_outbox(session, ACCOUNTS_EVENTS, str(claim.account_id), event)
     log.info("token refreshed", account_id=str(claim.account_id), expires_at=str(expires_at))
     return True
 
@@ -179,18 +163,6 @@ async def _record_failure(deps: RefresherDeps, claim: Claim, error: MetaError) -
                 await require_reconnect(
                     session, account, reason=ACCESS_REFUSED, correlation_id=correlation_id, now=now
                 )
-        event = TokenRefreshFailed(
-            correlation_id=correlation_id,
-            creator_id=claim.creator_id,
-            payload=TokenRefreshFailedPayload(
-                account_id=claim.account_id,
-                error_class=error.error_class,
-                code=error.code,
-                message=error.message[:500],
-                reconnect_required=reconnect,
-            ),
-        )
-        add_to_outbox(session, ACCOUNTS_EVENTS, str(claim.account_id), event)
     log.warning(
         "token refresh failed",
         account_id=str(claim.account_id),
@@ -224,17 +196,6 @@ async def end_expired(session: AsyncSession, now: datetime, batch_size: int) -> 
         skipped = await require_reconnect(
             session, account, reason=ACCESS_EXPIRED, correlation_id=correlation_id, now=now
         )
-        event = TokenRefreshFailed(
-            correlation_id=correlation_id,
-            creator_id=account.creator_id,
-            payload=TokenRefreshFailedPayload(
-                account_id=account.id,
-                error_class=ErrorClass.TOKEN,
-                message="the token expired before it could be refreshed",
-                reconnect_required=True,
-            ),
-        )
-        add_to_outbox(session, ACCOUNTS_EVENTS, str(account.id), event)
         log.warning("token expired unrefreshed", account_id=str(account.id), skipped_dms=skipped)
     return len(accounts)
 

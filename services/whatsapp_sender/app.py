@@ -7,7 +7,6 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.whatsapp_sender.deferral import DeferralPoller
 from services.whatsapp_sender.handlers import register_handlers
 from services.whatsapp_sender.housekeeping import whatsapp_sweeps
 from services.whatsapp_sender.limits import LimitPolicy
@@ -15,10 +14,11 @@ from services.whatsapp_sender.links import WhatsAppDeps
 from services.whatsapp_sender.sending import SenderDeps
 from services.whatsapp_sender.settings import WhatsAppSenderSettings, get_settings
 from shared.contracts.events import DmRequested, DmStatusChanged
-from shared.contracts.lifecycle import Provider
+from shared.contracts.lifecycle import Provider, Route
 from shared.contracts.topics import DM_REQUESTED_WHATSAPP
 from shared.db.retention import Sweeper
 from shared.db.session import make_engine, make_sessionmaker
+from shared.delivery.deferrals import DeferralPoller
 from shared.delivery.gate import DeliveryGate
 from shared.delivery.status_events import publish_status
 from shared.messaging.broker import make_broker, publish_event
@@ -56,6 +56,10 @@ def create_app(settings: WhatsAppSenderSettings | None = None) -> FastAPI:
         await publish_event(broker, DM_REQUESTED_WHATSAPP, key, request)
 
     gate = DeliveryGate(sessions, Provider.WHATSAPP, settings)
+    # Statuses that waited in the backlog go out through the outbox (statuses.py).
+    relay = OutboxRelay(
+        sessions, broker, settings.outbox_batch_size, settings.outbox_poll_interval_s
+    )
     deps = SenderDeps(
         sessions=sessions,
         gate=gate,
@@ -68,13 +72,20 @@ def create_app(settings: WhatsAppSenderSettings | None = None) -> FastAPI:
             window=timedelta(hours=settings.whatsapp_window_hours),
         ),
         max_throttle_retries=settings.whatsapp_max_throttle_retries,
+        wake=relay.wake.set,
     )
     register_handlers(broker, deps, request_again)
-    # Statuses that waited in the backlog go out through the outbox (statuses.py).
-    relay = OutboxRelay(
-        sessions, broker, settings.outbox_batch_size, settings.outbox_poll_interval_s
+
+    async def request_due(request: DmRequested, _: dict[str, str]) -> None:
+        await request_again(request)  # a WhatsApp deferral records no delivery headers
+
+    poller = DeferralPoller(
+        sessions,
+        request_due,
+        settings.deferral_poll_s,
+        routes=[r for r in Route if r.provider == Provider.WHATSAPP],
+        provider=Provider.WHATSAPP,
     )
-    poller = DeferralPoller(sessions, request_again, settings.whatsapp_deferral_poll_s)
     retention = timedelta(hours=settings.whatsapp_status_backlog_retention_hours)
     housekeeping = Sweeper(sessions, whatsapp_sweeps(retention), settings.housekeeping_interval_s)
     app = FastAPI(

@@ -34,4 +34,4 @@ def register_handlers(broker: KafkaBroker, deps: SenderDeps, request_again: Requ
         description="WhatsApp statuses (by wamid) and inbound messages (window, replied)",
     )
     async def on_whatsapp_webhook(event: WhatsAppWebhookReceived) -> None:
-        await handle_webhook(deps.sessions, deps.publish, request_again, event)
+        await handle_webhook(deps.uow, deps.publish, request_again, event)

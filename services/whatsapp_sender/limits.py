@@ -23,7 +23,7 @@ from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.models import WhatsAppContact, WhatsAppDeferredSend, WhatsAppNumber
+from shared.db.models import DeferredSend, WhatsAppContact, WhatsAppNumber
 
 TIER_PERIOD = timedelta(hours=24)
 
@@ -71,14 +71,12 @@ async def waiting_ahead(
     """When the earliest DM to this person from an earlier lead is due, if one waits: a
     person's DMs go out in the order their leads came, so this one waits behind it. Called
     with the contact row locked, so two decisions for one person never race."""
-    earlier = tuple_(WhatsAppDeferredSend.queued_at, WhatsAppDeferredSend.lead_id) < tuple_(
-        queued_at, lead_id
-    )
+    earlier = tuple_(DeferredSend.queued_at, DeferredSend.lead_id) < tuple_(queued_at, lead_id)
     due: datetime | None = await session.scalar(
-        select(func.min(WhatsAppDeferredSend.not_before)).where(
-            WhatsAppDeferredSend.account_id == account_id,
-            WhatsAppDeferredSend.wa_id == wa_id,
-            WhatsAppDeferredSend.lead_id != lead_id,
+        select(func.min(DeferredSend.not_before)).where(
+            DeferredSend.account_id == account_id,
+            DeferredSend.wa_id == wa_id,
+            DeferredSend.lead_id != lead_id,
             earlier,
         )
     )
@@ -96,17 +94,15 @@ async def wake_next(session: AsyncSession, account_id: UUID, wa_id: str, now: da
         .scalar_subquery()
     )
     first = (
-        select(WhatsAppDeferredSend.lead_id, WhatsAppDeferredSend.route)
-        .where(WhatsAppDeferredSend.account_id == account_id, WhatsAppDeferredSend.wa_id == wa_id)
-        .order_by(WhatsAppDeferredSend.queued_at, WhatsAppDeferredSend.lead_id)
+        select(DeferredSend.lead_id, DeferredSend.route)
+        .where(DeferredSend.account_id == account_id, DeferredSend.wa_id == wa_id)
+        .order_by(DeferredSend.queued_at, DeferredSend.lead_id)
         .limit(1)
     )
     await session.execute(
-        update(WhatsAppDeferredSend)
-        .where(tuple_(WhatsAppDeferredSend.lead_id, WhatsAppDeferredSend.route).in_(first))
-        .values(
-            not_before=func.least(WhatsAppDeferredSend.not_before, func.coalesce(pair_due, now))
-        )
+        update(DeferredSend)
+        .where(tuple_(DeferredSend.lead_id, DeferredSend.route).in_(first))
+        .values(not_before=func.least(DeferredSend.not_before, func.coalesce(pair_due, now)))
     )
 
 

@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from shared.contracts.events import utcnow
 from shared.contracts.lifecycle import Route
 from shared.db.models import DmSend, Lead, WhatsAppMessage, WhatsAppStatusBacklog
+from shared.delivery.intents import IntentState
 
 PREFIX = "autodm-send"
 
@@ -94,7 +95,7 @@ class Backlogged:
 
 
 async def locked_intent(
-    session: AsyncSession, lead_id: UUID, route: Route, attempt: int, state: str
+    session: AsyncSession, lead_id: UUID, route: Route, attempt: int, state: IntentState
 ) -> DmSend | None:
     """The send intent, locked, if it is in `state` and at that attempt."""
     intent = await session.get(DmSend, (lead_id, route), with_for_update=True)
@@ -110,7 +111,8 @@ async def settle(
     lead = await session.get(Lead, intent.lead_id)
     if lead is None:
         return None
-    intent.state, intent.provider_message_id, intent.updated_at = "sent", seen.wamid, utcnow()
+    intent.state, intent.provider_message_id = IntentState.SENT, seen.wamid
+    intent.updated_at = utcnow()
     message = WhatsAppMessage(
         wamid=seen.wamid,
         account_id=seen.account_id,

@@ -18,15 +18,14 @@ from datetime import datetime
 from uuid import UUID
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
 from services.whatsapp_sender import identities, limits
 from services.whatsapp_sender.limits import LimitPolicy, Throughput
 from services.whatsapp_sender.links import WhatsAppDeps, handle_request
 from services.whatsapp_sender.reconciliation import RECONCILED_REASON, SendRef
 from services.whatsapp_sender.statuses import apply_backlog, lock_wamid, settle_parked
+from shared.accounts.lifecycle import AccountState
 from shared.contracts.consent import template_allowed
 from shared.contracts.events import DmRequested, DmStatusChanged, ProviderError, utcnow
 from shared.contracts.lifecycle import DmStatus, Provider, Route
@@ -37,17 +36,21 @@ from shared.contracts.whatsapp_templates import (
 )
 from shared.db.models import (
     Creator,
+    DeferredSend,
     DmSend,
     Lead,
     SocialAccount,
-    WhatsAppDeferredSend,
     WhatsAppMessage,
     WhatsAppNumber,
     WhatsAppTemplate,
 )
-from shared.delivery.gate import DeliveryGate, counts_as_failure
+from shared.delivery import deferrals, intents
+from shared.delivery.gate import DeliveryGate
+from shared.delivery.intents import IntentState, Takeover
 from shared.delivery.reasons import TEMPLATE_MISMATCH, provider_failure
+from shared.delivery.sender import announce_previous, feed_gate, with_fast_retries
 from shared.delivery.status_events import status_of
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.crypto import TokenCipher
 from shared.platform.logs import get_logger
 from shared.providers.meta_errors import ErrorClass, MetaError
@@ -58,7 +61,10 @@ from shared.providers.whatsapp_links import InvalidPhoneNumber, normalize_e164_d
 log = get_logger(__name__)
 
 PublishStatus = Callable[[DmStatusChanged], Awaitable[None]]
-RETRYABLE_STATES = ("failed", "skipped", "link")
+# A deferred intent is taken again only by its own attempt (its deferred row comes due);
+# failed, skipped and link ones by a later attempt (shared.delivery.intents).
+TAKEOVER = Takeover(later_takes_deferred=False)
+CLAIM = intents.claim_statement(TAKEOVER)
 RE_ENGAGEMENT = 131047
 GATE_REASONS = {
     "paused": "sending is paused for this number, its creator or all accounts",
@@ -85,6 +91,12 @@ class SenderDeps:
     max_throttle_retries: int = 6
     fast_retries: int = 3
     now: Callable[[], datetime] = utcnow
+    # Wakes this process's outbox relay (statuses that waited in the backlog go out there).
+    wake: Callable[[], None] = lambda: None
+
+    @property
+    def uow(self) -> UnitOfWorkFactory:
+        return UnitOfWorkFactory(self.sessions, self.wake)
 
 
 @dataclass(frozen=True)
@@ -106,7 +118,7 @@ class Send:
 class Held:
     """No message now: `state` is what the intent became, `status` what to announce."""
 
-    state: str
+    state: IntentState
     status: DmStatus | None = None
     reason: str | None = None
     error: ProviderError | None = None
@@ -120,8 +132,8 @@ async def send_whatsapp(deps: SenderDeps, request: DmRequested) -> None:
     if request.payload.route == Route.WA_LINK:
         await handle_request(deps.links, request)
         return
-    async with deps.sessions.begin() as session:
-        plan = await _plan(session, deps, request, deps.now())
+    async with deps.uow() as work:
+        plan = await _plan(work.session, deps, request, deps.now())
     if isinstance(plan, Held):
         await _announce(deps, request, plan)
         return
@@ -131,7 +143,7 @@ async def send_whatsapp(deps: SenderDeps, request: DmRequested) -> None:
     try:
         accepted = await _call(deps, plan, ref.callback_data())
     except MetaError as error:
-        await _gate_outcome(deps, plan, error)
+        await feed_gate(deps.gate, plan.account_id, error)
         await _on_error(deps, request, plan, error)
         return
     await deps.gate.succeeded(plan.account_id)
@@ -146,12 +158,13 @@ async def _plan(
 ) -> Plan:
     previous = await _claim_intent(session, request)
     if previous is not None:
-        return Held(state=previous.state, previous=previous)
+        return Held(state=IntentState(previous.state), previous=previous)
     p = request.payload
     lead = await session.get(Lead, p.lead_id)
     account = await _account(session, request)
     if lead is None or account is None or account.access_token_encrypted is None:
-        return await _hold(session, request, Held("link", reason="no connected WhatsApp number"))
+        no_number = Held(IntentState.LINK, reason="no connected WhatsApp number")
+        return await _hold(session, request, no_number)
     try:
         user = _recipient_of(lead, request)
     except InvalidPhoneNumber as exc:
@@ -225,7 +238,7 @@ async def _template_send(
     opted_in = template_allowed(lead.whatsapp_opt_in, lead.origin, lead.contact_proven_at)
     if not opted_in or template is None:
         why = "no WhatsApp opt-in" if not opted_in else "no approved template"
-        return Held("link", reason=f"outside the 24 h window and {why}")
+        return Held(IntentState.LINK, reason=f"outside the 24 h window and {why}")
     creator = await session.get(Creator, lead.creator_id)
     values = lead_values(
         lead.name,
@@ -261,10 +274,11 @@ async def _account(session: AsyncSession, request: DmRequested) -> SocialAccount
             select(SocialAccount).where(
                 SocialAccount.creator_id == request.creator_id,
                 SocialAccount.provider == Provider.WHATSAPP,
-                SocialAccount.status == "connected",
+                SocialAccount.status == AccountState.CONNECTED.value,
             )
         )
-    if account is None or account.provider != Provider.WHATSAPP or account.status != "connected":
+    connected = account is not None and account.status == AccountState.CONNECTED
+    if account is None or account.provider != Provider.WHATSAPP or not connected:
         return None
     return account
 
@@ -274,7 +288,7 @@ def _failed(
 ) -> Held:
     """`reason` for the creator (shared.delivery.reasons), `detail` (technical) for the admin."""
     error = ProviderError(code=code, message=(detail or reason)[:1000], error_class=error_class)
-    return Held("failed", DmStatus.FAILED, reason=reason[:500], error=error)
+    return Held(IntentState.FAILED, DmStatus.FAILED, reason=reason[:500], error=error)
 
 
 # --- the intent and deferrals ---------------------------------------------------------------
@@ -285,34 +299,21 @@ async def _claim_intent(session: AsyncSession, request: DmRequested) -> DmSend |
     is taken again (its time came); a later attempt takes over one that never reached the
     person; sent, sending and unknown intents are never taken over."""
     p = request.payload
-    stmt = insert(DmSend).values(
-        lead_id=p.lead_id, route=p.route, state="sending", attempt=p.attempt
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[DmSend.lead_id, DmSend.route],
-        set_={"state": "sending", "attempt": p.attempt, "updated_at": utcnow()},
-        where=(DmSend.state == "deferred") & (DmSend.attempt == p.attempt)
-        | (DmSend.state.in_(RETRYABLE_STATES)) & (DmSend.attempt < p.attempt),
-    )
-    if await session.scalar(stmt.returning(DmSend.lead_id)) is not None:
+    if await intents.claim(session, CLAIM, request):
         return None
     return await session.get(DmSend, (p.lead_id, p.route))
 
 
 async def _set_intent(
-    session: AsyncSession, request: DmRequested, state: str, wamid: str | None = None
+    session: AsyncSession, request: DmRequested, state: IntentState, wamid: str | None = None
 ) -> None:
     p = request.payload
-    await session.execute(
-        update(DmSend)
-        .where(DmSend.lead_id == p.lead_id, DmSend.route == p.route)
-        .values(state=state, provider_message_id=wamid, updated_at=utcnow())
-    )
-    if state != "deferred":
+    await intents.set_state(session, request, state, wamid)
+    if state != IntentState.DEFERRED:
         left = await session.execute(
-            delete(WhatsAppDeferredSend)
-            .where(WhatsAppDeferredSend.lead_id == p.lead_id, WhatsAppDeferredSend.route == p.route)
-            .returning(WhatsAppDeferredSend.account_id, WhatsAppDeferredSend.wa_id)
+            delete(DeferredSend)
+            .where(DeferredSend.lead_id == p.lead_id, DeferredSend.route == p.route)
+            .returning(DeferredSend.account_id, DeferredSend.wa_id)
         )
         for account_id, wa_id in left.all():
             if account_id is not None and wa_id is not None:
@@ -338,7 +339,7 @@ async def _defer(
     The row names its recipient and its lead's arrival: later leads to the same person
     wait behind it (`limits.waiting_ahead`)."""
     p = request.payload
-    row = await session.get(WhatsAppDeferredSend, (p.lead_id, p.route), with_for_update=True)
+    row = await session.get(DeferredSend, (p.lead_id, p.route), with_for_update=True)
     retries = (row.retries if row else 0) + (1 if throttled else 0)
     if retries > deps.max_throttle_retries:
         gave_up = provider_failure(
@@ -347,28 +348,25 @@ async def _defer(
         return await _hold(
             session, request, _failed(gave_up, ErrorClass.THROTTLED, detail=f"{reason}; gave up")
         )
-    values = {
-        "not_before": until,
-        "reason": reason[:200],
-        "retries": retries,
-        "account_id": recipient[0],
-        "wa_id": recipient[1],
-        "queued_at": select(Lead.created_at).where(Lead.id == p.lead_id).scalar_subquery(),
-    }
-    await session.execute(
-        insert(WhatsAppDeferredSend)
-        .values(lead_id=p.lead_id, route=p.route, request=request.model_dump(mode="json"), **values)
-        .on_conflict_do_update(index_elements=["lead_id", "route"], set_=values)
+    await deferrals.defer(
+        session,
+        request,
+        until,
+        reason,
+        retries=retries,
+        account_id=recipient[0],
+        wa_id=recipient[1],
+        queued_at=select(Lead.created_at).where(Lead.id == p.lead_id).scalar_subquery(),
     )
-    await _set_intent(session, request, "deferred")
+    await _set_intent(session, request, IntentState.DEFERRED)
     log.info(
         "whatsapp send deferred", lead_id=str(p.lead_id), until=until.isoformat(), reason=reason
     )
-    return Held("deferred", reason=reason)
+    return Held(IntentState.DEFERRED, reason=reason)
 
 
 async def _announce(deps: SenderDeps, request: DmRequested, held: Held) -> None:
-    if held.state == "link":
+    if held.state == IntentState.LINK:
         link_request = _rerouted(request, Route.WA_LINK)
         await handle_request(deps.links, link_request)
         return
@@ -380,14 +378,10 @@ async def _announce(deps: SenderDeps, request: DmRequested, held: Held) -> None:
 
 
 async def _announce_previous(deps: SenderDeps, request: DmRequested, intent: DmSend) -> None:
-    log.info("duplicate whatsapp request: not sending again", state=intent.state)
-    if intent.state == "sent":
-        await deps.publish(
-            status_of(request, DmStatus.SENT, provider_message_id=intent.provider_message_id)
-        )
-    elif intent.state == "sending":
-        reason = "an earlier attempt was interrupted mid-send; not resent, to be reconciled"
+    async def park(reason: str) -> None:
         await _park_unknown(deps, request, reason)
+
+    await announce_previous(deps.publish, request, intent, park)
 
 
 def _rerouted(request: DmRequested, route: Route) -> DmRequested:
@@ -400,32 +394,27 @@ def _rerouted(request: DmRequested, route: Route) -> DmRequested:
 
 async def _call(deps: SenderDeps, send: Send, callback_data: str) -> AcceptedMessage:
     await deps.throughput.acquire(send.account_id, send.messages_per_second)
-    async for attempt in AsyncRetrying(
-        retry=retry_if_exception(
-            lambda e: isinstance(e, MetaError) and e.error_class == ErrorClass.TRANSIENT
-        ),
-        stop=stop_after_attempt(deps.fast_retries),
-        wait=wait_random_exponential(multiplier=0.1, max=2.0),
-        reraise=True,
-    ):
-        with attempt:
-            if send.template is not None:
-                return await deps.client.send_template(
-                    send.phone_number_id, send.token, send.address, send.template, callback_data
-                )
-            return await deps.client.send_text(
-                send.phone_number_id, send.token, send.address, send.text or "", callback_data
+
+    async def call() -> AcceptedMessage:
+        if send.template is not None:
+            return await deps.client.send_template(
+                send.phone_number_id, send.token, send.address, send.template, callback_data
             )
-    raise AssertionError("unreachable: tenacity reraises")
+        return await deps.client.send_text(
+            send.phone_number_id, send.token, send.address, send.text or "", callback_data
+        )
+
+    return await with_fast_retries(deps.fast_retries, call)
 
 
 async def _record_sent(
     deps: SenderDeps, request: DmRequested, send: Send, accepted: AcceptedMessage
 ) -> None:
     p = request.payload
-    async with deps.sessions.begin() as session:
+    async with deps.uow() as work:
+        session = work.session
         await lock_wamid(session, accepted.wamid)  # before the intent's row: statuses.py
-        await _set_intent(session, request, "sent", accepted.wamid)
+        await _set_intent(session, request, IntentState.SENT, accepted.wamid)
         # Meta's answer pairs the phone with the BSUID: later webhooks may show either.
         answered = WaUser(accepted.user_id, accepted.wa_id)
         await identities.learn(session, send.account_id, send.to, answered)
@@ -447,30 +436,19 @@ async def _record_sent(
     )
 
 
-async def _gate_outcome(deps: SenderDeps, send: Send, error: MetaError) -> None:
-    """Feed the breakers: no answer or 5xx count toward opening; a throttling answer opens
-    the number's breaker until Meta's time; any other answer shows the path works."""
-    if counts_as_failure(error):
-        await deps.gate.failed(send.account_id, error)
-    elif error.error_class == ErrorClass.THROTTLED:
-        await deps.gate.throttled(send.account_id, error)
-    else:
-        await deps.gate.succeeded(send.account_id)
-
-
 async def _on_error(deps: SenderDeps, request: DmRequested, send: Send, error: MetaError) -> None:
     if error.code == RE_ENGAGEMENT and send.route == Route.WA_TEXT:
         # Meta says the window is closed (our clock missed it): the template rules apply.
         await _close_window(deps, send)
-        async with deps.sessions.begin() as session:
-            await _set_intent(session, request, "skipped")
+        async with deps.uow() as work:
+            await _set_intent(work.session, request, IntentState.SKIPPED)
         await send_whatsapp(deps, _rerouted(request, Route.WA_TEMPLATE))
         return
     if error.error_class == ErrorClass.AMBIGUOUS:
         await _park_unknown(deps, request, "no answer from WhatsApp: not resent")
         return
-    async with deps.sessions.begin() as session:
-        held = await _held_for(session, deps, request, send, error)
+    async with deps.uow() as work:
+        held = await _held_for(work.session, deps, request, send, error)
     await _announce(deps, request, held)
 
 
@@ -478,9 +456,7 @@ async def _held_for(
     session: AsyncSession, deps: SenderDeps, request: DmRequested, send: Send, error: MetaError
 ) -> Held:
     if error.error_class in (ErrorClass.THROTTLED, ErrorClass.TRANSIENT):
-        row = await session.get(
-            WhatsAppDeferredSend, (request.payload.lead_id, request.payload.route)
-        )
+        row = await session.get(DeferredSend, (request.payload.lead_id, request.payload.route))
         wait = limits.throttle_backoff(row.retries if row else 0)
         if error.code == PAIR_RATE:
             contact = await limits.locked_contact(session, send.account_id, send.to)
@@ -493,7 +469,7 @@ async def _held_for(
         await session.execute(
             update(SocialAccount)
             .where(SocialAccount.id == send.account_id)
-            .values(status="reconnect_required", updated_at=utcnow())
+            .values(status=AccountState.RECONNECT_REQUIRED.value, updated_at=utcnow())
         )
     if error.code in TEMPLATE_ERRORS and send.template_id is not None:
         await session.execute(
@@ -510,12 +486,12 @@ async def _park_unknown(deps: SenderDeps, request: DmRequested, reason: str) -> 
     """`unknown`, never resent: unless a status webhook of the message came while it was
     `sending`, naming it by its callback data, which settles it as `sent` with its wamid."""
     p = request.payload
-    async with deps.sessions.begin() as session:
-        parked = await settle_parked(session, p.lead_id, p.route, p.attempt)
+    async with deps.uow() as work:
+        parked = await settle_parked(work.session, p.lead_id, p.route, p.attempt)
         if parked is None:
             return  # no longer `sending`: whoever moved it announced it
         wamid = parked.message.wamid if parked.message else None
-        await _set_intent(session, request, "sent" if wamid else "unknown", wamid)
+        await _set_intent(work.session, request, intents.parked_state(wamid), wamid)
     if parked.message is None:
         await deps.publish(status_of(request, DmStatus.UNKNOWN, reason=reason))
         return
@@ -526,6 +502,6 @@ async def _park_unknown(deps: SenderDeps, request: DmRequested, reason: str) -> 
 
 
 async def _close_window(deps: SenderDeps, send: Send) -> None:
-    async with deps.sessions.begin() as session:
-        contact = await limits.locked_contact(session, send.account_id, send.to)
+    async with deps.uow() as work:
+        contact = await limits.locked_contact(work.session, send.account_id, send.to)
         contact.last_inbound_at = None

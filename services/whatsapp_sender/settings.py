@@ -11,7 +11,6 @@ from shared.delivery.settings import SenderSettings
 
 class WhatsAppSenderSettings(SenderSettings):
     wa_link_max_text_chars: int = 500
-    whatsapp_deferral_poll_s: float = Field(default=0.5, gt=0)
     whatsapp_max_throttle_retries: int = Field(default=6, ge=0)
     # WhatsApp statuses that never met their send (e.g. of messages another tool sent from
     # the same number) are deleted after this long.

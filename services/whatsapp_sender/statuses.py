@@ -21,7 +21,7 @@ from uuid import NAMESPACE_URL, UUID, uuid5
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.whatsapp_sender import identities
 from services.whatsapp_sender.reconciliation import (
@@ -49,8 +49,10 @@ from shared.contracts.events import (
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.topics import DM_STATUS, LEADS_CONTACTS
 from shared.db.models import Lead, WhatsAppContact, WhatsAppMessage, WhatsAppStatusBacklog
+from shared.delivery.intents import IntentState
 from shared.delivery.reasons import provider_failure
 from shared.messaging.outbox import add_to_outbox
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.logs import get_logger
 from shared.providers.meta_errors import classify
 from shared.providers.whatsapp_identity import WaUser, identity_change
@@ -71,22 +73,22 @@ Request = Callable[[DmRequested], Awaitable[None]]
 
 
 async def handle_webhook(
-    sessions: async_sessionmaker[AsyncSession],
+    uow: UnitOfWorkFactory,
     publish: Publish,
     request_again: Request,
     event: WhatsAppWebhookReceived,
 ) -> None:
     if event.payload.kind == "message":
-        async with sessions.begin() as session:
-            replies = await _inbound(session, event)
+        async with uow() as work:
+            replies = await _inbound(work.session, event)
         for reply in replies:
             await publish(reply)
         return
-    async with sessions.begin() as session:
-        message, settled = await _message_or_backlog(session, event)
+    async with uow() as work:
+        message, settled = await _message_or_backlog(work.session, event)
         if settled and message:
             # Statuses that came before this one settled the send (a race with the timeout).
-            await apply_backlog(session, message.wamid)
+            await apply_backlog(work.session, message.wamid)
     if message is None:
         return
     item = event.payload.item
@@ -145,7 +147,7 @@ async def _settle_unknown(
     session: AsyncSession, event: WhatsAppWebhookReceived, ref: SendRef
 ) -> WhatsAppMessage | None:
     """A status naming a send of ours that got no answer: it was accepted after all."""
-    intent = await locked_intent(session, ref.lead_id, ref.route, ref.attempt, "unknown")
+    intent = await locked_intent(session, ref.lead_id, ref.route, ref.attempt, IntentState.UNKNOWN)
     if intent is None:
         return None  # still `sending` (the sender settles it from the backlog), or settled
     item, account_id = event.payload.item, event.payload.account_id
@@ -173,7 +175,7 @@ async def settle_parked(
     The intent's row is locked first, so a status webhook either came before (it is in
     the backlog) or waits and then finds the intent `unknown` and settles it itself. The
     wamid's lock is only tried: a webhook holding it may be waiting for this row."""
-    intent = await locked_intent(session, lead_id, route, attempt, "sending")
+    intent = await locked_intent(session, lead_id, route, attempt, IntentState.SENDING)
     if intent is None:
         return None
     found = await backlogged(session, intent_key(lead_id, route, attempt))

@@ -8,25 +8,41 @@ same way, but the account stays, `reconnect_required`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
+from uuid import UUID
 
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.contracts.events import (
-    AccountDisconnected,
-    AccountDisconnectedPayload,
-    DmStatusChanged,
-    DmStatusPayload,
-)
+from shared.contracts.events import DmStatusChanged, DmStatusPayload
 from shared.contracts.lifecycle import DmStatus, Provider, Route
-from shared.contracts.topics import ACCOUNTS_EVENTS, DM_STATUS
+from shared.contracts.topics import DM_STATUS
 from shared.db.models import InstagramComment, InstagramContact, Lead, SocialAccount
 from shared.messaging.outbox import add_to_outbox
 
-DISCONNECTED = "disconnected"
-CONNECTED = "connected"
-RECONNECT_REQUIRED = "reconnect_required"
+
+class AccountState(StrEnum):
+    """`social_accounts.status`, stored as these strings."""
+
+    CONNECTED = "connected"
+    RECONNECT_REQUIRED = "reconnect_required"  # the token is dead: the creator reconnects
+    DISCONNECTED = "disconnected"
+
+
+CONNECTED = AccountState.CONNECTED
+RECONNECT_REQUIRED = AccountState.RECONNECT_REQUIRED
+DISCONNECTED = AccountState.DISCONNECTED
+
+
+@dataclass(frozen=True)
+class Disconnected:
+    """What a disconnect did (the API's answer says it)."""
+
+    account_id: UUID
+    skipped_dms: int
+
 
 # DMs that have not reached Instagram yet; `sending` ones are the sender's: it finds the
 # account disconnected and skips them itself.
@@ -41,7 +57,7 @@ async def disconnect_account(
     correlation_id: str,
     now: datetime,
     delete_data: bool = False,
-) -> AccountDisconnected:
+) -> Disconnected:
     """Forget the token, mark the account disconnected, end its pending DMs `skipped`."""
     account.access_token_encrypted = None
     account.token_expires_at = None
@@ -58,19 +74,7 @@ async def disconnect_account(
         await session.execute(
             delete(InstagramComment).where(InstagramComment.account_id == account.id)
         )
-    event = AccountDisconnected(
-        correlation_id=correlation_id,
-        creator_id=account.creator_id,
-        payload=AccountDisconnectedPayload(
-            account_id=account.id,
-            external_id=account.external_id,
-            reason=reason,
-            skipped_dms=skipped,
-            data_deleted=delete_data,
-        ),
-    )
-    add_to_outbox(session, ACCOUNTS_EVENTS, str(account.id), event)
-    return event
+    return Disconnected(account.id, skipped)
 
 
 async def require_reconnect(

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from shared.contracts import topics as t
 from shared.contracts.events import (
-    AccountConnected,
-    AccountDisconnected,
     DmRequested,
     DmRetryRequested,
     DmStatusChanged,
@@ -19,8 +17,6 @@ from shared.contracts.events import (
     LeadContactOpened,
     LeadCreated,
     LeadSubmitted,
-    TokenRefreshed,
-    TokenRefreshFailed,
     Unattributed,
     WebhookReceived,
     WhatsAppWebhookReceived,
@@ -34,14 +30,11 @@ TOPIC_EVENTS: dict[str, tuple[type[Unattributed], ...]] = {
     t.LEADS_CONTACTS: (LeadContactOpened,),
     t.DM_REQUESTED_INSTAGRAM: (DmRequested,),
     t.DM_REQUESTED_WHATSAPP: (DmRequested,),
-    t.DM_RETRY_INSTAGRAM: (DmRequested,),
-    t.DM_RETRY_WHATSAPP: (DmRequested,),
     t.DM_STATUS: (DmStatusChanged,),
     t.WEBHOOKS_RECEIVED: (WebhookReceived,),
     t.WEBHOOKS_INSTAGRAM: (InstagramWebhookReceived,),
     t.WEBHOOKS_WHATSAPP: (WhatsAppWebhookReceived,),
     t.INSTAGRAM_COMMENTS: (InstagramCommentReceived,),
-    t.ACCOUNTS_EVENTS: (AccountConnected, AccountDisconnected, TokenRefreshed, TokenRefreshFailed),
     t.DLQ: (),
 }
 
@@ -56,10 +49,9 @@ PUBLISHED_BY: dict[str, tuple[str, ...]] = {
         t.DM_REQUESTED_INSTAGRAM,
         t.DM_REQUESTED_WHATSAPP,
         t.DM_STATUS,
-        t.ACCOUNTS_EVENTS,
         t.DLQ,
     ),
-    "instagram_sender": (t.DM_STATUS, t.DM_RETRY_INSTAGRAM, t.ACCOUNTS_EVENTS, t.DLQ),
+    "instagram_sender": (t.DM_STATUS, t.DLQ),
     "whatsapp_sender": (t.DM_STATUS, t.DM_REQUESTED_WHATSAPP, t.LEADS_CONTACTS, t.DLQ),
     "webhook_ingest": (
         t.WEBHOOKS_RECEIVED,
@@ -68,9 +60,8 @@ PUBLISHED_BY: dict[str, tuple[str, ...]] = {
         t.LEADS_CONTACTS,
         t.INSTAGRAM_COMMENTS,
         t.DM_STATUS,
-        t.ACCOUNTS_EVENTS,
         t.DLQ,
     ),
-    "token_refresher": (t.ACCOUNTS_EVENTS, t.DM_STATUS),
+    "token_refresher": (t.DM_STATUS,),
 }
 EXTERNALLY_PUBLISHED: tuple[str, ...] = (t.LEADS_SUBMITTED,)

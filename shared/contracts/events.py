@@ -262,63 +262,6 @@ class InstagramCommentReceived(Envelope):
     payload: InstagramCommentPayload
 
 
-# --- accounts.events ----------------------------------------------------------------------
-
-
-class AccountConnectedPayload(Contract):
-    account_id: UUID
-    external_id: str
-    username: str | None = None
-    reconnected: bool
-    token_expires_at: datetime | None = None
-
-
-class AccountConnected(Envelope):
-    type: Literal["account.connected"] = "account.connected"
-    version: Literal[1] = 1
-    payload: AccountConnectedPayload
-
-
-class AccountDisconnectedPayload(Contract):
-    account_id: UUID
-    external_id: str
-    reason: str = Field(max_length=500)
-    skipped_dms: int = Field(ge=0, description="Pending DMs ended `skipped` by this")
-    data_deleted: bool = False
-
-
-class AccountDisconnected(Envelope):
-    type: Literal["account.disconnected"] = "account.disconnected"
-    version: Literal[1] = 1
-    payload: AccountDisconnectedPayload
-
-
-class TokenRefreshedPayload(Contract):
-    account_id: UUID
-    refreshed_at: datetime
-    expires_at: datetime
-
-
-class TokenRefreshed(Envelope):
-    type: Literal["token.refreshed"] = "token.refreshed"
-    version: Literal[1] = 1
-    payload: TokenRefreshedPayload
-
-
-class TokenRefreshFailedPayload(Contract):
-    account_id: UUID
-    error_class: str = Field(description="token | throttled | transient | invalid | ambiguous")
-    code: int | None = None
-    message: str = Field(max_length=500)
-    reconnect_required: bool = Field(description="True: the creator must connect again")
-
-
-class TokenRefreshFailed(Envelope):
-    type: Literal["token.refresh_failed"] = "token.refresh_failed"
-    version: Literal[1] = 1
-    payload: TokenRefreshFailedPayload
-
-
 # --- dm.retry_requested --------------------------------------------------------------------
 
 
@@ -403,10 +346,6 @@ EVENT_MODELS: tuple[type[Unattributed], ...] = (
     WhatsAppWebhookReceived,
     LeadContactOpened,
     InstagramCommentReceived,
-    AccountConnected,
-    AccountDisconnected,
-    TokenRefreshed,
-    TokenRefreshFailed,
     WebhookReceived,
 )
 

@@ -1,7 +1,8 @@
 """The topic registry: every Kafka topic AutoDM uses, in one place.
 
 Producers and consumers import these constants; `autodm topics provision` creates exactly
-this list (broker auto-creation is off, so a misspelt name fails loudly).
+this list (broker auto-creation is off, so a misspelt name fails loudly), and deletes the
+`RETIRED` topics once nothing is left in them (shared/messaging/topic_admin.py).
 """
 
 from __future__ import annotations
@@ -34,12 +35,9 @@ DM_STATUS = "dm.status"
 WEBHOOKS_INSTAGRAM = "webhooks.instagram"
 WEBHOOKS_WHATSAPP = "webhooks.whatsapp"
 WEBHOOKS_RECEIVED = "webhooks.received"
-ACCOUNTS_EVENTS = "accounts.events"
 LEADS_CONTACTS = "leads.contacts"
 INSTAGRAM_COMMENTS = "instagram.comments"
 LEADS_RETRIES = "leads.retries"
-DM_RETRY_INSTAGRAM = "dm.retry.instagram"
-DM_RETRY_WHATSAPP = "dm.retry.whatsapp"
 DLQ = "dlq"
 
 TOPICS: tuple[TopicSpec, ...] = (
@@ -58,21 +56,29 @@ TOPICS: tuple[TopicSpec, ...] = (
     TopicSpec(WEBHOOKS_RECEIVED, 6, 7 * DAY_MS, "webhook_ingest HTTP -> resolver; key entry id"),
     TopicSpec(WEBHOOKS_INSTAGRAM, 6, 7 * DAY_MS, "webhook_ingest -> consumers; key account"),
     TopicSpec(WEBHOOKS_WHATSAPP, 6, 7 * DAY_MS, "webhook_ingest -> consumers; key number"),
-    TopicSpec(ACCOUNTS_EVENTS, 3, 30 * DAY_MS, "account lifecycle; key account"),
     TopicSpec(LEADS_CONTACTS, 6, 7 * DAY_MS, "webhook consumers -> router (re-route); key lead"),
     TopicSpec(
         INSTAGRAM_COMMENTS, 6, 7 * DAY_MS, "webhook_ingest -> api comment leads; key account"
     ),
     TopicSpec(LEADS_RETRIES, 6, 7 * DAY_MS, "api outbox -> router (retry); key lead"),
-    # Deferred sends (retry after a failure, throttled or paused account), due at the
-    # `x-not-before` header; keyed by account like the request topics.
-    TopicSpec(DM_RETRY_INSTAGRAM, 12, 7 * DAY_MS, "instagram_sender, delayed; key account"),
-    TopicSpec(DM_RETRY_WHATSAPP, 12, 7 * DAY_MS, "whatsapp_sender, delayed; key account"),
     # Poison messages are kept long enough for an admin to look at them after a holiday.
     TopicSpec(DLQ, 3, 30 * DAY_MS, "any consumer -> admin replay; key original key"),
 )
 
 BY_NAME: dict[str, TopicSpec] = {spec.name: spec for spec in TOPICS}
+
+# Topics earlier versions provisioned and nothing uses any more: the provisioning deletes
+# them from an upgraded cluster once they hold nothing unread (or when told to).
+RETIRED: dict[str, str] = {
+    # Account lifecycle events, produced and never consumed.
+    "accounts.events": "produced by the API and the token refresher, consumed by nothing",
+    # Provisioned, never produced: WhatsApp defers in PostgreSQL (docs/RELIABILITY.md).
+    "dm.retry.whatsapp": "never used: WhatsApp's deferred sends wait in PostgreSQL",
+    # Instagram's delayed retries, until both senders deferred in PostgreSQL: what an
+    # upgraded cluster still holds there is moved into deferred_sends by the Instagram
+    # sender (shared.delivery.retry_topic_drain), after which it is empty of unread records.
+    "dm.retry.instagram": "replaced by deferred_sends (one deferral mechanism)",
+}
 
 
 def dm_requested_topic(provider: str) -> str:
@@ -80,12 +86,4 @@ def dm_requested_topic(provider: str) -> str:
     topic = f"dm.requested.{provider}"
     if topic not in BY_NAME:
         raise KeyError(f"no request topic for provider {provider!r}")
-    return topic
-
-
-def dm_retry_topic(provider: str) -> str:
-    """The per-provider delayed-retry topic (sender -> sender)."""
-    topic = f"dm.retry.{provider}"
-    if topic not in BY_NAME:
-        raise KeyError(f"no retry topic for provider {provider!r}")
     return topic

@@ -558,14 +558,16 @@ class WhatsAppStatusBacklog(Base):
     received_at: Mapped[datetime] = mapped_column(server_default=func.now())
 
 
-class WhatsAppDeferredSend(Base):
-    """A WhatsApp DM that must wait (pair rate, daily tier, throttling): re-requested at
-    `not_before`, never dropped."""
+class DeferredSend(Base):
+    """A DM that must wait (Instagram: pacing, throttling, a pause, an open breaker,
+    transient errors; WhatsApp: pair rate, daily tier, throttling): re-requested on its
+    request topic at `not_before` by its sender's poller, never dropped
+    (shared/delivery/deferrals.py)."""
 
-    __tablename__ = "whatsapp_deferred_sends"
+    __tablename__ = "deferred_sends"
     __table_args__ = (
-        Index("ix_whatsapp_deferred_not_before", "not_before"),
-        Index("ix_whatsapp_deferred_recipient", "account_id", "wa_id", "queued_at"),
+        Index("ix_deferred_sends_not_before", "not_before"),
+        Index("ix_deferred_sends_recipient", "account_id", "wa_id", "queued_at"),
     )
 
     lead_id: Mapped[UUID] = mapped_column(
@@ -584,6 +586,15 @@ class WhatsAppDeferredSend(Base):
     account_id: Mapped[UUID | None]
     wa_id: Mapped[str | None] = mapped_column(String(160))
     queued_at: Mapped[datetime | None]
+    # Instagram: the delivery headers the re-request carries (x-attempts, where the request
+    # was first read, why it waits), so attempts count on and a dead letter names its origin.
+    headers: Mapped[dict[str, Any]] = mapped_column(
+        default=dict, server_default=text("'{}'::jsonb")
+    )
+
+
+# The name before Instagram deferred here too (migration 0030_deferred_sends).
+WhatsAppDeferredSend = DeferredSend
 
 
 class DeliveryCircuit(Base):

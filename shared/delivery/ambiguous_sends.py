@@ -32,13 +32,14 @@ from shared.contracts.events import DmStatusChanged, DmStatusPayload, ProviderEr
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.topics import DM_STATUS
 from shared.db.models import DmSend, Lead
+from shared.delivery.intents import IntentState
 from shared.messaging.outbox import add_to_outbox
 from shared.platform.logs import get_logger
 
 log = get_logger(__name__)
 
 # The states whose outcome an echo can still settle.
-UNSETTLED = ("sending", "unknown")
+UNSETTLED = (IntentState.SENDING.value, IntentState.UNKNOWN.value)
 
 RECONCILED_REASON = "no answer from Instagram, but its echo of the message shows it was sent"
 CONVERSATION_SENT_REASON = (
@@ -68,9 +69,9 @@ async def settle_sent(
     outcome and settles it as `sent` when its timeout comes."""
     intent.provider_message_id = mid
     intent.updated_at = utcnow()
-    if intent.state == "sending":
+    if intent.state == IntentState.SENDING:
         return
-    intent.state = "sent"
+    intent.state = IntentState.SENT
     lead = await session.get(Lead, intent.lead_id)
     if lead is not None:
         log.info("ambiguous send reconciled", lead_id=str(lead.id), reason=reason[:60])
@@ -82,7 +83,7 @@ async def settle_not_sent(session: AsyncSession, intent: DmSend, correlation_id:
     """An `unknown` intent (locked by the caller) Instagram says it does not hold: `failed`
     as a transient failure, which a creator may retry (services/api/service_layer/retry_policy.py),
     and which a later attempt may take over (the intent is final-not-sent)."""
-    intent.state = "failed"
+    intent.state = IntentState.FAILED
     intent.reconcile_checks = 0
     intent.updated_at = utcnow()
     lead = await session.get(Lead, intent.lead_id)

@@ -40,6 +40,7 @@ from shared.delivery.circuit import (
 from shared.delivery.kill_switch import GLOBAL, creator_scope
 from shared.delivery.pacing import Rate, RateLimiter, SendKind, rates_from
 from shared.delivery.settings import SenderSettings
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.logs import get_logger
 from shared.platform.outage_log import OutageLog
 from shared.providers.meta_errors import THROTTLE_CODES, ErrorClass, MetaError
@@ -67,7 +68,7 @@ class DeliveryGate:
     def __init__(
         self, sessions: async_sessionmaker[AsyncSession], provider: str, settings: SenderSettings
     ) -> None:
-        self._sessions = sessions
+        self._uow = UnitOfWorkFactory(sessions)
         self.provider = provider
         self._limiter = RateLimiter(rates_from(settings))
         self._account_policy = CircuitPolicy(
@@ -91,7 +92,8 @@ class DeliveryGate:
     # --- shared state -------------------------------------------------------------------
 
     async def refresh(self) -> None:
-        async with self._sessions() as session:
+        async with self._uow() as work:
+            session = work.session
             self._paused = set(await session.scalars(select(SendingPause.scope)))
             paces = await session.execute(
                 select(Creator.id, Creator.dm_pace_per_h).where(Creator.dm_pace_per_h.is_not(None))
@@ -134,8 +136,8 @@ class DeliveryGate:
 
     async def _save(self, circuit: Circuit) -> None:
         now = utcnow()
-        async with self._sessions.begin() as session:
-            await save_circuit(session, circuit, now)
+        async with self._uow() as work:
+            await save_circuit(work.session, circuit, now)
         self._saved_at[circuit.scope] = now
 
     # --- before a send ------------------------------------------------------------------

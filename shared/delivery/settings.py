@@ -11,8 +11,8 @@ class SenderSettings(Settings):
     instagram_send_burst: int = Field(default=10, ge=1, le=100)
     instagram_private_reply_burst: int = Field(default=20, ge=1, le=150)
     # A send waits in-process for a rate-limit token at most this long; longer waits are
-    # deferred to the retry topic so the partition moves on. Every inline wait also holds up
-    # the other accounts on that partition: the bench's scale run (5/s accounts, 100 DMs
+    # deferred (shared.delivery.deferrals) so the partition moves on. Every inline wait also
+    # holds up the other accounts on that partition: the bench's scale run (5/s accounts, 100 DMs
     # each) delayed cold accounts by tens of seconds at 1 s, so it is about a round trip.
     max_inline_wait_s: float = Field(default=0.05, ge=0)
     # Delivery attempts of one DM (each after the fast in-process retries) before the DLQ.
@@ -31,5 +31,5 @@ class SenderSettings(Settings):
     delivery_state_refresh_s: float = 1.0
     # A paused DM is looked at again this often; resume sends it within this delay.
     paused_recheck_s: float = 2.0
-    # The retry consumer holds at most this many deferred records in memory.
-    retry_max_held: int = 20000
+    # How often each sender re-requests its due deferred DMs (shared.delivery.deferrals).
+    deferral_poll_s: float = Field(default=0.5, gt=0)

@@ -1,29 +1,25 @@
-"""Delayed retries through `dm.retry.<provider>`: a deferred record is re-published there
-with its failed-attempt count and not-before time in headers; the offset it came from is
-committed and its partition moves on (Uber's retry topics / Spring's @RetryableTopic).
+"""A request's delivery attempts, carried in its record's headers: a deferred request
+(shared.delivery.deferrals) is re-requested with its failed-attempt count, its not-before
+time and why it waited; the offset it came from is committed and its partition moves on.
 
-The first deferral stamps where the record came from (x-original-topic/partition/offset),
-so the DLQ entry after the last attempt names the request topic, not the retry topic.
+The first deferral stamps where the request was first read (x-original-topic/partition/
+offset), so the DLQ entry after the last attempt names that record, not a re-request.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from shared.messaging.dead_letters import H_ATTEMPTS, H_OFFSET, H_PARTITION, H_TOPIC
-from shared.platform.metrics import DELIVERIES_DEFERRED
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
 
 H_NOT_BEFORE = "x-not-before"
 H_DEFERRED_FOR = "x-deferred-for"
-
-Publish = Callable[..., Awaitable[Any]]
 
 
 @dataclass(frozen=True)
@@ -37,11 +33,14 @@ class DeliveryContext:
     value: bytes
     headers: dict[str, str]
     attempts: int
-    # True when read by the retry consumer, which can keep holding the record in memory.
-    held: bool
+
+    @property
+    def deferred(self) -> bool:
+        """A re-request of a deferred DM (its deferral row is the sender's to take)."""
+        return H_DEFERRED_FOR in self.headers
 
     @classmethod
-    def from_record(cls, record: ConsumerRecord[Any, Any], *, held: bool) -> DeliveryContext:
+    def from_record(cls, record: ConsumerRecord[Any, Any]) -> DeliveryContext:
         headers = {k: v.decode(errors="replace") for k, v in (record.headers or ())}
         return cls(
             topic=record.topic,
@@ -51,15 +50,7 @@ class DeliveryContext:
             value=record.value or b"",
             headers=headers,
             attempts=int(headers.get(H_ATTEMPTS, "0") or 0),
-            held=held,
         )
-
-
-def not_before(headers: dict[str, str]) -> datetime:
-    value = headers.get(H_NOT_BEFORE)
-    if not value:
-        return datetime.now(UTC)
-    return datetime.fromtimestamp(float(value), UTC)
 
 
 def backoff_s(attempts: int, base_s: float, max_s: float) -> float:
@@ -69,27 +60,17 @@ def backoff_s(attempts: int, base_s: float, max_s: float) -> float:
     return ceiling / 2 + jitter
 
 
-class RetryPublisher:
-    def __init__(self, publish: Publish, topic: str, provider: str) -> None:
-        self._publish = publish
-        self.topic = topic
-        self._provider = provider
-
-    async def defer(self, ctx: DeliveryContext, due: datetime, reason: str, attempts: int) -> None:
-        headers = {
-            H_TOPIC: ctx.topic,
-            H_PARTITION: str(ctx.partition),
-            H_OFFSET: str(ctx.offset),
-            **ctx.headers,  # an earlier deferral's origin wins
-            H_ATTEMPTS: str(attempts),
-            H_NOT_BEFORE: f"{due.timestamp():.3f}",
-            H_DEFERRED_FOR: reason,
-        }
-        await self._publish(
-            ctx.value,
-            self.topic,
-            key=ctx.key,
-            headers=headers,
-            correlation_id=ctx.headers.get("correlation_id"),
-        )
-        DELIVERIES_DEFERRED.labels(provider=self._provider, reason=reason).inc()
+def deferral_headers(
+    ctx: DeliveryContext, due: datetime, reason: str, attempts: int
+) -> dict[str, str]:
+    """The headers a deferred request is re-requested with: its failed attempts, when it is
+    due and why, and where it was first read (an earlier deferral's origin wins)."""
+    return {
+        H_TOPIC: ctx.topic,
+        H_PARTITION: str(ctx.partition),
+        H_OFFSET: str(ctx.offset),
+        **ctx.headers,
+        H_ATTEMPTS: str(attempts),
+        H_NOT_BEFORE: f"{due.timestamp():.3f}",
+        H_DEFERRED_FOR: reason,
+    }

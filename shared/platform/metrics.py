@@ -5,7 +5,8 @@ dashboard, the alert rules and tests/unit/test_ops_artifacts.py see one list; th
 fails until deploy/grafana/autodm.json shows a new metric):
 - shared/delivery/pacing.py (delivery engineer): observe RATE_LIMIT_WAIT with the wait a send
   had to take for a permit (0 when none), labelled provider and scope ("account" | "app");
-  deferrals to the retry topic count in DELIVERIES_DEFERRED.
+  deferrals (a row in deferred_sends) count in DELIVERIES_DEFERRED; each sender's
+  deferral poller sets DEFERRED_SENDS to how many of its DMs wait there.
 - shared/delivery/circuit.py (delivery engineer): CIRCUIT_STATE on every transition. Alerts read
   `kind="provider"` as critical and count open `kind="account"` breakers.
 - services/webhook_ingest (Instagram lifecycle engineer): WEBHOOK_SIGNATURE_FAILURES for
@@ -120,7 +121,7 @@ CIRCUIT_STATE = Gauge(
 )
 DELIVERIES_DEFERRED = Counter(
     "autodm_deliveries_deferred_total",
-    "DMs deferred to the retry topic, by provider and why (retry, throttled, paused, ...)",
+    "DMs deferred (deferred_sends), by provider and why (transient, throttled, paused, ...)",
     ["provider", "reason"],
 )
 COMMENT_LEADS = Counter(
@@ -129,8 +130,8 @@ COMMENT_LEADS = Counter(
     "(trigger off or no keyword), cool_down, too_old, unknown_account, account_disconnected",
     ["outcome"],
 )
-RETRIES_HELD = Gauge(
-    "autodm_retries_held", "Deferred records held by a retry consumer until due", ["provider"]
+DEFERRED_SENDS = Gauge(
+    "autodm_deferred_sends", "DMs waiting in deferred_sends until due, by provider", ["provider"]
 )
 # shared/platform/body_limits.py: requests refused before their body was read or buffered.
 HTTP_BODIES_REFUSED = Counter(

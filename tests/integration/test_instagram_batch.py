@@ -1,12 +1,14 @@
 """The Instagram sender's batch path (services/instagram_sender/batch.py) on the real
 database: a batch with a duplicate, a malformed record, an expired token and a throttled
 account in it sends each DM at most once, parks exactly the bad records one by one, and
-defers the throttled account's DMs without calling Instagram again."""
+defers the throttled account's DMs without calling Instagram again; a deferred DM comes
+back through the request topic when due and goes out once."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -18,13 +20,20 @@ from services.api.http.schemas import LeadIn
 from services.api.service_layer.leads import create_lead
 from services.instagram_sender.batch import jobs_of, send_batch
 from services.instagram_sender.sending import RetryPolicy, SenderDeps
-from shared.contracts.events import DmRequested, DmRequestedPayload, DmStatusChanged, Recipient
+from shared.contracts.events import (
+    DmRequested,
+    DmRequestedPayload,
+    DmStatusChanged,
+    Recipient,
+    utcnow,
+)
 from shared.contracts.lifecycle import DmStatus, Provider, Route
-from shared.contracts.topics import DM_REQUESTED_INSTAGRAM, DM_RETRY_INSTAGRAM
-from shared.db.models import DmSend, SocialAccount
+from shared.contracts.topics import DM_REQUESTED_INSTAGRAM
+from shared.db.models import DeferredSend, DmSend, SocialAccount
+from shared.delivery.deferrals import DeferralPoller
 from shared.delivery.gate import DeliveryGate
-from shared.messaging.dead_letters import DeliveryFailed
-from shared.messaging.delayed_retries import H_DEFERRED_FOR, RetryPublisher
+from shared.messaging.dead_letters import H_ATTEMPTS, H_TOPIC, DeliveryFailed
+from shared.messaging.delayed_retries import H_DEFERRED_FOR
 from shared.platform.crypto import DecryptedTokens, TokenCipher
 from shared.providers.instagram import SentMessage
 from shared.providers.meta_errors import ErrorClass, MetaError
@@ -64,16 +73,11 @@ class World:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: AllSettings) -> None:
         self.sessions, self.settings = sessions, settings
         self.published: list[DmStatusChanged] = []
-        self.deferred: list[tuple[dict[str, str], bytes]] = []
         self.parked: list[tuple[int, BaseException]] = []
 
     def deps(self, client: ScriptedInstagram) -> SenderDeps:
         async def publish(event: DmStatusChanged) -> None:
             self.published.append(event)
-
-        async def publish_retry(value: bytes, topic: str, **kw: Any) -> None:
-            assert topic == DM_RETRY_INSTAGRAM
-            self.deferred.append((kw["headers"], value))
 
         return SenderDeps(
             sessions=self.sessions,
@@ -81,7 +85,6 @@ class World:
             tokens=DecryptedTokens(TokenCipher.from_settings(self.settings)),
             publish=publish,
             gate=DeliveryGate(self.sessions, Provider.INSTAGRAM, self.settings),
-            retry=RetryPublisher(publish_retry, DM_RETRY_INSTAGRAM, Provider.INSTAGRAM),
             policy=RetryPolicy(max_inline_wait_s=0),
             fast_retries=1,
             concurrency=4,
@@ -92,6 +95,14 @@ class World:
 
     def statuses(self, lead_id: UUID) -> list[DmStatus]:
         return [e.payload.status for e in self.published if e.payload.lead_id == lead_id]
+
+    async def deferred(self, *requests: DmRequested) -> list[DeferredSend]:
+        async with self.sessions() as session:
+            rows = [
+                await session.get(DeferredSend, (r.payload.lead_id, r.payload.route))
+                for r in requests
+            ]
+        return [row for row in rows if row is not None]
 
 
 async def _account(world: World, creator: UUID) -> tuple[UUID, str]:
@@ -183,8 +194,11 @@ async def test_a_mixed_batch_sends_once_parks_alone_and_defers_the_throttled_acc
     assert world.statuses(stale_later.payload.lead_id) == [DmStatus.SKIPPED]
     assert world.statuses(hot_first.payload.lead_id) == [DmStatus.SENDING]
     assert world.statuses(hot_second.payload.lead_id) == []
-    reasons = sorted(headers[H_DEFERRED_FOR] for headers, _ in world.deferred)
-    assert reasons == ["throttled", "throttled"]
+    deferred = await world.deferred(hot_first, hot_second)
+    assert sorted(row.headers[H_DEFERRED_FOR] for row in deferred) == ["throttled", "throttled"]
+    # Where each was first read and how many attempts failed travel with the deferral.
+    assert {row.headers[H_TOPIC] for row in deferred} == {DM_REQUESTED_INSTAGRAM}
+    assert sorted(row.headers[H_ATTEMPTS] for row in deferred) == ["0", "1"]
 
     for request, state in [(first, "sent"), (second, "sent"), (hot_second, "deferred")]:
         intent = await _intent(world, request.payload.lead_id)
@@ -252,4 +266,52 @@ async def test_a_send_cut_off_by_an_outage_is_unknown_on_the_retried_batch(
     for request in requests[1:]:
         assert world.statuses(request.payload.lead_id) == [DmStatus.SENDING, DmStatus.SENT]
     assert len(client.calls) == 2
+    assert world.parked == []
+
+
+async def test_a_deferred_dm_comes_back_when_due_and_goes_out_once(
+    sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
+) -> None:
+    world = World(sessions, settings)
+    account, ig = await _account(world, creator)
+    request = await _request(world, creator, account, "601")
+    throttle = MetaError(ErrorClass.THROTTLED, "slow down", code=613, retry_after_s=0.3)
+    client = ScriptedInstagram({ig: throttle})
+    deps = world.deps(client)
+    records = _records([request.model_dump_json().encode()])
+    await send_batch(deps, await jobs_of(records, world.park), world.park)
+    (row,) = await world.deferred(request)
+    assert (await _intent(world, request.payload.lead_id)).state == "deferred"  # type: ignore[union-attr]
+
+    again: list[tuple[DmRequested, dict[str, str]]] = []
+
+    async def request_again(due: DmRequested, headers: dict[str, str]) -> None:
+        if due.payload.lead_id == request.payload.lead_id:  # other tests' rows stay
+            again.append((due, headers))
+
+    poller = DeferralPoller(
+        sessions, request_again, poll_s=1, routes=[Route.IG_DM], provider="instagram"
+    )
+    await poller.dispatch_due(row.not_before - timedelta(seconds=1))
+    assert again == []  # not due yet
+    await asyncio.sleep(0.4)  # Instagram's throttle (0.3 s) is over
+    client.errors.clear()
+    await poller.dispatch_due(utcnow())
+    ((due, headers),) = again
+    assert headers[H_ATTEMPTS] == "1" and headers[H_DEFERRED_FOR] == "throttled"
+
+    redelivered = consumer_record(
+        due.model_dump_json().encode(), 7, DM_REQUESTED_INSTAGRAM, headers
+    )
+    await send_batch(deps, await jobs_of([redelivered], world.park), world.park)
+    await send_batch(deps, await jobs_of([redelivered], world.park), world.park)  # twice
+
+    assert client.calls == [(ig, "601"), (ig, "601")]  # the throttled try, then the send
+    assert world.statuses(request.payload.lead_id) == [
+        DmStatus.SENDING,
+        DmStatus.SENDING,
+        DmStatus.SENT,
+        DmStatus.SENT,  # the second re-request re-announces it
+    ]
+    assert await world.deferred(request) == []  # taken: nothing re-requests it again
     assert world.parked == []

@@ -27,6 +27,7 @@ from shared.contracts.events import (
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.db.models import DmSend
 from shared.delivery.ambiguous_sends import text_digest
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from tests.integration.conftest import connect_instagram
 from tests.integration.outboxed import outboxed_statuses
 from tests.settings import AllSettings
@@ -130,7 +131,7 @@ async def _time_out(
     async def publish(event: DmStatusChanged) -> None:
         published.append(event)
 
-    deps: Any = SimpleNamespace(sessions=sessions, publish=publish)
+    deps: Any = SimpleNamespace(uow=UnitOfWorkFactory(sessions), publish=publish)
     await _park_unknown(deps, case.request(), "no answer from Instagram", None)
     return published
 

@@ -461,7 +461,7 @@ async def test_data_deletion_of_a_person_anonymises_their_leads_and_blocks_waiti
                 )
             )
         await session.flush()
-        # Its DM waits for a retry still in dm.retry.instagram.
+        # Its DM waits, deferred, to be re-requested when due.
         session.add(
             DmSend(
                 lead_id=waiting, route="ig_dm", state="deferred", attempt=1, recipient_igsid=igsid

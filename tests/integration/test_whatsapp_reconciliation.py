@@ -5,6 +5,7 @@ sent twice (services/whatsapp_sender/reconciliation.py)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -24,6 +25,7 @@ from services.whatsapp_sender.statuses import handle_webhook
 from shared.contracts.events import DmStatusChanged, WhatsAppWebhookPayload, WhatsAppWebhookReceived
 from shared.contracts.lifecycle import DmStatus
 from shared.db.models import DmSend, Lead, WhatsAppMessage, WhatsAppStatusBacklog
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.providers.whatsapp import AcceptedMessage, TemplateMessage
 from tests.integration.outboxed import outboxed_statuses
@@ -109,11 +111,13 @@ async def test_statuses_that_came_during_the_hang_settle_the_send_when_it_times_
     account_id, lead_id = await _world(sessions, settings, creator)
     client = HungClient()
     deps, published = _deps(sessions, settings, client)
+    woken: list[int] = []
+    deps = replace(deps, wake=lambda: woken.append(1))  # the sender's outbox relay
 
     async def webhook(status: str) -> None:
         data = client.callback_data[-1]
         event = _status(account_id, creator, client.wamid, status, data)
-        await handle_webhook(sessions, deps.publish, _never, event)
+        await handle_webhook(UnitOfWorkFactory(sessions), deps.publish, _never, event)
 
     client.during_hang, client.on_hang = ["sent", "delivered"], webhook
     await send_whatsapp(deps, _request(creator, account_id, lead_id))
@@ -125,6 +129,7 @@ async def test_statuses_that_came_during_the_hang_settle_the_send_when_it_times_
     # Those that came during the hang left the backlog for the outbox, in the transaction
     # that settled the send: a crash after it cannot lose them.
     backlog = await outboxed_statuses(sessions, lead_id)
+    assert woken == [1]  # the unit of work woke the relay once, after that commit
     assert sending.payload.status == DmStatus.SENDING
     assert (settled.payload.status, settled.payload.provider_message_id) == (
         DmStatus.SENT,
@@ -162,8 +167,8 @@ async def test_a_status_after_the_send_was_parked_unknown_settles_it_once(
 
     data = client.callback_data[0]
     read = _status(account_id, creator, client.wamid, "read", data)
-    await handle_webhook(sessions, deps.publish, _never, read)
-    await handle_webhook(sessions, deps.publish, _never, read)  # Meta's retry
+    await handle_webhook(UnitOfWorkFactory(sessions), deps.publish, _never, read)
+    await handle_webhook(UnitOfWorkFactory(sessions), deps.publish, _never, read)  # Meta's retry
     await send_whatsapp(deps, request)  # a redelivered request: never sent again
 
     settled, retried, announced = published[2:]
@@ -191,7 +196,7 @@ async def test_a_status_naming_another_attempt_or_nothing_of_ours_settles_nothin
 
     for data in (other_attempt, "someone-else:42", None):
         event = _status(account_id, creator, f"wamid.other.{uuid4().hex}", "sent", data)
-        await handle_webhook(sessions, deps.publish, _never, event)
+        await handle_webhook(UnitOfWorkFactory(sessions), deps.publish, _never, event)
 
     assert [e.payload.status for e in published] == [DmStatus.SENDING, DmStatus.UNKNOWN]
     assert (await _intent(sessions, lead_id)).state == "unknown"
@@ -209,7 +214,7 @@ async def test_a_failed_status_settles_it_as_failed_and_nothing_is_sent_again(
     failed = _status(
         account_id, creator, client.wamid, "failed", client.callback_data[0], errors=errors
     )
-    await handle_webhook(sessions, deps.publish, _never, failed)
+    await handle_webhook(UnitOfWorkFactory(sessions), deps.publish, _never, failed)
     request = _request(creator, account_id, lead_id)
     retry = request.model_copy(
         update={"payload": request.payload.model_copy(update={"attempt": 2})}

@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.whatsapp_sender.deferral import DeferralPoller
 from services.whatsapp_sender.links import WhatsAppDeps
 from services.whatsapp_sender.sending import SenderDeps, send_whatsapp
 from services.whatsapp_sender.statuses import handle_webhook
@@ -41,6 +40,7 @@ from shared.db.models import (
     WhatsAppNumber,
     WhatsAppTemplate,
 )
+from shared.delivery.deferrals import DeferralPoller
 from shared.delivery.gate import DeliveryGate
 from shared.delivery.kill_switch import (
     creator_scope,
@@ -49,6 +49,7 @@ from shared.delivery.kill_switch import (
     resume_in_scope,
     resume_sending,
 )
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.crypto import TokenCipher
 from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.providers.whatsapp import AcceptedMessage, TemplateMessage
@@ -210,7 +211,7 @@ async def test_a_status_before_its_send_is_recorded_is_applied_when_it_is(
                 item={"id": wamid, "status": "delivered", "timestamp": "1764331200"},
             ),
         )
-        await handle_webhook(sessions, deps.publish, _never, early)
+        await handle_webhook(UnitOfWorkFactory(sessions), deps.publish, _never, early)
         return AcceptedMessage(wamid=wamid, wa_id="442079460958")
 
     client.send_template = accept_as_known  # type: ignore[method-assign]
@@ -365,10 +366,17 @@ async def test_only_a_message_written_after_the_send_second_is_a_reply(
 
     # Written earlier or within the send's second (delivered late): not an answer to it.
     for written in (second - 5, second):
-        await handle_webhook(sessions, deps.publish, _never, _inbound(creator, account_id, written))
+        await handle_webhook(
+            UnitOfWorkFactory(sessions),
+            deps.publish,
+            _never,
+            _inbound(creator, account_id, written),
+        )
     assert DmStatus.REPLIED not in [e.payload.status for e in published]
 
-    await handle_webhook(sessions, deps.publish, _never, _inbound(creator, account_id, second + 1))
+    await handle_webhook(
+        UnitOfWorkFactory(sessions), deps.publish, _never, _inbound(creator, account_id, second + 1)
+    )
     assert published[-1].payload.status == DmStatus.REPLIED
     assert published[-1].payload.lead_id == lead_id
 
@@ -393,11 +401,12 @@ async def test_a_persons_paced_dms_go_out_in_the_order_their_leads_came(
     deps = replace(deps, now=lambda: clock[0])
     again: list[DmRequested] = []
 
-    async def request_again(request: DmRequested) -> None:
+    async def request_again(request: DmRequested, headers: dict[str, str]) -> None:
         if request.payload.account_id == account_id:  # other tests' deferred rows stay
             again.append(request)
 
-    poller = DeferralPoller(sessions, request_again, poll_s=1)
+    routes = [Route.WA_TEXT, Route.WA_TEMPLATE]
+    poller = DeferralPoller(sessions, request_again, poll_s=1, routes=routes, provider="whatsapp")
     for lead_id in leads[:3]:  # the first goes, the next two wait for the pair rate
         await send_whatsapp(deps, _request(creator, account_id, lead_id))
     clock[0] = t0 + timedelta(seconds=7)  # the slot is free before the poller runs ...
@@ -473,12 +482,12 @@ async def test_a_message_naming_a_waiting_lead_binds_the_number_that_wrote(
     # Without the reference (or with a word that merely looks like one): nothing binds.
     for text in ("hi", f"hi {lead.ref}"):
         unnamed = _writes(creator, account_id, "447700900123", text, now)
-        await handle_webhook(sessions, deps.publish, _never, unnamed)
+        await handle_webhook(UnitOfWorkFactory(sessions), deps.publish, _never, unnamed)
     assert await _contacts_for(sessions, lead.id) == []
 
     named = _writes(creator, account_id, "447700900123", f"Hi Cara! (ref {lead.ref})", now)
-    await handle_webhook(sessions, deps.publish, _never, named)
-    await handle_webhook(sessions, deps.publish, _never, named)  # Meta's retry
+    await handle_webhook(UnitOfWorkFactory(sessions), deps.publish, _never, named)
+    await handle_webhook(UnitOfWorkFactory(sessions), deps.publish, _never, named)  # Meta's retry
     opened = await _contacts_for(sessions, lead.id)
     assert {e.id for e in opened} == {opened[0].id}  # one event: the router claims it once
     p = opened[0].payload

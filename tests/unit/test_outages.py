@@ -1,7 +1,8 @@
 """A dependency outage (PostgreSQL unreachable) is ridden out, never parked as a dead letter.
 
 Regression for the big fault-injection run: while PostgreSQL restarted, deferred private
-replies came due in the retry consumer and status events reached the batch projection;
+replies came due in the (since retired) retry consumer and status events reached the batch
+projection;
 each failed with "Connection refused", was parked in the DLQ, and its lead stayed
 `queued` (or behind its real status) until an operator replayed it.
 
@@ -9,9 +10,11 @@ The refused connections here are real: an engine pointed at a port nothing liste
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
@@ -23,13 +26,14 @@ from pydantic import SecretStr
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.contracts.events import DmStatusChanged, DmStatusPayload
+from shared.contracts.events import DmRequested, DmStatusChanged, DmStatusPayload
 from shared.contracts.lifecycle import DmStatus
 from shared.contracts.topics import DLQ, DM_STATUS
 from shared.db.session import make_engine, make_sessionmaker
+from shared.delivery.deferrals import DeferralPoller
 from shared.messaging.batches import BatchWork
 from shared.messaging.dead_letters import DeadLetterPolicy, DeliveryFailed, classify
-from shared.messaging.delayed_retry_consumer import OUTAGE_RECHECK_S, RetryConsumer
+from shared.platform.metrics import BACKGROUND_OUTAGE
 from shared.platform.outages import is_outage, ride_out
 from tests.records import consumer_record
 from tests.settings import AllSettings
@@ -117,31 +121,29 @@ async def test_a_batch_failing_on_an_outage_raises_instead_of_parking(
     assert parked == []
 
 
-async def test_the_retry_consumer_holds_a_record_through_an_outage(
+async def test_deferred_dms_wait_through_an_outage_and_the_poller_goes_on(
     down_db: async_sessionmaker[AsyncSession],
 ) -> None:
-    parked: list[BaseException] = []
+    requested: list[DmRequested] = []
 
-    async def handle(record: ConsumerRecord[bytes, bytes]) -> datetime | None:
-        await _query(down_db)
-        return None
+    async def request_again(request: DmRequested, headers: dict[str, str]) -> None:
+        requested.append(request)
 
-    async def park(record: ConsumerRecord[bytes, bytes], exc: BaseException) -> None:
-        parked.append(exc)
-
-    consumer = RetryConsumer(
-        bootstrap="unused:9092",
-        topic="dm.retry.instagram",
-        group_id="g",
-        handle=handle,
-        park=park,
-        provider="instagram",
-        max_held=10,
+    poller = DeferralPoller(
+        down_db, request_again, poll_s=0.05, routes=["ig_dm"], provider="outage-test"
     )
-    before = datetime.now().timestamp()
-    again = await consumer._handle_one(_record(b"{}"))
-    assert again is not None and again.timestamp() >= before + OUTAGE_RECHECK_S * 0.9
-    assert parked == []
+    with pytest.raises(Exception) as refused:
+        await poller.dispatch_due(datetime.now(UTC))
+    assert is_outage(refused.value)  # the rows stay where they are: nothing is lost
+
+    loop = asyncio.create_task(poller.run_forever())
+    await asyncio.sleep(0.3)
+    assert not loop.done()  # an outage is waited out, not a crash of the sender
+    assert BACKGROUND_OUTAGE.labels(loop="outage-test_deferral")._value.get() == 1
+    loop.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await loop
+    assert requested == []
 
 
 async def test_a_handler_is_retried_through_an_outage_and_parked_only_past_the_limit() -> None:

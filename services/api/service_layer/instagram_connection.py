@@ -15,13 +15,10 @@ from uuid import UUID, uuid4
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from shared.accounts.lifecycle import CONNECTED, DISCONNECTED, disconnect_account
-from shared.contracts.events import AccountConnected, AccountConnectedPayload, AccountDisconnected
+from shared.accounts.lifecycle import CONNECTED, DISCONNECTED, Disconnected, disconnect_account
 from shared.contracts.lifecycle import Provider
-from shared.contracts.topics import ACCOUNTS_EVENTS
 from shared.db.models import SocialAccount
 from shared.delivery.reasons import CREATOR_DISCONNECTED
-from shared.messaging.outbox import add_to_outbox
 from shared.platform.crypto import TokenCipher
 from shared.platform.logs import get_logger
 from shared.providers.instagram_auth import InstagramAuthClient, InstagramProfile, IssuedToken
@@ -73,7 +70,6 @@ async def _store(
         )
         .with_for_update()
     )
-    reconnected = account is not None
     if account is None:
         account = SocialAccount(
             id=uuid4(), creator_id=creator_id, provider=Provider.INSTAGRAM, created_at=now
@@ -94,24 +90,12 @@ async def _store(
     account.token_refresh_error = None
     account.updated_at = now
     await session.flush()
-    event = AccountConnected(
-        correlation_id=correlation_id,
-        creator_id=creator_id,
-        payload=AccountConnectedPayload(
-            account_id=account.id,
-            external_id=account.external_id,
-            username=account.username,
-            reconnected=reconnected,
-            token_expires_at=account.token_expires_at,
-        ),
-    )
-    add_to_outbox(session, ACCOUNTS_EVENTS, str(account.id), event)
     return account
 
 
 async def disconnect(
     deps: ConnectionDeps, creator_id: UUID, correlation_id: str, now: datetime
-) -> AccountDisconnected | None:
+) -> Disconnected | None:
     """None if the creator has no Instagram account to disconnect."""
     async with deps.sessions() as session:
         account = await _account_of(session, creator_id)

@@ -13,11 +13,6 @@ from shared.messaging.dead_letters import PoisonMessage
 CONSUMER = "dm-status-projection"
 
 
-async def project_status(session: AsyncSession, event: DmStatusChanged) -> bool:
-    """True if the lead moved; False for a duplicate or a stale (backward) status."""
-    return await project_statuses(session, [event]) == 1
-
-
 async def project_statuses(session: AsyncSession, events: Sequence[DmStatusChanged]) -> int:
     """Project a batch with one claim and one locking read; how many leads moved.
 

@@ -253,6 +253,6 @@ async def delete_connection(creator_id: CreatorId, deps: Deps) -> dict[str, Any]
     deps.relay.wake.set()
     return {
         "status": "disconnected",
-        "account_id": str(event.payload.account_id),
-        "skipped_dms": event.payload.skipped_dms,
+        "account_id": str(event.account_id),
+        "skipped_dms": event.skipped_dms,
     }

@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB
 
 revision: str = "0032_lead_sources_funnel"
-down_revision: str | Sequence[str] | None = "0029_api_rate_limits"
+down_revision: str | Sequence[str] | None = "0030_deferred_sends"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
