@@ -99,12 +99,15 @@ class Bench:
         self.token = service_token(stack.ports.local_issuer)
         self.roots = project_roots(stack)
         self.idle_cpu_per_s = 0.0
+        self.idle_by_process: dict[str, float] = {}
 
     async def measure_idle(self, seconds: float = 10.0) -> float:
         """CPU the stack burns doing nothing (pollers, Kafka, collectors), per second."""
-        before = sum(procstat.cpu_seconds(self.roots).values())
+        before = procstat.cpu_seconds(self.roots)
         await asyncio.sleep(seconds)
-        self.idle_cpu_per_s = (sum(procstat.cpu_seconds(self.roots).values()) - before) / seconds
+        after = procstat.cpu_seconds(self.roots)
+        self.idle_by_process = {k: round((after[k] - before[k]) / seconds, 3) for k in after}
+        self.idle_cpu_per_s = sum(self.idle_by_process.values())
         return self.idle_cpu_per_s
 
     def body(self, i: int) -> dict[str, Any]:
@@ -306,6 +309,8 @@ async def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
             bench = Bench(stack, db, pairs, args.connections)
             await bench.phase("warm-up", 300, 100.0)
             results["idle_cpu_s_per_s"] = round(await bench.measure_idle(), 3)
+            results["idle_cpu_s_per_s_by_process"] = bench.idle_by_process
+            print("idle CPU-s/s:", json.dumps(bench.idle_by_process), flush=True)
             phases = []
             for rate in args.rates:
                 phases.append(await bench.phase(f"{rate:g}/s", int(rate * args.seconds), rate))

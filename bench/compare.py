@@ -86,7 +86,10 @@ def table(results: dict[str, Any]) -> str:
     for phase in results["phases"]:
         key = "flat out" if phase["name"].startswith("flat out") else phase["name"]
         rows += phase_rows(phase, peer_phases.get(key))
+    idle = results.get("idle_cpu_s_per_s_by_process", {})
+    idle_by = ", ".join(f"{k} {v:.3f}" for k, v in sorted(idle.items(), key=lambda kv: -kv[1]))
     rows.append(("idle: CPU-s per s", _f(results.get("idle_cpu_s_per_s"), 3), "not measured", ""))
+    rows.append(("idle: CPU-s per s by process", idle_by, "", ""))
     ours_mem = ", ".join(f"{k} {v:.0f}" for k, v in results.get("peak_rss_mb", {}).items())
     peer_mem = ", ".join(f"{k} {v:.0f}" for k, v in peer.get("peak_rss_mb", {}).items())
     rows.append(("peak memory MB (VmHWM)", ours_mem, peer_mem, ""))

@@ -4,7 +4,7 @@ count, each fixed rate and its duration), and the peak memory of its processes.
 
 `bench/run.sh --with-peer` runs this before AutoDM's Kafka and PostgreSQL start, so neither
 system's idle processes are on the two cores while the other is measured. The peer's path
-is `AUTODM_PEER_DIR` (default: ../shared/peer relative to the repository).
+is `AUTODM_PEER_DIR` (default: ../shared/peer relative to the repository, see peer_dir).
 """
 
 from __future__ import annotations
@@ -28,7 +28,12 @@ NAMES = {"api:app": "api", "worker.py": "worker", "provider_sink": "sink"}
 
 
 def peer_dir() -> Path:
-    return Path(os.environ.get("AUTODM_PEER_DIR", ROOT.parent / "shared" / "peer")).resolve()
+    """AUTODM_PEER_DIR, else ../shared/peer beside the repository (or beside the folder of
+    worktrees holding this checkout)."""
+    if "AUTODM_PEER_DIR" in os.environ:
+        return Path(os.environ["AUTODM_PEER_DIR"]).resolve()
+    beside = ROOT.parent / "shared" / "peer"
+    return beside if beside.exists() else ROOT.parent.parent / "shared" / "peer"
 
 
 class PeakMemory:
