@@ -70,8 +70,8 @@ def phase_rows(ours: dict[str, Any], peer: dict[str, Any] | None) -> list[Row]:
         ),
         (f"{name}: accept -> `sent` projected p99 ms", _f(ours["p99_ms"]), "", ""),
         (
-            f"{name}: CPU ms per DM, all processes",
-            _f(ours["cpu_ms_per_dm"], 2),
+            f"{name}: CPU ms per DM, all processes (AutoDM: net of its idle)",
+            f"{_f(ours['cpu_ms_per_dm'], 2)} ({_f(ours['cpu_ms_per_dm_net_of_idle'], 2)})",
             _f(peer_total, 2),
             _ratio(ours["cpu_ms_per_dm"], peer_total),
         ),
