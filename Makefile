@@ -43,7 +43,7 @@ tools:
 # the figures and writes .local/bench/results.json.
 bench: venv
 	.venv/bin/pip install --disable-pip-version-check -q -e '.[bench]'
-	bash bench/run.sh
+	bash bench/run.sh --with-peer
 
 # `make test` runs the small plan of tests/chaos; this is the big one (docs/RELIABILITY.md).
 chaos: venv

@@ -24,8 +24,9 @@ from typing import Any
 import asyncpg  # type: ignore[import-untyped]
 import httpx
 
-from bench import procstat, raw_kafka
+from bench import compare, procstat, raw_kafka
 from bench.load import offer
+from bench.options import parser
 from bench.stats import percentiles
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,6 +88,10 @@ class PhaseResult:
     p50_ms: float
     p95_ms: float
     p99_ms: float
+    # Accept (the load generator got the 201) -> the sandbox accepted the message: the
+    # peer's measure (its driver's 201 -> its sink's receipt).
+    provider_p50_ms: float
+    provider_p99_ms: float
     accept_p99_ms: float
     cpu_ms_per_dm: float
     cpu_ms_per_dm_net_of_idle: float
@@ -95,17 +100,22 @@ class PhaseResult:
 
 
 class Bench:
-    def __init__(self, stack: Stack, db: asyncpg.Pool, pairs: list[dict[str, Any]]) -> None:
-        self.stack, self.db, self.pairs = stack, db, pairs
+    def __init__(
+        self, stack: Stack, db: asyncpg.Pool, pairs: list[dict[str, Any]], connections: int = 16
+    ) -> None:
+        self.stack, self.db, self.pairs, self.connections = stack, db, pairs, connections
         self.token = service_token(stack.ports.local_issuer)
         self.roots = project_roots(stack)
         self.idle_cpu_per_s = 0.0
+        self.idle_by_process: dict[str, float] = {}
 
     async def measure_idle(self, seconds: float = 10.0) -> float:
         """CPU the stack burns doing nothing (pollers, Kafka, collectors), per second."""
-        before = sum(procstat.cpu_seconds(self.roots).values())
+        before = procstat.cpu_seconds(self.roots)
         await asyncio.sleep(seconds)
-        self.idle_cpu_per_s = (sum(procstat.cpu_seconds(self.roots).values()) - before) / seconds
+        after = procstat.cpu_seconds(self.roots)
+        self.idle_by_process = {k: round((after[k] - before[k]) / seconds, 3) for k in after}
+        self.idle_cpu_per_s = sum(self.idle_by_process.values())
         return self.idle_cpu_per_s
 
     def body(self, i: int) -> dict[str, Any]:
@@ -123,10 +133,13 @@ class Bench:
     async def phase(self, name: str, count: int, rate: float | None) -> PhaseResult:
         cpu_before = procstat.cpu_seconds(self.roots)
         started = time.monotonic()
-        load = await offer(self.stack.ports.api, self.token, self.body, count, rate)
+        load = await offer(
+            self.stack.ports.api, self.token, self.body, count, rate, self.connections
+        )
         outcomes = await self.wait_settled(load.accepted)
         cpu = {k: v - cpu_before[k] for k, v in procstat.cpu_seconds(self.roots).items()}
         idle_cpu = self.idle_cpu_per_s * (time.monotonic() - started)
+        provider = await self.provider_latency(load.accepted_at)
         rows = await self.db.fetch(
             """SELECT l.created_at, min(d.recorded_at) AS sent_at FROM leads l
                JOIN dm_log d ON d.lead_id = l.id AND d.status = 'sent'
@@ -152,12 +165,39 @@ class Bench:
             p50_ms=p[50],
             p95_ms=p[95],
             p99_ms=p[99],
+            provider_p50_ms=provider[50],
+            provider_p99_ms=provider[99],
             accept_p99_ms=percentiles(load.accept_latency_s)[99],
             cpu_ms_per_dm=1000 * sum(cpu.values()) / max(sent, 1),
             cpu_ms_per_dm_net_of_idle=1000 * (sum(cpu.values()) - idle_cpu) / max(sent, 1),
             cpu_s_by_process={k: round(v, 2) for k, v in cpu.items()},
             load_average=os.getloadavg()[0],
         )
+
+    async def provider_latency(self, accepted_at: dict[str, float]) -> dict[int, float]:
+        """Percentiles of 201 -> the sandbox's receipt, matched by the provider's message id."""
+        base = f"http://127.0.0.1:{self.stack.ports.sandbox}"
+        async with httpx.AsyncClient(base_url=base, timeout=60) as sandbox:
+            data = (await sandbox.get("/_sandbox/instagram/messages")).json()["data"]
+        received = {m["message_id"]: m["time"] for m in data}
+        rows = await self.db.fetch(
+            "SELECT id::text, provider_message_id FROM leads WHERE id = ANY($1::uuid[])",
+            list(accepted_at),
+        )
+        return percentiles(
+            [
+                received[r["provider_message_id"]] - accepted_at[r["id"]]
+                for r in rows
+                if r["provider_message_id"] in received
+            ]
+        )
+
+    async def echoes(self, on: bool) -> None:
+        """Turn the sandbox's Instagram echo webhooks on or off (the peer's sink sends none)."""
+        base = f"http://127.0.0.1:{self.stack.ports.sandbox}"
+        async with httpx.AsyncClient(base_url=base) as sandbox:
+            patch = {"instagram_echo_webhooks": on}
+            (await sandbox.patch("/_sandbox/settings", json=patch)).raise_for_status()
 
     async def wait_settled(self, lead_ids: list[str], timeout_s: float = 180) -> dict[str, int]:
         deadline = time.monotonic() + timeout_s
@@ -274,9 +314,11 @@ async def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
         pairs = await seed(stack, args.accounts, args.users)
         url = stack.env["AUTODM_DATABASE_URL"].replace("postgresql+asyncpg", "postgresql")
         async with asyncpg.create_pool(url, min_size=1, max_size=2) as db:
-            bench = Bench(stack, db, pairs)
+            bench = Bench(stack, db, pairs, args.connections)
             await bench.phase("warm-up", 300, 100.0)
             results["idle_cpu_s_per_s"] = round(await bench.measure_idle(), 3)
+            results["idle_cpu_s_per_s_by_process"] = bench.idle_by_process
+            print("idle CPU-s/s:", json.dumps(bench.idle_by_process), flush=True)
             phases = []
             for rate in args.rates:
                 phases.append(await bench.phase(f"{rate:g}/s", int(rate * args.seconds), rate))
@@ -289,6 +331,11 @@ async def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
             print(json.dumps(asdict(phases[-1])), flush=True)
             for spy in spies:
                 spy.wait(timeout=60)
+            if not args.no_echo_phase:
+                await bench.echoes(False)
+                phases.append(await bench.phase("flat out, no echoes", args.flat_out, None))
+                print(json.dumps(asdict(phases[-1])), flush=True)
+                await bench.echoes(True)
             results["phases"] = [asdict(p) for p in phases]
             results["peak_rss_mb"] = {
                 name: round(procstat.peak_rss_mb(stack.processes[name].pid), 1) for name in SERVICES
@@ -303,24 +350,15 @@ async def end_to_end(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--accounts", type=int, default=100)
-    parser.add_argument("--users", type=int, default=3, help="open-window users per account")
-    parser.add_argument("--rates", type=float, nargs="*", default=[100.0, 250.0, 500.0])
-    parser.add_argument("--seconds", type=float, default=10.0, help="per fixed-rate phase")
-    parser.add_argument("--flat-out", type=int, default=6000, help="leads sent flat out")
-    parser.add_argument(
-        "--profile", action="store_true", help="py-spy the api, sender and webhook_ingest"
-    )
-    parser.add_argument(
-        "--scale-accounts", type=int, default=10_000, help="accounts of the scale run (0: skip)"
-    )
-    parser.add_argument("--only-scale", action="store_true", help="skip the end-to-end phases")
-    args = parser.parse_args()
+    args = parser(__doc__).parse_args()
     results = asyncio.run(run(args))
+    if args.with_peer:
+        results["peer"] = compare.load_peer()
     out = STATE / "results.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2, default=str))
+    if "phases" in results:
+        print(compare.table(results))
     print(f"results: {out}")
     return 0
 

@@ -48,6 +48,9 @@ class Connection:
 class LoadResult:
     accepted: list[str] = field(default_factory=list)  # lead ids
     accept_latency_s: list[float] = field(default_factory=list)
+    # Wall time the 201 arrived, per lead id: the peer's "accept" (its driver's) for the
+    # accept -> provider latency, on the same clock as the sandbox's receipt.
+    accepted_at: dict[str, float] = field(default_factory=dict)
     errors: int = 0
     elapsed_s: float = 0.0
 
@@ -75,7 +78,9 @@ async def offer(
             pool.put_nowait(conn)
         result.accept_latency_s.append(time.perf_counter() - sent)
         if status == 201:
-            result.accepted.append(json.loads(body)["id"])
+            lead_id = json.loads(body)["id"]
+            result.accepted.append(lead_id)
+            result.accepted_at[lead_id] = time.time()
         else:
             result.errors += 1
 

@@ -13,7 +13,8 @@ from pathlib import Path
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _children() -> dict[int, list[int]]:
+def children() -> dict[int, list[int]]:
+    """pid -> its child pids, for every live process."""
     tree: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
@@ -41,11 +42,11 @@ def tree_pids(root: int, children: Mapping[int, list[int]]) -> list[int]:
 
 def cpu_seconds(roots: Mapping[str, int]) -> dict[str, float]:
     """CPU seconds used so far by each named process tree."""
-    children = _children()
+    tree = children()
     used: dict[str, float] = {}
     for name, root in roots.items():
         total = 0
-        for pid in tree_pids(root, children):
+        for pid in tree_pids(root, tree):
             try:
                 fields = _stat_fields(pid)
             except OSError:

@@ -16,6 +16,11 @@ stop_all() {
 }
 trap stop_all EXIT
 
+# --with-peer: the peer's phases (bench/peer.py) first, before AutoDM's infrastructure is up.
+for arg in "$@"; do
+    if [ "$arg" = --with-peer ]; then .venv/bin/python -m bench.peer "$@"; fi
+done
+
 bash deploy/local/kafka.sh start
 bash deploy/local/postgres.sh start
 .venv/bin/python -m bench "$@"

@@ -18,6 +18,7 @@ from faststream.kafka.prometheus import KafkaPrometheusMiddleware
 from prometheus_client import REGISTRY
 
 from shared.contracts.events import Envelope, Unattributed
+from shared.messaging import batch_polling
 from shared.messaging.batches import Park
 from shared.messaging.dead_letters import DeadLetterPolicy
 from shared.messaging.publishers import declare_publishers
@@ -29,6 +30,10 @@ from shared.platform.settings import Settings
 ACK_POLICY = AckPolicy.NACK_ON_ERROR
 
 Handler = Callable[..., Awaitable[None]]
+# How long a batch subscriber's poll waits for records when there are none.
+BATCH_POLL_MS = 500
+# How long the broker holds a consumer's fetch when there is nothing new (aiokafka: 500).
+FETCH_MAX_WAIT_MS = 1500
 
 log = get_logger(__name__)
 
@@ -109,13 +114,19 @@ def subscribe(
     shared.messaging.batches), committed together after it returns."""
     options: dict[str, Any] = {"max_workers": max_workers} if max_workers else {}
     if batch_size:
-        # getmany: what the last fetch holds, up to batch_size; waits only when it is empty.
-        options |= {"batch": True, "max_records": batch_size, "batch_timeout_ms": 100}
+        # getmany: what the last fetch holds, up to batch_size; waits only when it is empty,
+        # and returns as soon as records come (shared.messaging.batch_polling): the period only sets
+        # how often an idle subscriber wakes.
+        batch_polling.install()
+        options |= {"batch": True, "max_records": batch_size, "batch_timeout_ms": BATCH_POLL_MS}
     if decoder:
         options["decoder"] = decoder
     subscriber: Callable[[Handler], Any] = broker.subscriber(
         topic,
         group_id=group,
+        # The broker answers a fetch as soon as a record comes (fetch_min_bytes=1); this is
+        # only how long an empty one is held, i.e. how often an idle consumer asks again.
+        fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
         ack_policy=ACK_POLICY,
         auto_offset_reset="earliest",
         title=title,

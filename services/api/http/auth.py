@@ -22,6 +22,7 @@ import jwt
 from jwt import PyJWKClient
 
 from services.api.http.problems import ApiProblem
+from services.api.http.token_cache import VerifiedTokens
 from services.api.settings import ApiSettings
 
 BEARER_CHALLENGE = 'Bearer error="invalid_token"'
@@ -82,6 +83,8 @@ class TokenVerifier:
         # kid -> (key, monotonic expiry): a known key is used inline; only a miss pays the
         # thread hand-off (PyJWKClient may fetch with blocking urllib).
         self._keys: dict[str, tuple[Any, float]] = {}
+        # A token verified once is trusted until its exp (never past the key cache's life).
+        self._verified: VerifiedTokens[Principal] = VerifiedTokens(max_age_s=key_cache_s)
 
     @classmethod
     def from_settings(cls, settings: ApiSettings) -> TokenVerifier:
@@ -94,10 +97,15 @@ class TokenVerifier:
         return cls(TokenPolicy.from_settings(settings), jwks, settings.jwks_cache_s)
 
     async def verify(self, token: str) -> Principal:
+        cached = self._verified.get(token)
+        if cached is not None:
+            return cached
         algorithm, kid = self._pinned_header(token)
         key = await self._key(token, kid)
         claims = self._decode(token, key, algorithm)
-        return self._principal(claims)
+        principal = self._principal(claims)
+        self._verified.put(token, principal, float(claims["exp"]))
+        return principal
 
     async def _key(self, token: str, kid: str) -> Any:
         cached = self._keys.get(kid)
