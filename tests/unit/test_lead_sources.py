@@ -18,7 +18,7 @@ from services.api.service_layer.funnel import Counts
 from services.api.service_layer.funnel_stages import Stage, stages_passed
 from services.api.service_layer.tracked_links import link_route, safe_target, tracked_link
 from services.api.workers.lead_ingress import lead_in
-from shared import dm_reasons
+from shared.delivery import reasons as dm_reasons
 from shared.contracts.events import (
     LEAD_CREATED_VERSIONS,
     LeadCreated,
