@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from fastapi import FastAPI
 
-from services.api import admin_dlq, instagram_connect, routes, whatsapp_connect
+from services.api import admin_dlq, instagram_connect, routes, suppressions, whatsapp_connect
 from services.api.auth import TokenVerifier
 from services.api.cors import ApiCors
 from services.api.dlq_size import DlqSize
@@ -129,6 +129,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.include_router(routes.router)
     app.include_router(admin_dlq.router)
+    app.include_router(suppressions.router)
     app.state.instagram = instagram_connect.make_deps(settings, sessions, relay)
     app.include_router(instagram_connect.router)
     app.state.whatsapp_cipher = TokenCipher.from_settings(settings)

@@ -32,6 +32,7 @@ from shared.crypto import DecryptedTokens
 from shared.db.models import DmSend, InstagramComment, SocialAccount
 from shared.dead_letters import DeliveryFailed
 from shared.delivery import BUCKET_WAITS, DeliveryGate, Limits, Verdict, counts_as_failure
+from shared.dm_guard import hold_reason
 from shared.dm_reasons import ACCESS_REFUSED, NOT_CONNECTED, provider_failure
 from shared.dm_status import status_of
 from shared.events import DmRequested, DmStatusChanged, ProviderError, utcnow
@@ -125,6 +126,9 @@ async def send_known(
         dead = account is not None and account.status == RECONNECT_REQUIRED
         await claim_and_finish_skipped(deps, request, ACCESS_REFUSED if dead else NOT_CONNECTED)
         return None
+    if reason := await _held(deps, request, known.recipient):
+        await claim_and_finish_skipped(deps, request, reason)
+        return None
     verdict = await _wait_for_gate(deps, request)
     if not verdict.go:
         assert verdict.not_before is not None
@@ -156,6 +160,13 @@ async def _send_admitted(
     # batches (services/webhook_ingest/inbound.py), and left sent DMs `sending` longer.
     await _finish(deps, request, "sent", DmStatus.SENT, provider_message_id=sent.message_id)
     return None
+
+
+async def _held(deps: SenderDeps, request: DmRequested, recipient: str | None) -> str | None:
+    """Asked right before the send, whatever brought the request here (the topic, the retry
+    topic, a DLQ replay): the person opted out, or the creator is writing to them."""
+    async with deps.sessions() as session:
+        return await hold_reason(session, request.payload.lead_id, utcnow(), recipient)
 
 
 def _limits(request: DmRequested) -> Limits:

@@ -25,6 +25,7 @@ from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait
 from services.whatsapp_sender import limits
 from services.whatsapp_sender.limits import LimitPolicy, Throughput
 from services.whatsapp_sender.links import WhatsAppDeps, handle_request
+from services.whatsapp_sender.opt_out import STOPPED_MARKETING, opted_out_by_whatsapp
 from services.whatsapp_sender.reconciliation import RECONCILED_REASON, SendRef
 from services.whatsapp_sender.statuses import apply_backlog, lock_wamid, settle_parked
 from services.whatsapp_sender.templates import (
@@ -45,7 +46,8 @@ from shared.db.models import (
     WhatsAppTemplate,
 )
 from shared.delivery import DeliveryGate, counts_as_failure
-from shared.dm_reasons import TEMPLATE_MISMATCH, provider_failure
+from shared.dm_guard import hold_reason
+from shared.dm_reasons import OPTED_OUT, TEMPLATE_MISMATCH, provider_failure
 from shared.dm_status import status_of
 from shared.events import DmRequested, DmStatusChanged, ProviderError, utcnow
 from shared.lifecycle import DmStatus, Provider, Route
@@ -153,6 +155,8 @@ async def _plan(
         to = normalize_e164_digits(lead.phone or p.recipient.phone or "")
     except InvalidPhoneNumber as exc:
         return await _hold(session, request, _failed(str(exc), "invalid"))
+    if reason := await hold_reason(session, lead.id, now):  # opted out, or the creator's
+        return await _hold(session, request, Held("skipped", DmStatus.SKIPPED, reason=reason))
     contact = await limits.locked_contact(session, account.id, to)
     number = await session.get(WhatsAppNumber, account.id, with_for_update=True)
     send = Send(
@@ -470,6 +474,9 @@ async def _held_for(
         until = deps.now() + wait
         recipient = (send.account_id, send.to)
         return await _defer(session, deps, request, until, reason, recipient, throttled=True)
+    if error.code == STOPPED_MARKETING:
+        await opted_out_by_whatsapp(session, request.creator_id, send.to, request.id)
+        return await _hold(session, request, Held("skipped", DmStatus.SKIPPED, reason=OPTED_OUT))
     if error.error_class == ErrorClass.TOKEN:
         await session.execute(
             update(SocialAccount)

@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.whatsapp_sender import limits
+from services.whatsapp_sender import limits, opt_out
 from services.whatsapp_sender.reconciliation import (
     RECONCILED_FAILED_REASON,
     RECONCILED_REASON,
@@ -36,7 +36,7 @@ from services.whatsapp_sender.reconciliation import (
 )
 from shared.consent import refs_in
 from shared.db.models import Lead, WhatsAppMessage, WhatsAppStatusBacklog
-from shared.dm_reasons import provider_failure
+from shared.dm_reasons import OPTED_OUT, provider_failure
 from shared.events import (
     DmRequested,
     DmRequestedPayload,
@@ -90,6 +90,11 @@ async def handle_webhook(
         return
     item = event.payload.item
     status = status_event(message, item, event.id, event.correlation_id)
+    if status is not None and opt_out.stopped_marketing(item):
+        async with sessions.begin() as session:
+            await opt_out.opted_out_by_whatsapp(
+                session, message.creator_id, message.wa_id, event.id
+            )
     if status is not None:
         await publish(status)
         if _re_engagement(message, item):
@@ -240,6 +245,8 @@ def status_event(
 def _reason(error: ProviderError | None, reconciled: bool) -> str | None:
     if error is None:
         return RECONCILED_REASON if reconciled else None
+    if error.code == opt_out.STOPPED_MARKETING:
+        return OPTED_OUT
     # Meta's title and details stay in `error` (the admin's); the creator gets plain words.
     prefix = f"{RECONCILED_FAILED_REASON}: " if reconciled else ""
     return f"{prefix}{provider_failure(Provider.WHATSAPP, error.error_class)}"[:500]
@@ -319,6 +326,7 @@ async def _inbound(session: AsyncSession, event: WhatsAppWebhookReceived) -> lis
     for message in sent:
         latest.setdefault(message.lead_id, message)
     await _bind_named_lead(session, event, wa_id, written_at)
+    await opt_out.on_inbound(session, event.creator_id, wa_id, _text_of(p.item), event.id)
     return [_replied(message, event, written_at) for message in latest.values()]
 
 
