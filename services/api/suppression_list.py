@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.leads import UnknownCreator
 from shared import suppression, takeover
 from shared.db.models import ConversationTakeover, Creator, Lead, SuppressedContact
+from shared.events import utcnow
 from shared.suppression import Identities
 
 MAX_LISTED = 1000
@@ -174,3 +175,12 @@ async def lead_takeover(
 
 async def hand_back(session: AsyncSession, lead: Lead, who: str, now: datetime) -> bool:
     return await takeover.hand_back(session, lead.creator_id, lead.igsid, who, now)
+
+
+async def lead_actions(session: AsyncSession, lead: Lead) -> dict[str, object]:
+    """What the lead's page shows of opt-out and takeover."""
+    found = await suppression.find(session, lead.creator_id, suppression.of_lead(lead))
+    return {
+        "takeover": await lead_takeover(session, lead, utcnow()),
+        "suppressed": found is not None,
+    }

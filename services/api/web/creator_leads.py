@@ -20,6 +20,7 @@ from services.api.auth import Principal
 from services.api.dm_requests import load_lead, retry_dm, verdict_for, waiting_of
 from services.api.problems import ApiProblem
 from services.api.queries import LeadFilters, list_leads
+from services.api.suppression_list import lead_actions
 from services.api.web.live_events import events_url
 from services.api.web.pages_deps import CreatorUser, PageError, Web
 from shared.db.models import DmLogEntry, Lead
@@ -163,7 +164,8 @@ async def _lead(web: Web, user: Principal, lead_id: UUID) -> dict[str, Any]:
                 select(DmLogEntry).where(DmLogEntry.lead_id == lead.id).order_by(DmLogEntry.id)
             )
         ).all()
-    return {"row": row, "log": log, "events_url": events}
+        extra = await lead_actions(session, lead)  # takeover, do not message
+    return {"row": row, "log": log, "events_url": events} | extra
 
 
 @router.get("/{lead_id}")

@@ -21,6 +21,7 @@ from services.api.web import (
     lead_form,
     live_events,
     sign_in,
+    suppressions,
 )
 from services.api.web.form_challenge import Challenge
 from services.api.web.form_limits import FormLimits
@@ -77,6 +78,7 @@ def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
         admin_overview,
         admin_dlq,
         live_events,
+        suppressions,
     ):
         app.include_router(module.router, dependencies=[Depends(same_origin_writes)])
     if app.openapi_url:
