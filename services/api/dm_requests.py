@@ -35,6 +35,7 @@ from services.api.schemas import (
     WaitingOut,
 )
 from shared.db.models import DmLogEntry, DmSend, Lead, SocialAccount, WhatsAppDeferredSend
+from shared.dm_reasons import reason_code
 from shared.events import DmRetryRequested, DmRetryRequestedPayload
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.outbox import add_to_outbox
@@ -227,6 +228,7 @@ def to_status_out(lead: Lead, log: list[DmLogEntry], verdict: RetryVerdict) -> D
         provider_calls=lead.dm_attempts,
         link=lead.dm_link,
         reason=lead.dm_reason,
+        reason_code=reason_code(lead.dm_reason),
         error=error,
         sent_at=lead.sent_at,
         read_at=lead.read_at,

@@ -13,6 +13,7 @@ from services.api.dm_state import log_created
 from services.api.schemas import DmError, DmLogOut, DmOut, LeadIn, LeadOut
 from shared.consent import API_CONSENT, FORM_ORIGIN
 from shared.db.models import DmLogEntry, Lead
+from shared.dm_reasons import reason_code
 from shared.events import InstagramContact, LeadCreated, LeadCreatedPayload, utcnow
 from shared.lifecycle import DmStatus, Provider, Route
 from shared.outbox import add_to_outbox
@@ -138,6 +139,7 @@ def to_lead_out(lead: Lead, log: list[DmLogEntry]) -> LeadOut:
             attempt=lead.dm_attempt,
             link=lead.dm_link,
             reason=lead.dm_reason,
+            reason_code=reason_code(lead.dm_reason),
             error=error,
             provider_message_id=lead.provider_message_id,
             sent_at=lead.sent_at,

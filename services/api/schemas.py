@@ -207,6 +207,11 @@ class DmOut(BaseModel):
     attempt: int
     link: str | None
     reason: str | None
+    reason_code: str | None = Field(
+        default=None,
+        description="A reason a client may act on, by name: `opted_out` (the person said stop "
+        "or is marked do not message), `creator_replied` (the creator is writing to them)",
+    )
     error: DmError | None
     provider_message_id: str | None
     sent_at: datetime | None
@@ -281,6 +286,11 @@ class DmStatusOut(BaseModel):
     provider_calls: int = Field(description="How many times a provider was asked to send")
     link: str | None = Field(description="The ig.me or wa.me link, when that is the route")
     reason: str | None = Field(description="Why the DM is where it is, in plain words")
+    reason_code: str | None = Field(
+        default=None,
+        description="A reason a client may act on, by name: `opted_out` (the person said stop "
+        "or is marked do not message), `creator_replied` (the creator is writing to them)",
+    )
     error: DmErrorOut | None
     sent_at: datetime | None
     read_at: datetime | None
