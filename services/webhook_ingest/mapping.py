@@ -12,7 +12,7 @@ without Kafka: the consumer (inbound.py) acts on the result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -30,7 +30,8 @@ class Inbound:
     at: datetime
     via: Literal["message", "referral"]
     ref: str | None = None
-    text: str | None = None  # a message's text: a stop or start word (human_turns.py)
+    # A message's text: a stop or start word (human_turns.py); not part of what it means.
+    text: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ class Echo:
     igsid: str  # the recipient
     mid: str
     text: str
-    at: datetime | None = None  # when it was sent (a human turn: human_turns.py)
+    at: datetime | None = field(default=None, compare=False)  # when (human_turns.py)
 
 
 @dataclass(frozen=True)
