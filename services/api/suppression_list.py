@@ -136,7 +136,7 @@ async def counts(session: AsyncSession) -> list[tuple[UUID, str, int]]:
         .group_by(SuppressedContact.creator_id, SuppressedContact.source)
         .order_by(SuppressedContact.creator_id, SuppressedContact.source)
     )
-    return [(creator, source, count) for creator, source, count in rows.tuples()]
+    return [(creator, source, count) for creator, source, count in rows.all()]
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,9 @@ from tests.integration.issuer import Issuer
 
 pytestmark = pytest.mark.integration
 
-IG_USER = "17841400000000077"
+
+def _ig_user() -> str:
+    return "1784" + str(uuid4().int)[:13]
 
 
 @pytest.fixture
@@ -84,14 +86,16 @@ async def _lead(
     return lead_id
 
 
-def _webhook(creator: UUID, account: UUID, item: dict[str, Any]) -> InstagramWebhookReceived:
+def _webhook(
+    creator: UUID, account: UUID, item: dict[str, Any], ig_user: str
+) -> InstagramWebhookReceived:
     return InstagramWebhookReceived(
         id=uuid4(),
         correlation_id="it-opt-out",
         creator_id=creator,
         payload=InstagramWebhookPayload(
             account_id=account,
-            ig_account_id=IG_USER,
+            ig_account_id=ig_user,
             kind="messaging",
             field="message",
             item=item,
@@ -123,11 +127,14 @@ async def _skipped_events(session: AsyncSession, lead_id: UUID) -> list[str]:
 async def test_stop_suppresses_the_writer_and_ends_their_pending_dms(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
 ) -> None:
-    account = await connect_instagram(sessions, settings, creator, IG_USER, "acct", "tok")
+    ig_user = _ig_user()
+    account = await connect_instagram(sessions, settings, creator, ig_user, "acct", "tok")
     pending = await _lead(sessions, creator, igsid="901", handle="Pat.One")
     other = await _lead(sessions, creator, igsid="902")
     async with sessions.begin() as session:
-        await handle_webhook(session, _webhook(creator, account, _message("901", IG_USER, "STOP")))
+        await handle_webhook(
+            session, _webhook(creator, account, _message("901", ig_user, "STOP"), ig_user)
+        )
     async with sessions() as session:
         (row,) = (
             await session.scalars(
@@ -148,7 +155,9 @@ async def test_stop_suppresses_the_writer_and_ends_their_pending_dms(
         assert await held_leads(session, leads, utcnow()) == {later: OPTED_OUT}
 
     async with sessions.begin() as session:  # START lifts it
-        await handle_webhook(session, _webhook(creator, account, _message("901", IG_USER, "start")))
+        await handle_webhook(
+            session, _webhook(creator, account, _message("901", ig_user, "start"), ig_user)
+        )
     async with sessions() as session:
         assert (
             await session.scalar(
@@ -161,7 +170,8 @@ async def test_stop_suppresses_the_writer_and_ends_their_pending_dms(
 async def test_an_echo_autodm_did_not_send_hands_the_conversation_to_the_creator(
     sessions: async_sessionmaker[AsyncSession], settings: Settings, creator: UUID
 ) -> None:
-    account = await connect_instagram(sessions, settings, creator, IG_USER, "acct", "tok")
+    ig_user = _ig_user()
+    account = await connect_instagram(sessions, settings, creator, ig_user, "acct", "tok")
     ours = await _lead(sessions, creator, igsid="801", status="sent")
     async with sessions.begin() as session:
         session.add(
@@ -178,15 +188,15 @@ async def test_an_echo_autodm_did_not_send_hands_the_conversation_to_the_creator
         )
     pending = await _lead(sessions, creator, igsid="801")
 
-    own_echo = _message(IG_USER, "801", "Hi Pat, here is the guide!", echo=True)
+    own_echo = _message(ig_user, "801", "Hi Pat, here is the guide!", echo=True)
     async with sessions.begin() as session:
-        await handle_webhook(session, _webhook(creator, account, own_echo))
+        await handle_webhook(session, _webhook(creator, account, own_echo, ig_user))
     async with sessions() as session:
         assert await session.get(ConversationTakeover, (account, "801")) is None
 
-    typed = _message(IG_USER, "801", "Hey Pat, it's me, let's talk", echo=True)
+    typed = _message(ig_user, "801", "Hey Pat, it's me, let's talk", echo=True)
     async with sessions.begin() as session:
-        await handle_webhook(session, _webhook(creator, account, typed))
+        await handle_webhook(session, _webhook(creator, account, typed, ig_user))
     async with sessions() as session:
         taken = await session.get(ConversationTakeover, (account, "801"))
         assert taken is not None
@@ -288,14 +298,15 @@ async def test_opt_out_settings_and_hand_back(
     )
     assert saved.json() == {"stop_words": ["ya basta"], "takeover_hours": 2}
 
-    account = await connect_instagram(sessions, settings, creator, IG_USER, "acct", "tok")
+    ig_user = _ig_user()
+    account = await connect_instagram(sessions, settings, creator, ig_user, "acct", "tok")
     lead_id = await _lead(sessions, creator, igsid="601")
     async with sessions.begin() as session:  # the creator's own stop word
         await handle_webhook(
-            session, _webhook(creator, account, _message("601", IG_USER, "YA BASTA"))
+            session, _webhook(creator, account, _message("601", ig_user, "YA BASTA"), ig_user)
         )
-        typed = _message(IG_USER, "602", "hello from the app", echo=True)
-        await handle_webhook(session, _webhook(creator, account, typed))
+        typed = _message(ig_user, "602", "hello from the app", echo=True)
+        await handle_webhook(session, _webhook(creator, account, typed, ig_user))
     assert len((await api.get("/api/suppressions", headers=mine)).json()["items"]) == 1
 
     taken_lead = await _lead(sessions, creator, igsid="602", status="skipped")
