@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from services.api.queries import overview
 from services.api.web.live_events import events_url
 from services.api.web.pages_deps import AdminUser, Web
+from services.api.web.suppressions import suppression_counts
 from shared.circuit import circuit_states
 from shared.db.models import Lead, SocialAccount
 from shared.dlq import DlqFilter, count_entries
@@ -105,6 +106,7 @@ async def stuck_context(request: Request, web: Web) -> dict[str, Any]:
 @router.get("")
 async def overview_page(request: Request, web: Web, _: AdminUser) -> Response:
     context = await overview_context(web) | await stuck_context(request, web)
+    context |= await suppression_counts(web)  # opt-out: how many per creator
     return web.pages.render(request, "admin_overview.html", context | {"nav": "overview"})
 
 

@@ -143,3 +143,10 @@ async def _lead(session: Any, user: Any, lead_id: UUID) -> Any:
         return await load_lead(session, user, lead_id)
     except ApiProblem as problem:
         raise PageError(404, "Not found", "There is no such lead.") from problem
+
+
+async def suppression_counts(web: Any) -> dict[str, Any]:
+    """The admin overview's opt-out counts: per creator and source."""
+    async with web.api.sessions() as session:
+        rows = await service.counts(session)
+    return {"suppression_counts": rows, "suppression_sources": SOURCE_LABELS}
