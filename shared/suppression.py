@@ -17,10 +17,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
-from sqlalchemy import ColumnElement, and_, delete, false, func, or_, select
+from sqlalchemy import ColumnElement, and_, delete, exists, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from shared.db.models import Creator, InstagramContact, Lead, SuppressedContact, WhatsAppMessage
+from shared.db.models import (
+    Creator,
+    DmSend,
+    InstagramContact,
+    Lead,
+    SuppressedContact,
+    WhatsAppMessage,
+)
 from shared.dm_reasons import OPTED_OUT
 from shared.events import DmStatusChanged, DmStatusPayload, utcnow
 from shared.lifecycle import DmStatus, Route
@@ -69,6 +76,7 @@ SOURCES = (SOURCE_INSTAGRAM, SOURCE_WHATSAPP, SOURCE_WHATSAPP_131050, SOURCE_CRE
 # takeover ends them at once (a DM `sending` is the sender's, which checks before its call).
 PENDING = (DmStatus.QUEUED, DmStatus.AWAITING_CONTACT, DmStatus.LINK_READY)
 MAX_PENDING = 1000
+REACHING = ("sending", "unknown", "sent")
 HANDLE = re.compile(r"^[a-z0-9._]{1,30}$")
 
 
@@ -276,6 +284,7 @@ async def end_pending(
             Lead.creator_id == creator_id,
             Lead.dm_status.in_(PENDING),
             Lead.erased_at.is_(None),
+            ~_may_have_left(),
             or_(*clauses),
         )
         .order_by(Lead.created_at)
@@ -289,6 +298,12 @@ async def end_pending(
             )
             ended += 1
     return ended
+
+
+def _may_have_left() -> ColumnElement[bool]:
+    """A send of the lead's DM that may have reached the person (its status event may not
+    be projected yet): not a pending DM, whatever the lead row still says."""
+    return exists().where(DmSend.lead_id == Lead.id, DmSend.state.in_(REACHING))
 
 
 def _skipped(lead: Lead, reason: str, seed: str, correlation_id: str) -> DmStatusChanged:

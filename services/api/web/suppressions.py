@@ -22,10 +22,10 @@ from shared.suppression import DEFAULT_STOP_WORDS
 
 router = APIRouter(prefix="/app", include_in_schema=False)
 NOTICES = {
-    "added": ("success", "Added: AutoDM sends this person nothing more."),
-    "removed": ("success", "Removed: new DMs to this person go out again."),
+    "added": ("notice", "Added: AutoDM sends this person nothing more."),
+    "removed": ("notice", "Removed: new DMs to this person go out again."),
     "invalid": ("error", "Name the person by Instagram username or phone number."),
-    "saved": ("success", "Opt-out settings saved."),
+    "saved": ("notice", "Opt-out settings saved."),
     "invalid-settings": ("error", "Stop words: up to 50, each a word or phrase; hours 1 to 720."),
 }
 SOURCE_LABELS = {
