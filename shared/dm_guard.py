@@ -19,6 +19,12 @@ from shared.db.models import ConversationTakeover, Lead, SuppressedContact
 from shared.dm_reasons import CREATOR_REPLIED, OPTED_OUT
 from shared.suppression import Identities
 
+# Why a creator's retry is refused while the DM would be held again.
+RETRY_HELD = {
+    OPTED_OUT: "the person opted out: remove them from your do not message list first",
+    CREATOR_REPLIED: "you are writing to this person: hand the conversation back first",
+}
+
 
 async def held_leads(
     session: AsyncSession,

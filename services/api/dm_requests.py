@@ -35,6 +35,7 @@ from services.api.schemas import (
     WaitingOut,
 )
 from shared.db.models import DmLogEntry, DmSend, Lead, SocialAccount, WhatsAppDeferredSend
+from shared.dm_guard import RETRY_HELD, held_leads
 from shared.dm_reasons import reason_code
 from shared.events import DmRetryRequested, DmRetryRequestedPayload
 from shared.lifecycle import DmStatus, Provider, Route
@@ -115,6 +116,8 @@ async def retry_dm(
 
 
 async def verdict_for(session: AsyncSession, lead: Lead, ctx: RetryContext) -> RetryVerdict:
+    if held := (await held_leads(session, [lead], ctx.now)).get(lead.id):
+        return RetryVerdict(False, RETRY_HELD[held])  # opted out, or the creator's turn
     _, decision = await current_route(session, lead, ctx.rules, ctx.now)
     failure = await _last_failure(session, lead)
     inbound = await last_inbound_at(session, lead)

@@ -227,6 +227,10 @@ async def test_the_creator_writing_from_the_app_stops_the_queued_dm_until_handed
     await asyncio.sleep(REFRESH_S + 3)
     assert await sandbox_messages(sandbox, creator) == []
 
+    refused = await api.post(f"/api/dm/retry/{lead_id}")  # not while it is the creator's
+    assert refused.status_code == 409
+    assert "hand the conversation back first" in refused.json()["detail"]
+
     # Handed back, a retry sends it; AutoDM's own echo is not the creator writing.
     handed = await api.post(f"/api/leads/{lead_id}/hand-back")
     assert handed.status_code == 200, handed.text
