@@ -75,6 +75,7 @@ async def add_suppression(
     session: AsyncSession, creator_id: UUID, new: NewSuppression, who: str, correlation_id: str
 ) -> SuppressedContact:
     """Suppress the person; their pending DMs end `skipped` (`opted_out`) at once."""
+    await _creator(session, creator_id)  # UnknownCreator: an admin named no real creator
     ids = Identities(
         new.igsid, _phone_key(new.phone), suppression.handle_key(new.instagram_username)
     )

@@ -185,6 +185,8 @@ async def post_suppression(
             out = _out(row)
     except service.LeadNotFound as exc:
         raise ApiProblem(404, "not-found", f"lead {exc} not found") from exc
+    except UnknownCreator as exc:
+        raise ApiProblem(404, "not-found", f"creator {exc} not found") from exc
     deps.relay.wake.set()
     return out
 

@@ -277,6 +277,13 @@ async def test_the_suppression_list_api(
     assert (await api.get("/api/suppressions", headers=mine)).json()["items"] == []
     nobody = await api.post("/api/suppressions", json={"note": "who?"}, headers=mine)
     assert nobody.status_code == 422
+    unknown = await api.post(
+        "/api/suppressions",
+        params={"creator_id": str(uuid4())},
+        json={"igsid": "0"},
+        headers=issuer.admin(),
+    )
+    assert unknown.status_code == 404
 
 
 async def test_opt_out_settings_and_hand_back(
