@@ -18,6 +18,7 @@ from sandbox.state import (
     IgAccount,
     ReceivedIgMessage,
     SandboxState,
+    SentIgMessage,
     StateDep,
     TokenKind,
 )
@@ -196,6 +197,27 @@ async def user_message(body: UserMessage, state: StateDep) -> dict[str, Any]:
         account.ig_user_id, user.igsid, mid, body.text, state.clock.now_ms()
     )
     delivery = events.send_instagram(state, account, "messages", "messages", payload)
+    return {"igsid": user.igsid, "mid": mid, "webhook_id": delivery.id}
+
+
+class CreatorMessage(BaseModel):
+    account_id: str
+    username: str = Field(min_length=1, description="The person the creator writes to")
+    text: str
+
+
+@router.post("/instagram/creator/message")
+async def creator_message(body: CreatorMessage, state: StateDep) -> dict[str, Any]:
+    """The creator writes to a person from the Instagram app: nothing goes through the API,
+    Instagram only sends the echo of the account's message (no AutoDM send behind it)."""
+    account = _account(state, body.account_id)
+    user = state.world.ig_user_for(account.ig_user_id, body.username)
+    mid = "m_" + state.world.new_numeric_id("", 20)
+    now = state.clock.now()
+    sent = SentIgMessage(account.ig_user_id, user.igsid, body.text, mid, now)
+    state.world.ig_app_messages.append(sent)
+    payload = events.ig_echo(account.ig_user_id, user.igsid, mid, body.text, state.clock.now_ms())
+    delivery = events.send_instagram(state, account, "messages", "message_echo", payload)
     return {"igsid": user.igsid, "mid": mid, "webhook_id": delivery.id}
 
 

@@ -151,6 +151,21 @@ async def change_user_id(body: UserIdChange, state: StateDep) -> dict[str, Any]:
     return {"user_id": user.user_id, "previous_user_id": old, "webhook_id": delivery.id}
 
 
+class StopMarketing(BaseModel):
+    from_: str = Field(alias="from")
+
+
+@router.post("/users/stop_marketing")
+async def stop_marketing(body: StopMarketing, state: StateDep) -> dict[str, Any]:
+    """The user stops the business's marketing messages in WhatsApp: a marketing template
+    to them is accepted, then fails with 131050 in its status webhook."""
+    wa_id = normalize_phone(body.from_)
+    if wa_id is None:
+        raise HTTPException(422, "'from' must be a phone number with country code")
+    state.world.wa_marketing_stopped.add(wa_id)
+    return {"wa_id": wa_id}
+
+
 class StatusOrderBody(BaseModel):
     order: list[Literal["sent", "delivered", "read", "failed"]]
     delay_ms: int = Field(default=0, ge=0)

@@ -133,6 +133,13 @@ RE_ENGAGEMENT_DETAILS = (
     "Message failed to send because more than 24 hours have passed since the customer "
     "last replied to this number."
 )
+STOPPED_MARKETING = {
+    "code": 131050,
+    "title": "Unable to deliver the message. This recipient has chosen to stop receiving "
+    "marketing messages on WhatsApp from your business.",
+    "message": "Unable to deliver the message.",
+    "error_data": {"details": "The recipient stopped marketing messages from this business."},
+}
 RE_ENGAGEMENT = {
     "code": 131047,
     "title": "Re-engagement message",

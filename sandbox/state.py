@@ -227,6 +227,11 @@ class World:
     wa_last_inbound: dict[tuple[str, str], float] = field(default_factory=dict)
     wa_users: WaUsers = field(default_factory=WaUsers)
     wa_messages: list[SentWaMessage] = field(default_factory=list)
+    # WhatsApp users who stopped the business's marketing messages (131050 on a marketing
+    # template), and messages the creator typed in the Instagram app (echoes AutoDM did not
+    # send): both for opt-out and takeover tests.
+    wa_marketing_stopped: set[str] = field(default_factory=set)
+    ig_app_messages: list[SentIgMessage] = field(default_factory=list)
     status_order: StatusOrder = field(default_factory=StatusOrder)
     limiters: LimiterBank = field(default_factory=LimiterBank)
     stats: Stats = field(default_factory=Stats)

@@ -239,6 +239,9 @@ async def send_message(state: SandboxState, request: Request, number_id: str) ->
         template, values = _check_template(state, params)
         sent.template, sent.language, sent.params = template.name, template.language, values
         category = template.category
+        if category == "marketing" and wa_id in state.world.wa_marketing_stopped:
+            failure = events.STOPPED_MARKETING  # accepted, then failed by status webhook
+            sent.error_code = 131050
     else:
         sent.text, category = _session_text(params, msg_type), "service"
         if not in_window(state, number, wa_id):

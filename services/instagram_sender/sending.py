@@ -31,6 +31,7 @@ from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.db.models import DmSend, SocialAccount
 from shared.delivery import deferrals, intents
 from shared.delivery.ambiguous_sends import RECONCILED_REASON, text_digest
+from shared.delivery.dm_guard import hold_reason
 from shared.delivery.gate import BUCKET_WAITS, DeliveryGate, Limits, Verdict
 from shared.delivery.intents import IntentState, Takeover
 from shared.delivery.pacing import SendKind
@@ -121,6 +122,9 @@ async def send_known(
         dead = account is not None and account.status == AccountState.RECONNECT_REQUIRED
         await claim_and_finish_skipped(deps, request, ACCESS_REFUSED if dead else NOT_CONNECTED)
         return
+    if reason := await _held(deps, request, known.recipient):
+        await claim_and_finish_skipped(deps, request, reason)
+        return
     verdict = await _wait_for_gate(deps, request)
     if not verdict.go:
         assert verdict.not_before is not None
@@ -155,6 +159,13 @@ async def _send_admitted(
     await _finish(
         deps, request, IntentState.SENT, DmStatus.SENT, provider_message_id=sent.message_id
     )
+
+
+async def _held(deps: SenderDeps, request: DmRequested, recipient: str | None) -> str | None:
+    """Asked right before the send, whatever brought the request here (the topic, the retry
+    topic, a DLQ replay): the person opted out, or the creator is writing to them."""
+    async with deps.sessions() as session:
+        return await hold_reason(session, request.payload.lead_id, utcnow(), recipient)
 
 
 def _limits(request: DmRequested) -> Limits:

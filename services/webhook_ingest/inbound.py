@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.webhook_ingest import human_turns
 from services.webhook_ingest.mapping import Comment, Echo, Inbound, Read, map_item
 from shared.contracts.events import (
     DmStatusChanged,
@@ -83,6 +84,7 @@ async def _act(session: AsyncSession, event: InstagramWebhookReceived) -> None:
 async def _inbound(session: AsyncSession, event: InstagramWebhookReceived, a: Inbound) -> None:
     account_id = event.payload.account_id
     await _touch_contact(session, event, a.igsid, a.at)
+    await human_turns.on_message(session, event, a)  # STOP / START
     waiting = await _waiting_lead(session, event, a)
     if waiting is not None:
         opened = LeadContactOpened(
@@ -146,7 +148,9 @@ async def _echo(session: AsyncSession, event: InstagramWebhookReceived, a: Echo)
         .with_for_update()
     )
     if intent is None:
-        return  # settled already (the usual case), or a message typed in the app
+        # Settled already (the usual case), or a message typed in the app: a takeover.
+        await human_turns.on_echo(session, event, a)
+        return
     await settle_sent(
         session, intent, a.mid, RECONCILED_REASON, event.correlation_id, event.occurred_at
     )

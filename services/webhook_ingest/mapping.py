@@ -12,7 +12,7 @@ without Kafka: the consumer (inbound.py) acts on the result.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -30,6 +30,8 @@ class Inbound:
     at: datetime
     via: Literal["message", "referral"]
     ref: str | None = None
+    # A message's text: a stop or start word (human_turns.py); not part of what it means.
+    text: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,7 @@ class Echo:
     igsid: str  # the recipient
     mid: str
     text: str
+    at: datetime | None = field(default=None, compare=False)  # when (human_turns.py)
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,8 @@ def _echo(item: dict[str, Any]) -> Action:
     recipient = str((item.get("recipient") or {}).get("id") or "")
     if not (message.get("is_echo") and message.get("mid") and recipient.isdigit()):
         return Ignored("sent by the account itself")
-    return Echo(recipient, str(message["mid"]), str(message.get("text") or ""))
+    at = _from_ms(item["timestamp"]) if str(item.get("timestamp") or "").isdigit() else None
+    return Echo(recipient, str(message["mid"]), str(message.get("text") or ""), at)
 
 
 def _message(message: dict[str, Any], sender: str, at: datetime) -> Action:
@@ -91,7 +95,9 @@ def _message(message: dict[str, Any], sender: str, at: datetime) -> Action:
         return Ignored("echo of the account's own message")
     if message.get("is_deleted"):
         return Ignored("the person deleted the message")
-    return Inbound(sender, at, "message", _ref(message.get("referral") or {}))
+    text = message.get("text")
+    ref = _ref(message.get("referral") or {})
+    return Inbound(sender, at, "message", ref, text if isinstance(text, str) else None)
 
 
 def _change(p: InstagramWebhookPayload) -> Action:

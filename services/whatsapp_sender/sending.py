@@ -23,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.whatsapp_sender import identities, limits
 from services.whatsapp_sender.limits import LimitPolicy, Throughput
 from services.whatsapp_sender.links import WhatsAppDeps, handle_request
+from services.whatsapp_sender.opt_out import STOPPED_MARKETING, opted_out_by_whatsapp
 from services.whatsapp_sender.reconciliation import RECONCILED_REASON, SendRef
 from services.whatsapp_sender.statuses import apply_backlog, lock_wamid, settle_parked
 from shared.accounts.lifecycle import AccountState
@@ -45,9 +46,10 @@ from shared.db.models import (
     WhatsAppTemplate,
 )
 from shared.delivery import deferrals, intents
+from shared.delivery.dm_guard import hold_reason
 from shared.delivery.gate import DeliveryGate
 from shared.delivery.intents import IntentState, Takeover
-from shared.delivery.reasons import TEMPLATE_MISMATCH, provider_failure
+from shared.delivery.reasons import OPTED_OUT, TEMPLATE_MISMATCH, provider_failure
 from shared.delivery.sender import announce_previous, feed_gate, with_fast_retries
 from shared.delivery.status_events import status_of
 from shared.messaging.unit_of_work import UnitOfWorkFactory
@@ -169,6 +171,10 @@ async def _plan(
         user = _recipient_of(lead, request)
     except InvalidPhoneNumber as exc:
         return await _hold(session, request, _failed(str(exc), "invalid"))
+    if reason := await hold_reason(session, lead.id, now):  # opted out, or the creator's
+        return await _hold(
+            session, request, Held(IntentState.SKIPPED, DmStatus.SKIPPED, reason=reason)
+        )
     contact = await identities.locked_for(session, account.id, user)
     to = contact.wa_id
     number = await session.get(WhatsAppNumber, account.id, with_for_update=True)
@@ -465,6 +471,10 @@ async def _held_for(
         until = deps.now() + wait
         recipient = (send.account_id, send.to)
         return await _defer(session, deps, request, until, reason, recipient, throttled=True)
+    if error.code == STOPPED_MARKETING:
+        await opted_out_by_whatsapp(session, request.creator_id, send.to, request.id)
+        held = Held(IntentState.SKIPPED, DmStatus.SKIPPED, reason=OPTED_OUT)
+        return await _hold(session, request, held)
     if error.error_class == ErrorClass.TOKEN:
         await session.execute(
             update(SocialAccount)

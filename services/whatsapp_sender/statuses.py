@@ -23,7 +23,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.whatsapp_sender import identities
+from services.whatsapp_sender import identities, opt_out
 from services.whatsapp_sender.reconciliation import (
     RECONCILED_FAILED_REASON,
     RECONCILED_REASON,
@@ -50,7 +50,7 @@ from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.topics import DM_STATUS, LEADS_CONTACTS
 from shared.db.models import Lead, WhatsAppContact, WhatsAppMessage, WhatsAppStatusBacklog
 from shared.delivery.intents import IntentState
-from shared.delivery.reasons import provider_failure
+from shared.delivery.reasons import OPTED_OUT, provider_failure
 from shared.messaging.outbox import add_to_outbox
 from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.logs import get_logger
@@ -93,6 +93,11 @@ async def handle_webhook(
         return
     item = event.payload.item
     status = status_event(message, item, event.id, event.correlation_id)
+    if status is not None and opt_out.stopped_marketing(item):
+        async with uow() as work:
+            await opt_out.opted_out_by_whatsapp(
+                work.session, message.creator_id, message.wa_id, event.id
+            )
     if status is not None:
         await publish(status)
         if _re_engagement(message, item):
@@ -243,6 +248,8 @@ def status_event(
 def _reason(error: ProviderError | None, reconciled: bool) -> str | None:
     if error is None:
         return RECONCILED_REASON if reconciled else None
+    if error.code == opt_out.STOPPED_MARKETING:
+        return OPTED_OUT
     # Meta's title and details stay in `error` (the admin's); the creator gets plain words.
     prefix = f"{RECONCILED_FAILED_REASON}: " if reconciled else ""
     return f"{prefix}{provider_failure(Provider.WHATSAPP, error.error_class)}"[:500]
@@ -354,6 +361,7 @@ async def _inbound(session: AsyncSession, event: WhatsAppWebhookReceived) -> lis
     for message in sent:
         latest.setdefault(message.lead_id, message)
     await _bind_named_lead(session, event, contact, written_at)
+    await opt_out.on_inbound(session, event.creator_id, contact.wa_id, _text_of(p.item), event.id)
     return [_replied(message, event, written_at) for message in latest.values()]
 
 

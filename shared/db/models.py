@@ -53,6 +53,12 @@ class Creator(Base):
         JSONB, default=dict, server_default=text("'{}'::jsonb")
     )
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # Opt-out (shared/delivery/suppression.py): the creator's own stop words beside the built-in
+    # ones, and how long a conversation stays in their hands after they write themselves.
+    opt_out_words: Mapped[list[str]] = mapped_column(
+        JSONB, default=list, server_default=text("'[]'::jsonb")
+    )
+    takeover_hours: Mapped[int] = mapped_column(Integer, default=24, server_default="24")
 
 
 class SocialAccount(Base):
@@ -653,3 +659,45 @@ class DeadLetter(Base):
     failed_at: Mapped[datetime]
     replayed_at: Mapped[datetime | None]
     replayed_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class SuppressedContact(Base):
+    """A person who must get nothing more from a creator (they wrote STOP, WhatsApp said
+    they stopped marketing messages, or the creator marked them): matched by any of the
+    identities kept (shared/delivery/suppression.py). Removing the row lifts it."""
+
+    __tablename__ = "suppressed_contacts"
+    __table_args__ = tuple(
+        Index(
+            f"ix_suppressed_contacts_{column}",
+            "creator_id",
+            column,
+            postgresql_where=text(f"{column} IS NOT NULL"),
+        )
+        for column in ("igsid", "whatsapp", "handle")
+    )
+
+    id: Mapped[UUID] = mapped_column(primary_key=True)
+    creator_id: Mapped[UUID] = mapped_column(ForeignKey("creators.id", ondelete="CASCADE"))
+    igsid: Mapped[str | None] = mapped_column(String(32))
+    whatsapp: Mapped[str | None] = mapped_column(String(64))  # suppression.whatsapp_key
+    handle: Mapped[str | None] = mapped_column(String(64))  # Instagram username, lower case
+    source: Mapped[str] = mapped_column(String(32))
+    note: Mapped[str | None] = mapped_column(Text)
+    created_by: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(server_default=func.now())
+
+
+class ConversationTakeover(Base):
+    """The creator wrote to this person from the app (an echo AutoDM did not send): the
+    conversation is theirs until `until` (shared/delivery/takeover.py)."""
+
+    __tablename__ = "conversation_takeovers"
+
+    account_id: Mapped[UUID] = mapped_column(primary_key=True)
+    igsid: Mapped[str] = mapped_column(String(32), primary_key=True)
+    creator_id: Mapped[UUID] = mapped_column(ForeignKey("creators.id", ondelete="CASCADE"))
+    started_at: Mapped[datetime]
+    until: Mapped[datetime]
+    message_id: Mapped[str | None] = mapped_column(String(128))
+    handed_back_by: Mapped[str | None] = mapped_column(String(255))

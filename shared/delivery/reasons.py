@@ -46,6 +46,20 @@ TEMPLATE_MISMATCH = (
     "parameters, then retry."
 )
 
+# Opt-out and human takeover (shared/delivery/suppression.py, shared/delivery/takeover.py): the
+# reasons a DM ends `skipped` with; `reason_code` gives their machine names (`opted_out`,
+# `creator_replied`) to the API and the pages.
+OPTED_OUT = (
+    "This person asked not to get messages from you (they wrote STOP, stopped your WhatsApp "
+    'messages, or you marked them "do not message"), so AutoDM did not send this DM. If '
+    "they write START, or you remove them from your suppression list, new DMs go out again."
+)
+CREATOR_REPLIED = (
+    "You are writing to this person yourself, so AutoDM stayed quiet and did not send this DM. "
+    "Hand the conversation back on the lead's page if you want AutoDM to message them again."
+)
+REASON_CODES = {OPTED_OUT: "opted_out", CREATOR_REPLIED: "creator_replied"}
+
 _BY_CLASS: dict[str, str] = {
     ErrorClass.TOKEN: (
         "{p} stopped accepting AutoDM's access. Reconnect {p} on the {p} page, then retry this DM."
@@ -91,3 +105,8 @@ def provider_failure(provider: str, error_class: str, *, gave_up_after: int | No
 def for_status(status: str) -> str:
     """What to tell a creator about a DM that ended without a recorded reason."""
     return _BY_STATUS.get(status, "")
+
+
+def reason_code(reason: str | None) -> str | None:
+    """The machine name of a reason a client may act on (`opted_out`, `creator_replied`)."""
+    return REASON_CODES.get(reason or "")

@@ -18,7 +18,6 @@ from services.api.service_layer.funnel import Counts
 from services.api.service_layer.funnel_stages import Stage, stages_passed
 from services.api.service_layer.tracked_links import link_route, safe_target, tracked_link
 from services.api.workers.lead_ingress import lead_in
-from shared.delivery import reasons as dm_reasons
 from shared.contracts.events import (
     LEAD_CREATED_VERSIONS,
     LeadCreated,
@@ -31,6 +30,7 @@ from shared.contracts.events import (
 from shared.contracts.lead_sources import LeadSource, source_of, template_for
 from shared.contracts.lifecycle import DmStatus
 from shared.db.models import Lead
+from shared.delivery import reasons as dm_reasons
 
 
 def test_the_router_reads_both_versions_of_lead_created() -> None:

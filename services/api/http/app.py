@@ -20,6 +20,7 @@ from services.api.http.routes import dead_letters as admin_dlq
 from services.api.http.routes import funnel as funnel_routes
 from services.api.http.routes import instagram as instagram_connect
 from services.api.http.routes import leads as routes
+from services.api.http.routes import suppressions
 from services.api.http.routes import whatsapp as whatsapp_connect
 from services.api.http.status_stream import StreamConfig
 from services.api.http.web.install import install_web
@@ -89,6 +90,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     app.include_router(routes.router)
     app.include_router(funnel_routes.router)
     app.include_router(admin_dlq.router)
+    app.include_router(suppressions.router)
     app.state.instagram = instagram_connect.make_deps(settings, sessions, relay)
     app.include_router(instagram_connect.router)
     app.state.whatsapp_cipher = TokenCipher.from_settings(settings)

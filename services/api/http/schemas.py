@@ -238,6 +238,11 @@ class DmOut(BaseModel):
     )
     link_clicks: int = Field(default=0, description="Opens of `tracked_link` so far")
     reason: str | None
+    reason_code: str | None = Field(
+        default=None,
+        description="A reason a client may act on, by name: `opted_out` (the person said stop "
+        "or is marked do not message), `creator_replied` (the creator is writing to them)",
+    )
     error: DmError | None
     provider_message_id: str | None
     sent_at: datetime | None
@@ -323,6 +328,11 @@ class DmStatusOut(BaseModel):
         description="`link` through AutoDM (/l/<ref>): counts each open, then redirects there",
     )
     reason: str | None = Field(description="Why the DM is where it is, in plain words")
+    reason_code: str | None = Field(
+        default=None,
+        description="A reason a client may act on, by name: `opted_out` (the person said stop "
+        "or is marked do not message), `creator_replied` (the creator is writing to them)",
+    )
     error: DmErrorOut | None
     sent_at: datetime | None
     read_at: datetime | None

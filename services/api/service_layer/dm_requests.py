@@ -41,6 +41,8 @@ from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.route_choice import RoutingRules
 from shared.contracts.topics import LEADS_RETRIES
 from shared.db.models import DmLogEntry, DmSend, Lead, SocialAccount, WhatsAppDeferredSend
+from shared.delivery.dm_guard import RETRY_HELD, held_leads
+from shared.delivery.reasons import reason_code
 from shared.messaging.outbox import add_to_outbox
 from shared.providers.meta_errors import classify
 
@@ -125,6 +127,8 @@ async def retry_dm(
 
 
 async def verdict_for(session: AsyncSession, lead: Lead, ctx: RetryContext) -> RetryVerdict:
+    if held := (await held_leads(session, [lead], ctx.now)).get(lead.id):
+        return RetryVerdict(False, RETRY_HELD[held])  # opted out, or the creator's turn
     _, decision = await current_route(session, lead, ctx.rules, ctx.now)
     failure = await _last_failure(session, lead)
     inbound = await last_inbound_at(session, lead)
@@ -239,6 +243,7 @@ def to_status_out(lead: Lead, log: list[DmLogEntry], verdict: RetryVerdict) -> D
         link=lead.dm_link,
         tracked_link=tracked_link(lead),
         reason=lead.dm_reason,
+        reason_code=reason_code(lead.dm_reason),
         error=error,
         sent_at=lead.sent_at,
         read_at=lead.read_at,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
+from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +42,7 @@ from shared.contracts.route_choice import (
 )
 from shared.contracts.topics import dm_requested_topic
 from shared.db.models import Lead, SocialAccount
+from shared.delivery.dm_guard import held_leads
 from shared.messaging.dead_letters import PoisonMessage
 from shared.messaging.idempotency import claim_event
 from shared.messaging.outbox import add_to_outbox
@@ -78,6 +80,7 @@ async def route_leads(
     a cycle; a redelivered event, or a retry a later attempt superseded, is skipped."""
     fresh, leads = await claim_and_lock(session, CONSUMER, events)
     facts = await load_facts(session, leads.values())
+    held = await held_leads(session, leads.values(), now)  # opted out, or the creator's
     routed = 0
     for event in fresh:
         lead = leads.get(event.payload.lead_id)
@@ -89,7 +92,7 @@ async def route_leads(
         if lead.erased_at is not None:
             continue  # deleted at the person's request (webhook_ingest/erasure.py)
         bind_correlation_id(event.correlation_id)
-        await _route(session, event, lead, config, now, facts)
+        await _route(session, event, lead, config, now, facts, held)
         if not isinstance(event, DmRetryRequested):  # a new lead: the funnel's first step
             count_stage(Stage.LEAD, lead.dm_route, lead.source)
         routed += 1
@@ -148,8 +151,13 @@ async def _route(
     config: RouterConfig,
     now: datetime,
     facts: RoutingFacts | None = None,
+    held: dict[UUID, str] | None = None,
 ) -> None:
     facts = facts or await load_facts(session, [lead])
+    held = held if held is not None else await held_leads(session, [lead], now)
+    if lead.id in held:
+        _hold(session, event, lead, held[lead.id], now)
+        return
     account, decision = decide_route(facts, lead, config.rules, now)
     lead.dm_route = decision.route
     lead.dm_provider = decision.route.provider
@@ -165,6 +173,20 @@ async def _route(
     if decision.route == Route.IG_PRIVATE_REPLY and lead.comment_id:
         facts.use_reply(lead.comment_id)  # a later lead of this batch on the same comment
     await _record(session, event, lead, account, decision, text, config, now)
+
+
+def _hold(session: AsyncSession, event: Envelope, lead: Lead, reason: str, now: datetime) -> None:
+    """Nothing goes out: the person opted out or the creator is writing to them (dm_guard)."""
+    lead.dm_reason = reason
+    record_transition(
+        session,
+        lead,
+        DmStatus.SKIPPED,
+        attempt=lead.dm_attempt,
+        event_id=event.id,
+        occurred_at=now,
+        detail={"reason": reason},
+    )
 
 
 def _fail_too_long(

@@ -23,6 +23,7 @@ from shared.contracts.lead_sources import LeadSource, source_of
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.topics import LEADS_CREATED
 from shared.db.models import DmLogEntry, Lead
+from shared.delivery.reasons import reason_code
 from shared.messaging.outbox import add_to_outbox
 
 FOREIGN_KEY_VIOLATION = "23503"  # PostgreSQL's SQLSTATE
@@ -160,6 +161,7 @@ def to_lead_out(lead: Lead, log: list[DmLogEntry]) -> LeadOut:
             tracked_link=tracked_link(lead),
             link_clicks=lead.link_clicks or 0,
             reason=lead.dm_reason,
+            reason_code=reason_code(lead.dm_reason),
             error=error,
             provider_message_id=lead.provider_message_id,
             sent_at=lead.sent_at,

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.http.web.live_events import events_url
 from services.api.http.web.pages_deps import AdminUser, Web
+from services.api.http.web.suppressions import suppression_counts
 from services.api.service_layer.queries import overview
 from services.api.service_layer.stuck_dms import find_stuck
 from services.api.settings import get_settings
@@ -105,6 +106,7 @@ async def stuck_context(request: Request, web: Web) -> dict[str, Any]:
 @router.get("")
 async def overview_page(request: Request, web: Web, _: AdminUser) -> Response:
     context = await overview_context(web) | await stuck_context(request, web)
+    context |= await suppression_counts(web)  # opt-out: how many per creator
     return web.pages.render(request, "admin_overview.html", context | {"nav": "overview"})
 
 

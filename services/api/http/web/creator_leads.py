@@ -23,6 +23,7 @@ from services.api.http.web.next_steps import NextStep, instagram_connected, next
 from services.api.http.web.pages_deps import CreatorUser, PageError, Web
 from services.api.service_layer.dm_requests import load_lead, retry_dm, verdict_for, waiting_of
 from services.api.service_layer.queries import LeadFilters, list_leads
+from services.api.service_layer.suppression_list import lead_actions
 from services.api.service_layer.tracked_links import tracked_path
 from shared.contracts.lead_sources import LeadSource
 from shared.contracts.lifecycle import DmStatus, Provider, Route
@@ -186,7 +187,8 @@ async def _lead(web: Web, user: Principal, lead_id: UUID) -> dict[str, Any]:
                 select(DmLogEntry).where(DmLogEntry.lead_id == lead.id).order_by(DmLogEntry.id)
             )
         ).all()
-    return {"row": row, "log": log, "events_url": events}
+        extra = await lead_actions(session, lead)  # takeover, do not message
+    return {"row": row, "log": log, "events_url": events} | extra
 
 
 @router.get("/{lead_id}")

@@ -23,6 +23,7 @@ from services.api.http.web import (
     links,
     live_events,
     sign_in,
+    suppressions,
 )
 from services.api.http.web.form_challenge import Challenge
 from services.api.http.web.form_limits import FormLimits
@@ -81,6 +82,7 @@ def install_web(app: FastAPI, settings: ApiSettings, api: ApiDeps) -> None:
         admin_overview,
         admin_dlq,
         live_events,
+        suppressions,
     ):
         app.include_router(module.router, dependencies=[Depends(same_origin_writes)])
     if app.openapi_url:

@@ -1,0 +1,88 @@
+"""Whether a DM must not go out now, asked by the router when it routes a lead and by each
+sender right before its provider call (so a DM already queued, deferred, in the retry
+topic or replayed from the DLQ is held too): the person opted out (shared/delivery/suppression.py)
+or the creator is writing to them themselves (shared/delivery/takeover.py). The answer is the
+reason the DM ends `skipped` with (shared.delivery.reasons), or None.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from shared.db.models import ConversationTakeover, Lead, SuppressedContact
+from shared.delivery import suppression
+from shared.delivery.reasons import CREATOR_REPLIED, OPTED_OUT
+from shared.delivery.suppression import Identities
+
+# Why a creator's retry is refused while the DM would be held again.
+RETRY_HELD = {
+    OPTED_OUT: "the person opted out: remove them from your do not message list first",
+    CREATOR_REPLIED: "you are writing to this person: hand the conversation back first",
+}
+
+
+async def held_leads(
+    session: AsyncSession,
+    leads: Iterable[Lead],
+    now: datetime,
+    extra: dict[UUID, Identities] | None = None,
+) -> dict[UUID, str]:
+    """Lead id -> why its DM is held, for a batch of leads in two queries at most. `extra`:
+    identities a request adds to its lead's (the IGSID of a comment's author)."""
+    people = {
+        lead.id: (
+            lead.creator_id,
+            suppression.of_lead(lead).filled_from((extra or {}).get(lead.id, Identities())),
+        )
+        for lead in leads
+    }
+    people = {lead_id: person for lead_id, person in people.items() if person[1]}
+    if not people:
+        return {}
+    held: dict[UUID, str] = {}
+    creators = {creator for creator, _ in people.values()}
+    rows = (
+        await session.scalars(
+            select(SuppressedContact).where(
+                suppression.matching(creators, (ids for _, ids in people.values()))
+            )
+        )
+    ).all()
+    for lead_id, (creator, ids) in people.items():
+        if any(row.creator_id == creator and ids.matches(row) for row in rows):
+            held[lead_id] = OPTED_OUT
+    igsids = {
+        ids.igsid for lead_id, (_, ids) in people.items() if ids.igsid and lead_id not in held
+    }
+    if igsids:
+        taken = (
+            await session.execute(
+                select(ConversationTakeover.creator_id, ConversationTakeover.igsid).where(
+                    ConversationTakeover.creator_id.in_(creators),
+                    ConversationTakeover.igsid.in_(igsids),
+                    ConversationTakeover.until > now,
+                )
+            )
+        ).all()
+        hands = {(creator, igsid) for creator, igsid in taken}
+        for lead_id, (creator, ids) in people.items():
+            if lead_id not in held and (creator, ids.igsid) in hands:
+                held[lead_id] = CREATOR_REPLIED
+    return held
+
+
+async def hold_reason(
+    session: AsyncSession, lead_id: UUID, now: datetime, igsid: str | None = None
+) -> str | None:
+    """Why this lead's DM must not go out now (`igsid`: whom the request names, when the
+    lead itself does not, e.g. a private reply's commenter); None if it may."""
+    lead = await session.get(Lead, lead_id)
+    if lead is None:
+        return None
+    extra = {lead.id: Identities(igsid=igsid)} if igsid else None
+    return (await held_leads(session, [lead], now, extra)).get(lead.id)
