@@ -22,6 +22,7 @@ from shared.dead_letters import DeadLetterPolicy
 from shared.events import Envelope, Unattributed
 from shared.logs import bind_correlation_id, get_logger
 from shared.settings import Settings
+from shared.tracing import kafka_middlewares
 
 # Commit after the handler ran; an error escaping the dead-letter middleware (the DLQ itself
 # unreachable) seeks back and redelivers instead of committing past a record.
@@ -71,6 +72,8 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
         # on the hot path and drown the service's own structured logs.
         log_level=logging.DEBUG,
         middlewares=[
+            # Outermost: a record's process span covers its handling and parking.
+            *kafka_middlewares(),
             _prometheus(),
             _CorrelationMiddleware,
             dead_letters,

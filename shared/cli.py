@@ -12,10 +12,12 @@ import typer
 
 from shared.cli_delivery import dlq_app, sending_app
 from shared.cli_status import status
+from shared.cli_trace import trace_command
 from shared.settings import get_settings
 
 app = typer.Typer(
-    help="Operate AutoDM: topics, database, a lead's DM status, tokens, dead letters, sending."
+    help="Operate AutoDM: topics, database, a lead's DM status and trace, tokens, dead letters,"
+    " sending."
     " Settings come from AUTODM_* variables (shared/settings.py).",
     no_args_is_help=True,
 )
@@ -31,6 +33,7 @@ app.add_typer(sending_app, name="sending")
 ROOT = Path(__file__).resolve().parent.parent
 
 app.command("status")(status)
+app.command("trace")(trace_command)
 
 
 @topics_app.command("provision")

@@ -13,8 +13,10 @@ import contextlib
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from faststream.kafka import KafkaBroker
+from opentelemetry.trace import SpanKind
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -25,6 +27,7 @@ from shared.logs import get_logger
 from shared.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
 from shared.outage_log import OutageLog
 from shared.outages import is_outage
+from shared.tracing import H_REPLAYED_TRACE, continued, traceparent_for
 
 log = get_logger(__name__)
 
@@ -37,6 +40,7 @@ def add_to_outbox(session: AsyncSession, topic: str, key: str, event: Envelope) 
             payload=event.model_dump_json().encode(),
             headers=event_headers(event),
             correlation_id=event.correlation_id,
+            traceparent=traceparent_for(event.correlation_id),
         )
     )
 
@@ -120,8 +124,19 @@ class OutboxRelay:
 
     async def _publish(self, rows: Sequence[OutboxRecord]) -> None:
         # Send all, then wait for all acks: one round trip per batch, not per record.
-        futures = [
-            await self._broker.publish(
+        futures = [await self._send(row) for row in rows]
+        await asyncio.gather(*futures)
+
+    async def _send(self, row: OutboxRecord) -> Any:
+        # The row's own trace (the request that wrote it), not one trace per batch; a
+        # replayed dead letter links to the trace it failed in.
+        with continued(
+            f"{row.topic} outbox relay",
+            row.traceparent,
+            links=[row.headers.get(H_REPLAYED_TRACE)],
+            kind=SpanKind.PRODUCER,
+        ):
+            return await self._broker.publish(
                 row.payload,
                 row.topic,
                 key=row.key.encode(),
@@ -129,9 +144,6 @@ class OutboxRelay:
                 correlation_id=row.correlation_id,
                 no_confirm=True,
             )
-            for row in rows
-        ]
-        await asyncio.gather(*futures)
 
     async def backlog(self) -> int:
         """Count unpublished records and set the backlog gauges (count, oldest age)."""

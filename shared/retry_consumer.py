@@ -26,12 +26,14 @@ from typing import Any, TypeAlias
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, ConsumerRecord, TopicPartition
 from aiokafka.errors import KafkaError
+from opentelemetry.trace import SpanKind
 
 from shared.logs import get_logger
 from shared.metrics import RETRIES_HELD
 from shared.outage_log import OutageLog
 from shared.outages import is_outage
 from shared.retries import H_NOT_BEFORE
+from shared.tracing import continued, headers_traceparent
 
 log = get_logger(__name__)
 
@@ -161,6 +163,15 @@ class RetryConsumer:
         RETRIES_HELD.labels(provider=self._provider).set(self._held.count())
 
     async def _handle_one(self, record: Record) -> datetime | None:
+        # Read by aiokafka directly (not faststream): the record's trace is continued here.
+        with continued(
+            f"{record.topic} process",
+            headers_traceparent(record.headers),
+            kind=SpanKind.CONSUMER,
+        ):
+            return await self._handle_traced(record)
+
+    async def _handle_traced(self, record: Record) -> datetime | None:
         try:
             return await self._handle(record)
         except Exception as exc:

@@ -35,6 +35,7 @@ from shared.routing import RoutingRules
 from shared.service import add_operational_routes, broker_check, broker_lifespan, database_check
 from shared.settings import Settings, get_settings
 from shared.stuck_dms import StuckDmWatchdog
+from shared.tracing import configure_tracing, instrument_app
 
 SERVICE = "api"
 
@@ -42,6 +43,7 @@ SERVICE = "api"
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
+    configure_tracing(SERVICE, settings)  # before the broker, engine and clients
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
     broker = make_broker(settings, SERVICE)
@@ -144,6 +146,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_outage_answers(app)
     if settings.hsts_max_age_s:  # on every answer: pages, /api and /docs
         app.add_middleware(StrictTransport, max_age_s=settings.hsts_max_age_s)
+    instrument_app(app)
     add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
     return app
 

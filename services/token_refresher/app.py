@@ -22,6 +22,7 @@ from shared.providers.graph_http import make_http_client
 from shared.providers.instagram_auth import AppCredentials, InstagramAuthClient
 from shared.service import add_operational_routes, broker_check, broker_lifespan, database_check
 from shared.settings import Settings, get_settings
+from shared.tracing import configure_tracing, instrument_app
 
 SERVICE = "token_refresher"
 log = get_logger(__name__)
@@ -59,6 +60,7 @@ def make_deps(
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
+    configure_tracing(SERVICE, settings)  # before the broker, engine and clients
     engine = make_engine(settings)
     deps, http = make_deps(settings, make_sessionmaker(engine))
     broker = make_broker(settings, SERVICE)
@@ -91,5 +93,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.deps = deps
     # No route here reads a body: the small limit keeps any body from being buffered.
     app.add_middleware(BodyLimits, default_max_bytes=settings.internal_max_body_bytes)
+    instrument_app(app)
     add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
     return app

@@ -16,6 +16,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.webhook_ingest.mapping import Comment, Echo, Inbound, Read, map_item
+from services.webhook_ingest.traces import lead_traceparent
 from shared.db.models import DmSend, InstagramComment, InstagramContact, Lead
 from shared.events import (
     DmStatusChanged,
@@ -32,6 +33,7 @@ from shared.logs import bind_correlation_id, get_logger
 from shared.outbox import add_to_outbox
 from shared.reconciliation import RECONCILED_REASON, UNSETTLED, settle_sent, text_digest
 from shared.topics import DM_STATUS, INSTAGRAM_COMMENTS, LEADS_CONTACTS
+from shared.tracing import continued
 
 log = get_logger(__name__)
 
@@ -128,6 +130,13 @@ async def _read(session: AsyncSession, event: InstagramWebhookReceived, a: Read)
 
 async def _echo(session: AsyncSession, event: InstagramWebhookReceived, a: Echo) -> None:
     """Our own message, seen by Instagram: settles a send whose answer never came."""
+    # Meta's webhook starts a trace of its own: the echo joins its lead's (linked to it).
+    lead_trace = await lead_traceparent(session, event.creator_id, a.igsid, a.mid)
+    with continued("instagram echo", lead_trace):
+        await _settle_by_echo(session, event, a)
+
+
+async def _settle_by_echo(session: AsyncSession, event: InstagramWebhookReceived, a: Echo) -> None:
     intent = await session.scalar(
         select(DmSend)
         .where(

@@ -1,0 +1,32 @@
+"""`autodm trace <trace id>`: one trace read back from AUTODM_TRACE_DIR (the JSON-lines
+exporter, shared/trace_files.py) as a tree: every span's start, duration and service.
+
+For `make run` and for an operator on a host without a tracing backend; with Tempo or
+Jaeger, search the same trace id there (docs/RUNBOOK.md, "Traces").
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from shared.settings import get_settings
+
+
+def trace_command(
+    trace_id: Annotated[str, typer.Argument(help="32 hex digits (`autodm status <lead>`)")],
+) -> None:
+    """Print one trace's spans as a tree (needs AUTODM_TRACE_DIR, as `make run` sets)."""
+    from shared.trace_files import read_spans, render
+
+    directory = get_settings().trace_dir
+    if not directory:
+        typer.echo("AUTODM_TRACE_DIR is not set: traces go to OTLP or nowhere", err=True)
+        raise typer.Exit(2)
+    wanted = trace_id.strip().lower()
+    spans = [s for s in read_spans(directory) if s["trace_id"] == wanted]
+    if not spans:
+        typer.echo(f"no span of trace {wanted} in {directory}", err=True)
+        raise typer.Exit(1)
+    typer.echo(render(spans))
