@@ -22,7 +22,8 @@ from shared.dead_letters import DeadLetterPolicy
 from shared.events import Envelope, Unattributed
 from shared.logs import bind_correlation_id, get_logger
 from shared.settings import Settings
-from shared.tracing import kafka_middlewares
+from shared.tracing import enabled as tracing_enabled
+from shared.tracing import in_record, kafka_middlewares
 
 # Commit after the handler ran; an error escaping the dead-letter middleware (the DLQ itself
 # unreachable) seeks back and redelivers instead of committing past a record.
@@ -154,6 +155,13 @@ def event_headers(event: Unattributed) -> dict[str, str]:
 
 
 async def publish_event(broker: KafkaBroker, topic: str, key: str, event: Unattributed) -> Any:
+    if tracing_enabled():  # from a batch handler: in the trace of the record it came from
+        with in_record(event.correlation_id):
+            return await _publish_event(broker, topic, key, event)
+    return await _publish_event(broker, topic, key, event)
+
+
+async def _publish_event(broker: KafkaBroker, topic: str, key: str, event: Unattributed) -> Any:
     return await broker.publish(
         event.model_dump_json().encode(),
         topic,

@@ -232,8 +232,7 @@ def traceparent_for(correlation_id: str) -> str | None:
     record with the event's correlation id; else the current span's."""
     if not enabled():
         return None
-    parents = _BATCH_PARENTS.get()
-    parent = parents.get(correlation_id) if parents else None
+    parent = _batch_parent(correlation_id)
     if parent is not None:
         return format_traceparent(parent)
     return current_traceparent()
@@ -284,14 +283,16 @@ def continued(
     links: Sequence[str | None] = (),
     kind: SpanKind = SpanKind.INTERNAL,
     attributes: Mapping[str, str | int] | None = None,
+    correlation_id: str | None = None,
 ) -> Iterator[Span | None]:
     """A span continuing the trace of `traceparent` (a stored or carried context; None: the
     current span's), linked to the traces in `links` and to the span current here (the
-    batch, the poll) if that is another trace. Yields None, and does nothing, when off."""
+    batch, the poll) if that is another trace; in a batch, `correlation_id` names the record
+    whose span is linked instead of the batch's. Yields None, and does nothing, when off."""
     if not enabled():
         yield None
         return
-    current = trace.get_current_span().get_span_context()
+    current = _batch_parent(correlation_id) or trace.get_current_span().get_span_context()
     contexts = [c for c in (span_context_of(tp) for tp in links) if c is not None]
     parent = span_context_of(traceparent)
     if parent is not None and current.is_valid and parent.trace_id != current.trace_id:
@@ -315,6 +316,23 @@ def continued(
             raise
         finally:
             _BATCH_PARENTS.reset(token)
+
+
+def _batch_parent(correlation_id: str | None) -> SpanContext | None:
+    parents = _BATCH_PARENTS.get()
+    return parents.get(correlation_id) if parents and correlation_id else None
+
+
+@contextmanager
+def in_record(correlation_id: str) -> Iterator[None]:
+    """In a batch handler, make the span of the record with this correlation id current
+    (what is published now continues that record's trace); elsewhere nothing."""
+    parent = _batch_parent(correlation_id)
+    if parent is None:
+        yield
+        return
+    with trace.use_span(trace.NonRecordingSpan(parent)):
+        yield
 
 
 @contextmanager

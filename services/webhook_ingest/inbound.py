@@ -132,7 +132,7 @@ async def _echo(session: AsyncSession, event: InstagramWebhookReceived, a: Echo)
     """Our own message, seen by Instagram: settles a send whose answer never came."""
     # Meta's webhook starts a trace of its own: the echo joins its lead's (linked to it).
     lead_trace = await lead_traceparent(session, event.creator_id, a.igsid, a.mid)
-    with continued("instagram echo", lead_trace):
+    with continued("instagram echo", lead_trace, correlation_id=event.correlation_id):
         await _settle_by_echo(session, event, a)
 
 
