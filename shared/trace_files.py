@@ -27,13 +27,25 @@ class JsonLinesExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         # Called on the SDK's export thread, never on the event loop.
-        lines = "".join(json.dumps(span_record(s), separators=(",", ":")) + "\n" for s in spans)
+        lines = "".join(span_line(s) for s in spans)
         with self._path.open("a", encoding="utf-8") as out:
             out.write(lines)
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
         return None
+
+
+def span_line(span: ReadableSpan) -> str:
+    return json.dumps(span_record(span), separators=(",", ":"), default=_text) + "\n"
+
+
+def _text(value: Any) -> str:
+    # faststream records a Kafka key as bytes (AutoDM's keys are ids); anything else odd
+    # becomes its repr rather than losing the whole export batch.
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return repr(value)
 
 
 def span_record(span: ReadableSpan) -> dict[str, Any]:

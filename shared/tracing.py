@@ -91,7 +91,11 @@ def _exporters(settings: Settings, service: str) -> list[Any]:
     if "console" in names:
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
-        exporters.append(ConsoleSpanExporter())
+        from shared.trace_files import span_line
+
+        # One JSON line per span, as the files: the SDK's own format fails on faststream's
+        # bytes-valued Kafka keys.
+        exporters.append(ConsoleSpanExporter(formatter=span_line))
     if settings.trace_dir:
         from shared.trace_files import JsonLinesExporter
 
@@ -178,10 +182,15 @@ def instrument_app(app: FastAPI) -> None:
 def instrument_engine(engine: AsyncEngine) -> None:
     if not enabled():
         return
-    from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
+    from opentelemetry import metrics
+    from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 
-    # Statements with their placeholders only (asyncpg's $1...): no values are recorded.
-    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, enable_commenter=False)
+    # The engine's own listeners, per engine: SQLAlchemyInstrumentor().instrument() is a
+    # process-wide singleton (a second engine is ignored) and refuses SQLAlchemy 2.1 by its
+    # declared range, while these cursor events are unchanged in 2.1. Statements are
+    # recorded with their placeholders only (asyncpg's $1...): no values.
+    usage = metrics.get_meter("autodm").create_up_down_counter("db.client.connections.usage")
+    EngineTracer(_TRACER, engine.sync_engine, usage, enable_commenter=False)
 
 
 def instrument_http(client: httpx.AsyncClient) -> None:

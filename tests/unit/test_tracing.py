@@ -231,12 +231,37 @@ def test_request_urls_lose_their_query(on: InMemorySpanExporter) -> None:
 
 def test_trace_files_round_trip_into_a_tree(on: InMemorySpanExporter, tmp_path: Any) -> None:
     tracer = trace.get_tracer("test")
-    with tracer.start_as_current_span("POST /api/leads"):  # noqa: SIM117
-        with tracer.start_as_current_span("leads.created outbox relay"):
+    with tracer.start_as_current_span("POST /api/leads"):
+        # faststream records Kafka keys as bytes: the export must not choke on them.
+        key = {"messaging.kafka.message.key": b"creator-1"}
+        with tracer.start_as_current_span("leads.created outbox relay", attributes=key):
             pass
     JsonLinesExporter(str(tmp_path), "api").export(on.get_finished_spans())
     spans = read_spans(tmp_path)
     assert {s["name"] for s in spans} == {"POST /api/leads", "leads.created outbox relay"}
+    relay = next(s for s in spans if s["name"] == "leads.created outbox relay")
+    assert relay["attributes"]["messaging.kafka.message.key"] == "creator-1"
     lines = render(spans).splitlines()
     assert lines[1].endswith("POST /api/leads")
     assert lines[2].endswith("  leads.created outbox relay")  # indented: a child
+
+
+def test_sql_statements_are_spans_of_the_request_without_their_values(
+    on: InMemorySpanExporter,
+) -> None:
+    from types import SimpleNamespace
+
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine("sqlite://")
+    # The listeners go on the async engine's sync_engine (asyncpg needs a server: sqlite).
+    async_engine: Any = SimpleNamespace(sync_engine=engine)
+    tracing.instrument_engine(async_engine)
+    with trace.get_tracer("test").start_as_current_span("POST /api/leads") as request:  # noqa: SIM117
+        with engine.connect() as connection:
+            connection.execute(text("SELECT :name"), {"name": "Jane Doe"})
+    sql = [s for s in on.get_finished_spans() if s.kind == SpanKind.CLIENT]
+    assert len(sql) == 1
+    assert sql[0].parent is not None
+    assert sql[0].parent.span_id == request.get_span_context().span_id
+    assert "Jane Doe" not in json.dumps(dict(sql[0].attributes or {}))
