@@ -7,6 +7,7 @@ Jaeger, search the same trace id there (docs/RUNBOOK.md, "Traces").
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -14,13 +15,18 @@ import typer
 from shared.settings import get_settings
 
 
+# Where `make run` writes (deploy/local/run.sh), for a shell that did not set the variable.
+MAKE_RUN_DIR = Path(".local/run/traces")
+
+
 def trace_command(
     trace_id: Annotated[str, typer.Argument(help="32 hex digits (`autodm status <lead>`)")],
 ) -> None:
-    """Print one trace's spans as a tree (needs AUTODM_TRACE_DIR, as `make run` sets)."""
+    """Print one trace's spans as a tree, from AUTODM_TRACE_DIR (else `make run`'s
+    .local/run/traces)."""
     from shared.trace_files import read_spans, render
 
-    directory = get_settings().trace_dir
+    directory = get_settings().trace_dir or (str(MAKE_RUN_DIR) if MAKE_RUN_DIR.is_dir() else "")
     if not directory:
         typer.echo("AUTODM_TRACE_DIR is not set: traces go to OTLP or nowhere", err=True)
         raise typer.Exit(2)
