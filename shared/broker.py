@@ -23,7 +23,7 @@ from shared.events import Envelope, Unattributed
 from shared.logs import bind_correlation_id, get_logger
 from shared.settings import Settings
 from shared.tracing import enabled as tracing_enabled
-from shared.tracing import in_record, kafka_middlewares
+from shared.tracing import in_record, kafka_middlewares, with_exemplars
 
 # Commit after the handler ran; an error escaping the dead-letter middleware (the DLQ itself
 # unreachable) seeks back and redelivers instead of committing past a record.
@@ -58,7 +58,7 @@ def _correlation_of(record: Any) -> str | None:
 def _prometheus() -> KafkaPrometheusMiddleware:
     # One per process: the metrics register once in the default registry (tests run several
     # services in one process); Prometheus' `job` label tells the services apart.
-    return KafkaPrometheusMiddleware(registry=REGISTRY, app_name="autodm")
+    return with_exemplars(KafkaPrometheusMiddleware(registry=REGISTRY, app_name="autodm"))
 
 
 def make_broker(settings: Settings, service: str) -> KafkaBroker:

@@ -14,7 +14,6 @@ import typer
 
 from shared.settings import get_settings
 
-
 # Where `make run` writes (deploy/local/run.sh), for a shell that did not set the variable.
 MAKE_RUN_DIR = Path(".local/run/traces")
 

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import httpx
     from fastapi import FastAPI
     from faststream import BaseMiddleware
+    from faststream.kafka.prometheus import KafkaPrometheusMiddleware
     from sqlalchemy.ext.asyncio import AsyncEngine
 
     from shared.settings import Settings
@@ -190,7 +191,7 @@ def instrument_engine(engine: AsyncEngine) -> None:
     # declared range, while these cursor events are unchanged in 2.1. Statements are
     # recorded with their placeholders only (asyncpg's $1...): no values.
     usage = metrics.get_meter("autodm").create_up_down_counter("db.client.connections.usage")
-    EngineTracer(_TRACER, engine.sync_engine, usage, enable_commenter=False)
+    EngineTracer(_TRACER, engine.sync_engine, usage, enable_commenter=False)  # type: ignore[no-untyped-call]
 
 
 def instrument_http(client: httpx.AsyncClient) -> None:
@@ -393,6 +394,30 @@ def set_attributes(attributes: Mapping[str, str | int | None]) -> None:
 
 
 # --- logs and metrics -------------------------------------------------------------------
+
+
+def with_exemplars(middleware: KafkaPrometheusMiddleware) -> KafkaPrometheusMiddleware:
+    """faststream's processing-time histogram (the dashboard's handler latency) with the
+    process span's trace as exemplar; the middleware as it is when tracing is off."""
+    if not enabled():
+        return middleware
+    from faststream.prometheus.manager import MetricsManager
+
+    class ExemplarManager(MetricsManager):
+        __slots__ = ()
+
+        def observe_received_processed_message_duration(
+            self, duration: float, broker: str, handler: str, **custom_labels: str
+        ) -> None:
+            histogram = self._container.received_processed_messages_duration_seconds
+            histogram.labels(
+                app_name=self._app_name, broker=broker, handler=handler, **custom_labels
+            ).observe(duration, exemplar())
+
+    # faststream builds its manager privately; this one differs only in that method.
+    manager = middleware._metrics_manager
+    middleware._metrics_manager = ExemplarManager(manager._container, app_name=manager._app_name)
+    return middleware
 
 
 def add_trace_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -43,6 +43,7 @@ from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.ratelimit import SendKind
 from shared.reconciliation import RECONCILED_REASON, text_digest
 from shared.retries import H_DEFERRED_FOR, DeliveryContext, RetryPublisher, backoff_s
+from shared.tracing import exemplar
 
 log = get_logger(__name__)
 
@@ -177,7 +178,9 @@ async def _wait_for_gate(deps: SenderDeps, request: DmRequested) -> Verdict:
             request.payload.account_id, _limits(request), creator_id=request.creator_id
         )
         if verdict.why not in BUCKET_WAITS or verdict.wait_s > deps.policy.max_inline_wait_s:
-            RATE_LIMIT_WAIT.labels(provider="instagram", scope="account").observe(waited)
+            RATE_LIMIT_WAIT.labels(provider="instagram", scope="account").observe(
+                waited, exemplar()
+            )
             return verdict
         await asyncio.sleep(verdict.wait_s)
         waited += verdict.wait_s

@@ -265,3 +265,51 @@ def test_sql_statements_are_spans_of_the_request_without_their_values(
     assert sql[0].parent is not None
     assert sql[0].parent.span_id == request.get_span_context().span_id
     assert "Jane Doe" not in json.dumps(dict(sql[0].attributes or {}))
+
+
+def test_handler_latency_of_faststream_carries_the_process_spans_trace(
+    on: InMemorySpanExporter,
+) -> None:
+    from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.openmetrics.exposition import generate_latest
+
+    registry = CollectorRegistry()
+    middleware = tracing.with_exemplars(KafkaPrometheusMiddleware(registry=registry))
+    with trace.get_tracer("test").start_as_current_span("leads.created process") as span:
+        middleware._metrics_manager.observe_received_processed_message_duration(
+            0.3, broker="kafka", handler="leads.created"
+        )
+    trace_id = f"{span.get_span_context().trace_id:032x}"
+    exposed = generate_latest(registry).decode()  # type: ignore[no-untyped-call]
+    buckets = [line for line in exposed.splitlines() if "duration_seconds_bucket" in line]
+    assert any(trace_id in line for line in buckets)
+
+
+def test_autodm_trace_prints_one_trace_as_a_tree(
+    on: InMemorySpanExporter, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from shared.cli import app
+    from shared.settings import get_settings
+
+    tracer = trace.get_tracer("test")
+    with tracer.start_as_current_span("POST /api/leads") as request:  # noqa: SIM117
+        with tracer.start_as_current_span("meta send"):
+            pass
+    with tracer.start_as_current_span("another lead"):
+        pass
+    JsonLinesExporter(str(tmp_path), "api").export(on.get_finished_spans())
+    monkeypatch.setenv("AUTODM_TRACE_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        trace_id = f"{request.get_span_context().trace_id:032x}"
+        shown = CliRunner().invoke(app, ["trace", trace_id])
+        unknown = CliRunner().invoke(app, ["trace", "0" * 32])
+    finally:
+        get_settings.cache_clear()
+    assert shown.exit_code == 0, shown.output
+    assert "POST /api/leads" in shown.output and "meta send" in shown.output
+    assert "another lead" not in shown.output
+    assert unknown.exit_code == 1
