@@ -313,3 +313,37 @@ def test_autodm_trace_prints_one_trace_as_a_tree(
     assert "POST /api/leads" in shown.output and "meta send" in shown.output
     assert "another lead" not in shown.output
     assert unknown.exit_code == 1
+
+
+def test_off_leaves_apps_and_engines_as_they_are(off: None) -> None:
+    from sqlalchemy import create_engine
+
+    app = FastAPI()
+    tracing.instrument_app(app)
+    assert app.user_middleware == []
+    engine = create_engine("sqlite://")
+    async_engine: Any = type("E", (), {"sync_engine": engine})()
+    tracing.instrument_engine(async_engine)
+    assert not engine.dispatch.before_cursor_execute  # no listener at all
+    tracing._state["enabled"] = True  # the check can fail: on, the listener is there
+    try:
+        tracing.instrument_engine(async_engine)
+    finally:
+        tracing._state["enabled"] = False
+    assert engine.dispatch.before_cursor_execute
+
+
+def test_every_alerts_runbook_section_says_how_to_reach_a_trace() -> None:
+    import re
+
+    import yaml
+
+    from tests.conftest import ROOT
+
+    runbook = (ROOT / "docs" / "RUNBOOK.md").read_text()
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "alerts.yml").read_text())
+    alerts = [r["alert"] for group in rules["groups"] for r in group["rules"] if "alert" in r]
+    for alert in alerts:
+        section = re.split(r"^## ", runbook.split(f"## {alert}\n", 1)[1], flags=re.M)[0]
+        assert "**Trace**" in section, f"{alert}: no way from the alert to a trace"
+    assert "## Traces" in runbook
