@@ -20,13 +20,13 @@ HTTP status, Meta's error code/class and the outcome (docs/RUNBOOK.md, "Traces")
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, MutableMapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
-from opentelemetry.trace import Link, Span, SpanContext, SpanKind
+from opentelemetry.trace import Link, Span, SpanContext, SpanKind, Status, StatusCode
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 if TYPE_CHECKING:
@@ -285,7 +285,6 @@ def headers_traceparent(headers: Sequence[tuple[str, bytes]] | None) -> str | No
     return None
 
 
-@contextmanager
 def continued(
     name: str,
     traceparent: str | None,
@@ -294,38 +293,64 @@ def continued(
     kind: SpanKind = SpanKind.INTERNAL,
     attributes: Mapping[str, str | int] | None = None,
     correlation_id: str | None = None,
-) -> Iterator[Span | None]:
+) -> AbstractContextManager[Span | None]:
     """A span continuing the trace of `traceparent` (a stored or carried context; None: the
     current span's), linked to the traces in `links` and to the span current here (the
     batch, the poll) if that is another trace; in a batch, `correlation_id` names the record
     whose span is linked instead of the batch's. Yields None, and does nothing, when off."""
     if not enabled():
-        yield None
-        return
-    current = _batch_parent(correlation_id) or trace.get_current_span().get_span_context()
-    contexts = [c for c in (span_context_of(tp) for tp in links) if c is not None]
-    parent = span_context_of(traceparent)
-    if parent is not None and current.is_valid and parent.trace_id != current.trace_id:
-        contexts.append(current)
-    # Inside, events written continue this span, not the batch record's (traceparent_for).
-    token = _BATCH_PARENTS.set(None)
-    with _TRACER.start_as_current_span(
-        name,
-        context=context_from(traceparent) if traceparent else None,
-        kind=kind,
-        links=[Link(c) for c in contexts],
-        attributes=dict(attributes or {}),
-        # An exception's message can quote Meta's answer or a URL: the span gets only its
-        # status; the class goes in error.type.
-        record_exception=False,
-    ) as span:
-        try:
-            yield span
-        except BaseException as exc:
-            span.set_attribute("error.type", type(exc).__name__)
-            raise
-        finally:
-            _BATCH_PARENTS.reset(token)
+        return _OFF
+    return _Continued(name, traceparent, links, kind, dict(attributes or {}), correlation_id)
+
+
+_OFF: AbstractContextManager[None] = nullcontext()
+
+
+class _Continued:
+    """A class, not a generator: contextlib sets `__traceback__` on an exception passing
+    through a generator's `with`, which a frozen exception (MetaError) refuses."""
+
+    def __init__(
+        self,
+        name: str,
+        traceparent: str | None,
+        links: Sequence[str | None],
+        kind: SpanKind,
+        attributes: dict[str, str | int],
+        correlation_id: str | None,
+    ) -> None:
+        current = _batch_parent(correlation_id) or trace.get_current_span().get_span_context()
+        contexts = [c for c in (span_context_of(tp) for tp in links) if c is not None]
+        parent = span_context_of(traceparent)
+        if parent is not None and current.is_valid and parent.trace_id != current.trace_id:
+            contexts.append(current)
+        self._span = _TRACER.start_span(
+            name,
+            context=context_from(traceparent) if traceparent else None,
+            kind=kind,
+            links=[Link(c) for c in contexts],
+            attributes=attributes,
+        )
+        self._tokens: tuple[Any, Any] | None = None
+
+    def __enter__(self) -> Span:
+        # Inside, events written continue this span, not the batch record's (traceparent_for).
+        self._tokens = (
+            _BATCH_PARENTS.set(None),
+            otel_context.attach(trace.set_span_in_context(self._span)),
+        )
+        return self._span
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: object, tb: object) -> None:
+        assert self._tokens is not None
+        batch_token, token = self._tokens
+        otel_context.detach(token)
+        _BATCH_PARENTS.reset(batch_token)
+        if exc_type is not None:
+            # Never the exception's message: it can quote Meta's answer or a URL.
+            self._span.set_status(Status(StatusCode.ERROR))
+            self._span.set_attribute("error.type", exc_type.__name__)
+        self._span.end()
 
 
 def _batch_parent(correlation_id: str | None) -> SpanContext | None:

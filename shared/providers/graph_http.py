@@ -53,14 +53,8 @@ async def call_graph(
     **kwargs: Any,
 ) -> dict[str, Any]:
     # A span of its own (Meta's error code, the outcome) around the HTTP client's span.
-    # MetaError is frozen: contextlib can't set the __traceback__ of one passing through a
-    # `with`, so it is raised after the span has ended.
     with continued(f"meta {operation}", None, attributes=meta_attributes(provider, operation)):
-        try:
-            return await _call(http, provider, operation, method, url, **kwargs)
-        except MetaError as exc:
-            failed = exc
-    raise failed
+        return await _call(http, provider, operation, method, url, **kwargs)
 
 
 async def _call(
