@@ -194,21 +194,22 @@ async def test_a_replayed_dead_letter_links_to_the_trace_it_failed_in(
     assert replayed.status_code == 200, replayed.text
     assert replayed.json()["replayed"] == 1
 
-    def linked(spans: Spans) -> bool:
-        return any(
-            s["name"] == "leads.created outbox relay"
-            and any(link["trace_id"] == failed_in for link in s["links"])
+    def relays(spans: Spans) -> list[dict[str, Any]]:
+        return [
+            s
             for s in spans
-        )
+            if s["name"] == "leads.created outbox relay"
+            and any(link["trace_id"] == failed_in for link in s["links"])
+        ]
 
-    spans = await spans_until(linked)
-    assert linked(spans), f"no relay span links trace {failed_in}"
-    relay = next(
-        s
-        for s in spans
-        if s["name"] == "leads.created outbox relay"
-        and any(link["trace_id"] == failed_in for link in s["links"])
-    )
+    def with_its_request(spans: Spans) -> bool:
+        # The relay's span may be exported before the request's ends: wait for both.
+        traces = {s["trace_id"] for s in relays(spans)}
+        return any(s["trace_id"] in traces and s["parent_id"] is None for s in spans)
+
+    spans = await spans_until(with_its_request)
+    assert relays(spans), f"no relay span links trace {failed_in}"
+    relay = relays(spans)[0]
     # The replay itself is in the admin request's trace.
     request = [s for s in spans if s["trace_id"] == relay["trace_id"] and s["parent_id"] is None]
     assert [s["name"] for s in request] == ["POST /api/admin/dlq/{partition}/{offset}/replay"]
