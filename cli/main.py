@@ -12,10 +12,12 @@ import typer
 
 from cli.delivery import dlq_app, sending_app
 from cli.status import status
+from cli.trace import trace_command
 from shared.platform.settings import get_settings
 
 app = typer.Typer(
-    help="Operate AutoDM: topics, database, a lead's DM status, tokens, dead letters, sending."
+    help="Operate AutoDM: topics, database, a lead's DM status and trace, tokens, dead letters,"
+    " sending."
     " Settings come from AUTODM_* variables (shared/platform/settings.py).",
     no_args_is_help=True,
 )
@@ -31,6 +33,7 @@ app.add_typer(sending_app, name="sending")
 ROOT = Path(__file__).resolve().parent.parent
 
 app.command("status")(status)
+app.command("trace")(trace_command)
 
 
 @topics_app.command("provision")

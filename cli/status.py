@@ -7,12 +7,15 @@ down and needs no token: it is for operators with access to the deployment.
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import TYPE_CHECKING, Annotated
 from uuid import UUID
 
 import typer
+from sqlalchemy import select
 
 from shared.platform.settings import get_settings
+from shared.platform.tracing import trace_id_of
 
 if TYPE_CHECKING:  # the API's modules load only when the command runs (CLI start-up)
     from services.api.http.schemas import LeadOut
@@ -29,26 +32,33 @@ def status(
     Status, route and provider, the reason (or the link to show), Meta's message id or
     error, and every transition with its time. Exits 1 if the lead does not exist.
     """
-    lead = asyncio.run(_load(lead_id))
+    lead, traceparent = asyncio.run(_load(lead_id))
     if lead is None:
         typer.echo(f"lead {lead_id} not found", err=True)
         raise typer.Exit(1)
-    typer.echo(lead.model_dump_json(indent=2) if as_json else render(lead))
+    if as_json:
+        out = lead.model_dump(mode="json") | {"trace_id": trace_id_of(traceparent)}
+        typer.echo(json.dumps(out, indent=2))
+    else:
+        typer.echo(render(lead, trace_id_of(traceparent)))
 
 
-async def _load(lead_id: UUID) -> LeadOut | None:
+async def _load(lead_id: UUID) -> tuple[LeadOut | None, str | None]:
     from services.api.service_layer.leads import get_lead
+    from shared.db.models import Lead
     from shared.db.session import make_engine, make_sessionmaker
 
     engine = make_engine(get_settings())
     try:
         async with make_sessionmaker(engine)() as session:
-            return await get_lead(session, lead_id)
+            lead = await get_lead(session, lead_id)
+            traceparent = await session.scalar(select(Lead.traceparent).where(Lead.id == lead_id))
+            return lead, traceparent
     finally:
         await engine.dispose()
 
 
-def render(lead: LeadOut) -> str:
+def render(lead: LeadOut, trace_id: str | None = None) -> str:
     dm = lead.dm
     error = dm.error
     rows = [
@@ -60,6 +70,9 @@ def render(lead: LeadOut) -> str:
         ("link", dm.link or "-"),
         ("message id", dm.provider_message_id or "-"),
         ("error", f"{error.code}/{error.subcode}: {error.message}" if error else "-"),
+        # The lead's distributed trace (docs/RUNBOOK.md, "Traces"): `autodm trace <id>`
+        # locally, or search it in Tempo/Jaeger. "-" when tracing was off.
+        ("trace id", trace_id or "-"),
     ]
     lines = [f"{name:<11} {value}" for name, value in rows]
     lines.append("log:")

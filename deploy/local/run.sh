@@ -26,6 +26,11 @@ stop_all() {
 }
 trap stop_all INT TERM EXIT
 
+# Traces without a network (docs/RUNBOOK.md, "Traces"): JSON lines here, read back with
+# `autodm trace <trace id>` (`autodm status <lead>` prints a lead's); `AUTODM_TRACE_DIR=`
+# (empty) runs without tracing.
+export AUTODM_TRACE_DIR=${AUTODM_TRACE_DIR-$(realpath -m "${AUTODM_STATE_DIR:-.local/run}/traces")}
+
 bash deploy/local/kafka.sh start
 bash deploy/local/postgres.sh start
 $STACK_CMD

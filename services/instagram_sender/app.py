@@ -25,6 +25,7 @@ from shared.platform.service_http import (
     broker_lifespan,
     database_check,
 )
+from shared.platform.tracing import configure_tracing, instrument_app
 from shared.providers.graph_http import make_http_client
 from shared.providers.instagram import InstagramClient
 
@@ -34,6 +35,7 @@ SERVICE = "instagram_sender"
 def create_app(settings: InstagramSenderSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
+    configure_tracing(SERVICE, settings)  # before the broker, engine and clients
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
     broker = make_broker(settings, SERVICE)
@@ -101,5 +103,6 @@ def create_app(settings: InstagramSenderSettings | None = None) -> FastAPI:
     app.state.broker = broker
     # No route here reads a body: the small limit keeps any body from being buffered.
     app.add_middleware(BodyLimits, default_max_bytes=settings.internal_max_body_bytes)
+    instrument_app(app)
     add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
     return app

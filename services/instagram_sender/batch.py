@@ -26,6 +26,7 @@ from uuid import UUID
 
 from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.trace import SpanKind
 from sqlalchemy import select, tuple_
 
 from services.instagram_sender.sending import (
@@ -45,6 +46,7 @@ from shared.messaging.dead_letters import DeliveryFailed
 from shared.messaging.delayed_retries import DeliveryContext
 from shared.platform.logs import bind_correlation_id
 from shared.platform.outages import is_outage
+from shared.platform.tracing import continued, headers_traceparent
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,11 @@ class _Outcomes:
         the batch). Parking itself failing propagates: the batch is then redelivered."""
         bind_correlation_id(job.request.correlation_id)
         try:
-            await work
+            # The lead's own trace (its record's context), linked to the batch's span.
+            with continued(
+                "instagram send", headers_traceparent(job.record.headers), kind=SpanKind.CONSUMER
+            ):
+                await work
         except Exception as exc:
             if is_outage(exc):
                 self.outage = self.outage or exc

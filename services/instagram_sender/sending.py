@@ -49,6 +49,7 @@ from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.crypto import DecryptedTokens
 from shared.platform.logs import get_logger
 from shared.platform.metrics import DELIVERIES_DEFERRED, RATE_LIMIT_WAIT
+from shared.platform.tracing import exemplar
 from shared.providers.instagram import InstagramClient, SentMessage
 from shared.providers.meta_errors import ErrorClass, MetaError
 
@@ -187,7 +188,9 @@ async def _wait_for_gate(deps: SenderDeps, request: DmRequested) -> Verdict:
             request.payload.account_id, _limits(request), creator_id=request.creator_id
         )
         if verdict.why not in BUCKET_WAITS or verdict.wait_s > deps.policy.max_inline_wait_s:
-            RATE_LIMIT_WAIT.labels(provider="instagram", scope="account").observe(waited)
+            RATE_LIMIT_WAIT.labels(provider="instagram", scope="account").observe(
+                waited, exemplar()
+            )
             return verdict
         await asyncio.sleep(verdict.wait_s)
         waited += verdict.wait_s

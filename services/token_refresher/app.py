@@ -25,6 +25,7 @@ from shared.platform.service_http import (
     broker_lifespan,
     database_check,
 )
+from shared.platform.tracing import configure_tracing, instrument_app
 from shared.providers.graph_http import make_http_client
 from shared.providers.instagram_auth import AppCredentials, InstagramAuthClient
 
@@ -66,6 +67,7 @@ def make_deps(
 def create_app(settings: TokenRefresherSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
+    configure_tracing(SERVICE, settings)  # before the broker, engine and clients
     engine = make_engine(settings)
     deps, http = make_deps(settings, make_sessionmaker(engine))
     broker = make_broker(settings, SERVICE)
@@ -98,5 +100,6 @@ def create_app(settings: TokenRefresherSettings | None = None) -> FastAPI:
     app.state.deps = deps
     # No route here reads a body: the small limit keeps any body from being buffered.
     app.add_middleware(BodyLimits, default_max_bytes=settings.internal_max_body_bytes)
+    instrument_app(app)
     add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
     return app

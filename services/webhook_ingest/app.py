@@ -30,6 +30,7 @@ from shared.messaging.outbox import OutboxRelay
 from shared.platform.crypto import DecryptedTokens, TokenCipher
 from shared.platform.logs import configure_logging
 from shared.platform.service_http import add_operational_routes, broker_check, broker_lifespan
+from shared.platform.tracing import configure_tracing, instrument_app
 from shared.providers.graph_http import make_http_client
 from shared.providers.instagram import InstagramConversations
 
@@ -39,6 +40,7 @@ SERVICE = "webhook_ingest"
 def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
+    configure_tracing(SERVICE, settings)  # before the broker, engine and clients
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
     broker = make_broker(settings, SERVICE)
@@ -78,6 +80,7 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     whatsapp_routes.install(app, settings, acceptance)
     # Ready = Kafka answers: webhooks are accepted without PostgreSQL, so a database outage
     # must not take every replica out of the Service (Meta would see errors, §3d).
+    instrument_app(app)
     add_operational_routes(app, {"kafka": broker_check(broker)})
     return app
 

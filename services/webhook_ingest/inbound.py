@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.webhook_ingest import human_turns
 from services.webhook_ingest.mapping import Comment, Echo, Inbound, Read, map_item
+from services.webhook_ingest.traces import lead_traceparent
 from shared.contracts.events import (
     DmStatusChanged,
     DmStatusPayload,
@@ -38,6 +39,7 @@ from shared.delivery.ambiguous_sends import (
 from shared.messaging.idempotency import claim_events
 from shared.messaging.outbox import add_to_outbox
 from shared.platform.logs import bind_correlation_id, get_logger
+from shared.platform.tracing import continued
 
 log = get_logger(__name__)
 
@@ -135,6 +137,13 @@ async def _read(session: AsyncSession, event: InstagramWebhookReceived, a: Read)
 
 async def _echo(session: AsyncSession, event: InstagramWebhookReceived, a: Echo) -> None:
     """Our own message, seen by Instagram: settles a send whose answer never came."""
+    # Meta's webhook starts a trace of its own: the echo joins its lead's (linked to it).
+    lead_trace = await lead_traceparent(session, event.creator_id, a.igsid, a.mid)
+    with continued("instagram echo", lead_trace, correlation_id=event.correlation_id):
+        await _settle_by_echo(session, event, a)
+
+
+async def _settle_by_echo(session: AsyncSession, event: InstagramWebhookReceived, a: Echo) -> None:
     intent = await session.scalar(
         select(DmSend)
         .where(

@@ -22,6 +22,8 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
+from shared.platform.tracing import current_traceparent
+
 
 class Base(DeclarativeBase):
     type_annotation_map = {dict[str, Any]: JSONB, datetime: DateTime(timezone=True)}
@@ -179,6 +181,9 @@ class Lead(Base):
     read_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     updated_at: Mapped[datetime] = mapped_column(server_default=func.now())
+    # W3C traceparent of what created the lead (NULL when tracing is off): `autodm status`
+    # prints its trace id; a webhook about the lead's DM continues this trace.
+    traceparent: Mapped[str | None] = mapped_column(String(55), default=current_traceparent)
     # Data deletion anonymised it (services/webhook_ingest/erasure.py): events still in a
     # topic about it are ignored, so nothing writes the person back.
     erased_at: Mapped[datetime | None]
@@ -231,6 +236,9 @@ class OutboxRecord(Base):
     correlation_id: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(server_default=func.now())
     published_at: Mapped[datetime | None]
+    # W3C traceparent of the request or record that wrote the row: the relay's publish
+    # continues that trace (shared/platform/tracing.py); NULL when tracing is off.
+    traceparent: Mapped[str | None] = mapped_column(String(55), default=current_traceparent)
 
 
 class ProcessedEvent(Base):

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from shared.platform.settings import Settings
+from shared.platform.tracing import instrument_engine
 
 # A connection back in the pool for longer than this is pinged before it is handed out.
 # SQLAlchemy's pool_pre_ping pings on every checkout, and asyncpg's ping is three round
@@ -33,6 +34,7 @@ def make_engine(settings: Settings, ping_if_idle_s: float = PING_IF_IDLE_S) -> A
         pool_use_lifo=True,
     )
     _ping_idle_connections(engine, ping_if_idle_s)
+    instrument_engine(engine)  # SQL spans, only when tracing is on
     return engine
 
 

@@ -14,18 +14,21 @@ changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.trace import Span
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts.events import Unattributed
 from shared.platform.logs import bind_correlation_id, get_logger
 from shared.platform.outages import is_outage
+from shared.platform.tracing import batch_records, headers_traceparent, in_span
+from shared.platform.tracing import enabled as tracing_enabled
 
 log = get_logger(__name__)
 
@@ -59,6 +62,15 @@ class BatchWork(Generic[E]):
     async def run(self, events: Sequence[E], records: Sequence[ConsumerRecord[Any, Any]]) -> None:
         if not events:
             return
+        with batch_records(f"{records[0].topic} record", _trace_keys(records)) as spans:
+            await self._run(events, records, spans)
+
+    async def _run(
+        self,
+        events: Sequence[E],
+        records: Sequence[ConsumerRecord[Any, Any]],
+        spans: Mapping[str, Span],
+    ) -> None:
         try:
             async with self.sessions.begin() as session:
                 await self.apply(session, events)
@@ -71,7 +83,8 @@ class BatchWork(Generic[E]):
             )
         by_id = self._records_by_event_id(records)
         for event in events:
-            await self._one(event, by_id[event.id])
+            with in_span(spans.get(event.correlation_id)):
+                await self._one(event, by_id[event.id])
 
     def _parse(self, record: ConsumerRecord[Any, Any]) -> E:
         return self.model.model_validate_json(record.value or b"")
@@ -97,6 +110,18 @@ class BatchWork(Generic[E]):
             if is_outage(exc):
                 raise  # the batch is retried as a whole (idempotent by event id)
             await self.park(record, exc)
+
+
+def _trace_keys(records: Sequence[ConsumerRecord[Any, Any]]) -> list[tuple[str, str | None]]:
+    """(correlation id, traceparent) of each record, for its span (none when tracing is off)."""
+    if not tracing_enabled():
+        return []
+    keys = []
+    for record in records:
+        headers = dict(record.headers or ())
+        correlation = headers.get("correlation_id", b"").decode(errors="replace")
+        keys.append((correlation, headers_traceparent(record.headers)))
+    return keys
 
 
 def records_of(msg: KafkaMessage) -> tuple[ConsumerRecord[Any, Any], ...]:

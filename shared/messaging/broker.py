@@ -24,6 +24,8 @@ from shared.messaging.dead_letters import DeadLetterPolicy
 from shared.messaging.publishers import declare_publishers
 from shared.platform.logs import bind_correlation_id, get_logger
 from shared.platform.settings import Settings
+from shared.platform.tracing import enabled as tracing_enabled
+from shared.platform.tracing import in_record, kafka_middlewares, with_exemplars
 
 # Commit after the handler ran; an error escaping the dead-letter middleware (the DLQ itself
 # unreachable) seeks back and redelivers instead of committing past a record.
@@ -62,7 +64,7 @@ def _correlation_of(record: Any) -> str | None:
 def _prometheus() -> KafkaPrometheusMiddleware:
     # One per process: the metrics register once in the default registry (tests run several
     # services in one process); Prometheus' `job` label tells the services apart.
-    return KafkaPrometheusMiddleware(registry=REGISTRY, app_name="autodm")
+    return with_exemplars(KafkaPrometheusMiddleware(registry=REGISTRY, app_name="autodm"))
 
 
 def make_broker(settings: Settings, service: str) -> KafkaBroker:
@@ -77,6 +79,8 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
         # on the hot path and drown the service's own structured logs.
         log_level=logging.DEBUG,
         middlewares=[
+            # Outermost: a record's process span covers its handling and parking.
+            *kafka_middlewares(),
             _prometheus(),
             _CorrelationMiddleware,
             dead_letters,
@@ -164,6 +168,13 @@ def event_headers(event: Unattributed) -> dict[str, str]:
 
 
 async def publish_event(broker: KafkaBroker, topic: str, key: str, event: Unattributed) -> Any:
+    if tracing_enabled():  # from a batch handler: in the trace of the record it came from
+        with in_record(event.correlation_id):
+            return await _publish_event(broker, topic, key, event)
+    return await _publish_event(broker, topic, key, event)
+
+
+async def _publish_event(broker: KafkaBroker, topic: str, key: str, event: Unattributed) -> Any:
     return await broker.publish(
         event.model_dump_json().encode(),
         topic,

@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from faststream import BaseMiddleware
 from faststream.exceptions import IgnoredException
+from opentelemetry.trace import SpanKind
 from pydantic import ValidationError
 
 from shared.contracts import topics
 from shared.platform.logs import get_logger
 from shared.platform.metrics import DEAD_LETTERS
 from shared.platform.outages import is_outage, ride_out
+from shared.platform.tracing import continued, headers_traceparent
 
 if TYPE_CHECKING:
     from aiokafka import ConsumerRecord
@@ -122,7 +124,15 @@ class DeadLetterPolicy:
         if self.publish is None:
             raise RuntimeError("DeadLetterPolicy used before a broker was bound") from exc
         headers = dlq_headers(record, self.consumer, exc)
-        await self.publish(record.value or b"", topics.DLQ, key=record.key, headers=headers)
+        # In the record's own trace (a batch's span is another): the dead letter's
+        # traceparent is then the one a replay links back to.
+        with continued(
+            f"{record.topic} park",
+            headers_traceparent(record.headers),
+            kind=SpanKind.PRODUCER,
+            attributes={"autodm.dlq.reason": headers[H_REASON]},
+        ):
+            await self.publish(record.value or b"", topics.DLQ, key=record.key, headers=headers)
         DEAD_LETTERS.labels(topic=record.topic, reason=headers[H_REASON]).inc()
         log.warning(
             "record parked in dlq",

@@ -35,6 +35,7 @@ from shared.messaging import dead_letters as dl
 from shared.messaging.broker import Message, subscribe
 from shared.messaging.delayed_retries import H_DEFERRED_FOR, H_NOT_BEFORE
 from shared.platform.logs import get_logger
+from shared.platform.tracing import replayed_trace_headers
 
 log = get_logger(__name__)
 
@@ -218,6 +219,7 @@ async def replay_entry(
     payload = await _replayed_payload(session, entry)
     headers = {k: v for k, v in entry.headers.items() if k not in FAILURE_HEADERS}
     headers[H_REPLAY_OF] = f"dlq/{partition}/{offset}"
+    replayed_trace_headers(headers)
     session.add(
         OutboxRecord(
             topic=entry.original_topic,

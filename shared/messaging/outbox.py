@@ -22,6 +22,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs
 from faststream.kafka import KafkaBroker
+from opentelemetry.trace import SpanKind
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -32,6 +33,7 @@ from shared.platform.logs import get_logger
 from shared.platform.metrics import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
 from shared.platform.outage_log import OutageLog
 from shared.platform.outages import is_outage
+from shared.platform.tracing import H_REPLAYED_TRACE, continued, traceparent_for
 
 log = get_logger(__name__)
 
@@ -62,6 +64,7 @@ def add_to_outbox(session: AsyncSession, topic: str, key: str, event: Envelope) 
             payload=event.model_dump_json().encode(),
             headers=event_headers(event),
             correlation_id=event.correlation_id,
+            traceparent=traceparent_for(event.correlation_id),
         )
     )
 
@@ -218,8 +221,19 @@ class OutboxRelay:
 
     async def _publish(self, rows: Sequence[OutboxRecord]) -> None:
         # Send all, then wait for all acks: one round trip per batch, not per record.
-        futures = [
-            await self._broker.publish(
+        futures = [await self._send(row) for row in rows]
+        await asyncio.gather(*futures)
+
+    async def _send(self, row: OutboxRecord) -> Any:
+        # The row's own trace (the request that wrote it), not one trace per batch; a
+        # replayed dead letter links to the trace it failed in.
+        with continued(
+            f"{row.topic} outbox relay",
+            row.traceparent,
+            links=[row.headers.get(H_REPLAYED_TRACE)],
+            kind=SpanKind.PRODUCER,
+        ):
+            return await self._broker.publish(
                 row.payload,
                 row.topic,
                 key=row.key.encode(),
@@ -227,9 +241,6 @@ class OutboxRelay:
                 correlation_id=row.correlation_id,
                 no_confirm=True,
             )
-            for row in rows
-        ]
-        await asyncio.gather(*futures)
 
     async def backlog(self) -> int:
         """Count unpublished records and set the backlog gauges (count, oldest age)."""

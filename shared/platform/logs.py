@@ -13,6 +13,8 @@ from typing import Any
 
 import structlog
 
+from shared.platform.tracing import add_trace_ids
+
 _SECRET_KEYS = frozenset({"access_token", "token", "client_secret", "authorization", "password"})
 
 
@@ -28,6 +30,7 @@ def configure_logging(service: str, level: str = "INFO", json: bool = True) -> N
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
+            add_trace_ids,  # beside the correlation id (nothing when tracing is off)
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             _redact,

@@ -11,9 +11,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Seque
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Response
+from fastapi import FastAPI, Request, Response
 from faststream.kafka import KafkaBroker
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client.openmetrics import exposition as openmetrics
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -43,7 +44,14 @@ def database_check(engine: AsyncEngine) -> ReadinessCheck:
 
 def add_operational_routes(app: FastAPI, checks: dict[str, ReadinessCheck]) -> None:
     @app.get("/metrics", include_in_schema=False)
-    async def metrics() -> Response:
+    async def metrics(request: Request) -> Response:
+        # Exemplars (trace ids on latency buckets) exist only in OpenMetrics, which
+        # Prometheus asks for when its exemplar storage is on; others get the classic text.
+        if "application/openmetrics-text" in request.headers.get("accept", ""):
+            return Response(
+                openmetrics.generate_latest(REGISTRY),  # type: ignore[no-untyped-call]
+                media_type=openmetrics.CONTENT_TYPE_LATEST,
+            )
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get("/healthz", include_in_schema=False)

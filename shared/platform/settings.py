@@ -25,6 +25,17 @@ class Settings(BaseSettings):
     environment: str = "local"
     log_level: str = "INFO"
     log_json: bool = True
+    # Tracing (shared/platform/tracing.py), off by default: on when an exporter is named. The
+    # OTEL_* names are OpenTelemetry's standard ones (the OTLP exporter reads its own
+    # OTEL_EXPORTER_OTLP_* endpoint/headers); AUTODM_TRACE_DIR writes JSON lines for
+    # `autodm trace` (make run: no network needed).
+    otel_traces_exporter: str = Field(default="none", validation_alias="OTEL_TRACES_EXPORTER")
+    otel_sdk_disabled: bool = Field(default=False, validation_alias="OTEL_SDK_DISABLED")
+    otel_traces_sampler: str = Field(
+        default="parentbased_always_on", validation_alias="OTEL_TRACES_SAMPLER"
+    )
+    otel_traces_sampler_arg: str = Field(default="", validation_alias="OTEL_TRACES_SAMPLER_ARG")
+    trace_dir: str = ""
     # Infrastructure
     kafka_bootstrap: str = "127.0.0.1:19092"
     database_url: SecretStr = SecretStr("postgresql+asyncpg://autodm:autodm@127.0.0.1:15432/autodm")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -19,6 +20,9 @@ from tests.settings import get_all_settings
 pytestmark = pytest.mark.e2e
 
 LOG_DIR = ROOT / ".local" / "test" / "logs"
+# Every process of the stack traces every lead into JSON-lines files here
+# (shared/platform/tracing.py): tests/e2e/test_tracing.py reads one lead's trace back.
+TRACE_DIR = ROOT / ".local" / "test" / "traces"
 # The lead ingress's producers (tests/e2e/test_lead_ingress.py): one that may publish for
 # any creator, and a partner limited to a creator that no test uses.
 INGRESS_PRODUCER, INGRESS_PARTNER = "e2e-crm", "e2e-partner"
@@ -27,6 +31,10 @@ STACK_ENV = {
     "AUTODM_LEAD_INGRESS_PRODUCERS": json.dumps(INGRESS_PRODUCERS),
     "AUTODM_INSTAGRAM_RECONCILE_AFTER_S": "5",
     "AUTODM_INSTAGRAM_RECONCILE_INTERVAL_S": "1",
+    "AUTODM_TRACE_DIR": str(TRACE_DIR),
+    "OTEL_TRACES_SAMPLER": "parentbased_always_on",
+    # Spans reach the files within a fifth of a second (the SDK's default is 5 s).
+    "OTEL_BSP_SCHEDULE_DELAY": "200",
 }
 
 
@@ -48,6 +56,7 @@ def stack() -> Iterator[Stack]:
     # An `unknown` DM is looked up in its conversation after seconds, not minutes
     # (test_database_outage: its echo may come first; this is the fallback).
     os.environ.update(STACK_ENV)
+    shutil.rmtree(TRACE_DIR, ignore_errors=True)  # this run's spans only
     try:
         stacked = running_stack(_test_ports(), database, LOG_DIR)
         stack = stacked.__enter__()

@@ -36,6 +36,7 @@ from shared.platform.service_http import (
     broker_lifespan,
     database_check,
 )
+from shared.platform.tracing import configure_tracing, instrument_app
 from shared.providers.graph_http import make_http_client
 from shared.providers.whatsapp import WhatsAppClient
 
@@ -45,6 +46,7 @@ SERVICE = "api"
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
+    configure_tracing(SERVICE, settings)  # before the broker, engine and clients
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
     # The outbox relay runs in the workers process (services/api/workers/app.py); a write
@@ -106,5 +108,6 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     install_outage_answers(app)
     if settings.hsts_max_age_s:  # on every answer: pages, /api and /docs
         app.add_middleware(StrictTransport, max_age_s=settings.hsts_max_age_s)
+    instrument_app(app)
     add_operational_routes(app, {"database": database_check(engine)})
     return app

@@ -28,6 +28,7 @@ from shared.platform.service_http import (
     broker_lifespan,
     database_check,
 )
+from shared.platform.tracing import configure_tracing, instrument_app
 
 SERVICE = "api_workers"
 
@@ -35,6 +36,7 @@ SERVICE = "api_workers"
 def create_app(settings: ApiSettings | None = None) -> FastAPI:
     settings = settings or get_settings()
     configure_logging(SERVICE, settings.log_level, settings.log_json)
+    configure_tracing(SERVICE, settings)  # before the broker, engine and clients
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
     broker = make_broker(settings, SERVICE)
@@ -71,6 +73,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         lifespan=broker_lifespan(broker, background=background, on_stop=[engine.dispose]),
     )
     app.state.broker = broker
+    instrument_app(app)
     add_operational_routes(app, {"kafka": broker_check(broker), "database": database_check(engine)})
     return app
 
