@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiokafka import TopicPartition
 
-from shared import batch_polling, outbox
+from shared.messaging import batch_polling, outbox
 from shared.messaging.outbox import OutboxRelay
 
 
