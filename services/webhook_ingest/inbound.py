@@ -29,8 +29,8 @@ from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.topics import DM_STATUS, INSTAGRAM_COMMENTS, LEADS_CONTACTS
 from shared.db.models import DmSend, InstagramComment, InstagramContact, Lead
 from shared.delivery.ambiguous_sends import RECONCILED_REASON, UNSETTLED, settle_sent, text_digest
-from shared.messaging.idempotency import claim_events
 from shared.messaging.outbox import add_to_outbox
+from shared.messaging.unit_of_work import UnitOfWork
 from shared.platform.logs import bind_correlation_id, get_logger
 
 log = get_logger(__name__)
@@ -41,15 +41,17 @@ DELIVERED_TO_PERSON = (DmStatus.SENT, DmStatus.DELIVERED, DmStatus.READ)
 IN_FLIGHT = (DmStatus.SENDING, DmStatus.UNKNOWN, DmStatus.SENT)
 
 
-async def handle_webhook(session: AsyncSession, event: InstagramWebhookReceived) -> bool:
+async def handle_webhook(uow: UnitOfWork, event: InstagramWebhookReceived) -> bool:
     """False if this item was handled before (Meta's retry, a Kafka redelivery)."""
-    return await handle_webhooks(session, [event]) == 1
+    return await handle_webhooks(uow, [event]) == 1
 
 
-async def handle_webhooks(session: AsyncSession, events: Sequence[InstagramWebhookReceived]) -> int:
+async def handle_webhooks(uow: UnitOfWork, events: Sequence[InstagramWebhookReceived]) -> int:
     """A batch in partition order (one account's message, then its read, stay in order),
-    with one idempotency claim for all instead of one per item; how many were new."""
-    fresh = await claim_events(session, CONSUMER, [event.id for event in events])
+    with one idempotency claim for all instead of one per item; how many were new. The
+    events it records go out through the unit of work's outbox (uow.session's rows)."""
+    fresh = await uow.claim(CONSUMER, [event.id for event in events])
+    session = uow.session
     handled = 0
     for event in events:
         if event.id not in fresh:

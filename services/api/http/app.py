@@ -25,7 +25,7 @@ from services.api.http.web.install import install_web
 from services.api.http.web.security import StrictTransport
 from services.api.service_layer.routing_rules import routing_rules
 from shared.db.session import make_engine, make_sessionmaker
-from shared.messaging.outbox import NotifyingWake, RemoteRelay
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.crypto import TokenCipher
 from shared.platform.logs import configure_logging
 from shared.platform.service_http import (
@@ -46,8 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
     # The outbox relay runs in the workers process (services/api/workers/app.py); a write
-    # here wakes it through PostgreSQL.
-    relay = RemoteRelay(NotifyingWake(engine))
+    # here wakes it with NOTIFY in its transaction, delivered once it commits.
+    uow = UnitOfWorkFactory(sessions, notify=True)
 
     app = FastAPI(
         title="AutoDM API",
@@ -62,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.deps = routes.ApiDeps(
         sessions=sessions,
-        relay=relay,
+        uow=uow,
         verifier=TokenVerifier.from_settings(settings),
         rules=routing_rules(settings),
         keys=KeyPolicy(
@@ -87,7 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
     app.include_router(routes.router)
     app.include_router(admin_dlq.router)
-    app.state.instagram = instagram_connect.make_deps(settings, sessions, relay)
+    app.state.instagram = instagram_connect.make_deps(settings, uow)
     app.include_router(instagram_connect.router)
     app.state.whatsapp_cipher = TokenCipher.from_settings(settings)
     # Asks Meta whether a token may use a number before it is connected.

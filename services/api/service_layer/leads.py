@@ -11,23 +11,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.http.schemas import DmError, DmLogOut, DmOut, LeadIn, LeadOut
 from services.api.service_layer.dm_state import log_created
+from services.api.service_layer.errors import NotFound
 from shared.contracts.consent import API_CONSENT, FORM_ORIGIN
 from shared.contracts.events import InstagramContact, LeadCreated, LeadCreatedPayload, utcnow
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.topics import LEADS_CREATED
 from shared.db.models import DmLogEntry, Lead
-from shared.messaging.outbox import add_to_outbox
+from shared.messaging.unit_of_work import UnitOfWork
 
 FOREIGN_KEY_VIOLATION = "23503"  # PostgreSQL's SQLSTATE
 
 
-class UnknownCreator(LookupError):
-    """The lead names a creator that does not exist (a 404 for the caller). The session's
-    transaction is then aborted: the caller rolls it back."""
+class UnknownCreator(NotFound):
+    """The lead names a creator that does not exist (a 404 for the caller). The unit of
+    work's transaction is then aborted: raised through it, it rolls back."""
+
+    def __init__(self, creator_id: object) -> None:
+        super().__init__(f"creator {creator_id} not found")
+        self.creator_id = creator_id
 
 
 async def create_lead(
-    session: AsyncSession,
+    uow: UnitOfWork,
     data: LeadIn,
     correlation_id: str,
     *,
@@ -64,9 +69,9 @@ async def create_lead(
         created_at=now,
         updated_at=now,
     )
-    session.add(lead)
+    uow.add(lead)
     try:
-        await session.flush()  # the lead row must exist before its log line references it
+        await uow.flush()  # the lead row must exist before its log line references it
     except IntegrityError as exc:
         # The creator's existence is the foreign key's to check, not a read before the
         # insert: one round trip less per lead (docs/BENCHMARKS.md).
@@ -86,8 +91,8 @@ async def create_lead(
             instagram=InstagramContact(**ig.model_dump()) if ig else InstagramContact(),
         ),
     )
-    log_created(session, lead, event.id, now)
-    add_to_outbox(session, LEADS_CREATED, str(creator_id), event)
+    log_created(uow, lead, event.id, now)
+    uow.publish(LEADS_CREATED, str(creator_id), event)
     return lead
 
 

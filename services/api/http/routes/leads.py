@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 from uuid import UUID, uuid4
@@ -40,19 +39,19 @@ from services.api.service_layer.dm_requests import (
     request_dm,
     retry_dm,
 )
-from services.api.service_layer.leads import UnknownCreator, get_lead, new_lead_out
+from services.api.service_layer.leads import get_lead, new_lead_out
 from services.api.service_layer.queries import LeadFilters, list_leads, overview
 from shared.contracts.events import utcnow
 from shared.contracts.lifecycle import DmStatus, Provider
 from shared.contracts.routing import RoutingRules
-from shared.messaging.outbox import RemoteRelay
+from shared.messaging.unit_of_work import UnitsOfWork
 from shared.platform.logs import bind_correlation_id
 
 
 @dataclass(frozen=True)
 class ApiDeps:
-    sessions: async_sessionmaker[AsyncSession]
-    relay: RemoteRelay
+    sessions: async_sessionmaker[AsyncSession]  # reads
+    uow: UnitsOfWork  # writes: one transaction each, the relay woken by NOTIFY
     verifier: TokenVerifier
     rules: RoutingRules
     keys: KeyPolicy
@@ -162,9 +161,8 @@ router = APIRouter(prefix="/api", responses=problem_responses(400, *AUTH_ERRORS,
 async def post_lead(
     body: LeadIn, user: CurrentUser, deps: Deps, corr: CorrelationId, response: Response
 ) -> LeadOut:
-    async with deps.sessions.begin() as session:
-        lead = await accept_lead(session, user, body, corr)
-    deps.relay.wake.set()
+    async with deps.uow() as uow:
+        lead = await accept_lead(uow, user, body, corr)
     response.headers["Location"] = f"/api/leads/{lead.id}"
     return new_lead_out(lead)
 
@@ -238,9 +236,8 @@ async def send_dm(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Any:
     outcome = await request_dm(
-        deps.sessions, user, body, corr, idempotency_key, deps.keys, deps.retry_context()
+        deps.uow, user, body, corr, idempotency_key, deps.keys, deps.retry_context()
     )
-    deps.relay.wake.set()
     lead_id = outcome.response.body.get("lead_id")
     headers = {"X-Correlation-ID": corr, "Location": f"/api/dm/status/{lead_id}"}
     if outcome.replayed:
@@ -278,9 +275,8 @@ async def post_dm_retry(
     lead_id: UUID, user: CurrentUser, deps: Deps, corr: CorrelationId
 ) -> DmStatusOut:
     ctx = deps.retry_context()
-    async with deps.sessions.begin() as session:
-        await retry_dm(session, user, lead_id, corr, ctx)
-    deps.relay.wake.set()
+    async with deps.uow() as uow:
+        await retry_dm(uow, user, lead_id, corr, ctx)
     async with deps.sessions() as session:
         return await dm_status(session, user, lead_id, ctx)
 
@@ -360,7 +356,7 @@ async def get_creator_settings(
 ) -> CreatorSettingsOut:
     owner = owned_by(user, creator_id)
     async with deps.sessions() as session:
-        return await _settings_call(read_settings(session, owner))
+        return await read_settings(session, owner)
 
 
 @router.put(
@@ -376,12 +372,5 @@ async def put_creator_settings(
     body: CreatorSettingsIn, user: CurrentUser, deps: Deps, creator_id: CreatorParam = None
 ) -> CreatorSettingsOut:
     owner = owned_by(user, creator_id)
-    async with deps.sessions.begin() as session:
-        return await _settings_call(save_settings(session, owner, body, user.subject))
-
-
-async def _settings_call(call: Awaitable[CreatorSettingsOut]) -> CreatorSettingsOut:
-    try:
-        return await call
-    except UnknownCreator as exc:
-        raise ApiProblem(404, "not-found", f"creator {exc} not found") from exc
+    async with deps.uow() as uow:
+        return await save_settings(uow, owner, body, user.subject)

@@ -64,7 +64,7 @@ def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
             challenge=Challenge.from_settings(settings),
             challenge_at=settings.lead_form_challenge_at,
         ),
-        replays=ReplayJobs(api.sessions, api.relay),
+        replays=ReplayJobs(api.uow),
         web_sessions=WebSessions(api.sessions),
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
