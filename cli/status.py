@@ -15,7 +15,7 @@ import typer
 from shared.platform.settings import get_settings
 
 if TYPE_CHECKING:  # the API's modules load only when the command runs (CLI start-up)
-    from services.api.http.schemas import LeadOut
+    from services.api.service_layer.leads import LeadView
 
 
 def status(
@@ -33,10 +33,19 @@ def status(
     if lead is None:
         typer.echo(f"lead {lead_id} not found", err=True)
         raise typer.Exit(1)
-    typer.echo(lead.model_dump_json(indent=2) if as_json else render(lead))
+    typer.echo(_json(lead) if as_json else render(lead))
 
 
-async def _load(lead_id: UUID) -> LeadOut | None:
+def _json(lead: LeadView) -> str:
+    """The API's JSON of the lead (GET /api/leads/{id}: the same fields, serialised alike)."""
+    from pydantic import TypeAdapter
+
+    from services.api.service_layer.leads import LeadView
+
+    return TypeAdapter(LeadView).dump_json(lead, indent=2).decode()
+
+
+async def _load(lead_id: UUID) -> LeadView | None:
     from services.api.service_layer.leads import get_lead
     from shared.db.session import make_engine, make_sessionmaker
 
@@ -48,7 +57,7 @@ async def _load(lead_id: UUID) -> LeadOut | None:
         await engine.dispose()
 
 
-def render(lead: LeadOut) -> str:
+def render(lead: LeadView) -> str:
     dm = lead.dm
     error = dm.error
     rows = [

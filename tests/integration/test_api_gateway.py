@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.http.idempotency_keys import KeyOwner, KeyPolicy, claim, request_hash
+from services.api.service_layer.idempotency_keys import KeyOwner, KeyPolicy, claim, request_hash
 from services.whatsapp_sender.app import create_app as whatsapp_app
 from shared.contracts.events import utcnow
 from shared.db.models import Creator, DmLogEntry, Lead, SocialAccount

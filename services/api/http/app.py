@@ -12,7 +12,6 @@ from services.api.http.auth import TokenVerifier
 from services.api.http.body_limits import install_body_limits
 from services.api.http.cors import ApiCors
 from services.api.http.dlq_depth import DlqSize
-from services.api.http.idempotency_keys import KeyPolicy
 from services.api.http.outage_answers import install_outage_answers
 from services.api.http.problems import install_problem_handlers
 from services.api.http.rate_limits import install_rate_limits
@@ -23,6 +22,7 @@ from services.api.http.routes import whatsapp as whatsapp_connect
 from services.api.http.status_stream import StreamConfig
 from services.api.http.web.install import install_web
 from services.api.http.web.security import StrictTransport
+from services.api.service_layer.idempotency_keys import KeyPolicy
 from services.api.service_layer.routing_rules import routing_rules
 from shared.db.session import make_engine, make_sessionmaker
 from shared.messaging.unit_of_work import UnitOfWorkFactory

@@ -99,8 +99,13 @@ def as_problem(exc: DomainError) -> ApiProblem:
     status's defaults unless the error names more specific ones."""
     status = next((code for kind, code in DOMAIN_STATUSES if isinstance(exc, kind)), 400)
     default_kind, default_title = DEFAULT_KINDS[status]
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
     return ApiProblem(
-        status, exc.kind or default_kind, exc.detail, title=exc.title or default_title
+        status,
+        exc.kind or default_kind,
+        exc.detail,
+        title=exc.title or default_title,
+        headers=headers,
     )
 
 
@@ -160,7 +165,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
         answer = as_problem(exc)
-        return problem(answer.status, answer.kind, answer.title, answer.detail)
+        return problem(answer.status, answer.kind, answer.title, answer.detail, answer.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -10,16 +10,6 @@ from uuid import UUID
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.http.auth import Principal, Role
-from services.api.http.idempotency_keys import (
-    KeyOwner,
-    KeyPolicy,
-    StoredResponse,
-    claim,
-    complete,
-    release,
-    request_hash,
-)
 from services.api.http.schemas import (
     DmErrorOut,
     DmLogOut,
@@ -31,7 +21,17 @@ from services.api.http.schemas import (
 )
 from services.api.service_layer.dm_state import start_attempt
 from services.api.service_layer.errors import Conflict, Forbidden, Invalid, NotFound
+from services.api.service_layer.idempotency_keys import (
+    KeyOwner,
+    KeyPolicy,
+    StoredResponse,
+    claim,
+    complete,
+    release,
+    request_hash,
+)
 from services.api.service_layer.leads import create_lead
+from services.api.service_layer.principals import Principal, Role
 from services.api.service_layer.retry_policy import RetryFacts, RetryVerdict, retry_verdict
 from services.api.workers.lead_routing import current_route, last_inbound_at
 from shared.contracts.events import DmRetryRequested, DmRetryRequestedPayload

@@ -13,12 +13,20 @@ class DomainError(Exception):
 
     kind: str | None = None
 
-    def __init__(self, detail: str, *, kind: str | None = None, title: str | None = None) -> None:
+    def __init__(
+        self,
+        detail: str,
+        *,
+        kind: str | None = None,
+        title: str | None = None,
+        retry_after_s: int | None = None,
+    ) -> None:
         super().__init__(detail)
         self.detail = detail
         if kind is not None:
             self.kind = kind
         self.title = title
+        self.retry_after_s = retry_after_s  # when trying again may succeed (a busy key)
 
 
 class NotFound(DomainError):

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.http.schemas import DmError, DmLogOut, DmOut, LeadIn, LeadOut
+from services.api.http.schemas import LeadIn
 from services.api.service_layer.dm_state import log_created
 from services.api.service_layer.errors import NotFound
 from shared.contracts.consent import API_CONSENT, FORM_ORIGIN
@@ -104,7 +107,52 @@ def _consent_source(data: LeadIn, origin: str | None) -> str | None:
     return data.whatsapp_consent_source or API_CONSENT
 
 
-async def get_lead(session: AsyncSession, lead_id: UUID) -> LeadOut | None:
+@dataclass(frozen=True)
+class DmErrorView:
+    code: int | None
+    subcode: int | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class DmLogView:
+    status: DmStatus
+    attempt: int
+    occurred_at: datetime
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DmView:
+    status: DmStatus
+    route: Route | None
+    provider: Provider | None
+    attempt: int
+    link: str | None
+    reason: str | None
+    error: DmErrorView | None
+    provider_message_id: str | None
+    sent_at: datetime | None
+    read_at: datetime | None
+    log: list[DmLogView]
+
+
+@dataclass(frozen=True)
+class LeadView:
+    """A lead and its DM as the service layer tells it: the API shapes it as LeadOut (the
+    same fields), the CLI as a table or the same JSON."""
+
+    id: UUID
+    creator_id: UUID
+    name: str
+    phone: str | None
+    instagram_username: str | None
+    whatsapp_opt_in: bool
+    created_at: datetime
+    dm: DmView
+
+
+async def get_lead(session: AsyncSession, lead_id: UUID) -> LeadView | None:
     lead = await session.get(Lead, lead_id)
     if lead is None:
         return None
@@ -113,23 +161,23 @@ async def get_lead(session: AsyncSession, lead_id: UUID) -> LeadOut | None:
             select(DmLogEntry).where(DmLogEntry.lead_id == lead_id).order_by(DmLogEntry.id)
         )
     ).all()
-    return to_lead_out(lead, list(log))
+    return to_lead_view(lead, list(log))
 
 
-def new_lead_out(lead: Lead) -> LeadOut:
+def new_lead_view(lead: Lead) -> LeadView:
     """The answer for a lead just created, from what this request wrote (no read back):
     a new lead's log is exactly its one `queued` line, written at `created_at`."""
     queued = DmLogEntry(status=DmStatus.QUEUED, attempt=1, occurred_at=lead.created_at, detail={})
-    return to_lead_out(lead, [queued])
+    return to_lead_view(lead, [queued])
 
 
-def to_lead_out(lead: Lead, log: list[DmLogEntry]) -> LeadOut:
+def to_lead_view(lead: Lead, log: list[DmLogEntry]) -> LeadView:
     error = None
     if lead.dm_error_code is not None or lead.dm_error_message:
-        error = DmError(
+        error = DmErrorView(
             code=lead.dm_error_code, subcode=lead.dm_error_subcode, message=lead.dm_error_message
         )
-    return LeadOut(
+    return LeadView(
         id=lead.id,
         creator_id=lead.creator_id,
         name=lead.name,
@@ -137,7 +185,7 @@ def to_lead_out(lead: Lead, log: list[DmLogEntry]) -> LeadOut:
         instagram_username=lead.instagram_username,
         whatsapp_opt_in=lead.whatsapp_opt_in,
         created_at=lead.created_at,
-        dm=DmOut(
+        dm=DmView(
             status=DmStatus(lead.dm_status),
             route=Route(lead.dm_route) if lead.dm_route else None,
             provider=Provider(lead.dm_provider) if lead.dm_provider else None,
@@ -149,7 +197,7 @@ def to_lead_out(lead: Lead, log: list[DmLogEntry]) -> LeadOut:
             sent_at=lead.sent_at,
             read_at=lead.read_at,
             log=[
-                DmLogOut(
+                DmLogView(
                     status=DmStatus(e.status),
                     attempt=e.attempt,
                     occurred_at=e.occurred_at,

@@ -12,7 +12,6 @@ from uuid import UUID
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.http.auth import Principal
 from services.api.http.schemas import (
     AccountOut,
     BreakerOut,
@@ -23,6 +22,7 @@ from services.api.http.schemas import (
     ReasonCount,
 )
 from services.api.service_layer.errors import Invalid
+from services.api.service_layer.principals import Principal
 from shared.contracts.events import utcnow
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.db.models import Lead, SocialAccount

@@ -14,7 +14,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from services.api.http.auth import Principal, Role, TokenVerifier, unauthorized
 from services.api.http.dlq_depth import DlqSize
 from services.api.http.etags import NOT_MODIFIED, IfNoneMatch, etagged
-from services.api.http.idempotency_keys import KeyPolicy
 from services.api.http.problems import ApiProblem, problem_responses
 from services.api.http.rate_limits import charge_request
 from services.api.http.schemas import (
@@ -39,7 +38,8 @@ from services.api.service_layer.dm_requests import (
     request_dm,
     retry_dm,
 )
-from services.api.service_layer.leads import get_lead, new_lead_out
+from services.api.service_layer.idempotency_keys import KeyPolicy
+from services.api.service_layer.leads import get_lead, new_lead_view
 from services.api.service_layer.queries import LeadFilters, list_leads, overview
 from shared.contracts.events import utcnow
 from shared.contracts.lifecycle import DmStatus, Provider
@@ -164,7 +164,7 @@ async def post_lead(
     async with deps.uow() as uow:
         lead = await accept_lead(uow, user, body, corr)
     response.headers["Location"] = f"/api/leads/{lead.id}"
-    return new_lead_out(lead)
+    return LeadOut.model_validate(new_lead_view(lead), from_attributes=True)
 
 
 @router.get(
@@ -206,9 +206,9 @@ async def read_lead(
 ) -> Response:
     async with deps.sessions() as session:
         await load_lead(session, user, lead_id)
-        out = await get_lead(session, lead_id)
-    assert out is not None
-    return etagged(out, if_none_match)
+        view = await get_lead(session, lead_id)
+    assert view is not None
+    return etagged(LeadOut.model_validate(view, from_attributes=True), if_none_match)
 
 
 @router.post(

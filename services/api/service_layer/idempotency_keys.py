@@ -24,7 +24,7 @@ from uuid import UUID
 from sqlalchemy import ColumnElement, delete, update
 from sqlalchemy.dialects.postgresql import insert
 
-from services.api.http.problems import ApiProblem
+from services.api.service_layer.errors import Conflict, Invalid
 from shared.db.models import IdempotencyKey
 from shared.messaging.unit_of_work import UnitOfWork, UnitsOfWork
 
@@ -91,17 +91,15 @@ def _answer_for(
 ) -> StoredResponse:
     # None: the holder released the key between our insert and read; it is free next time.
     if existing is not None and existing.request_hash != fingerprint:
-        raise ApiProblem(
-            422,
-            "idempotency-key-reused",
+        raise Invalid(
             "this Idempotency-Key was used with a different request; use a new key",
+            kind="idempotency-key-reused",
         )
     if existing is None or existing.state == IN_FLIGHT or existing.status_code is None:
-        raise ApiProblem(
-            409,
-            "idempotency-in-flight",
+        raise Conflict(
             "a request with this Idempotency-Key is still being processed",
-            headers={"Retry-After": str(max(1, int(policy.in_flight.total_seconds() // 10)))},
+            kind="idempotency-in-flight",
+            retry_after_s=max(1, int(policy.in_flight.total_seconds() // 10)),
         )
     return StoredResponse(existing.status_code, existing.response_body or {})
 
