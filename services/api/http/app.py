@@ -11,13 +11,15 @@ from fastapi import FastAPI
 from services.api.http.auth import TokenVerifier
 from services.api.http.body_limits import install_body_limits
 from services.api.http.cors import ApiCors
+from services.api.http.deps import ApiDeps
 from services.api.http.dlq_depth import DlqSize
 from services.api.http.outage_answers import install_outage_answers
 from services.api.http.problems import install_problem_handlers
 from services.api.http.rate_limits import install_rate_limits
+from services.api.http.routes import admin, dms, leads
 from services.api.http.routes import dead_letters as admin_dlq
 from services.api.http.routes import instagram as instagram_connect
-from services.api.http.routes import leads as routes
+from services.api.http.routes import settings as creator_settings
 from services.api.http.routes import whatsapp as whatsapp_connect
 from services.api.http.status_stream import StreamConfig
 from services.api.http.web.install import install_web
@@ -60,7 +62,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if settings.api_docs_enabled else None,
         lifespan=broker_lifespan(None, on_stop=[engine.dispose]),
     )
-    app.state.deps = routes.ApiDeps(
+    app.state.deps = ApiDeps(
         sessions=sessions,
         uow=uow,
         verifier=TokenVerifier.from_settings(settings),
@@ -85,7 +87,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             ApiCors, origins=settings.cors_allowed_origins, max_age_s=settings.cors_max_age_s
         )
-    app.include_router(routes.router)
+    for resource in (leads, dms, admin, creator_settings):
+        app.include_router(resource.router)
     app.include_router(admin_dlq.router)
     app.state.instagram = instagram_connect.make_deps(settings, uow)
     app.include_router(instagram_connect.router)

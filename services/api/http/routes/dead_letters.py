@@ -12,8 +12,8 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
+from services.api.http.deps import AUTH_ERRORS, AdminUser, Deps
 from services.api.http.problems import problem_responses
-from services.api.http.routes.leads import AUTH_ERRORS, AdminUser, Deps
 from shared.contracts.events import utcnow
 from shared.db.models import DeadLetter
 from shared.delivery.circuit import circuit_states

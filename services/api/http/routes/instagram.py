@@ -23,9 +23,9 @@ from services.api.http.connect_binding import (
     BrowserBinding,
     ForeignBrowser,
 )
+from services.api.http.deps import CurrentUser
 from services.api.http.oauth_state import InvalidState, issue_state, redeem, verify_state
 from services.api.http.problems import ApiProblem, problem_responses
-from services.api.http.routes.leads import CurrentUser
 from services.api.http.web.pages_deps import PageError
 from services.api.service_layer.instagram_connection import (
     AccountOwnedElsewhere,

@@ -26,8 +26,8 @@ from pydantic import (
     field_validator,
 )
 
+from services.api.http.deps import CurrentUser, Deps
 from services.api.http.problems import ApiProblem, problem_responses
-from services.api.http.routes.leads import CurrentUser, Deps
 from services.api.http.schemas import json_number
 from services.api.service_layer import whatsapp_accounts as accounts
 from shared.contracts.whatsapp_templates import LEAD_FIELDS

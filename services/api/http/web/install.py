@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.api.http.routes.leads import ApiDeps
+from services.api.http.deps import ApiDeps
 from services.api.http.web import (
     admin_dlq,
     admin_overview,
