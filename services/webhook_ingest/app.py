@@ -50,9 +50,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_handlers(broker, uow, dead_letter_park(broker, SERVICE))
     reconciler, http = _reconciler(settings, uow)
     # Data deletion's Kafka part: truncates consumed records (topic_erasure.py).
-    erasure = TopicErasure(
-        settings.kafka_bootstrap, sessions, settings.data_deletion_poll_interval_s
-    )
+    erasure = TopicErasure(settings.kafka_bootstrap, uow, settings.data_deletion_poll_interval_s)
     app = FastAPI(
         title="AutoDM webhook ingest",
         lifespan=broker_lifespan(

@@ -55,7 +55,7 @@ def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
             audience=settings.web_audience,
         ),
         form_limits=FormLimits(
-            api.sessions,
+            api.uow,
             per_ip=settings.lead_form_per_ip_per_minute,
             per_creator=settings.lead_form_per_creator_per_minute,
             tokens=FormTokens(
@@ -65,7 +65,7 @@ def install_web(app: FastAPI, settings: Settings, api: ApiDeps) -> None:
             challenge_at=settings.lead_form_challenge_at,
         ),
         replays=ReplayJobs(api.uow),
-        web_sessions=WebSessions(api.sessions),
+        web_sessions=WebSessions(api.uow),
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The public form is posted from creators' sites (embedded cross-site) by design.
