@@ -54,8 +54,8 @@ async def _refusal(limits: FormLimits, ip: str, creator: str, now: datetime) -> 
     """A submission that, when admitted, becomes a lead (counts against the creator)."""
     verdict = await limits.admit(ip, creator, now)
     if verdict.refusal is None:
-        async with limits.sessions.begin() as session:
-            await limits.accepted(session, creator, now)
+        async with limits.uow() as work:
+            await limits.accepted(work.session, creator, now)
     return verdict.refusal
 
 
