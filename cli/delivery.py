@@ -19,7 +19,6 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts.events import utcnow
 from shared.db.session import make_engine, make_sessionmaker
@@ -32,6 +31,7 @@ from shared.messaging.dlq_operations import (
     replay_batches,
     replay_entry,
 )
+from shared.messaging.unit_of_work import UnitOfWorkFactory, UnitsOfWork
 from shared.platform.settings import get_settings
 
 dlq_app = typer.Typer(help="Dead letters: list, inspect, replay (each entry at most once).")
@@ -45,11 +45,12 @@ OlderThan = Annotated[float | None, typer.Option(help="failed at least this many
 NewerThan = Annotated[float | None, typer.Option(help="failed within this many minutes")]
 
 
-def _run(job: Callable[[async_sessionmaker[AsyncSession]], Awaitable[T]]) -> T:
+def _run(job: Callable[[UnitsOfWork], Awaitable[T]]) -> T:
     async def main() -> T:
         engine = make_engine(get_settings())
         try:
-            return await job(make_sessionmaker(engine))
+            # No relay in the CLI: a replay's commit NOTIFYs the API workers' relay.
+            return await job(UnitOfWorkFactory(make_sessionmaker(engine), notify=True))
         finally:
             await engine.dispose()
 
@@ -83,9 +84,9 @@ def dlq_list(
     """Entries not replayed yet, oldest first."""
     f = _filter(reason, account, older_than, newer_than)
 
-    async def job(sessions: async_sessionmaker[AsyncSession]) -> list[Any]:
-        async with sessions() as session:
-            return list(await list_entries(session, f, limit))
+    async def job(uow: UnitsOfWork) -> list[Any]:
+        async with uow() as work:
+            return list(await list_entries(work.session, f, limit))
 
     table = Table("entry", "failed at", "topic", "reason", "class", "code", "attempts", "lead")
     for e in _run(job):
@@ -107,9 +108,9 @@ def dlq_show(entry: Annotated[str, typer.Argument(help="partition/offset")]) -> 
     """One entry with its headers and payload."""
     partition, offset = (int(x) for x in entry.split("/"))
 
-    async def job(sessions: async_sessionmaker[AsyncSession]) -> Any:
-        async with sessions() as session:
-            return await get_entry(session, partition, offset)
+    async def job(uow: UnitsOfWork) -> Any:
+        async with uow() as work:
+            return await get_entry(work.session, partition, offset)
 
     found = _run(job)
     if found is None:
@@ -133,25 +134,25 @@ def dlq_replay(
     if entry is not None:
         partition, offset = (int(x) for x in entry.split("/"))
 
-        async def one(sessions: async_sessionmaker[AsyncSession]) -> bool:
-            async with sessions.begin() as session:
-                return await replay_entry(session, partition, offset, _operator())
+        async def one(uow: UnitsOfWork) -> bool:
+            async with uow() as work:
+                return await replay_entry(work.session, partition, offset, _operator())
 
         console.print("replayed" if _run(one) else "already replayed (or no such entry)")
         return
     if not all_:
         raise typer.BadParameter("name an entry or pass --all (with filters)")
     f = _filter(reason, account, older_than, newer_than)
-    replayed = _run(lambda sessions: _replay_with_progress(sessions, f))
+    replayed = _run(lambda uow: _replay_with_progress(uow, f))
     console.print(f"replayed {replayed}")
 
 
-async def _replay_with_progress(sessions: async_sessionmaker[AsyncSession], f: DlqFilter) -> int:
+async def _replay_with_progress(uow: UnitsOfWork, f: DlqFilter) -> int:
     columns = (TextColumn("replaying"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
     replayed = 0
     with Progress(*columns, console=console) as progress:
         task = progress.add_task("replay", total=None)
-        async for replayed, total in replay_batches(sessions, f, _operator()):
+        async for replayed, total in replay_batches(uow, f, _operator()):
             progress.update(task, completed=replayed, total=total)
     return replayed
 
@@ -163,9 +164,9 @@ def pause(
 ) -> None:
     """Pause sending; DMs wait in the retry topic, nothing is dropped."""
 
-    async def job(sessions: async_sessionmaker[AsyncSession]) -> bool:
-        async with sessions.begin() as session:
-            return await pause_sending(session, account, reason, _operator())
+    async def job(uow: UnitsOfWork) -> bool:
+        async with uow() as work:
+            return await pause_sending(work.session, account, reason, _operator())
 
     _run(job)
     console.print(f"paused {account or 'all sending'}")
@@ -177,9 +178,9 @@ def resume(
 ) -> None:
     """Resume sending; deferred DMs go out within AUTODM_PAUSED_RECHECK_S."""
 
-    async def job(sessions: async_sessionmaker[AsyncSession]) -> bool:
-        async with sessions.begin() as session:
-            return await resume_sending(session, account)
+    async def job(uow: UnitsOfWork) -> bool:
+        async with uow() as work:
+            return await resume_sending(work.session, account)
 
     changed = _run(job)
     console.print(f"resumed {account or 'all sending'}" if changed else "was not paused")
@@ -189,9 +190,11 @@ def resume(
 def status() -> None:
     """Pauses and circuit breakers that are not closed."""
 
-    async def job(sessions: async_sessionmaker[AsyncSession]) -> tuple[list[Any], list[Any]]:
-        async with sessions() as session:
-            return list(await list_pauses(session)), list(await circuit_states(session, utcnow()))
+    async def job(uow: UnitsOfWork) -> tuple[list[Any], list[Any]]:
+        async with uow() as work:
+            return list(await list_pauses(work.session)), list(
+                await circuit_states(work.session, utcnow())
+            )
 
     pauses, circuits = _run(job)
     table = Table("scope", "state", "until", "reason")

@@ -18,7 +18,7 @@ from shared.platform.settings import get_settings
 from shared.platform.tracing import trace_id_of
 
 if TYPE_CHECKING:  # the API's modules load only when the command runs (CLI start-up)
-    from services.api.http.schemas import LeadOut
+    from services.api.service_layer.leads import LeadView
 
 
 def status(
@@ -37,13 +37,22 @@ def status(
         typer.echo(f"lead {lead_id} not found", err=True)
         raise typer.Exit(1)
     if as_json:
-        out = lead.model_dump(mode="json") | {"trace_id": trace_id_of(traceparent)}
+        out = json.loads(_json(lead)) | {"trace_id": trace_id_of(traceparent)}
         typer.echo(json.dumps(out, indent=2))
     else:
         typer.echo(render(lead, trace_id_of(traceparent)))
 
 
-async def _load(lead_id: UUID) -> tuple[LeadOut | None, str | None]:
+def _json(lead: LeadView) -> str:
+    """The API's JSON of the lead (GET /api/leads/{id}: the same fields, serialised alike)."""
+    from pydantic import TypeAdapter
+
+    from services.api.service_layer.leads import LeadView
+
+    return TypeAdapter(LeadView).dump_json(lead, indent=2).decode()
+
+
+async def _load(lead_id: UUID) -> tuple[LeadView | None, str | None]:
     from services.api.service_layer.leads import get_lead
     from shared.db.models import Lead
     from shared.db.session import make_engine, make_sessionmaker
@@ -58,7 +67,7 @@ async def _load(lead_id: UUID) -> tuple[LeadOut | None, str | None]:
         await engine.dispose()
 
 
-def render(lead: LeadOut, trace_id: str | None = None) -> str:
+def render(lead: LeadView, trace_id: str | None = None) -> str:
     dm = lead.dm
     error = dm.error
     rows = [

@@ -8,13 +8,13 @@ from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.token_refresher.refreshing import RefresherDeps, RefreshPolicy, refresh_due
 from services.token_refresher.settings import TokenRefresherSettings, get_settings
 from shared.db.session import make_engine, make_sessionmaker
 from shared.messaging.broker import make_broker
 from shared.messaging.outbox import OutboxRelay
+from shared.messaging.unit_of_work import UnitOfWorkFactory, UnitsOfWork
 from shared.platform.body_limits import BodyLimits
 from shared.platform.crypto import TokenCipher
 from shared.platform.logs import configure_logging, get_logger
@@ -50,7 +50,7 @@ def make_auth_client(
 
 
 def make_deps(
-    settings: TokenRefresherSettings, sessions: async_sessionmaker[AsyncSession]
+    settings: TokenRefresherSettings, uow: UnitsOfWork
 ) -> tuple[RefresherDeps, list[httpx.AsyncClient]]:
     client, http = make_auth_client(settings)
     policy = RefreshPolicy(
@@ -59,7 +59,7 @@ def make_deps(
         batch_size=settings.token_refresh_batch_size,
     )
     deps = RefresherDeps(
-        sessions=sessions, client=client, cipher=TokenCipher.from_settings(settings), policy=policy
+        uow=uow, client=client, cipher=TokenCipher.from_settings(settings), policy=policy
     )
     return deps, http
 
@@ -69,11 +69,13 @@ def create_app(settings: TokenRefresherSettings | None = None) -> FastAPI:
     configure_logging(SERVICE, settings.log_level, settings.log_json)
     configure_tracing(SERVICE, settings)  # before the broker, engine and clients
     engine = make_engine(settings)
-    deps, http = make_deps(settings, make_sessionmaker(engine))
+    sessions = make_sessionmaker(engine)
     broker = make_broker(settings, SERVICE)
     relay = OutboxRelay(
-        deps.sessions, broker, settings.outbox_batch_size, settings.outbox_poll_interval_s
+        sessions, broker, settings.outbox_batch_size, settings.outbox_poll_interval_s
     )
+    # Refreshes, expiries and failures all write events: their commits wake the relay.
+    deps, http = make_deps(settings, UnitOfWorkFactory(sessions, relay.wake.set))
 
     outages = OutageLog("token_refresh")
 
@@ -81,7 +83,6 @@ def create_app(settings: TokenRefresherSettings | None = None) -> FastAPI:
         while True:
             try:
                 await refresh_due(deps)
-                relay.wake.set()  # refreshes, expiries and failures all wrote events
             except Exception as exc:
                 outages.failed(exc, "token refresh round failed; next round retries")
             else:

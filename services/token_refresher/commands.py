@@ -10,12 +10,14 @@ from services.token_refresher.refreshing import refresh_now
 from services.token_refresher.rotation import reencrypt_tokens
 from services.token_refresher.settings import TokenRefresherSettings
 from shared.db.session import make_engine, make_sessionmaker
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.crypto import TokenCipher
 
 
 async def refresh_one(settings: TokenRefresherSettings, account_id: UUID) -> str:
     engine = make_engine(settings)
-    deps, http = make_deps(settings, make_sessionmaker(engine))
+    # The relay runs elsewhere: NOTIFY wakes the API workers' (the others poll).
+    deps, http = make_deps(settings, UnitOfWorkFactory(make_sessionmaker(engine), notify=True))
     try:
         outcome = await refresh_now(deps, account_id)
     finally:
@@ -31,7 +33,7 @@ async def reencrypt_all(settings: TokenRefresherSettings) -> int:
     engine = make_engine(settings)
     try:
         return await reencrypt_tokens(
-            make_sessionmaker(engine), TokenCipher.from_settings(settings)
+            UnitOfWorkFactory(make_sessionmaker(engine)), TokenCipher.from_settings(settings)
         )
     finally:
         await engine.dispose()

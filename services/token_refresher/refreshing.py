@@ -20,13 +20,14 @@ from datetime import datetime, timedelta
 from uuid import UUID, uuid4
 
 from sqlalchemy import ColumnElement, Select, Update, select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.accounts.lifecycle import require_reconnect
 from shared.accounts.token_health import effective_expiry, issued_at, live_instagram_tokens
 from shared.contracts.events import utcnow
 from shared.db.models import SocialAccount
 from shared.delivery.reasons import ACCESS_EXPIRED, ACCESS_REFUSED
+from shared.messaging.unit_of_work import UnitOfWork, UnitsOfWork
 from shared.platform.crypto import TokenCipher
 from shared.platform.logs import get_logger
 from shared.providers.instagram_auth import InstagramAuthClient
@@ -46,7 +47,7 @@ class RefreshPolicy:
 
 @dataclass(frozen=True)
 class RefresherDeps:
-    sessions: async_sessionmaker[AsyncSession]
+    uow: UnitsOfWork  # a commit that wrote events wakes the relay
     client: InstagramAuthClient
     cipher: TokenCipher
     policy: RefreshPolicy
@@ -121,8 +122,8 @@ async def refresh_claimed(deps: RefresherDeps, claim: Claim) -> bool:
         return False
     now = utcnow()
     expires_at = issued.expires_at(now) or now + timedelta(days=60)
-    async with deps.sessions.begin() as session:
-        written = await session.execute(
+    async with deps.uow() as uow:
+        written = await uow.session.execute(
             _fenced(claim).values(
                 access_token_encrypted=deps.cipher.encrypt(issued.access_token),
                 token_expires_at=expires_at,
@@ -147,7 +148,8 @@ async def _record_failure(deps: RefresherDeps, claim: Claim, error: MetaError) -
     reconnect = error.error_class == ErrorClass.TOKEN
     now = utcnow()
     correlation_id = str(uuid4())
-    async with deps.sessions.begin() as session:
+    async with deps.uow() as uow:
+        session = uow.session
         account = await session.scalar(
             select(SocialAccount)
             .where(
@@ -172,9 +174,10 @@ async def _record_failure(deps: RefresherDeps, claim: Claim, error: MetaError) -
     )
 
 
-async def end_expired(session: AsyncSession, now: datetime, batch_size: int) -> int:
+async def end_expired(uow: UnitOfWork, now: datetime, batch_size: int) -> int:
     """Accounts still `connected` with a token past its recorded expiry: nothing can refresh
     it, so the creator must reconnect now, not when a DM fails on 190. Returns how many."""
+    session = uow.session
     accounts = (
         await session.scalars(
             select(SocialAccount)
@@ -212,13 +215,13 @@ async def refresh_due(deps: RefresherDeps) -> int:
     returns how many were refreshed."""
     batch = deps.policy.batch_size
     while True:
-        async with deps.sessions.begin() as session:
-            if await end_expired(session, utcnow(), batch) < batch:
+        async with deps.uow() as uow:
+            if await end_expired(uow, utcnow(), batch) < batch:
                 break
     refreshed = 0
     while True:
-        async with deps.sessions.begin() as session:
-            claims = await claim_due(session, deps.policy, utcnow())
+        async with deps.uow() as uow:
+            claims = await claim_due(uow.session, deps.policy, utcnow())
         for claim in claims:
             refreshed += await refresh_claimed(deps, claim)
         if len(claims) < batch:
@@ -227,8 +230,8 @@ async def refresh_due(deps: RefresherDeps) -> int:
 
 async def refresh_now(deps: RefresherDeps, account_id: UUID) -> bool | None:
     """Refresh one account now; None if it is not refreshable (young, expired, claimed)."""
-    async with deps.sessions.begin() as session:
-        claim = await claim_one(session, account_id, deps.policy, utcnow())
+    async with deps.uow() as uow:
+        claim = await claim_one(uow.session, account_id, deps.policy, utcnow())
     if claim is None:
         return None
     return await refresh_claimed(deps, claim)

@@ -9,20 +9,19 @@ from __future__ import annotations
 from uuid import UUID
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.db.models import SocialAccount
+from shared.messaging.unit_of_work import UnitsOfWork
 from shared.platform.crypto import TokenCipher
 
 
-async def reencrypt_tokens(
-    sessions: async_sessionmaker[AsyncSession], cipher: TokenCipher, batch_size: int = 200
-) -> int:
+async def reencrypt_tokens(uow: UnitsOfWork, cipher: TokenCipher, batch_size: int = 200) -> int:
     """Re-encrypt all stored tokens in short batches (keyset by id); returns the count."""
     done = 0
     after: UUID | None = None
     while True:
-        async with sessions.begin() as session:
+        async with uow() as work:
+            session = work.session
             stmt = (
                 select(SocialAccount)
                 .where(SocialAccount.access_token_encrypted.is_not(None))

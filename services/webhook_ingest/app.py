@@ -15,7 +15,6 @@ from datetime import timedelta
 
 import httpx
 from fastapi import FastAPI
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.webhook_ingest import routes, whatsapp_routes
 from services.webhook_ingest.accept import Acceptance
@@ -27,6 +26,7 @@ from services.webhook_ingest.topic_erasure import TopicErasure
 from shared.db.session import make_engine, make_sessionmaker
 from shared.messaging.broker import dead_letter_park, make_broker
 from shared.messaging.outbox import OutboxRelay
+from shared.messaging.unit_of_work import UnitOfWorkFactory, UnitsOfWork
 from shared.platform.crypto import DecryptedTokens, TokenCipher
 from shared.platform.logs import configure_logging
 from shared.platform.service_http import add_operational_routes, broker_check, broker_lifespan
@@ -47,12 +47,12 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     relay = OutboxRelay(
         sessions, broker, settings.outbox_batch_size, settings.outbox_poll_interval_s
     )
-    register_handlers(broker, sessions, relay, dead_letter_park(broker, SERVICE))
-    reconciler, http = _reconciler(settings, sessions, relay)
+    # The relay runs here: a unit of work wakes it after a commit that published.
+    uow = UnitOfWorkFactory(sessions, relay.wake.set)
+    register_handlers(broker, uow, dead_letter_park(broker, SERVICE))
+    reconciler, http = _reconciler(settings, uow)
     # Data deletion's Kafka part: truncates consumed records (topic_erasure.py).
-    erasure = TopicErasure(
-        settings.kafka_bootstrap, sessions, settings.data_deletion_poll_interval_s
-    )
+    erasure = TopicErasure(settings.kafka_bootstrap, uow, settings.data_deletion_poll_interval_s)
     app = FastAPI(
         title="AutoDM webhook ingest",
         lifespan=broker_lifespan(
@@ -66,8 +66,7 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
     )
     app.state.deps = routes.IngestDeps(
         broker=broker,
-        sessions=sessions,
-        relay=relay,
+        uow=uow,
         acceptance=acceptance,
         app_secrets=settings.instagram_app_secrets,
         verify_token=settings.webhook_verify_token.get_secret_value(),
@@ -86,16 +85,15 @@ def create_app(settings: WebhookIngestSettings | None = None) -> FastAPI:
 
 
 def _reconciler(
-    settings: WebhookIngestSettings, sessions: async_sessionmaker[AsyncSession], relay: OutboxRelay
+    settings: WebhookIngestSettings, uow: UnitsOfWork
 ) -> tuple[ConversationReconciler, httpx.AsyncClient]:
     """The Conversations API look-up of `unknown` DMs (beside the echo path, inbound.py)."""
     # A small pool: the calls are paced to 2/s per account anyway.
     http = make_http_client(settings.instagram_graph_url, settings.provider_timeout_s, 4)
     reconciler = ConversationReconciler(
-        sessions,
+        uow,
         InstagramConversations(http, settings.graph_api_version),
         DecryptedTokens(TokenCipher.from_settings(settings)),
-        relay.wake,
         ReconcilePolicy(
             after_s=settings.instagram_reconcile_after_s,
             interval_s=settings.instagram_reconcile_interval_s,

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.events import utcnow
 from shared.contracts.lifecycle import Route
@@ -41,6 +41,7 @@ from shared.delivery.ambiguous_sends import (
     settle_sent,
     text_digest,
 )
+from shared.messaging.unit_of_work import UnitsOfWork
 from shared.platform.crypto import DecryptedTokens
 from shared.platform.logs import get_logger
 from shared.platform.outages import is_outage
@@ -113,16 +114,15 @@ class _Account:
 class ConversationReconciler:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
+        uow: UnitsOfWork,
         client: InstagramConversations,
         tokens: DecryptedTokens,
-        wake: asyncio.Event,
         policy: ReconcilePolicy,
     ) -> None:
-        self._sessions = sessions
+        # Its units wake the outbox relay: a settled DM's status goes out at once.
+        self._uow = uow
         self._client = client
         self._tokens = tokens
-        self._wake = wake  # the outbox relay's: a settled DM's status goes out at once
         self._policy = policy
 
     async def run_forever(self) -> None:
@@ -137,8 +137,8 @@ class ConversationReconciler:
 
     async def run_once(self) -> int:
         """One pass (if no other replica is in one); how many intents were looked up."""
-        async with self._sessions.begin() as lock_session:
-            if not await lock_session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY))):
+        async with self._uow() as lock:
+            if not await lock.session.scalar(select(func.pg_try_advisory_xact_lock(LOCK_KEY))):
                 return 0
             due = await self._due()
             by_account: dict[object, list[DmSend]] = defaultdict(list)
@@ -149,8 +149,8 @@ class ConversationReconciler:
 
     async def _due(self) -> list[DmSend]:
         now = utcnow()
-        async with self._sessions() as session:
-            rows = await session.scalars(
+        async with self._uow() as work:
+            rows = await work.session.scalars(
                 select(DmSend)
                 .where(
                     DmSend.state == "unknown",
@@ -179,8 +179,8 @@ class ConversationReconciler:
             await self._apply(intent, verdict)
 
     async def _account(self, intent: DmSend) -> _Account | None:
-        async with self._sessions() as session:
-            row = await session.get(SocialAccount, intent.account_id)
+        async with self._uow() as work:
+            row = await work.get(SocialAccount, intent.account_id)
         if row is None:
             return None
         usable = row.status == "connected" and row.access_token_encrypted is not None
@@ -196,7 +196,8 @@ class ConversationReconciler:
             return CannotTell(f"Instagram did not answer ({exc.error_class}: {exc.message})")
 
     async def _apply(self, looked: DmSend, verdict: Verdict) -> None:
-        async with self._sessions.begin() as session:
+        async with self._uow() as work:
+            session = work.session
             intent = await session.get(
                 DmSend, (looked.lead_id, looked.route), with_for_update=True, populate_existing=True
             )
@@ -222,7 +223,6 @@ class ConversationReconciler:
                     why=verdict.why,
                     checks=intent.reconcile_checks,
                 )
-        self._wake.set()
 
 
 async def _mid_taken(session: AsyncSession, intent: DmSend, mid: str) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 from functools import partial
 
 from faststream.kafka import KafkaBroker
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.webhook_ingest.inbound import handle_webhooks
 from services.webhook_ingest.resolver import resolve_and_publish
@@ -14,19 +13,19 @@ from shared.contracts.events import InstagramWebhookReceived, WebhookReceived
 from shared.contracts.topics import WEBHOOKS_INSTAGRAM, WEBHOOKS_RECEIVED
 from shared.messaging.batches import BatchWork, Park, records_of
 from shared.messaging.broker import Message, subscribe
-from shared.messaging.outbox import OutboxRelay
+from shared.messaging.unit_of_work import UnitsOfWork
 
 BATCH_SIZE = 200
 
 
 def register_handlers(
     broker: KafkaBroker,
-    sessions: async_sessionmaker[AsyncSession],
-    relay: OutboxRelay,
+    uow: UnitsOfWork,
     park: Park,
 ) -> None:
-    handle = BatchWork(InstagramWebhookReceived, sessions, handle_webhooks, park)
-    resolve = BatchWork(WebhookReceived, sessions, partial(resolve_and_publish, broker), park)
+    # A unit of work wakes the relay after its commit if the batch published.
+    handle = BatchWork(InstagramWebhookReceived, uow, handle_webhooks, park)
+    resolve = BatchWork(WebhookReceived, uow, partial(resolve_and_publish, broker), park)
 
     @subscribe(
         broker,
@@ -53,4 +52,3 @@ def register_handlers(
     )
     async def on_instagram_webhook(events: list[InstagramWebhookReceived], msg: Message) -> None:
         await handle.run(events, records_of(msg))
-        relay.wake.set()

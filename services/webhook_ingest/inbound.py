@@ -36,8 +36,7 @@ from shared.delivery.ambiguous_sends import (
     settle_sent,
     text_digest,
 )
-from shared.messaging.idempotency import claim_events
-from shared.messaging.outbox import add_to_outbox
+from shared.messaging.unit_of_work import UnitOfWork
 from shared.platform.logs import bind_correlation_id, get_logger
 from shared.platform.tracing import continued
 
@@ -49,41 +48,43 @@ DELIVERED_TO_PERSON = (DmStatus.SENT, DmStatus.DELIVERED, DmStatus.READ)
 IN_FLIGHT = (DmStatus.SENDING, DmStatus.UNKNOWN, DmStatus.SENT)
 
 
-async def handle_webhook(session: AsyncSession, event: InstagramWebhookReceived) -> bool:
+async def handle_webhook(uow: UnitOfWork, event: InstagramWebhookReceived) -> bool:
     """False if this item was handled before (Meta's retry, a Kafka redelivery)."""
-    return await handle_webhooks(session, [event]) == 1
+    return await handle_webhooks(uow, [event]) == 1
 
 
-async def handle_webhooks(session: AsyncSession, events: Sequence[InstagramWebhookReceived]) -> int:
+async def handle_webhooks(uow: UnitOfWork, events: Sequence[InstagramWebhookReceived]) -> int:
     """A batch in partition order (one account's message, then its read, stay in order),
-    with one idempotency claim for all instead of one per item; how many were new."""
-    fresh = await claim_events(session, CONSUMER, [event.id for event in events])
+    with one idempotency claim for all instead of one per item; how many were new. The
+    events it records go out through the unit of work's outbox (uow.session's rows)."""
+    fresh = await uow.claim(CONSUMER, [event.id for event in events])
     handled = 0
     for event in events:
         if event.id not in fresh:
             continue  # handled before, or earlier in this batch
         fresh.discard(event.id)
         bind_correlation_id(event.correlation_id)
-        await _act(session, event)
+        await _act(uow, event)
         handled += 1
     return handled
 
 
-async def _act(session: AsyncSession, event: InstagramWebhookReceived) -> None:
+async def _act(uow: UnitOfWork, event: InstagramWebhookReceived) -> None:
     action = map_item(event.payload)
     if isinstance(action, Inbound):
-        await _inbound(session, event, action)
+        await _inbound(uow, event, action)
     elif isinstance(action, Read):
-        await _read(session, event, action)
+        await _read(uow, event, action)
     elif isinstance(action, Comment):
-        await _comment(session, event, action)
+        await _comment(uow, event, action)
     elif isinstance(action, Echo):
-        await _echo(session, event, action)
+        await _echo(uow.session, event, action)
     else:
         log.debug("webhook item ignored", reason=action.reason)
 
 
-async def _inbound(session: AsyncSession, event: InstagramWebhookReceived, a: Inbound) -> None:
+async def _inbound(uow: UnitOfWork, event: InstagramWebhookReceived, a: Inbound) -> None:
+    session = uow.session
     account_id = event.payload.account_id
     await _touch_contact(session, event, a.igsid, a.at)
     await human_turns.on_message(session, event, a)  # STOP / START
@@ -96,13 +97,13 @@ async def _inbound(session: AsyncSession, event: InstagramWebhookReceived, a: In
                 lead_id=waiting.id, account_id=account_id, igsid=a.igsid, opened_at=a.at, via=a.via
             ),
         )
-        add_to_outbox(session, LEADS_CONTACTS, str(waiting.id), opened)
+        uow.publish(LEADS_CONTACTS, str(waiting.id), opened)
     if a.via == "message":
         for lead in await _leads_of(session, event, a.igsid, DELIVERED_TO_PERSON):
             # Only a message written after our DM answers it: the message that opened the
             # window (often delivered late, after the DM went out) is not a reply.
             if lead.sent_at is not None and a.at > lead.sent_at:
-                _status(session, event, lead, DmStatus.REPLIED, "the lead replied")
+                _status(uow, event, lead, DmStatus.REPLIED, "the lead replied")
 
 
 async def _waiting_lead(
@@ -120,7 +121,8 @@ async def _waiting_lead(
     return leads[0] if leads else None
 
 
-async def _read(session: AsyncSession, event: InstagramWebhookReceived, a: Read) -> None:
+async def _read(uow: UnitOfWork, event: InstagramWebhookReceived, a: Read) -> None:
+    session = uow.session
     account_id = event.payload.account_id
     lead = await session.scalar(
         select(Lead).where(Lead.provider_message_id == a.mid, Lead.dm_account_id == account_id)
@@ -132,7 +134,7 @@ async def _read(session: AsyncSession, event: InstagramWebhookReceived, a: Read)
     if lead is None:
         log.info("read receipt for a message AutoDM did not send")
         return
-    _status(session, event, lead, DmStatus.READ, None, provider_message_id=a.mid)
+    _status(uow, event, lead, DmStatus.READ, None, provider_message_id=a.mid)
 
 
 async def _echo(session: AsyncSession, event: InstagramWebhookReceived, a: Echo) -> None:
@@ -165,7 +167,8 @@ async def _settle_by_echo(session: AsyncSession, event: InstagramWebhookReceived
     )
 
 
-async def _comment(session: AsyncSession, event: InstagramWebhookReceived, a: Comment) -> None:
+async def _comment(uow: UnitOfWork, event: InstagramWebhookReceived, a: Comment) -> None:
+    session = uow.session
     account_id = event.payload.account_id
     await session.execute(
         insert(InstagramComment)
@@ -194,7 +197,7 @@ async def _comment(session: AsyncSession, event: InstagramWebhookReceived, a: Co
             commented_at=a.at,
         ),
     )
-    add_to_outbox(session, INSTAGRAM_COMMENTS, str(account_id), received)
+    uow.publish(INSTAGRAM_COMMENTS, str(account_id), received)
 
 
 async def _touch_contact(
@@ -244,7 +247,7 @@ async def _leads_of(
 
 
 def _status(
-    session: AsyncSession,
+    uow: UnitOfWork,
     event: InstagramWebhookReceived,
     lead: Lead,
     status: DmStatus,
@@ -265,4 +268,4 @@ def _status(
             reason=reason,
         ),
     )
-    add_to_outbox(session, DM_STATUS, str(lead.id), changed)
+    uow.publish(DM_STATUS, str(lead.id), changed)

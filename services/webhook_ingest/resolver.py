@@ -14,18 +14,19 @@ import asyncio
 from collections.abc import Sequence
 
 from faststream.kafka import KafkaBroker
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.webhook_ingest import ingest, whatsapp_routes
 from shared.contracts.events import WebhookReceived
 from shared.contracts.topics import WEBHOOKS_INSTAGRAM, WEBHOOKS_WHATSAPP
 from shared.messaging.broker import publish_event
+from shared.messaging.unit_of_work import UnitOfWork
 
 
 async def resolve_and_publish(
-    broker: KafkaBroker, session: AsyncSession, received: Sequence[WebhookReceived]
+    broker: KafkaBroker, uow: UnitOfWork, received: Sequence[WebhookReceived]
 ) -> int:
     """Publish the resolved events of a batch (in its order: one key, one partition)."""
+    session = uow.session
     instagram = [r for r in received if r.payload.provider == "instagram"]
     whatsapp = [r for r in received if r.payload.provider == "whatsapp"]
     publishes = []

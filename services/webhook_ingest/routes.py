@@ -11,7 +11,6 @@ from urllib.parse import parse_qs
 from fastapi import APIRouter, Depends, HTTPException, Query, Request, status
 from fastapi.responses import PlainTextResponse
 from faststream.kafka import KafkaBroker
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.webhook_ingest.accept import Acceptance, accept
 from services.webhook_ingest.callbacks import (
@@ -30,7 +29,7 @@ from services.webhook_ingest.signatures import (
     signed_json,
 )
 from shared.contracts.events import utcnow
-from shared.messaging.outbox import OutboxRelay
+from shared.messaging.unit_of_work import UnitsOfWork
 from shared.platform.logs import get_logger
 
 log = get_logger(__name__)
@@ -39,8 +38,7 @@ log = get_logger(__name__)
 @dataclass(frozen=True)
 class IngestDeps:
     broker: KafkaBroker
-    sessions: async_sessionmaker[AsyncSession]
-    relay: OutboxRelay
+    uow: UnitsOfWork  # wakes the in-process relay after a commit that published
     # Event POSTs are accepted with Kafka alone (accept.py): no database on that path.
     acceptance: Acceptance
     app_secrets: list[str]
@@ -80,25 +78,24 @@ async def receive(request: Request, deps: Deps) -> dict[str, int]:
 @router.post("/deauthorize", summary="Meta: the user removed the app")
 async def deauthorize_callback(request: Request, deps: Deps) -> dict[str, Any]:
     signed = await _verified_user(request, deps)
-    async with deps.sessions.begin() as session:
-        disconnected = await deauthorize(session, signed, utcnow(), deps.signed_request_max_age)
-    deps.relay.wake.set()
+    async with deps.uow() as uow:
+        disconnected = await deauthorize(uow.session, signed, utcnow(), deps.signed_request_max_age)
     return {"success": True, "disconnected": disconnected}
 
 
 @router.post("/data-deletion", summary="Meta: the user asked to delete their data")
 async def data_deletion_callback(request: Request, deps: Deps) -> dict[str, str]:
     signed = await _verified_user(request, deps)
-    async with deps.sessions.begin() as session:
-        code = await delete_user_data(session, signed, utcnow(), deps.signed_request_max_age)
-    deps.relay.wake.set()
+    async with deps.uow() as uow:
+        code = await delete_user_data(uow.session, signed, utcnow(), deps.signed_request_max_age)
     url = f"{deps.public_base_url}/webhooks/instagram/data-deletion/{code}"
     return {"url": url, "confirmation_code": code}
 
 
 @router.get("/data-deletion/{code}", summary="Where a user follows their deletion request")
 async def data_deletion_status(code: str, deps: Deps) -> dict[str, Any]:
-    async with deps.sessions() as session:
+    async with deps.uow() as uow:
+        session = uow.session
         found = await deletion_status(session, code)
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "unknown confirmation code")

@@ -26,11 +26,11 @@ from aiokafka.admin import AIOKafkaAdminClient, RecordsToDelete
 from aiokafka.protocol.admin import DescribeGroupsRequest_v2
 from aiokafka.protocol.api import Request
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts.events import utcnow
 from shared.contracts.topics import TOPICS
 from shared.db.models import DataDeletionRequest
+from shared.messaging.unit_of_work import UnitsOfWork
 from shared.platform.logs import get_logger
 
 log = get_logger(__name__)
@@ -77,11 +77,9 @@ def truncation(targets: Offsets, start: Offsets) -> dict[TopicPartition, int]:
 class TopicErasure:
     """webhook_ingest's background task completing pending data-deletion requests."""
 
-    def __init__(
-        self, bootstrap: str, sessions: async_sessionmaker[AsyncSession], interval_s: float
-    ) -> None:
+    def __init__(self, bootstrap: str, uow: UnitsOfWork, interval_s: float) -> None:
         self._bootstrap = bootstrap
-        self._sessions = sessions
+        self._uow = uow
         self._interval_s = interval_s
 
     async def run_forever(self) -> None:
@@ -108,7 +106,8 @@ class TopicErasure:
     async def tick(self, admin: AIOKafkaAdminClient, offsets: AIOKafkaConsumer) -> int:
         """Advance every pending request by what the topics allow; returns how many
         completed. Replicas skip each other's locked rows."""
-        async with self._sessions.begin() as session:
+        async with self._uow() as work:
+            session = work.session
             pending = list(
                 await session.scalars(
                     select(DataDeletionRequest)

@@ -16,19 +16,21 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from uuid import UUID
 
 from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.trace import Span
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts.events import Unattributed
 from shared.platform.logs import bind_correlation_id, get_logger
 from shared.platform.outages import is_outage
 from shared.platform.tracing import batch_records, headers_traceparent, in_span
 from shared.platform.tracing import enabled as tracing_enabled
+
+if TYPE_CHECKING:  # unit_of_work -> outbox -> broker -> this module
+    from shared.messaging.unit_of_work import UnitOfWork, UnitsOfWork
 
 log = get_logger(__name__)
 
@@ -38,15 +40,17 @@ Park = Callable[[ConsumerRecord[Any, Any], BaseException], Awaitable[None]]
 
 @dataclass(frozen=True)
 class BatchWork(Generic[E]):
-    """`apply` does the work of some events in the session it is given (one transaction).
+    """`apply` does the work of some events in the unit of work it is given (one
+    transaction: the batch's, or one event's on the fallback path; the unit wakes the relay
+    after its commit if the work published events).
 
     Wiring (services' handlers): `decoder` is the subscriber's decoder, so the handler is
     typed `list[Event]` (documented in AsyncAPI as the topic's event) and receives only
     the records that parsed; it then calls `run(events, records_of(msg))`."""
 
     model: type[E]
-    sessions: async_sessionmaker[AsyncSession]
-    apply: Callable[[AsyncSession, Sequence[E]], Awaitable[object]]
+    uow: UnitsOfWork
+    apply: Callable[[UnitOfWork, Sequence[E]], Awaitable[object]]
     park: Park
 
     async def decoder(self, msg: KafkaMessage, _: Any = None) -> list[E]:
@@ -72,8 +76,8 @@ class BatchWork(Generic[E]):
         spans: Mapping[str, Span],
     ) -> None:
         try:
-            async with self.sessions.begin() as session:
-                await self.apply(session, events)
+            async with self.uow() as work:
+                await self.apply(work, events)
             return
         except Exception as exc:
             if is_outage(exc):
@@ -104,8 +108,8 @@ class BatchWork(Generic[E]):
     async def _one(self, event: E, record: ConsumerRecord[Any, Any]) -> None:
         bind_correlation_id(event.correlation_id)
         try:
-            async with self.sessions.begin() as session:
-                await self.apply(session, [event])
+            async with self.uow() as work:
+                await self.apply(work, [event])
         except Exception as exc:
             if is_outage(exc):
                 raise  # the batch is retried as a whole (idempotent by event id)

@@ -34,6 +34,8 @@ from shared.db.models import DeadLetter, Lead, OutboxRecord
 from shared.messaging import dead_letters as dl
 from shared.messaging.broker import Message, subscribe
 from shared.messaging.delayed_retries import H_DEFERRED_FOR, H_NOT_BEFORE
+from shared.messaging.outbox import mark_outbox_rows
+from shared.messaging.unit_of_work import UnitsOfWork
 from shared.platform.logs import get_logger
 from shared.platform.tracing import replayed_trace_headers
 
@@ -220,6 +222,7 @@ async def replay_entry(
     headers = {k: v for k, v in entry.headers.items() if k not in FAILURE_HEADERS}
     headers[H_REPLAY_OF] = f"dlq/{partition}/{offset}"
     replayed_trace_headers(headers)
+    mark_outbox_rows(session)  # the unit of work wakes the relay after the commit
     session.add(
         OutboxRecord(
             topic=entry.original_topic,
@@ -251,7 +254,7 @@ async def _replayed_payload(session: AsyncSession, entry: DeadLetter) -> bytes:
 
 
 async def replay_matching(
-    sessions: async_sessionmaker[AsyncSession],
+    uow: UnitsOfWork,
     f: DlqFilter,
     replayed_by: str,
     batch_size: int = 200,
@@ -261,7 +264,7 @@ async def replay_matching(
     Returns (replayed, total matching at the start); see `replay_batches` for progress.
     """
     last = (0, 0)
-    async for step in replay_batches(sessions, f, replayed_by, batch_size):
+    async for step in replay_batches(uow, f, replayed_by, batch_size):
         last = step
     return last
 
@@ -272,22 +275,24 @@ async def count_entries(session: AsyncSession, f: DlqFilter) -> int:
 
 
 async def replay_batches(
-    sessions: async_sessionmaker[AsyncSession],
+    uow: UnitsOfWork,
     f: DlqFilter,
     replayed_by: str,
     batch_size: int = 200,
 ) -> AsyncIterator[tuple[int, int]]:
     """Yield (replayed so far, total) after each committed batch (the CLI's progress bar)."""
     pending = DlqFilter(f.reason, f.account_id, f.older_than, f.newer_than, replayable_only=True)
-    async with sessions() as session:
-        total = await count_entries(session, pending)
+    async with uow() as work:
+        total = await count_entries(work.session, pending)
     replayed = 0
     while True:
-        async with sessions.begin() as session:
-            entries = await list_entries(session, pending, limit=batch_size)
+        async with uow() as work:
+            entries = await list_entries(work.session, pending, limit=batch_size)
             if not entries:
                 return
             for entry in entries:
-                if await replay_entry(session, entry.dlq_partition, entry.dlq_offset, replayed_by):
+                if await replay_entry(
+                    work.session, entry.dlq_partition, entry.dlq_offset, replayed_by
+                ):
                     replayed += 1
         yield replayed, total

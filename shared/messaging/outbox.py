@@ -1,9 +1,10 @@
 """Transactional outbox: an event is stored with the state change that caused it, in the
 same transaction, and a relay publishes it to Kafka afterwards.
 
-Writers in another process wake the relay with PostgreSQL's `NOTIFY` on `OUTBOX_CHANNEL`
-(shared/messaging/unit_of_work.py); the relay LISTENs, and still polls in case a
-notification was missed while its listening connection was down.
+Writers in another process wake the relay with PostgreSQL's `NOTIFY` on `OUTBOX_CHANNEL`,
+sent inside their transaction by the unit of work (shared/messaging/unit_of_work.py); the
+relay LISTENs, and still polls in case a notification was missed while its listening
+connection was down.
 
 The relay claims a batch with `FOR UPDATE SKIP LOCKED`, so several relays (API replicas)
 share the work without publishing a row twice at the same time; a crash between publish
@@ -16,15 +17,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs
 from faststream.kafka import KafkaBroker
 from opentelemetry.trace import SpanKind
-from sqlalchemy import func, select, text, update
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from shared.contracts.events import Envelope
 from shared.db.models import OutboxRecord
@@ -55,8 +55,13 @@ def has_outbox_rows(session: AsyncSession) -> bool:
 IDLE_POLL_MAX_S = 1.6
 
 
-def add_to_outbox(session: AsyncSession, topic: str, key: str, event: Envelope) -> None:
+def mark_outbox_rows(session: AsyncSession) -> None:
+    """Say that this session added outbox rows by hand (a DLQ replay's raw record)."""
     session.info[_HAS_ROWS] = True
+
+
+def add_to_outbox(session: AsyncSession, topic: str, key: str, event: Envelope) -> None:
+    mark_outbox_rows(session)
     session.add(
         OutboxRecord(
             topic=topic,
@@ -67,44 +72,6 @@ def add_to_outbox(session: AsyncSession, topic: str, key: str, event: Envelope) 
             traceparent=traceparent_for(event.correlation_id),
         )
     )
-
-
-class NotifyingWake:
-    """Wakes a relay that runs in another process: `NOTIFY` after the writer's commit.
-
-    Set from synchronous code right after a commit; the notification goes out on a pooled
-    connection in the background, one at a time, and a wake that arrives meanwhile sends
-    one more after it (its rows may have committed after the earlier one was read)."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._task: asyncio.Task[None] | None = None
-        self._again = False
-
-    def set(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._again = True
-            return
-        self._task = asyncio.get_running_loop().create_task(self._notify())
-
-    async def _notify(self) -> None:
-        self._again = True
-        while self._again:
-            self._again = False
-            try:
-                async with self._engine.connect() as conn:
-                    await conn.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
-                    await conn.commit()
-            except Exception:  # the relay's poll publishes the rows all the same
-                log.warning("outbox notify failed", exc_info=True)
-                return
-
-
-@dataclass
-class RemoteRelay:
-    """The relay as writers in a process without one see it: only its wake."""
-
-    wake: NotifyingWake
 
 
 class OutboxRelay:

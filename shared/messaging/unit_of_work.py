@@ -1,39 +1,67 @@
 """The unit of work: one transaction, the events it publishes, and the relay's wake after
 the commit (cosmicpython's pattern, async).
 
-A call site opens `async with uow() as work:`, changes rows through `work.session`, records
-events with `work.publish(...)` (a row in the outbox, in the same transaction), and never
-begins a transaction or wakes a relay by hand. On a clean exit the transaction commits and,
-if it published anything, the outbox relay is woken: in this process by its event, in
-another process by PostgreSQL's `NOTIFY`, which PostgreSQL delivers only once the commit
-is done. An exception rolls everything back and publishes nothing.
+A call site opens `async with uow() as work:`, changes rows through the unit (`add`,
+`get`, `get_many`, `flush`; `work.session` for queries the unit does not name), claims
+events it consumes (`claim`: the idempotency claim, in the same transaction), records the
+events it publishes with `work.publish(...)` (a row in the outbox, in the same
+transaction), and never begins a transaction or wakes a relay by hand. On a clean exit the
+transaction commits and, if it published anything, the outbox relay is woken: in this
+process by its event, in another process by PostgreSQL's `NOTIFY`, which PostgreSQL
+delivers only once the commit is done. An exception rolls everything back and publishes
+nothing.
+
+Service-layer code takes a `UnitOfWork` (the protocol) and a factory as `UnitsOfWork`, so
+its tests run on an in-memory fake (tests/fake_uow.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
+from contextlib import AbstractAsyncContextManager
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self, TypeVar
+from uuid import UUID
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction, async_sessionmaker
 
 from shared.contracts.events import Envelope
+from shared.messaging.idempotency import claim_events
 from shared.messaging.outbox import OUTBOX_CHANNEL, add_to_outbox, has_outbox_rows
+
+T = TypeVar("T")
 
 
 class UnitOfWork(Protocol):
-    """What a service-layer function gets: a session inside one transaction, and publish."""
+    """What a service-layer function gets: one transaction, its rows and its events."""
 
-    session: AsyncSession
+    @property
+    def session(self) -> AsyncSession: ...
 
     def publish(self, topic: str, key: str, event: Envelope) -> None: ...
+
+    def add(self, row: object) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    async def get(self, model: type[T], ident: Any, *, for_update: bool = False) -> T | None: ...
+
+    async def get_many(
+        self, model: type[T], ids: Collection[Any], *, for_update: bool = False
+    ) -> list[T]: ...
+
+    async def claim(self, consumer: str, event_ids: Sequence[UUID]) -> set[UUID]: ...
+
+
+class UnitsOfWork(Protocol):
+    """A factory of units of work (UnitOfWorkFactory, or a test's fake)."""
+
+    def __call__(self) -> AbstractAsyncContextManager[UnitOfWork]: ...
 
 
 class SqlUnitOfWork:
     """One transaction on PostgreSQL whose events go out through the outbox."""
-
-    session: AsyncSession
 
     def __init__(
         self,
@@ -44,15 +72,45 @@ class SqlUnitOfWork:
         self._sessions = sessions
         self._wake = wake
         self._notify = notify
+        self._session: AsyncSession | None = None
         self._transaction: AsyncSessionTransaction | None = None
 
+    @property
+    def session(self) -> AsyncSession:
+        assert self._session is not None, "use the unit of work inside `async with`"
+        return self._session
+
     async def __aenter__(self) -> Self:
-        self.session = self._sessions()
-        self._transaction = await self.session.begin()
+        self._session = self._sessions()
+        self._transaction = await self._session.begin()
         return self
 
     def publish(self, topic: str, key: str, event: Envelope) -> None:
         add_to_outbox(self.session, topic, key, event)
+
+    def add(self, row: object) -> None:
+        self.session.add(row)
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    async def get(self, model: type[T], ident: Any, *, for_update: bool = False) -> T | None:
+        return await self.session.get(model, ident, with_for_update=for_update)
+
+    async def get_many(
+        self, model: type[T], ids: Collection[Any], *, for_update: bool = False
+    ) -> list[T]:
+        """Rows by primary key `id`, in id order (so locks are always taken in one order)."""
+        if not ids:
+            return []
+        key = getattr(model, "id")  # noqa: B009  # every model named here has an `id` column
+        query = select(model).where(key.in_(ids)).order_by(key)
+        if for_update:
+            query = query.with_for_update()
+        return list((await self.session.scalars(query)).all())
+
+    async def claim(self, consumer: str, event_ids: Sequence[UUID]) -> set[UUID]:
+        return await claim_events(self.session, consumer, event_ids)
 
     async def __aexit__(
         self,
@@ -60,14 +118,14 @@ class SqlUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        assert self._transaction is not None
-        published = exc_type is None and has_outbox_rows(self.session)
+        assert self._transaction is not None and self._session is not None
+        published = exc_type is None and has_outbox_rows(self._session)
         try:
             if published and self._notify:
-                await self.session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
+                await self._session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
             await self._transaction.__aexit__(exc_type, exc, tb)
         finally:
-            await self.session.close()
+            await self._session.close()
         if published:
             self._wake()
 

@@ -38,10 +38,12 @@ from shared.db.session import make_engine, make_sessionmaker
 from shared.delivery.ambiguous_sends import NOT_SENT_REASON, RECONCILED_REASON
 from shared.delivery.reasons import provider_failure
 from shared.messaging.dlq_operations import DlqFilter, replay_matching
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.outages import ride_out
 from shared.providers.meta_errors import ErrorClass
 from tests.chaos.conftest import ChaosPlan, chaos_specs
 from tests.conftest import ROOT
+from tests.fake_uow import SessionWork
 
 pytestmark = pytest.mark.chaos
 
@@ -117,7 +119,7 @@ async def _insert_leads(
                 else {"comment_id": person["comment_id"], "commented_at": now}
             )
             data = LeadIn(creator_id=person["creator"].creator_id, name=f"Lead {n}", instagram=ig)
-            ids.append((await create_lead(session, data, f"chaos-{n}")).id)
+            ids.append((await create_lead(SessionWork(session), data, f"chaos-{n}")).id)
     return ids
 
 
@@ -340,8 +342,8 @@ async def test_no_lead_lost_none_sent_twice_no_send_while_throttled(
     # Healed (faults off): replay the DLQ, twice; each replayed DM is delivered once.
     # This run's dead letters only: the test instance keeps earlier suites' and runs'.
     this_run = DlqFilter(newer_than=started_at)
-    replayed, _ = await replay_matching(sessions, this_run, "chaos-test")
-    again, _ = await replay_matching(sessions, this_run, "chaos-test")
+    replayed, _ = await replay_matching(UnitOfWorkFactory(sessions), this_run, "chaos-test")
+    again, _ = await replay_matching(UnitOfWorkFactory(sessions), this_run, "chaos-test")
     assert again == 0
     healed = await _settle(
         sessions,

@@ -15,10 +15,11 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.http.idempotency_keys import KeyOwner, KeyPolicy, claim, request_hash
+from services.api.service_layer.idempotency_keys import KeyOwner, KeyPolicy, claim, request_hash
 from services.whatsapp_sender.app import create_app as whatsapp_app
 from shared.contracts.events import utcnow
 from shared.db.models import Creator, DmLogEntry, Lead, SocialAccount
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from tests.api_app import create_app
 from tests.integration.conftest import connect_instagram, running
 from tests.integration.issuer import Issuer, bearer
@@ -253,7 +254,9 @@ async def test_idempotency_key_replays_refuses_other_bodies_and_reports_in_fligh
         },
     )
     policy = KeyPolicy(in_flight=timedelta(seconds=30), ttl=timedelta(hours=24))
-    assert await claim(sessions, owner, key, fingerprint, policy, utcnow()) is None
+    assert (
+        await claim(UnitOfWorkFactory(sessions), owner, key, fingerprint, policy, utcnow()) is None
+    )
     busy = await api.post("/api/dm/send", json=body, headers={**headers, "Idempotency-Key": key})
     _problem(busy, 409, "idempotency-in-flight")
     assert int(busy.headers["retry-after"]) >= 1

@@ -30,6 +30,8 @@ from shared.contracts.lifecycle import DmStatus, Route
 from shared.contracts.route_choice import RoutingRules
 from shared.db.models import Creator, InstagramContact, Lead
 from shared.messaging.batches import BatchWork
+from shared.messaging.unit_of_work import UnitOfWorkFactory
+from tests.fake_uow import SessionWork
 from tests.integration.conftest import connect_instagram
 from tests.records import consumer_record
 from tests.settings import AllSettings
@@ -59,7 +61,9 @@ def _status(creator: UUID, lead_id: UUID, status: DmStatus) -> DmStatusChanged:
 async def _lead(sessions: async_sessionmaker[AsyncSession], creator: UUID) -> UUID:
     async with sessions.begin() as session:
         lead = await create_lead(
-            session, LeadIn(creator_id=creator, name="Bea", phone="+14155550123"), "batch-test"
+            SessionWork(session),
+            LeadIn(creator_id=creator, name="Bea", phone="+14155550123"),
+            "batch-test",
         )
     return lead.id
 
@@ -83,7 +87,7 @@ async def test_one_poison_record_is_parked_alone_and_the_rest_is_projected(
     async def park(record: ConsumerRecord[Any, Any], exc: BaseException) -> None:
         parked.append((record.offset, type(exc).__name__))
 
-    work = BatchWork(DmStatusChanged, sessions, project_statuses, park)
+    work = BatchWork(DmStatusChanged, UnitOfWorkFactory(sessions), project_statuses, park)
     await work.run(await work.decoder(_Batch(tuple(records))), records)
 
     assert sorted(parked) == [(1, "PoisonMessage"), (99, "ValidationError")]
@@ -100,9 +104,9 @@ async def test_a_redelivered_batch_changes_nothing(
     lead_id = await _lead(sessions, creator)
     events = [_status(creator, lead_id, DmStatus.SENDING), _status(creator, lead_id, DmStatus.SENT)]
     async with sessions.begin() as session:
-        assert await project_statuses(session, events) == 2
+        assert await project_statuses(SessionWork(session), events) == 2
     async with sessions.begin() as session:
-        assert await project_statuses(session, events) == 0
+        assert await project_statuses(SessionWork(session), events) == 0
 
 
 async def _creator(sessions: async_sessionmaker[AsyncSession]) -> UUID:
@@ -117,7 +121,9 @@ async def _created(
     sessions: async_sessionmaker[AsyncSession], creator: UUID, data: dict[str, Any]
 ) -> LeadCreated:
     async with sessions.begin() as session:
-        lead = await create_lead(session, LeadIn(creator_id=creator, **data), "route-batch")
+        lead = await create_lead(
+            SessionWork(session), LeadIn(creator_id=creator, **data), "route-batch"
+        )
     return LeadCreated(
         correlation_id="route-batch",
         creator_id=creator,
@@ -152,7 +158,12 @@ async def test_a_batch_of_leads_of_several_creators_is_routed_with_a_few_reads(
     event.listen(engine.sync_engine, "before_cursor_execute", count)
     try:
         async with sessions.begin() as session:
-            assert await route_leads(session, events, RouterConfig(RoutingRules()), utcnow()) == 4
+            assert (
+                await route_leads(
+                    SessionWork(session), events, RouterConfig(RoutingRules()), utcnow()
+                )
+                == 4
+            )
     finally:
         event.remove(engine.sync_engine, "before_cursor_execute", count)
 
@@ -199,9 +210,11 @@ async def test_a_webhook_batch_claims_once_and_handles_a_repeated_item_once(
     first = _message(creator, account, ig_id, "801")
     second = _message(creator, account, ig_id, "802")
     async with sessions.begin() as session:
-        assert await handle_webhooks(session, [first, second, first]) == 2
+        assert await handle_webhooks(SessionWork(session), [first, second, first]) == 2
     async with sessions.begin() as session:
-        assert await handle_webhooks(session, [second, first]) == 0  # a redelivered batch
+        assert (
+            await handle_webhooks(SessionWork(session), [second, first]) == 0
+        )  # a redelivered batch
     async with sessions() as session:
         contacts = [await session.get(InstagramContact, (account, i)) for i in ("801", "802")]
     assert all(c is not None and c.last_inbound_at is not None for c in contacts)

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 from cli.main import app
 from services.api.http.schemas import LeadIn
 from services.api.service_layer.leads import create_lead
+from tests.fake_uow import SessionWork
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +25,9 @@ async def test_status_shows_the_dm_and_its_log(
 ) -> None:
     async with sessions.begin() as session:
         lead = await create_lead(
-            session, LeadIn(creator_id=creator, name="Sam", phone="+442079460958"), "corr-cli"
+            SessionWork(session),
+            LeadIn(creator_id=creator, name="Sam", phone="+442079460958"),
+            "corr-cli",
         )
     # The CLI runs its own event loop: call it from a worker thread of this test's loop.
     result = await asyncio.to_thread(runner.invoke, app, ["status", str(lead.id)])

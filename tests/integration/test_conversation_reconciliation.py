@@ -4,7 +4,6 @@ there -> `failed`, retryable; Meta unable to tell -> still `unknown`, looked at 
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -28,8 +27,10 @@ from shared.delivery.ambiguous_sends import (
     NOT_SENT_REASON,
     text_digest,
 )
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.crypto import DecryptedTokens, TokenCipher
 from shared.providers.instagram import InstagramConversations
+from tests.fake_uow import SessionWork
 from tests.integration.conftest import connect_instagram
 from tests.integration.outboxed import outboxed_statuses
 from tests.settings import AllSettings
@@ -52,10 +53,9 @@ def reconciler(
     sandbox: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession], settings: AllSettings
 ) -> ConversationReconciler:
     return ConversationReconciler(
-        sessions,
+        UnitOfWorkFactory(sessions),
         InstagramConversations(sandbox, "v23.0"),
         DecryptedTokens(TokenCipher.from_settings(settings)),
-        asyncio.Event(),
         ReconcilePolicy(after_s=60, max_checks=2, calls_per_s=1.5),
     )
 
@@ -94,7 +94,7 @@ async def case(
         {"creator_id": creator, "name": "Ana", "instagram": {"username": "ana"}}
     )
     async with sessions.begin() as session:
-        lead = await create_lead(session, data, "conversation-test")
+        lead = await create_lead(SessionWork(session), data, "conversation-test")
     return Case(sandbox, {**created, "account_id": account_id}, lead.id)
 
 

@@ -29,6 +29,7 @@ from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.db.models import Lead
 from shared.messaging.broker import event_headers
 from tests.api_app import create_app as api_app
+from tests.fake_uow import SessionWork
 from tests.integration.conftest import running
 from tests.settings import AllSettings
 
@@ -58,7 +59,7 @@ async def _send(
 async def _new_lead(sessions: async_sessionmaker[AsyncSession], creator: UUID, phone: str) -> UUID:
     async with sessions.begin() as session:
         lead = await create_lead(
-            session, LeadIn(creator_id=creator, name="Dee", phone=phone), "corr-dlq"
+            SessionWork(session), LeadIn(creator_id=creator, name="Dee", phone=phone), "corr-dlq"
         )
     return lead.id
 

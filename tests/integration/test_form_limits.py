@@ -26,6 +26,7 @@ from services.api.http.web.form_limits import (
 )
 from services.api.http.web.form_tokens import FormTokens
 from shared.db.models import FormRateCount
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 
 pytestmark = pytest.mark.integration
 
@@ -40,8 +41,12 @@ def _processes(
 ) -> tuple[FormLimits, FormLimits]:
     """Two API processes: each its own FormLimits, one database."""
     return (
-        FormLimits(sessions, per_ip=per_ip, per_creator=per_creator, tokens=TOKENS),
-        FormLimits(sessions, per_ip=per_ip, per_creator=per_creator, tokens=TOKENS),
+        FormLimits(
+            UnitOfWorkFactory(sessions), per_ip=per_ip, per_creator=per_creator, tokens=TOKENS
+        ),
+        FormLimits(
+            UnitOfWorkFactory(sessions), per_ip=per_ip, per_creator=per_creator, tokens=TOKENS
+        ),
     )
 
 
@@ -49,8 +54,8 @@ async def _refusal(limits: FormLimits, ip: str, creator: str, now: datetime) -> 
     """A submission that, when admitted, becomes a lead (counts against the creator)."""
     verdict = await limits.admit(ip, creator, now)
     if verdict.refusal is None:
-        async with limits.sessions.begin() as session:
-            await limits.accepted(session, creator, now)
+        async with limits.uow() as work:
+            await limits.accepted(work.session, creator, now)
     return verdict.refusal
 
 
@@ -121,7 +126,9 @@ async def test_the_form_is_under_pressure_past_its_share_of_a_limit(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
     challenge = Challenge(PROVIDERS["turnstile"], "site", "secret", "http://127.0.0.1:9/")
-    limits = FormLimits(sessions, 10, 4, TOKENS, challenge=challenge, challenge_at=0.5)
+    limits = FormLimits(
+        UnitOfWorkFactory(sessions), 10, 4, TOKENS, challenge=challenge, challenge_at=0.5
+    )
     creator, ip = str(uuid4()), f"10.2.0.{uuid4().int % 250}"
     assert not await limits.under_pressure(ip, creator, T0)
     assert (await limits.admit(ip, creator, T0)).pressure is False

@@ -37,6 +37,7 @@ from shared.messaging.delayed_retries import H_DEFERRED_FOR
 from shared.platform.crypto import DecryptedTokens, TokenCipher
 from shared.providers.instagram import SentMessage
 from shared.providers.meta_errors import ErrorClass, MetaError
+from tests.fake_uow import SessionWork
 from tests.integration.conftest import connect_instagram
 from tests.records import consumer_record
 from tests.settings import AllSettings
@@ -116,7 +117,9 @@ async def _account(world: World, creator: UUID) -> tuple[UUID, str]:
 async def _request(world: World, creator: UUID, account: UUID, igsid: str) -> DmRequested:
     async with world.sessions.begin() as session:
         lead = await create_lead(
-            session, LeadIn(creator_id=creator, name="Ann", instagram={"igsid": igsid}), "b"
+            SessionWork(session),
+            LeadIn(creator_id=creator, name="Ann", instagram={"igsid": igsid}),
+            "b",
         )
     return DmRequested(
         correlation_id="batch",

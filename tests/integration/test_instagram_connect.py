@@ -24,6 +24,7 @@ from shared.db.models import Lead, SocialAccount
 from shared.delivery.reasons import CREATOR_DISCONNECTED
 from shared.providers.instagram_auth import AppCredentials, InstagramAuthClient
 from tests.api_app import create_app as create_api
+from tests.fake_uow import SessionWork
 from tests.integration.conftest import running
 from tests.integration.issuer import Issuer
 from tests.settings import AllSettings
@@ -236,7 +237,7 @@ async def _waiting_lead(sessions: async_sessionmaker[AsyncSession], creator: UUI
         {"creator_id": str(creator), "name": "Wa", "instagram": {"username": "wa.it"}}
     )
     async with sessions.begin() as session:
-        lead = await create_lead(session, data, correlation_id="test-connect")
+        lead = await create_lead(SessionWork(session), data, correlation_id="test-connect")
     await _wait_lead(sessions, lead.id, "awaiting_contact")
     return lead.id
 

@@ -18,6 +18,7 @@ from services.api.http.auth import Principal, Role
 from services.api.http.status_stream import start_cursor
 from services.api.http.web.web_sessions import WebSessions
 from shared.db.models import Creator
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from tests.api_app import create_app
 from tests.integration.issuer import Issuer
 from tests.integration.served import free_port, served
@@ -40,7 +41,7 @@ def app_url(app: FastAPI) -> Iterator[str]:
 
 
 async def _cookie(app: FastAPI, sessions: async_sessionmaker[AsyncSession], user: Principal) -> Any:
-    token = await WebSessions(sessions).start(user, 3600)
+    token = await WebSessions(UnitOfWorkFactory(sessions)).start(user, 3600)
     return {app.state.web.security.session_cookie: token}
 
 

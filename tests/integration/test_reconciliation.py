@@ -28,6 +28,7 @@ from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.db.models import DmSend
 from shared.delivery.ambiguous_sends import text_digest
 from shared.messaging.unit_of_work import UnitOfWorkFactory
+from tests.fake_uow import SessionWork
 from tests.integration.conftest import connect_instagram
 from tests.integration.outboxed import outboxed_statuses
 from tests.settings import AllSettings
@@ -88,7 +89,7 @@ async def case(
         {"creator_id": creator, "name": "Ana", "instagram": {"username": "ana", "igsid": igsid}}
     )
     async with sessions.begin() as session:
-        lead = await create_lead(session, data, "reconcile-test")
+        lead = await create_lead(SessionWork(session), data, "reconcile-test")
     return Case(creator, account, ig_id, lead.id, igsid)
 
 
@@ -108,7 +109,7 @@ async def _intent(sessions: async_sessionmaker[AsyncSession], case: Case, state:
 
 async def _handle(sessions: async_sessionmaker[AsyncSession], event: Any) -> None:
     async with sessions.begin() as session:
-        await handle_webhook(session, event)
+        await handle_webhook(SessionWork(session), event)
 
 
 async def _state(sessions: async_sessionmaker[AsyncSession], case: Case) -> tuple[str, str | None]:

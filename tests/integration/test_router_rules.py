@@ -22,6 +22,7 @@ from shared.contracts.lifecycle import DmStatus, Route
 from shared.contracts.route_choice import RoutingRules
 from shared.contracts.topics import DM_REQUESTED_INSTAGRAM
 from shared.db.models import Creator, DmLogEntry, DmSend, InstagramContact, Lead, OutboxRecord
+from tests.fake_uow import SessionWork
 from tests.integration.conftest import connect_instagram
 from tests.settings import AllSettings
 
@@ -40,7 +41,9 @@ async def _created(
     sessions: async_sessionmaker[AsyncSession], creator: UUID, data: dict[str, Any]
 ) -> LeadCreated:
     async with sessions.begin() as session:
-        lead = await create_lead(session, LeadIn(creator_id=creator, **data), "router-rules")
+        lead = await create_lead(
+            SessionWork(session), LeadIn(creator_id=creator, **data), "router-rules"
+        )
     return LeadCreated(
         correlation_id="router-rules",
         creator_id=creator,
@@ -50,7 +53,9 @@ async def _created(
 
 async def _route(sessions: async_sessionmaker[AsyncSession], *events: LeadCreated) -> None:
     async with sessions.begin() as session:
-        await route_leads(session, list(events), RouterConfig(RoutingRules()), utcnow())
+        await route_leads(
+            SessionWork(session), list(events), RouterConfig(RoutingRules()), utcnow()
+        )
 
 
 async def _lead(sessions: async_sessionmaker[AsyncSession], lead_id: UUID) -> Lead:

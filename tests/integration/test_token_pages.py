@@ -22,6 +22,7 @@ from services.webhook_ingest.callbacks import SignedCallback, deauthorize, delet
 from shared.contracts.events import utcnow
 from shared.db.models import Lead, SocialAccount
 from shared.delivery.reasons import for_status
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from tests.api_app import create_app
 from tests.integration.conftest import connect_instagram, running
 from tests.integration.issuer import Issuer
@@ -46,7 +47,7 @@ async def web(settings: AllSettings) -> AsyncIterator[httpx.AsyncClient]:
 async def _signed_in(web: httpx.AsyncClient, sessions: Sessions, user: Principal) -> None:
     """The client, signed in as `user` (the server-side session sign-in starts)."""
     cookie = WebSecurity.from_settings(get_all_settings()).session_cookie
-    web.cookies.set(cookie, await WebSessions(sessions).start(user, 3600))
+    web.cookies.set(cookie, await WebSessions(UnitOfWorkFactory(sessions)).start(user, 3600))
 
 
 async def _as_creator(

@@ -25,6 +25,7 @@ from shared.accounts.token_health import unrefreshed_tokens
 from shared.contracts.events import utcnow
 from shared.db.models import Lead, OutboxRecord, SocialAccount
 from shared.delivery.reasons import ACCESS_EXPIRED
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.crypto import TokenCipher
 from shared.providers.instagram_auth import AppCredentials, InstagramAuthClient
 from tests.integration.conftest import connect_instagram
@@ -52,7 +53,7 @@ def _deps(
         settings.instagram_app_id, settings.instagram_app_secret.get_secret_value(), "http://x/cb"
     )
     return RefresherDeps(
-        sessions=sessions,
+        uow=UnitOfWorkFactory(sessions),
         client=InstagramAuthClient(sandbox, sandbox, settings.graph_api_version, credentials),
         cipher=TokenCipher.from_settings(settings),
         policy=RefreshPolicy(window=timedelta(days=7), lease=timedelta(minutes=5), batch_size=3),
@@ -191,14 +192,14 @@ async def test_reencrypt_moves_every_token_to_the_new_key(
     ig_id = str(17841400000000000 + secrets.randbelow(10**12))
     account_id = await connect_instagram(sessions, settings, creator, ig_id, "rot", "tok-1")
 
-    await reencrypt_tokens(sessions, TokenCipher([new_key, old_key]))
+    await reencrypt_tokens(UnitOfWorkFactory(sessions), TokenCipher([new_key, old_key]))
 
     async with sessions() as session:
         row = await session.get(SocialAccount, account_id)
     assert row is not None
     assert TokenCipher([new_key]).decrypt(row.access_token_encrypted or b"") == "tok-1"
     # Put the shared test database back under the configured key for the other tests.
-    await reencrypt_tokens(sessions, TokenCipher([old_key, new_key]))
+    await reencrypt_tokens(UnitOfWorkFactory(sessions), TokenCipher([old_key, new_key]))
 
 
 async def _pending_lead(

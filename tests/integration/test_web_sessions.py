@@ -15,12 +15,13 @@ from services.api.http.web.web_sessions import WebSessions, token_hash
 from services.api.workers.housekeeping import Retention, api_sweeps
 from shared.db.models import WebSession
 from shared.db.retention import sweep_all
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 
 pytestmark = pytest.mark.integration
 
 
 async def test_a_session_lasts_until_sign_out(sessions: async_sessionmaker[AsyncSession]) -> None:
-    store = WebSessions(sessions)
+    store = WebSessions(UnitOfWorkFactory(sessions))
     user = Principal("web-user", Role.CREATOR, uuid4())
     token = await store.start(user, 3600)
     assert await store.user(token) == user
@@ -36,7 +37,7 @@ async def test_a_session_lasts_until_sign_out(sessions: async_sessionmaker[Async
 async def test_a_new_sign_in_replaces_the_old_session(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    store = WebSessions(sessions)
+    store = WebSessions(UnitOfWorkFactory(sessions))
     old = await store.start(Principal("a", Role.ADMIN), 3600)
     new = await store.start(Principal("a", Role.ADMIN), 3600, replacing=old)
     assert new != old
@@ -47,7 +48,7 @@ async def test_a_new_sign_in_replaces_the_old_session(
 async def test_an_expired_session_is_refused_and_swept(
     sessions: async_sessionmaker[AsyncSession],
 ) -> None:
-    store = WebSessions(sessions)
+    store = WebSessions(UnitOfWorkFactory(sessions))
     expired = await store.start(Principal("late", Role.CREATOR, uuid4()), 1)
     live = await store.start(Principal("live", Role.CREATOR, uuid4()), 3600)
     async with sessions.begin() as db:

@@ -38,6 +38,7 @@ from shared.db.models import (
     SocialAccount,
 )
 from tests.api_app import create_app as create_api
+from tests.fake_uow import SessionWork
 from tests.integration.conftest import connect_instagram, running
 from tests.settings import AllSettings
 
@@ -118,7 +119,9 @@ async def _create_lead(
     # Through the API's service layer: the HTTP route's auth is not what is tested here.
     data = LeadIn.model_validate({"creator_id": str(creator), "name": "Bo", "instagram": instagram})
     async with sessions.begin() as session:
-        lead = await create_lead(session, data, correlation_id=f"test-{creator.hex[:8]}")
+        lead = await create_lead(
+            SessionWork(session), data, correlation_id=f"test-{creator.hex[:8]}"
+        )
     return str(lead.id)
 
 
@@ -516,7 +519,9 @@ async def test_data_deletion_of_a_person_anonymises_their_leads_and_blocks_waiti
         ),
     )
     async with sessions.begin() as session:
-        await open_contact(session, opened, RouterConfig(RoutingRules()), datetime.now(UTC))
+        await open_contact(
+            SessionWork(session), opened, RouterConfig(RoutingRules()), datetime.now(UTC)
+        )
     async with sessions() as session:
         lead = await session.get(Lead, waiting)
         assert lead is not None and lead.igsid is None and lead.dm_status == "skipped"

@@ -28,6 +28,7 @@ from shared.db.models import DmSend, Lead, WhatsAppMessage, WhatsAppStatusBacklo
 from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.providers.meta_errors import ErrorClass, MetaError
 from shared.providers.whatsapp import AcceptedMessage, TemplateMessage
+from tests.fake_uow import SessionWork
 from tests.integration.outboxed import outboxed_statuses
 from tests.integration.test_whatsapp_sender import (
     RecordingClient,
@@ -91,7 +92,7 @@ async def _project(
 ) -> Lead:
     """The API's projection of everything published, as the DM's page would show it."""
     async with sessions.begin() as session:
-        await project_statuses(session, events)
+        await project_statuses(SessionWork(session), events)
     async with sessions() as session:
         lead = await session.get(Lead, events[0].payload.lead_id)
     assert lead is not None

@@ -33,6 +33,7 @@ from shared.db.session import make_engine, make_sessionmaker
 from shared.delivery.deferrals import DeferralPoller
 from shared.messaging.batches import BatchWork
 from shared.messaging.dead_letters import DeadLetterPolicy, DeliveryFailed, classify
+from shared.messaging.unit_of_work import UnitOfWork, UnitOfWorkFactory
 from shared.platform.metrics import BACKGROUND_OUTAGE
 from shared.platform.outages import is_outage, ride_out
 from tests.records import consumer_record
@@ -106,10 +107,10 @@ async def test_a_batch_failing_on_an_outage_raises_instead_of_parking(
     async def park(record: ConsumerRecord[Any, Any], exc: BaseException) -> None:
         parked.append(record)
 
-    async def apply(session: AsyncSession, events: Sequence[DmStatusChanged]) -> None:
-        await session.execute(text("select 1"))
+    async def apply(uow: UnitOfWork, events: Sequence[DmStatusChanged]) -> None:
+        await uow.session.execute(text("select 1"))
 
-    work = BatchWork(DmStatusChanged, down_db, apply, park)
+    work = BatchWork(DmStatusChanged, UnitOfWorkFactory(down_db), apply, park)
     event = DmStatusChanged(
         correlation_id="c",
         creator_id=uuid4(),

@@ -11,24 +11,25 @@ from fastapi import FastAPI
 from services.api.http.auth import TokenVerifier
 from services.api.http.body_limits import install_body_limits
 from services.api.http.cors import ApiCors
+from services.api.http.deps import ApiDeps
 from services.api.http.dlq_depth import DlqSize
-from services.api.http.idempotency_keys import KeyPolicy
 from services.api.http.outage_answers import install_outage_answers
 from services.api.http.problems import install_problem_handlers
 from services.api.http.rate_limits import install_rate_limits
+from services.api.http.routes import admin, dms, leads, suppressions
 from services.api.http.routes import dead_letters as admin_dlq
 from services.api.http.routes import funnel as funnel_routes
 from services.api.http.routes import instagram as instagram_connect
-from services.api.http.routes import leads as routes
-from services.api.http.routes import suppressions
+from services.api.http.routes import settings as creator_settings
 from services.api.http.routes import whatsapp as whatsapp_connect
 from services.api.http.status_stream import StreamConfig
 from services.api.http.web.install import install_web
 from services.api.http.web.security import StrictTransport
+from services.api.service_layer.idempotency_keys import KeyPolicy
 from services.api.service_layer.routing_rules import routing_rules
 from services.api.settings import ApiSettings, get_settings
 from shared.db.session import make_engine, make_sessionmaker
-from shared.messaging.outbox import NotifyingWake, RemoteRelay
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.crypto import TokenCipher
 from shared.platform.logs import configure_logging
 from shared.platform.service_http import (
@@ -50,8 +51,8 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     engine = make_engine(settings)
     sessions = make_sessionmaker(engine)
     # The outbox relay runs in the workers process (services/api/workers/app.py); a write
-    # here wakes it through PostgreSQL.
-    relay = RemoteRelay(NotifyingWake(engine))
+    # here wakes it with NOTIFY in its transaction, delivered once it commits.
+    uow = UnitOfWorkFactory(sessions, notify=True)
 
     app = FastAPI(
         title="AutoDM API",
@@ -64,9 +65,9 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if settings.api_docs_enabled else None,
         lifespan=broker_lifespan(None, on_stop=[engine.dispose]),
     )
-    app.state.deps = routes.ApiDeps(
+    app.state.deps = ApiDeps(
         sessions=sessions,
-        relay=relay,
+        uow=uow,
         verifier=TokenVerifier.from_settings(settings),
         rules=routing_rules(settings),
         keys=KeyPolicy(
@@ -89,11 +90,12 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
         app.add_middleware(
             ApiCors, origins=settings.cors_allowed_origins, max_age_s=settings.cors_max_age_s
         )
-    app.include_router(routes.router)
+    for resource in (leads, dms, admin, creator_settings):
+        app.include_router(resource.router)
     app.include_router(funnel_routes.router)
     app.include_router(admin_dlq.router)
     app.include_router(suppressions.router)
-    app.state.instagram = instagram_connect.make_deps(settings, sessions, relay)
+    app.state.instagram = instagram_connect.make_deps(settings, uow)
     app.include_router(instagram_connect.router)
     app.state.whatsapp_cipher = TokenCipher.from_settings(settings)
     # Asks Meta whether a token may use a number before it is connected.

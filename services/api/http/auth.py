@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass
-from enum import StrEnum
 from typing import Any
 from uuid import UUID
 
@@ -23,29 +22,12 @@ from jwt import PyJWKClient
 
 from services.api.http.problems import ApiProblem
 from services.api.http.token_cache import VerifiedTokens
+from services.api.service_layer.principals import Principal, Role
 from services.api.settings import ApiSettings
 
+__all__ = ["BEARER_CHALLENGE", "Principal", "Role", "TokenVerifier", "unauthorized"]
+
 BEARER_CHALLENGE = 'Bearer error="invalid_token"'
-
-
-class Role(StrEnum):
-    CREATOR = "creator"
-    ADMIN = "admin"
-    SERVICE = "service"
-
-
-@dataclass(frozen=True)
-class Principal:
-    subject: str
-    role: Role
-    creator_id: UUID | None = None
-
-    @property
-    def sees_all_creators(self) -> bool:
-        return self.role in (Role.ADMIN, Role.SERVICE)
-
-    def may_access(self, creator_id: UUID) -> bool:
-        return self.sees_all_creators or self.creator_id == creator_id
 
 
 def unauthorized(detail: str) -> ApiProblem:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from services.api.service_layer.errors import Conflict, DomainError, Forbidden, Invalid, NotFound
 from shared.platform.logs import get_logger
 from shared.platform.outages import is_outage
 
@@ -84,6 +85,30 @@ class ApiProblem(Exception):
         self.headers = dict(headers or {})
 
 
+# The service layer's refusals (services/api/service_layer/errors.py) as HTTP statuses.
+DOMAIN_STATUSES: tuple[tuple[type[DomainError], int], ...] = (
+    (NotFound, 404),
+    (Forbidden, 403),
+    (Conflict, 409),
+    (Invalid, 422),
+)
+
+
+def as_problem(exc: DomainError) -> ApiProblem:
+    """The problem a domain error answers: its status by kind, its type and title the
+    status's defaults unless the error names more specific ones."""
+    status = next((code for kind, code in DOMAIN_STATUSES if isinstance(exc, kind)), 400)
+    default_kind, default_title = DEFAULT_KINDS[status]
+    headers = {"Retry-After": str(exc.retry_after_s)} if exc.retry_after_s is not None else None
+    return ApiProblem(
+        status,
+        exc.kind or default_kind,
+        exc.detail,
+        title=exc.title or default_title,
+        headers=headers,
+    )
+
+
 def problem(
     status: int,
     kind: str,
@@ -136,6 +161,11 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiProblem)
     async def api_problem(_: Request, exc: ApiProblem) -> JSONResponse:
         return problem(exc.status, exc.kind, exc.title, exc.detail, exc.headers)
+
+    @app.exception_handler(DomainError)
+    async def domain_error(_: Request, exc: DomainError) -> JSONResponse:
+        answer = as_problem(exc)
+        return problem(answer.status, answer.kind, answer.title, answer.detail, answer.headers)
 
     @app.exception_handler(RequestValidationError)
     async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:

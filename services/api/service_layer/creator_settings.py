@@ -30,6 +30,7 @@ from shared.delivery.kill_switch import (
     pause_scope,
     resume_in_scope,
 )
+from shared.messaging.unit_of_work import UnitOfWork
 
 CREATOR_PAUSE_REASON = "paused by the creator"
 
@@ -46,9 +47,10 @@ async def read_settings(session: AsyncSession, creator_id: UUID) -> CreatorSetti
 
 
 async def save_settings(
-    session: AsyncSession, creator_id: UUID, data: CreatorSettingsIn, who: str
+    uow: UnitOfWork, creator_id: UUID, data: CreatorSettingsIn, who: str
 ) -> CreatorSettingsOut:
-    """Replace every setting (in the caller's transaction); `who` is kept with a pause."""
+    """Replace every setting (in the caller's unit of work); `who` is kept with a pause."""
+    session = uow.session
     creator = await _creator(session, creator_id)
     creator.dm_template = data.dm_template
     creator.route_order = data.route_order

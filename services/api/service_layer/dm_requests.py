@@ -9,19 +9,8 @@ from typing import Any
 from uuid import UUID
 
 from sqlalchemy import exists, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.http.auth import Principal, Role
-from services.api.http.idempotency_keys import (
-    KeyOwner,
-    KeyPolicy,
-    StoredResponse,
-    claim,
-    complete,
-    release,
-    request_hash,
-)
-from services.api.http.problems import ApiProblem
 from services.api.http.schemas import (
     DmErrorOut,
     DmLogOut,
@@ -32,8 +21,19 @@ from services.api.http.schemas import (
     WaitingOut,
 )
 from services.api.service_layer.dm_state import start_attempt
+from services.api.service_layer.errors import Conflict, Forbidden, Invalid, NotFound
+from services.api.service_layer.idempotency_keys import (
+    KeyOwner,
+    KeyPolicy,
+    StoredResponse,
+    claim,
+    complete,
+    release,
+    request_hash,
+)
 from services.api.service_layer.lead_routing import current_route, last_inbound_at
-from services.api.service_layer.leads import UnknownCreator, create_lead
+from services.api.service_layer.leads import create_lead
+from services.api.service_layer.principals import Principal, Role
 from services.api.service_layer.retry_policy import RetryFacts, RetryVerdict, retry_verdict
 from services.api.service_layer.tracked_links import tracked_link
 from shared.contracts.events import DmRetryRequested, DmRetryRequestedPayload
@@ -43,12 +43,12 @@ from shared.contracts.topics import LEADS_RETRIES
 from shared.db.models import DmLogEntry, DmSend, Lead, SocialAccount, WhatsAppDeferredSend
 from shared.delivery.dm_guard import RETRY_HELD, held_leads
 from shared.delivery.reasons import reason_code
-from shared.messaging.outbox import add_to_outbox
+from shared.messaging.unit_of_work import UnitOfWork, UnitsOfWork
 from shared.providers.meta_errors import classify
 
 
-def lead_not_found(lead_id: UUID) -> ApiProblem:
-    return ApiProblem(404, "not-found", f"lead {lead_id} not found")
+def lead_not_found(lead_id: UUID) -> NotFound:
+    return NotFound(f"lead {lead_id} not found")
 
 
 def _fingerprinted(body: DmSendIn) -> dict[str, Any]:
@@ -65,33 +65,31 @@ def owned_by(principal: Principal, requested: UUID | None) -> UUID:
     name one."""
     if principal.role == Role.CREATOR:
         if requested is not None and requested != principal.creator_id:
-            raise ApiProblem(403, "forbidden", "a creator may only act for themselves")
+            raise Forbidden("a creator may only act for themselves")
         assert principal.creator_id is not None  # auth guarantees it for creators
         return principal.creator_id
     if requested is None:
-        raise ApiProblem(422, "creator-required", "admin and service callers must name creator_id")
+        raise Invalid("admin and service callers must name creator_id", kind="creator-required")
     return requested
 
 
 async def accept_lead(
-    session: AsyncSession, principal: Principal, body: LeadIn, correlation_id: str
+    uow: UnitOfWork, principal: Principal, body: LeadIn, correlation_id: str
 ) -> Lead:
     """POST /api/leads and POST /api/dm/send: the lead, routed by the rules (or the
     provider the caller named), stored with its lead.created event."""
     owner = owned_by(principal, body.creator_id)
     data = LeadIn.model_validate(body.model_dump(exclude={"provider"}) | {"creator_id": owner})
     provider = body.provider if isinstance(body, DmSendIn) else None
-    try:
-        return await create_lead(session, data, correlation_id, requested_provider=provider)
-    except UnknownCreator as exc:
-        raise ApiProblem(404, "not-found", f"creator {exc} not found") from exc
+    return await create_lead(uow, data, correlation_id, requested_provider=provider)
 
 
-async def load_lead(
-    session: AsyncSession, principal: Principal, lead_id: UUID, *, for_update: bool = False
-) -> Lead:
+async def load_lead(session: AsyncSession, principal: Principal, lead_id: UUID) -> Lead:
     """The lead if the caller may see it; another creator's lead is 404, as if absent."""
-    lead = await session.get(Lead, lead_id, with_for_update=for_update)
+    return visible(await session.get(Lead, lead_id), principal, lead_id)
+
+
+def visible(lead: Lead | None, principal: Principal, lead_id: UUID) -> Lead:
     if lead is None or not principal.may_access(lead.creator_id):
         raise lead_not_found(lead_id)
     return lead
@@ -104,16 +102,16 @@ class RetryContext:
 
 
 async def retry_dm(
-    session: AsyncSession,
+    uow: UnitOfWork,
     principal: Principal,
     lead_id: UUID,
     correlation_id: str,
     ctx: RetryContext,
 ) -> Lead:
-    lead = await load_lead(session, principal, lead_id, for_update=True)
-    verdict = await verdict_for(session, lead, ctx)
+    lead = visible(await uow.get(Lead, lead_id, for_update=True), principal, lead_id)
+    verdict = await verdict_for(uow.session, lead, ctx)
     if not verdict.allowed:
-        raise ApiProblem(409, "retry-not-allowed", verdict.detail, title="The DM cannot be retried")
+        raise Conflict(verdict.detail, kind="retry-not-allowed", title="The DM cannot be retried")
     event = DmRetryRequested(
         correlation_id=correlation_id,
         creator_id=lead.creator_id,
@@ -121,8 +119,8 @@ async def retry_dm(
             lead_id=lead.id, attempt=lead.dm_attempt + 1, requested_by=principal.subject
         ),
     )
-    start_attempt(session, lead, event.id, ctx.now, principal.subject)
-    add_to_outbox(session, LEADS_RETRIES, str(lead.id), event)
+    start_attempt(uow, lead, event.id, ctx.now, principal.subject)
+    uow.publish(LEADS_RETRIES, str(lead.id), event)
     return lead
 
 
@@ -267,7 +265,7 @@ class SendOutcome:
 
 
 async def request_dm(
-    sessions: async_sessionmaker[AsyncSession],
+    uow: UnitsOfWork,
     principal: Principal,
     body: DmSendIn,
     correlation_id: str,
@@ -277,32 +275,32 @@ async def request_dm(
 ) -> SendOutcome:
     """POST /api/dm/send: the lead and its DM request, answered once per Idempotency-Key."""
     if idempotency_key is None:
-        async with sessions.begin() as session:
-            return SendOutcome(await _send(session, principal, body, correlation_id, ctx), False)
+        async with uow() as work:
+            return SendOutcome(await _send(work, principal, body, correlation_id, ctx), False)
     # Scoped to the creator it acts for too: an agency's one `sub` or a service serves many.
     owner = KeyOwner(owned_by(principal, body.creator_id), principal.subject)
     fingerprint = request_hash("POST", "/api/dm/send", _fingerprinted(body))
-    stored = await claim(sessions, owner, idempotency_key, fingerprint, keys, ctx.now)
+    stored = await claim(uow, owner, idempotency_key, fingerprint, keys, ctx.now)
     if stored is not None:
         return SendOutcome(stored, True)
     try:
-        async with sessions.begin() as session:
-            response = await _send(session, principal, body, correlation_id, ctx)
-            await complete(session, owner, idempotency_key, response)
+        async with uow() as work:
+            response = await _send(work, principal, body, correlation_id, ctx)
+            await complete(work, owner, idempotency_key, response)
     except BaseException:
-        await release(sessions, owner, idempotency_key)
+        await release(uow, owner, idempotency_key)
         raise
     return SendOutcome(response, False)
 
 
 async def _send(
-    session: AsyncSession,
+    uow: UnitOfWork,
     principal: Principal,
     body: DmSendIn,
     correlation_id: str,
     ctx: RetryContext,
 ) -> StoredResponse:
-    lead = await accept_lead(session, principal, body, correlation_id)
-    await session.flush()
-    status = await dm_status(session, principal, lead.id, ctx)
+    lead = await accept_lead(uow, principal, body, correlation_id)
+    await uow.flush()
+    status = await dm_status(uow.session, principal, lead.id, ctx)
     return StoredResponse(202, status.model_dump(mode="json"))

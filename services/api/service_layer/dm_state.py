@@ -7,15 +7,12 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
-
 from services.api.service_layer.funnel_stages import count as count_stage
 from services.api.service_layer.funnel_stages import stages_passed
 from shared.contracts.events import DmStatusPayload
 from shared.contracts.lifecycle import DmStatus, is_forward
 from shared.db.models import DmLogEntry, Lead
-from shared.messaging.idempotency import claim_events
+from shared.messaging.unit_of_work import UnitOfWork
 from shared.platform.metrics import DMS
 
 # Statuses that say the DM reached the person: it was sent, whatever order they came in.
@@ -23,7 +20,7 @@ REACHED = frozenset({DmStatus.SENT, DmStatus.DELIVERED, DmStatus.READ, DmStatus.
 
 
 def record_transition(
-    session: AsyncSession,
+    uow: UnitOfWork,
     lead: Lead,
     status: DmStatus,
     *,
@@ -46,7 +43,7 @@ def record_transition(
     lead.dm_status = status
     lead.dm_attempt = attempt
     lead.updated_at = occurred_at
-    session.add(
+    uow.add(
         DmLogEntry(
             lead_id=lead.id,
             event_id=event_id,
@@ -63,7 +60,7 @@ def record_transition(
 
 
 def apply_status_event(
-    session: AsyncSession,
+    uow: UnitOfWork,
     lead: Lead,
     payload: DmStatusPayload,
     event_id: UUID,
@@ -74,7 +71,7 @@ def apply_status_event(
     if lead.erased_at is not None:
         return False
     moved = record_transition(
-        session,
+        uow,
         lead,
         payload.status,
         attempt=payload.attempt,
@@ -131,9 +128,9 @@ def _late_sent(lead: Lead, payload: DmStatusPayload, occurred_at: datetime) -> N
         lead.provider_message_id = payload.provider_message_id
 
 
-def log_created(session: AsyncSession, lead: Lead, event_id: UUID, occurred_at: datetime) -> None:
+def log_created(uow: UnitOfWork, lead: Lead, event_id: UUID, occurred_at: datetime) -> None:
     """The first log line of every DM: queued, when the lead was accepted."""
-    session.add(
+    uow.add(
         DmLogEntry(
             lead_id=lead.id,
             event_id=event_id,
@@ -146,13 +143,13 @@ def log_created(session: AsyncSession, lead: Lead, event_id: UUID, occurred_at: 
 
 
 def start_attempt(
-    session: AsyncSession, lead: Lead, event_id: UUID, occurred_at: datetime, requested_by: str
+    uow: UnitOfWork, lead: Lead, event_id: UUID, occurred_at: datetime, requested_by: str
 ) -> int:
     """A retry: the next attempt of the same DM begins `queued`, with the last attempt's
     outcome left in the log and cleared from the lead."""
     attempt = lead.dm_attempt + 1
     record_transition(
-        session,
+        uow,
         lead,
         DmStatus.QUEUED,
         attempt=attempt,
@@ -187,19 +184,17 @@ E = TypeVar("E", bound=LeadEvent)
 
 
 async def claim_and_lock(
-    session: AsyncSession, consumer: str, events: Sequence[E]
+    uow: UnitOfWork, consumer: str, events: Sequence[E]
 ) -> tuple[list[E], dict[UUID, Lead]]:
     """A batch's events this consumer has not handled yet (one claim for all), in lead-id
     order and, within a lead, in the order given (the partition's); and their leads, FOR
     UPDATE in one read, locked in id order so concurrent batches never wait in a cycle."""
-    claimed = await claim_events(session, consumer, [e.id for e in events])
+    claimed = await uow.claim(consumer, [e.id for e in events])
     fresh = sorted(
         {e.id: e for e in events if e.id in claimed}.values(), key=lambda e: e.payload.lead_id
     )
     ids = {e.payload.lead_id for e in fresh}
     if not ids:
         return fresh, {}
-    rows = await session.scalars(
-        select(Lead).where(Lead.id.in_(ids)).order_by(Lead.id).with_for_update()
-    )
+    rows = await uow.get_many(Lead, ids, for_update=True)
     return fresh, {lead.id: lead for lead in rows}

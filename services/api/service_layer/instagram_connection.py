@@ -13,12 +13,13 @@ from datetime import datetime
 from uuid import UUID, uuid4
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.accounts.lifecycle import CONNECTED, DISCONNECTED, Disconnected, disconnect_account
 from shared.contracts.lifecycle import Provider
 from shared.db.models import SocialAccount
 from shared.delivery.reasons import CREATOR_DISCONNECTED
+from shared.messaging.unit_of_work import UnitOfWork, UnitsOfWork
 from shared.platform.crypto import TokenCipher
 from shared.platform.logs import get_logger
 from shared.providers.instagram_auth import InstagramAuthClient, InstagramProfile, IssuedToken
@@ -35,7 +36,7 @@ class AccountOwnedElsewhere(Exception):
 
 @dataclass(frozen=True)
 class ConnectionDeps:
-    sessions: async_sessionmaker[AsyncSession]
+    uow: UnitsOfWork
     client: InstagramAuthClient
     cipher: TokenCipher
     webhook_fields: str
@@ -49,12 +50,12 @@ async def connect(
     token = await deps.client.long_lived(short_lived)
     profile = await deps.client.me(token.access_token)
     await deps.client.subscribe(profile.ig_user_id, token.access_token, deps.webhook_fields)
-    async with deps.sessions.begin() as session:
-        return await _store(session, deps.cipher, creator_id, profile, token, correlation_id, now)
+    async with deps.uow() as uow:
+        return await _store(uow, deps.cipher, creator_id, profile, token, correlation_id, now)
 
 
 async def _store(
-    session: AsyncSession,
+    uow: UnitOfWork,
     cipher: TokenCipher,
     creator_id: UUID,
     profile: InstagramProfile,
@@ -62,7 +63,7 @@ async def _store(
     correlation_id: str,
     now: datetime,
 ) -> SocialAccount:
-    account = await session.scalar(
+    account = await uow.session.scalar(
         select(SocialAccount)
         .where(
             SocialAccount.provider == Provider.INSTAGRAM,
@@ -75,7 +76,7 @@ async def _store(
             id=uuid4(), creator_id=creator_id, provider=Provider.INSTAGRAM, created_at=now
         )
         account.external_id = profile.ig_user_id
-        session.add(account)
+        uow.add(account)
     elif account.creator_id != creator_id and account.status != DISCONNECTED:
         raise AccountOwnedElsewhere(profile.ig_user_id)
     account.creator_id = creator_id
@@ -89,7 +90,7 @@ async def _store(
     account.token_refresh_failed_at = None
     account.token_refresh_error = None
     account.updated_at = now
-    await session.flush()
+    await uow.flush()
     return account
 
 
@@ -97,8 +98,8 @@ async def disconnect(
     deps: ConnectionDeps, creator_id: UUID, correlation_id: str, now: datetime
 ) -> Disconnected | None:
     """None if the creator has no Instagram account to disconnect."""
-    async with deps.sessions() as session:
-        account = await _account_of(session, creator_id)
+    async with deps.uow() as uow:
+        account = await _account_of(uow.session, creator_id)
     if account is None:
         return None
     if account.access_token_encrypted is not None:
@@ -107,11 +108,11 @@ async def disconnect(
             await deps.client.unsubscribe(account.external_id, token)
         except MetaError as error:  # a dead token can't unsubscribe; disconnect anyway
             log.warning("unsubscribe failed", error_class=error.error_class, code=error.code)
-    async with deps.sessions.begin() as session:
-        locked = await session.get(SocialAccount, account.id, with_for_update=True)
+    async with deps.uow() as uow:
+        locked = await uow.get(SocialAccount, account.id, for_update=True)
         assert locked is not None
         return await disconnect_account(
-            session, locked, reason=DISCONNECT_REASON, correlation_id=correlation_id, now=now
+            uow.session, locked, reason=DISCONNECT_REASON, correlation_id=correlation_id, now=now
         )
 
 

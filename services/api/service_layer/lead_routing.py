@@ -7,7 +7,7 @@ the outbox so it is published exactly when this transaction commits.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from uuid import UUID
@@ -44,8 +44,7 @@ from shared.contracts.topics import dm_requested_topic
 from shared.db.models import Lead, SocialAccount
 from shared.delivery.dm_guard import held_leads
 from shared.messaging.dead_letters import PoisonMessage
-from shared.messaging.idempotency import claim_event
-from shared.messaging.outbox import add_to_outbox
+from shared.messaging.unit_of_work import UnitOfWork
 from shared.platform.logs import bind_correlation_id
 
 CONSUMER = "router"
@@ -59,17 +58,17 @@ class RouterConfig:
 
 
 async def route_lead(
-    session: AsyncSession,
+    uow: UnitOfWork,
     event: LeadCreated | LeadCreatedV2 | DmRetryRequested,
     config: RouterConfig,
     now: datetime,
 ) -> bool:
     """Route one lead (new, or retried under a new attempt); False for a redelivery."""
-    return await route_leads(session, [event], config, now) == 1
+    return await route_leads(uow, [event], config, now) == 1
 
 
 async def route_leads(
-    session: AsyncSession,
+    uow: UnitOfWork,
     events: Sequence[LeadCreated | LeadCreatedV2 | DmRetryRequested],
     config: RouterConfig,
     now: datetime,
@@ -78,9 +77,24 @@ async def route_leads(
 
     Leads are locked and routed in lead-id order, so batches never wait on each other in
     a cycle; a redelivered event, or a retry a later attempt superseded, is skipped."""
-    fresh, leads = await claim_and_lock(session, CONSUMER, events)
-    facts = await load_facts(session, leads.values())
-    held = await held_leads(session, leads.values(), now)  # opted out, or the creator's
+    fresh, leads = await claim_and_lock(uow, CONSUMER, events)
+    facts = await load_facts(uow.session, leads.values())
+    held = await held_leads(uow.session, leads.values(), now)  # opted out, or the creator's
+    return route_loaded(uow, fresh, leads, facts, config, now, held)
+
+
+def route_loaded(
+    uow: UnitOfWork,
+    fresh: Sequence[LeadCreated | LeadCreatedV2 | DmRetryRequested],
+    leads: Mapping[UUID, Lead],
+    facts: RoutingFacts,
+    config: RouterConfig,
+    now: datetime,
+    held: Mapping[UUID, str] | None = None,
+) -> int:
+    """The router's decisions for claimed events whose leads, facts and holds are read (no
+    I/O: what it changes and publishes goes through the unit of work); how many were
+    routed. `held`: leads that must get nothing (opted out, or the creator is writing)."""
     routed = 0
     for event in fresh:
         lead = leads.get(event.payload.lead_id)
@@ -92,7 +106,7 @@ async def route_leads(
         if lead.erased_at is not None:
             continue  # deleted at the person's request (webhook_ingest/erasure.py)
         bind_correlation_id(event.correlation_id)
-        await _route(session, event, lead, config, now, facts, held)
+        _route(uow, event, lead, config, now, facts, held or {})
         if not isinstance(event, DmRetryRequested):  # a new lead: the funnel's first step
             count_stage(Stage.LEAD, lead.dm_route, lead.source)
         routed += 1
@@ -100,16 +114,16 @@ async def route_leads(
 
 
 async def open_contact(
-    session: AsyncSession, event: LeadContactOpened, config: RouterConfig, now: datetime
+    uow: UnitOfWork, event: LeadContactOpened, config: RouterConfig, now: datetime
 ) -> bool:
     """The lead opened its ig.me link or wrote (on Instagram, or on WhatsApp naming the
     lead): record the IGSID and the open window, or bind the WhatsApp number that wrote,
     and re-route a DM that waits for exactly this (ig_link, wa_link). The new request goes
     out through the outbox with this transaction; a second contact finds the DM routed."""
-    if not await claim_event(session, CONTACT_CONSUMER, event.id):
+    if not await uow.claim(CONTACT_CONSUMER, [event.id]):
         return False
     p = event.payload
-    lead = await session.get(Lead, p.lead_id, with_for_update=True)
+    lead = await uow.get(Lead, p.lead_id, for_update=True)
     if lead is None or lead.creator_id != event.creator_id:
         raise PoisonMessage(f"lead {p.lead_id} of creator {event.creator_id} not found")
     if lead.erased_at is not None:
@@ -121,7 +135,8 @@ async def open_contact(
         lead.last_inbound_at = max(filter(None, (lead.last_inbound_at, p.opened_at)))
     # A lead still `queued` is routed by its lead.created, which then sees these facts.
     if (lead.dm_status, lead.dm_route) in WAITING_FOR_CONTACT:
-        await _route(session, event, lead, config, now)
+        facts = await load_facts(uow.session, [lead])
+        _route(uow, event, lead, config, now, facts, await held_leads(uow.session, [lead], now))
     return True
 
 
@@ -144,19 +159,17 @@ def _bind_whatsapp(
         lead.whatsapp_consent_source = PROVEN_CONSENT
 
 
-async def _route(
-    session: AsyncSession,
+def _route(
+    uow: UnitOfWork,
     event: Envelope,
     lead: Lead,
     config: RouterConfig,
     now: datetime,
-    facts: RoutingFacts | None = None,
-    held: dict[UUID, str] | None = None,
+    facts: RoutingFacts,
+    held: Mapping[UUID, str],
 ) -> None:
-    facts = facts or await load_facts(session, [lead])
-    held = held if held is not None else await held_leads(session, [lead], now)
     if lead.id in held:
-        _hold(session, event, lead, held[lead.id], now)
+        _hold(uow, event, lead, held[lead.id], now)
         return
     account, decision = decide_route(facts, lead, config.rules, now)
     lead.dm_route = decision.route
@@ -168,18 +181,18 @@ async def _route(
     )
     overlong = too_long(text, decision.route)
     if overlong is not None:
-        _fail_too_long(session, event, lead, decision, overlong, now)
+        _fail_too_long(uow, event, lead, decision, overlong, now)
         return
     if decision.route == Route.IG_PRIVATE_REPLY and lead.comment_id:
         facts.use_reply(lead.comment_id)  # a later lead of this batch on the same comment
-    await _record(session, event, lead, account, decision, text, config, now)
+    _record(uow, event, lead, account, decision, text, config, now)
 
 
-def _hold(session: AsyncSession, event: Envelope, lead: Lead, reason: str, now: datetime) -> None:
+def _hold(uow: UnitOfWork, event: Envelope, lead: Lead, reason: str, now: datetime) -> None:
     """Nothing goes out: the person opted out or the creator is writing to them (dm_guard)."""
     lead.dm_reason = reason
     record_transition(
-        session,
+        uow,
         lead,
         DmStatus.SKIPPED,
         attempt=lead.dm_attempt,
@@ -190,7 +203,7 @@ def _hold(session: AsyncSession, event: Envelope, lead: Lead, reason: str, now: 
 
 
 def _fail_too_long(
-    session: AsyncSession,
+    uow: UnitOfWork,
     event: Envelope,
     lead: Lead,
     decision: RouteDecision,
@@ -201,7 +214,7 @@ def _fail_too_long(
     the template is shortened renders it again)."""
     lead.dm_reason = overlong.reason
     record_transition(
-        session,
+        uow,
         lead,
         DmStatus.FAILED,
         attempt=lead.dm_attempt,
@@ -215,8 +228,8 @@ def _fail_too_long(
     )
 
 
-async def _record(
-    session: AsyncSession,
+def _record(
+    uow: UnitOfWork,
     event: Envelope,
     lead: Lead,
     account: SocialAccount | None,
@@ -227,7 +240,7 @@ async def _record(
 ) -> None:
     def transition(status: DmStatus, **detail: str | None) -> None:
         record_transition(
-            session,
+            uow,
             lead,
             status,
             attempt=lead.dm_attempt,
@@ -251,7 +264,7 @@ async def _record(
     lead.dm_reason = None  # why it waited (ig.me link, a failure) is over: it goes out now
     lead.dm_account_id = request.payload.account_id
     key = str(request.payload.account_id or lead.creator_id)
-    add_to_outbox(session, dm_requested_topic(request.payload.provider), key, request)
+    uow.publish(dm_requested_topic(request.payload.provider), key, request)
 
 
 def _request_for(

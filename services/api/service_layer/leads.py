@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 from uuid import UUID, uuid4
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.http.schemas import DmError, DmLogOut, DmOut, LeadIn, LeadOut
+from services.api.http.schemas import LeadIn
 from services.api.service_layer.dm_state import log_created
+from services.api.service_layer.errors import NotFound
 from services.api.service_layer.tracked_links import tracked_link
 from shared.contracts.consent import API_CONSENT, FORM_ORIGIN
 from shared.contracts.events import (
@@ -24,18 +28,22 @@ from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.topics import LEADS_CREATED
 from shared.db.models import DmLogEntry, Lead
 from shared.delivery.reasons import reason_code
-from shared.messaging.outbox import add_to_outbox
+from shared.messaging.unit_of_work import UnitOfWork
 
 FOREIGN_KEY_VIOLATION = "23503"  # PostgreSQL's SQLSTATE
 
 
-class UnknownCreator(LookupError):
-    """The lead names a creator that does not exist (a 404 for the caller). The session's
-    transaction is then aborted: the caller rolls it back."""
+class UnknownCreator(NotFound):
+    """The lead names a creator that does not exist (a 404 for the caller). The unit of
+    work's transaction is then aborted: raised through it, it rolls back."""
+
+    def __init__(self, creator_id: object) -> None:
+        super().__init__(f"creator {creator_id} not found")
+        self.creator_id = creator_id
 
 
 async def create_lead(
-    session: AsyncSession,
+    uow: UnitOfWork,
     data: LeadIn,
     correlation_id: str,
     *,
@@ -79,9 +87,9 @@ async def create_lead(
         created_at=now,
         updated_at=now,
     )
-    session.add(lead)
+    uow.add(lead)
     try:
-        await session.flush()  # the lead row must exist before its log line references it
+        await uow.flush()  # the lead row must exist before its log line references it
     except IntegrityError as exc:
         # The creator's existence is the foreign key's to check, not a read before the
         # insert: one round trip less per lead (docs/BENCHMARKS.md).
@@ -103,8 +111,8 @@ async def create_lead(
             source_post=source_post,
         ),
     )
-    log_created(session, lead, event.id, now)
-    add_to_outbox(session, LEADS_CREATED, str(creator_id), event)
+    log_created(uow, lead, event.id, now)
+    uow.publish(LEADS_CREATED, str(creator_id), event)
     return lead
 
 
@@ -116,7 +124,58 @@ def _consent_source(data: LeadIn, origin: str | None) -> str | None:
     return data.whatsapp_consent_source or API_CONSENT
 
 
-async def get_lead(session: AsyncSession, lead_id: UUID) -> LeadOut | None:
+@dataclass(frozen=True)
+class DmErrorView:
+    code: int | None
+    subcode: int | None
+    message: str | None
+
+
+@dataclass(frozen=True)
+class DmLogView:
+    status: DmStatus
+    attempt: int
+    occurred_at: datetime
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DmView:
+    status: DmStatus
+    route: Route | None
+    provider: Provider | None
+    attempt: int
+    link: str | None
+    tracked_link: str | None
+    link_clicks: int
+    reason: str | None
+    reason_code: str | None
+    error: DmErrorView | None
+    provider_message_id: str | None
+    sent_at: datetime | None
+    read_at: datetime | None
+    log: list[DmLogView]
+
+
+@dataclass(frozen=True)
+class LeadView:
+    """A lead and its DM as the service layer tells it: the API shapes it as LeadOut (the
+    same fields), the CLI as a table or the same JSON."""
+
+    id: UUID
+    creator_id: UUID
+    name: str
+    phone: str | None
+    instagram_username: str | None
+    whatsapp_opt_in: bool
+    whatsapp_user_id: str | None
+    created_at: datetime
+    source: LeadSource
+    source_post: str | None
+    dm: DmView
+
+
+async def get_lead(session: AsyncSession, lead_id: UUID) -> LeadView | None:
     lead = await session.get(Lead, lead_id)
     if lead is None:
         return None
@@ -125,23 +184,23 @@ async def get_lead(session: AsyncSession, lead_id: UUID) -> LeadOut | None:
             select(DmLogEntry).where(DmLogEntry.lead_id == lead_id).order_by(DmLogEntry.id)
         )
     ).all()
-    return to_lead_out(lead, list(log))
+    return to_lead_view(lead, list(log))
 
 
-def new_lead_out(lead: Lead) -> LeadOut:
+def new_lead_view(lead: Lead) -> LeadView:
     """The answer for a lead just created, from what this request wrote (no read back):
     a new lead's log is exactly its one `queued` line, written at `created_at`."""
     queued = DmLogEntry(status=DmStatus.QUEUED, attempt=1, occurred_at=lead.created_at, detail={})
-    return to_lead_out(lead, [queued])
+    return to_lead_view(lead, [queued])
 
 
-def to_lead_out(lead: Lead, log: list[DmLogEntry]) -> LeadOut:
+def to_lead_view(lead: Lead, log: list[DmLogEntry]) -> LeadView:
     error = None
     if lead.dm_error_code is not None or lead.dm_error_message:
-        error = DmError(
+        error = DmErrorView(
             code=lead.dm_error_code, subcode=lead.dm_error_subcode, message=lead.dm_error_message
         )
-    return LeadOut(
+    return LeadView(
         id=lead.id,
         creator_id=lead.creator_id,
         name=lead.name,
@@ -152,7 +211,7 @@ def to_lead_out(lead: Lead, log: list[DmLogEntry]) -> LeadOut:
         created_at=lead.created_at,
         source=LeadSource(lead.source or LeadSource.API),
         source_post=lead.source_post,
-        dm=DmOut(
+        dm=DmView(
             status=DmStatus(lead.dm_status),
             route=Route(lead.dm_route) if lead.dm_route else None,
             provider=Provider(lead.dm_provider) if lead.dm_provider else None,
@@ -167,7 +226,7 @@ def to_lead_out(lead: Lead, log: list[DmLogEntry]) -> LeadOut:
             sent_at=lead.sent_at,
             read_at=lead.read_at,
             log=[
-                DmLogOut(
+                DmLogView(
                     status=DmStatus(e.status),
                     attempt=e.attempt,
                     occurred_at=e.occurred_at,

@@ -12,8 +12,6 @@ from uuid import UUID
 from sqlalchemy import Select, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.api.http.auth import Principal
-from services.api.http.problems import ApiProblem
 from services.api.http.schemas import (
     AccountOut,
     BreakerOut,
@@ -23,6 +21,8 @@ from services.api.http.schemas import (
     OverviewOut,
     ReasonCount,
 )
+from services.api.service_layer.errors import Invalid
+from services.api.service_layer.principals import Principal
 from shared.contracts.events import utcnow
 from shared.contracts.lead_sources import LeadSource
 from shared.contracts.lifecycle import DmStatus, Provider, Route
@@ -51,7 +51,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, UUID]:
         created_at, lead_id = json.loads(raw)
         return datetime.fromisoformat(created_at), UUID(lead_id)
     except (ValueError, TypeError, binascii.Error) as exc:
-        raise ApiProblem(422, "invalid-cursor", "the cursor is not one this API returned") from exc
+        raise Invalid("the cursor is not one this API returned", kind="invalid-cursor") from exc
 
 
 def _filtered(principal: Principal, f: LeadFilters) -> Select[Lead]:

@@ -11,9 +11,11 @@ from uuid import UUID, uuid4
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services.api.service_layer.errors import Conflict, NotFound
 from shared.contracts.events import utcnow
 from shared.contracts.lifecycle import Provider
 from shared.db.models import SocialAccount, WhatsAppNumber, WhatsAppTemplate
+from shared.messaging.unit_of_work import UnitOfWork
 from shared.platform.crypto import TokenCipher
 
 CONNECTED = "connected"
@@ -21,12 +23,19 @@ CONNECTED = "connected"
 TIERS = (250, 2_000, 10_000, 100_000)
 
 
-class PhoneNumberTaken(Exception):
+class PhoneNumberTaken(Conflict):
     """The number is connected to another creator."""
 
+    def __init__(self, phone_number_id: str) -> None:
+        super().__init__("this number is connected to another creator")
+        self.phone_number_id = phone_number_id
 
-class UnknownNumber(Exception):
+
+class UnknownNumber(NotFound):
     """No WhatsApp number of this creator has that id (a 404 for the caller)."""
+
+    def __init__(self, account_id: str) -> None:
+        super().__init__(f"no WhatsApp number {account_id} of this creator")
 
 
 @dataclass(frozen=True)
@@ -48,9 +57,10 @@ class TemplateSpec:
 
 
 async def connect_number(
-    session: AsyncSession, creator_id: UUID, spec: NumberSpec, cipher: TokenCipher
+    uow: UnitOfWork, creator_id: UUID, spec: NumberSpec, cipher: TokenCipher
 ) -> tuple[SocialAccount, WhatsAppNumber]:
     """Connect (or reconnect: the token and limits are replaced) a number."""
+    session = uow.session
     account = await session.scalar(
         select(SocialAccount)
         .where(
@@ -93,24 +103,26 @@ async def creator_number(
     return account, number
 
 
-async def disconnect_number(session: AsyncSession, creator_id: UUID, account_id: UUID) -> None:
+async def disconnect_number(uow: UnitOfWork, creator_id: UUID, account_id: UUID) -> None:
+    session = uow.session
     account, _ = await creator_number(session, creator_id, account_id)
     account.status = "disconnected"
     account.access_token_encrypted = None
 
 
 async def set_daily_limit(
-    session: AsyncSession, creator_id: UUID, account_id: UUID, daily_limit: int
+    uow: UnitOfWork, creator_id: UUID, account_id: UUID, daily_limit: int
 ) -> WhatsAppNumber:
-    _, number = await creator_number(session, creator_id, account_id)
+    _, number = await creator_number(uow.session, creator_id, account_id)
     number.daily_limit = daily_limit
     return number
 
 
 async def upsert_template(
-    session: AsyncSession, creator_id: UUID, account_id: UUID, spec: TemplateSpec
+    uow: UnitOfWork, creator_id: UUID, account_id: UUID, spec: TemplateSpec
 ) -> WhatsAppTemplate:
     """Add or replace a template (by name + language); re-adding one approves it again."""
+    session = uow.session
     await creator_number(session, creator_id, account_id)
     template = await session.scalar(
         select(WhatsAppTemplate).where(

@@ -21,6 +21,7 @@ from shared.db.session import driver_dsn, make_engine, make_sessionmaker
 from shared.messaging.broker import dead_letter_park, make_broker
 from shared.messaging.dlq_operations import register_dlq_indexer
 from shared.messaging.outbox import OutboxRelay
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.logs import configure_logging
 from shared.platform.service_http import (
     add_operational_routes,
@@ -50,8 +51,7 @@ def create_app(settings: ApiSettings | None = None) -> FastAPI:
     )
     register_handlers(
         broker,
-        sessions,
-        relay,
+        UnitOfWorkFactory(sessions, relay.wake.set),
         RouterConfig(rules=routing_rules(settings)),
         dead_letter_park(broker, SERVICE),
         settings.lead_ingress_producers,

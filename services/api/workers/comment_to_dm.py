@@ -28,7 +28,7 @@ from shared.contracts.events import InstagramCommentReceived
 from shared.contracts.lead_sources import LeadSource
 from shared.contracts.route_choice import RoutingRules
 from shared.db.models import Creator, Lead, SocialAccount
-from shared.messaging.idempotency import claim_event
+from shared.messaging.unit_of_work import UnitOfWork
 from shared.platform.logs import get_logger
 from shared.platform.metrics import COMMENT_LEADS
 
@@ -40,18 +40,18 @@ USERNAME = re.compile(r"^[A-Za-z0-9._]{1,30}$")
 
 
 async def lead_from_comment(
-    session: AsyncSession, event: InstagramCommentReceived, now: datetime
+    uow: UnitOfWork, event: InstagramCommentReceived, now: datetime
 ) -> Lead | None:
     """The lead a comment makes, or None if it makes none (see the module's docstring)."""
-    if not await claim_event(session, CONSUMER, event.id):
+    if not await uow.claim(CONSUMER, [event.id]):
         return None  # a redelivery: counted the first time
-    refusal = await _refusal(session, event, now)
+    refusal = await _refusal(uow.session, event, now)
     COMMENT_LEADS.labels(outcome=refusal or "lead").inc()
     if refusal is not None:
         log.info("comment makes no lead", why=refusal, comment_id=event.payload.comment_id)
         return None
     lead = await create_lead(
-        session,
+        uow,
         _lead_in(event),
         event.correlation_id,
         source=LeadSource.COMMENT,

@@ -15,14 +15,13 @@ from collections.abc import Mapping, Sequence
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from pydantic import ValidationError
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.http.schemas import LeadIn
 from services.api.service_layer.leads import UnknownCreator, create_lead
 from shared.contracts.events import LeadSubmitted
 from shared.db.models import Lead
 from shared.messaging.dead_letters import PoisonMessage
-from shared.messaging.idempotency import claim_event
+from shared.messaging.unit_of_work import UnitOfWork
 
 CONSUMER = "lead-intake"
 PRODUCER_HEADER = "x-autodm-producer"
@@ -76,7 +75,7 @@ def lead_in(event: LeadSubmitted) -> LeadIn:
 
 
 async def lead_from_submission(
-    session: AsyncSession,
+    uow: UnitOfWork,
     event: LeadSubmitted,
     producer: str,
     allowed: Mapping[str, Sequence[str]],
@@ -88,9 +87,9 @@ async def lead_from_submission(
         raise ProducerRefused(refusal)
     data = lead_in(event)
     # Two producers may pick the same event id: the claim is per producer.
-    if not await claim_event(session, CONSUMER, uuid5(NAMESPACE_URL, f"{producer}/{event.id}")):
+    if not await uow.claim(CONSUMER, [uuid5(NAMESPACE_URL, f"{producer}/{event.id}")]):
         return None
     try:
-        return await create_lead(session, data, event.correlation_id)
+        return await create_lead(uow, data, event.correlation_id)
     except UnknownCreator:
         raise PoisonMessage(f"creator {event.creator_id} not found") from None

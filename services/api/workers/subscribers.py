@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from faststream.kafka import KafkaBroker
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.service_layer.lead_routing import (
     RouterConfig,
@@ -36,24 +35,24 @@ from shared.contracts.topics import (
 )
 from shared.messaging.batches import BatchWork, Park, records_of
 from shared.messaging.broker import Message, subscribe
-from shared.messaging.outbox import OutboxRelay
+from shared.messaging.unit_of_work import UnitOfWork, UnitsOfWork
 
 BATCH_SIZE = 200
 
 
 def register_handlers(
     broker: KafkaBroker,
-    sessions: async_sessionmaker[AsyncSession],
-    relay: OutboxRelay,
+    uow: UnitsOfWork,
     config: RouterConfig,
     park: Park,
     ingress_producers: Mapping[str, Sequence[str]],
 ) -> None:
-    async def route_all(session: AsyncSession, events: Sequence[AnyLeadCreated]) -> None:
-        await route_leads(session, events, config, utcnow())
+    async def route_all(work: UnitOfWork, events: Sequence[AnyLeadCreated]) -> None:
+        await route_leads(work, events, config, utcnow())
 
-    route = LeadCreatedWork(LeadCreated, sessions, route_all, park)
-    project = BatchWork(DmStatusChanged, sessions, project_statuses, park)
+    # Each unit of work wakes the relay after its commit if it published (dm.requested...).
+    route = LeadCreatedWork(LeadCreated, uow, route_all, park)
+    project = BatchWork(DmStatusChanged, uow, project_statuses, park)
 
     @subscribe(
         broker,
@@ -67,7 +66,6 @@ def register_handlers(
     )
     async def on_lead_created(events: list[AnyLeadCreated], msg: Message) -> None:
         await route.run(events, records_of(msg))
-        relay.wake.set()
 
     @subscribe(
         broker,
@@ -77,9 +75,8 @@ def register_handlers(
         description="Routes a retried DM again, under its new attempt number",
     )
     async def on_retry_requested(event: DmRetryRequested) -> None:
-        async with sessions.begin() as session:
-            await route_lead(session, event, config, utcnow())
-        relay.wake.set()
+        async with uow() as work:
+            await route_lead(work, event, config, utcnow())
 
     @subscribe(
         broker,
@@ -89,9 +86,8 @@ def register_handlers(
         description="Re-routes a waiting DM once its lead opened the ig.me link or wrote",
     )
     async def on_contact_opened(event: LeadContactOpened) -> None:
-        async with sessions.begin() as session:
-            await open_contact(session, event, config, utcnow())
-        relay.wake.set()
+        async with uow() as work:
+            await open_contact(work, event, config, utcnow())
 
     @subscribe(
         broker,
@@ -114,10 +110,8 @@ def register_handlers(
         description="Comment to DM: a comment the creator's trigger counts becomes a lead",
     )
     async def on_comment(event: InstagramCommentReceived) -> None:
-        async with sessions.begin() as session:
-            lead = await lead_from_comment(session, event, utcnow())
-        if lead is not None:
-            relay.wake.set()
+        async with uow() as work:
+            await lead_from_comment(work, event, utcnow())
 
     @subscribe(
         broker,
@@ -129,7 +123,5 @@ def register_handlers(
     )
     async def on_lead_submitted(event: LeadSubmitted, msg: Message) -> None:
         producer = producer_of(msg.headers)
-        async with sessions.begin() as session:
-            lead = await lead_from_submission(session, event, producer, ingress_producers)
-        if lead is not None:
-            relay.wake.set()
+        async with uow() as work:
+            await lead_from_submission(work, event, producer, ingress_producers)

@@ -12,8 +12,8 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, status
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat
 
+from services.api.http.deps import AUTH_ERRORS, AdminUser, Deps
 from services.api.http.problems import problem_responses
-from services.api.http.routes.leads import AUTH_ERRORS, AdminUser, Deps
 from shared.contracts.events import utcnow
 from shared.db.models import DeadLetter
 from shared.delivery.circuit import circuit_states
@@ -149,18 +149,16 @@ async def dlq_replay_one(
 ) -> ReplayOut:
     """Replay one entry; replaying it again does nothing (`replayed: 0`)."""
     try:
-        async with deps.sessions.begin() as session:
-            done = await replay_entry(session, partition, offset, admin.subject)
+        async with deps.uow() as uow:
+            done = await replay_entry(uow.session, partition, offset, admin.subject)
     except NotReplayable as exc:
         raise HTTPException(status.HTTP_409_CONFLICT, str(exc)) from exc
-    deps.relay.wake.set()
     return ReplayOut(replayed=int(done), matched=1)
 
 
 @router.post("/dlq/replay", response_model=ReplayOut, summary="Replay every matching entry")
 async def dlq_replay_matching(body: DlqReplayIn, deps: Deps, admin: AdminOnly) -> ReplayOut:
-    replayed, matched = await replay_all(deps.sessions, body.to_filter(), admin.subject)
-    deps.relay.wake.set()
+    replayed, matched = await replay_all(deps.uow, body.to_filter(), admin.subject)
     return ReplayOut(replayed=replayed, matched=matched)
 
 
@@ -181,15 +179,15 @@ class DeliveryOut(BaseModel):
 
 @router.post("/sending/pause", summary="Kill switch: pause sending (globally or one account)")
 async def pause(body: PauseIn, deps: Deps, admin: AdminOnly) -> dict[str, bool]:
-    async with deps.sessions.begin() as session:
-        created = await pause_sending(session, body.account_id, body.reason, admin.subject)
+    async with deps.uow() as uow:
+        created = await pause_sending(uow.session, body.account_id, body.reason, admin.subject)
     return {"paused": True, "changed": created}
 
 
 @router.post("/sending/resume", summary="Resume sending; deferred DMs go out")
 async def resume(body: ResumeIn, deps: Deps, _: AdminOnly) -> dict[str, bool]:
-    async with deps.sessions.begin() as session:
-        removed = await resume_sending(session, body.account_id)
+    async with deps.uow() as uow:
+        removed = await resume_sending(uow.session, body.account_id)
     return {"paused": False, "changed": removed}
 
 

@@ -11,8 +11,8 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from services.api.http.auth import Principal, Role
+from services.api.http.deps import AUTH_ERRORS, CurrentUser, Deps
 from services.api.http.problems import ApiProblem, problem_responses
-from services.api.http.routes.leads import AUTH_ERRORS, CurrentUser, Deps
 from services.api.service_layer.funnel import MAX_DAYS, Counts, Funnel, period, read_funnel
 from shared.contracts.events import utcnow
 

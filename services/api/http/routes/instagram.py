@@ -15,7 +15,6 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Depends, HTTPException, Request, status
 from fastapi.encoders import jsonable_encoder
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.http.auth import Role
 from services.api.http.connect_binding import (
@@ -24,9 +23,9 @@ from services.api.http.connect_binding import (
     BrowserBinding,
     ForeignBrowser,
 )
+from services.api.http.deps import CurrentUser
 from services.api.http.oauth_state import InvalidState, issue_state, redeem, verify_state
 from services.api.http.problems import ApiProblem, problem_responses
-from services.api.http.routes.leads import CurrentUser
 from services.api.http.web.pages_deps import PageError
 from services.api.service_layer.instagram_connection import (
     AccountOwnedElsewhere,
@@ -36,7 +35,7 @@ from services.api.service_layer.instagram_connection import (
 )
 from services.api.settings import ApiSettings
 from shared.contracts.events import utcnow
-from shared.messaging.outbox import RemoteRelay
+from shared.messaging.unit_of_work import UnitsOfWork
 from shared.platform.crypto import TokenCipher
 from shared.providers.graph_http import make_http_client
 from shared.providers.instagram_auth import SCOPES, AppCredentials, InstagramAuthClient
@@ -46,7 +45,6 @@ from shared.providers.meta_errors import MetaError
 @dataclass(frozen=True)
 class InstagramConnectDeps:
     connection: ConnectionDeps
-    relay: RemoteRelay
     app_id: str
     authorize_url: str
     redirect_uri: str
@@ -55,9 +53,7 @@ class InstagramConnectDeps:
     binding: BindingCookie
 
 
-def make_deps(
-    settings: ApiSettings, sessions: async_sessionmaker[AsyncSession], relay: RemoteRelay
-) -> InstagramConnectDeps:
+def make_deps(settings: ApiSettings, uow: UnitsOfWork) -> InstagramConnectDeps:
     timeout, pool = settings.provider_timeout_s, settings.provider_pool_size
     credentials = AppCredentials(
         settings.instagram_app_id,
@@ -71,14 +67,13 @@ def make_deps(
         credentials,
     )
     connection = ConnectionDeps(
-        sessions=sessions,
+        uow=uow,
         client=client,
         cipher=TokenCipher.from_settings(settings),
         webhook_fields=settings.instagram_webhook_fields,
     )
     return InstagramConnectDeps(
         connection=connection,
-        relay=relay,
         app_id=settings.instagram_app_id,
         authorize_url=settings.instagram_authorize_url,
         redirect_uri=settings.oauth_redirect_uri,
@@ -219,8 +214,8 @@ async def _complete_login(
     # state is spent either way: a link that reached another browser is dead.
     try:
         verified = verify_state(deps.state_key, state, int(time.time()))
-        async with deps.connection.sessions.begin() as session:
-            await redeem(session, verified)
+        async with deps.connection.uow() as uow:
+            await redeem(uow.session, verified)
     except (InvalidState, ValueError) as exc:
         raise HTTPException(status.HTTP_400_BAD_REQUEST, f"invalid state: {exc}") from exc
     deps.binding.check(request, verified.browser)
@@ -232,7 +227,6 @@ async def _complete_login(
         raise HTTPException(status.HTTP_409_CONFLICT, "account connected elsewhere") from exc
     except MetaError as exc:
         raise HTTPException(status.HTTP_502_BAD_GATEWAY, f"Instagram: {exc.message}") from exc
-    deps.relay.wake.set()
     return {
         "status": "connected",
         "account_id": str(account.id),
@@ -250,7 +244,6 @@ async def delete_connection(creator_id: CreatorId, deps: Deps) -> dict[str, Any]
     event = await disconnect(deps.connection, creator_id, str(uuid4()), utcnow())
     if event is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, "no Instagram account connected")
-    deps.relay.wake.set()
     return {
         "status": "disconnected",
         "account_id": str(event.account_id),

@@ -17,8 +17,8 @@ from uuid import UUID, uuid4
 from fastapi import APIRouter, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
+from services.api.http.deps import AUTH_ERRORS, AdminUser, CreatorParam, CurrentUser, Deps
 from services.api.http.problems import ApiProblem, problem_responses
-from services.api.http.routes.leads import AUTH_ERRORS, AdminUser, CreatorParam, CurrentUser, Deps
 from services.api.http.schemas import NumericId, Phone, Username
 from services.api.service_layer import suppression_list as service
 from services.api.service_layer.dm_requests import load_lead, owned_by
@@ -180,14 +180,14 @@ async def post_suppression(
     owner = owned_by(user, creator_id)
     new = service.NewSuppression(**body.model_dump())
     try:
-        async with deps.sessions.begin() as session:
+        async with deps.uow() as work:
+            session = work.session
             row = await service.add_suppression(session, owner, new, user.subject, str(uuid4()))
             out = _out(row)
     except service.LeadNotFound as exc:
         raise ApiProblem(404, "not-found", f"lead {exc} not found") from exc
     except UnknownCreator as exc:
         raise ApiProblem(404, "not-found", f"creator {exc} not found") from exc
-    deps.relay.wake.set()
     return out
 
 
@@ -203,7 +203,8 @@ async def delete_suppression(
     entry_id: UUID, user: CurrentUser, deps: Deps, creator_id: CreatorParam = None
 ) -> Response:
     owner = owned_by(user, creator_id)
-    async with deps.sessions.begin() as session:
+    async with deps.uow() as work:
+        session = work.session
         if not await service.remove_suppression(session, owner, entry_id):
             raise ApiProblem(404, "not-found", f"suppression {entry_id} not found")
     return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -237,7 +238,8 @@ async def put_opt_out_settings(
 ) -> OptOutSettingsOut:
     owner = owned_by(user, creator_id)
     wanted = service.OptOutSettings(list(body.stop_words), body.takeover_hours)
-    async with deps.sessions.begin() as session:
+    async with deps.uow() as work:
+        session = work.session
         saved = await _settings(service.save_opt_out_settings(session, owner, wanted))
     return OptOutSettingsOut(stop_words=saved.stop_words, takeover_hours=saved.takeover_hours)
 
@@ -277,7 +279,8 @@ async def get_takeover(lead_id: UUID, user: CurrentUser, deps: Deps) -> Takeover
     responses=problem_responses(404, 422),
 )
 async def post_hand_back(lead_id: UUID, user: CurrentUser, deps: Deps) -> TakeoverOut:
-    async with deps.sessions.begin() as session:
+    async with deps.uow() as work:
+        session = work.session
         lead = await load_lead(session, user, lead_id)
         await service.hand_back(session, lead, user.subject, utcnow())
     return TakeoverOut(lead_id=lead_id, in_creator_hands=False, since=None, until=None)

@@ -10,9 +10,8 @@ the token may use the number, so only its holder learns whether another creator 
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable
 from datetime import datetime
-from typing import Annotated, Literal, TypeVar
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, Query, Request, status
@@ -27,8 +26,8 @@ from pydantic import (
     field_validator,
 )
 
+from services.api.http.deps import CurrentUser, Deps
 from services.api.http.problems import ApiProblem, problem_responses
-from services.api.http.routes.leads import CurrentUser, Deps
 from services.api.http.schemas import json_number
 from services.api.service_layer import whatsapp_accounts as accounts
 from shared.contracts.whatsapp_templates import LEAD_FIELDS
@@ -119,7 +118,6 @@ def acting_creator(user: CurrentUser, creator_id: Annotated[UUID | None, Query()
     raise ApiProblem(403, "forbidden", "name a creator you may act for (?creator_id=)")
 
 
-T = TypeVar("T")
 Creator = Annotated[UUID, Depends(acting_creator)]
 Cipher = Annotated[TokenCipher, Depends(cipher)]
 Graph = Annotated[WhatsAppClient, Depends(graph)]
@@ -153,11 +151,8 @@ async def connect_number(
         daily_limit=body.daily_limit,
         messages_per_second=body.messages_per_second,
     )
-    try:
-        async with deps.sessions.begin() as session:
-            account, number = await accounts.connect_number(session, creator, spec, keys)
-    except accounts.PhoneNumberTaken as exc:
-        raise ApiProblem(409, "conflict", "this number is connected to another creator") from exc
+    async with deps.uow() as uow:
+        account, number = await accounts.connect_number(uow, creator, spec, keys)
     return _number_out(account, number)
 
 
@@ -170,11 +165,9 @@ async def connect_number(
 async def patch_number(
     account_id: UUID, body: NumberPatch, creator: Creator, deps: Deps
 ) -> NumberOut:
-    async with deps.sessions.begin() as session:
-        number = await _or_404(
-            accounts.set_daily_limit(session, creator, account_id, body.daily_limit)
-        )
-        account = await session.get(SocialAccount, account_id)
+    async with deps.uow() as uow:
+        number = await accounts.set_daily_limit(uow, creator, account_id, body.daily_limit)
+        account = await uow.get(SocialAccount, account_id)
         assert account is not None
         return _number_out(account, number)
 
@@ -186,8 +179,8 @@ async def patch_number(
     responses=problem_responses(404),
 )
 async def delete_number(account_id: UUID, creator: Creator, deps: Deps) -> None:
-    async with deps.sessions.begin() as session:
-        await _or_404(accounts.disconnect_number(session, creator, account_id))
+    async with deps.uow() as uow:
+        await accounts.disconnect_number(uow, creator, account_id)
 
 
 @router.post(
@@ -201,8 +194,8 @@ async def post_template(
     account_id: UUID, body: TemplateIn, creator: Creator, deps: Deps
 ) -> TemplateOut:
     spec = accounts.TemplateSpec(body.name, body.language, list(body.parameters), body.default)
-    async with deps.sessions.begin() as session:
-        template = await _or_404(accounts.upsert_template(session, creator, account_id, spec))
+    async with deps.uow() as uow:
+        template = await accounts.upsert_template(uow, creator, account_id, spec)
         return _template_out(template)
 
 
@@ -214,7 +207,7 @@ async def post_template(
 )
 async def get_templates(account_id: UUID, creator: Creator, deps: Deps) -> list[TemplateOut]:
     async with deps.sessions() as session:
-        templates = await _or_404(accounts.list_templates(session, creator, account_id))
+        templates = await accounts.list_templates(session, creator, account_id)
         return [_template_out(t) for t in templates]
 
 
@@ -235,13 +228,6 @@ async def _number_at_meta(meta: WhatsAppClient, phone_number_id: str, token: str
             f"WhatsApp does not accept this access token for phone number id {phone_number_id}",
         ) from exc
     return {k: str(v) for k, v in fields.items() if isinstance(v, str)}
-
-
-async def _or_404(call: Awaitable[T]) -> T:
-    try:
-        return await call
-    except accounts.UnknownNumber as exc:
-        raise ApiProblem(404, "not-found", f"no WhatsApp number {exc} of this creator") from exc
 
 
 def _number_out(account: SocialAccount, number: WhatsAppNumber) -> NumberOut:

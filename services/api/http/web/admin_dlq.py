@@ -147,10 +147,9 @@ async def replay_one(
 ) -> Response:
     await web.security.check_csrf(request)
     try:
-        async with web.api.sessions.begin() as session:
-            done = await replay_entry(session, partition, offset, admin.subject)
+        async with web.api.uow() as uow:
+            done = await replay_entry(uow.session, partition, offset, admin.subject)
     except NotReplayable:
         return RedirectResponse("/admin/dlq?notice=not-replayable", status_code=303)
-    web.api.relay.wake.set()
     notice = urlencode({"notice": "replayed" if done else "already"})
     return RedirectResponse(f"/admin/dlq?{notice}", status_code=303)

@@ -174,7 +174,6 @@ async def disconnect_now(
     await web.security.check_csrf(request)
     assert user.creator_id is not None
     await disconnect(deps.connection, user.creator_id, str(uuid4()), utcnow())
-    web.api.relay.wake.set()
     return RedirectResponse("/app/instagram?result=disconnected", status_code=303)
 
 
@@ -342,11 +341,11 @@ async def save_settings(request: Request, web: Web, user: CreatorUser) -> Respon
     await web.security.check_csrf(request)
     form = await _posted(request)
     errors = form.errors()
-    async with web.api.sessions.begin() as session:
-        creator = await _creator(session, user)
+    async with web.api.uow() as uow:
+        creator = await _creator(uow.session, user)
         if not errors:
-            await save_creator_settings(session, creator.id, form.settings(), user.subject)
-        pauses = await pauses_of(session, creator.id)
+            await save_creator_settings(uow, creator.id, form.settings(), user.subject)
+        pauses = await pauses_of(uow.session, creator.id)
     if errors:  # nothing was changed; the form is shown again as typed, with the errors
         return _settings_page(request, web, creator, form, pauses, errors=errors, status_code=422)
     return RedirectResponse("/app/settings?result=saved", status_code=303)

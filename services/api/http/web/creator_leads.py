@@ -17,11 +17,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.http.auth import Principal
-from services.api.http.problems import ApiProblem
 from services.api.http.web.live_events import events_url
 from services.api.http.web.next_steps import NextStep, instagram_connected, next_step
 from services.api.http.web.pages_deps import CreatorUser, PageError, Web
 from services.api.service_layer.dm_requests import load_lead, retry_dm, verdict_for, waiting_of
+from services.api.service_layer.errors import DomainError, Invalid, NotFound
 from services.api.service_layer.queries import LeadFilters, list_leads
 from services.api.service_layer.suppression_list import lead_actions
 from services.api.service_layer.tracked_links import tracked_path
@@ -89,7 +89,7 @@ async def _page(
         events = await events_url(session)  # before the read: the stream covers what follows
         try:
             page = await list_leads(session, user, filters, cursor, PAGE_SIZE)
-        except ApiProblem as problem:
+        except Invalid as problem:
             raise PageError(400, "Bad page link", problem.detail) from problem
         leads = (
             await session.scalars(select(Lead).where(Lead.id.in_([i.id for i in page.items])))
@@ -179,7 +179,7 @@ async def _lead(web: Web, user: Principal, lead_id: UUID) -> dict[str, Any]:
         events = await events_url(session)  # before the read: the stream covers what follows
         try:
             lead = await load_lead(session, user, lead_id)
-        except ApiProblem as problem:  # another creator's lead is absent, as in the API
+        except NotFound as problem:  # another creator's lead is absent, as in the API
             raise PageError(404, "Not found", "There is no such lead.") from problem
         row = await _row(web, session, lead, await instagram_connected(session, lead.creator_id))
         log = (
@@ -210,11 +210,10 @@ async def retry(lead_id: UUID, request: Request, web: Web, user: CreatorUser) ->
     correlation_id = str(uuid4())
     bind_correlation_id(correlation_id)
     try:
-        async with web.api.sessions.begin() as session:
-            await retry_dm(session, user, lead_id, correlation_id, web.api.retry_context())
-    except ApiProblem as problem:
-        if problem.status == 404:
-            raise PageError(404, "Not found", "There is no such lead.") from problem
+        async with web.api.uow() as uow:
+            await retry_dm(uow, user, lead_id, correlation_id, web.api.retry_context())
+    except NotFound as problem:
+        raise PageError(404, "Not found", "There is no such lead.") from problem
+    except DomainError:
         return RedirectResponse("/app/leads?notice=retry-refused", status_code=303)
-    web.api.relay.wake.set()
     return RedirectResponse("/app/leads?notice=retry-started", status_code=303)

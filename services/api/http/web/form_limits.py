@@ -21,12 +21,13 @@ from datetime import datetime
 
 from sqlalchemy import ScalarSelect, select
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.api.http.web.form_challenge import Challenge
 from services.api.http.web.form_tokens import FormTokens
 from services.api.service_layer.form_windows import WINDOW, window_start
 from shared.db.models import FormRateCount
+from shared.messaging.unit_of_work import UnitsOfWork
 
 TOO_MANY_FROM_IP = "Too many submissions from your network. Please wait a minute."
 TOO_MANY_FOR_CREATOR = "This form is receiving a lot of messages. Please try again in a minute."
@@ -88,7 +89,7 @@ class Verdict:
 
 @dataclass
 class FormLimits:
-    sessions: async_sessionmaker[AsyncSession]
+    uow: UnitsOfWork
     per_ip: int
     per_creator: int
     tokens: FormTokens
@@ -98,11 +99,11 @@ class FormLimits:
     async def admit(self, client_ip: str, creator_id: str, now: datetime) -> Verdict:
         """Count this submission against its client; refuse it if the client or the
         creator is over its limit. The creator's count is only read: `accepted` adds to it."""
-        async with self.sessions.begin() as session:
-            from_ip = await count_hit(session, ip_key(client_ip), now)
+        async with self.uow() as work:
+            from_ip = await count_hit(work.session, ip_key(client_ip), now)
             if from_ip >= self.per_ip:
                 return Verdict(TOO_MANY_FROM_IP)
-            for_creator = await peek(session, creator_key(creator_id), now)
+            for_creator = await peek(work.session, creator_key(creator_id), now)
         if for_creator >= self.per_creator:
             return Verdict(TOO_MANY_FOR_CREATOR)
         return Verdict(pressure=self._pressing(from_ip + 1, for_creator))
@@ -111,9 +112,9 @@ class FormLimits:
         """Whether the form should show its challenge now (only read, for the form page)."""
         if self.challenge is None:
             return False
-        async with self.sessions() as session:
-            from_ip = await peek(session, ip_key(client_ip), now)
-            for_creator = await peek(session, creator_key(creator_id), now)
+        async with self.uow() as work:
+            from_ip = await peek(work.session, ip_key(client_ip), now)
+            for_creator = await peek(work.session, creator_key(creator_id), now)
         return self._pressing(from_ip + 1, for_creator)
 
     async def accepted(self, session: AsyncSession, creator_id: str, now: datetime) -> None:

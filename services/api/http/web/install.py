@@ -11,7 +11,7 @@ from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from services.api.http.routes.leads import ApiDeps
+from services.api.http.deps import ApiDeps
 from services.api.http.web import (
     admin_dlq,
     admin_overview,
@@ -58,7 +58,7 @@ def install_web(app: FastAPI, settings: ApiSettings, api: ApiDeps) -> None:
             audience=settings.web_audience,
         ),
         form_limits=FormLimits(
-            api.sessions,
+            api.uow,
             per_ip=settings.lead_form_per_ip_per_minute,
             per_creator=settings.lead_form_per_creator_per_minute,
             tokens=FormTokens(
@@ -67,8 +67,8 @@ def install_web(app: FastAPI, settings: ApiSettings, api: ApiDeps) -> None:
             challenge=Challenge.from_settings(settings),
             challenge_at=settings.lead_form_challenge_at,
         ),
-        replays=ReplayJobs(api.sessions, api.relay),
-        web_sessions=WebSessions(api.sessions),
+        replays=ReplayJobs(api.uow),
+        web_sessions=WebSessions(api.uow),
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     # The public form is posted from creators' sites (embedded cross-site) by design.

@@ -142,8 +142,8 @@ async def _submit(slug: str, request: Request, web: Web, embed: bool) -> Respons
     token = form.get("form_token", "")
     if not limits.tokens.valid(creator.slug, token):
         return again(400, EXPIRED)
-    async with web.api.sessions.begin() as session:
-        fresh = await limits.tokens.spend(session, token, now)
+    async with web.api.uow() as uow:
+        fresh = await limits.tokens.spend(uow.session, token, now)
     if not fresh:  # each served form brings one submission
         return again(400, EXPIRED)
     if form.get(HONEYPOT):  # a bot: look successful, keep nothing
@@ -155,10 +155,9 @@ async def _submit(slug: str, request: Request, web: Web, embed: bool) -> Respons
         return again(422, errors=errors)
     correlation_id = str(uuid4())
     bind_correlation_id(correlation_id)
-    async with web.api.sessions.begin() as session:
-        lead = await create_lead(session, lead_in, correlation_id, origin=FORM_ORIGIN)
-        await limits.accepted(session, str(creator.id), now)
-    web.api.relay.wake.set()
+    async with web.api.uow() as uow:
+        lead = await create_lead(uow, lead_in, correlation_id, origin=FORM_ORIGIN)
+        await limits.accepted(uow.session, str(creator.id), now)
     return RedirectResponse(f"{_base(creator.slug, embed).rstrip('/')}/thanks/{lead.ref}", 303)
 
 

@@ -25,7 +25,8 @@ GONE = ("Link not found", "This link is not, or no longer, one AutoDM made.")
 
 @router.get("/l/{ref}")
 async def open_link(ref: Ref, web: Web) -> Response:
-    async with web.api.sessions.begin() as session:
+    async with web.api.uow() as work:
+        session = work.session
         row = (
             await session.execute(
                 update(Lead)

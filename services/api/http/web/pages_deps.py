@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from services.api.http.auth import Principal, Role
-from services.api.http.routes.leads import ApiDeps
+from services.api.http.deps import ApiDeps
 from services.api.http.web.form_limits import FormLimits
 from services.api.http.web.rendering import Pages
 from services.api.http.web.replay_jobs import ReplayJobs

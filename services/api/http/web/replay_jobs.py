@@ -7,10 +7,8 @@ import asyncio
 from dataclasses import dataclass, field
 from uuid import uuid4
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
 from shared.messaging.dlq_operations import DlqFilter, replay_batches
-from shared.messaging.outbox import RemoteRelay
+from shared.messaging.unit_of_work import UnitsOfWork
 from shared.platform.logs import get_logger
 
 log = get_logger(__name__)
@@ -35,8 +33,7 @@ class ReplayJob:
 
 @dataclass
 class ReplayJobs:
-    sessions: async_sessionmaker[AsyncSession]
-    relay: RemoteRelay
+    uow: UnitsOfWork  # each batch's commit wakes the relay
     jobs: dict[str, ReplayJob] = field(default_factory=dict)
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
@@ -52,9 +49,8 @@ class ReplayJobs:
 
     async def _run(self, job: ReplayJob, f: DlqFilter, replayed_by: str) -> None:
         try:
-            async for replayed, total in replay_batches(self.sessions, f, replayed_by, 50):
+            async for replayed, total in replay_batches(self.uow, f, replayed_by, 50):
                 job.replayed, job.total = replayed, total
-                self.relay.wake.set()
         except Exception as exc:  # the page shows it; the entries left stay replayable
             log.exception("dlq replay job failed", job=job.id)
             job.error = type(exc).__name__

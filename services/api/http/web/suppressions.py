@@ -86,16 +86,17 @@ async def add(request: Request, web: Web, user: CreatorUser) -> Response:
     except ValidationError:
         return RedirectResponse("/app/suppressions?notice=invalid", status_code=303)
     new = service.NewSuppression(**body.model_dump())
-    async with web.api.sessions.begin() as session:
+    async with web.api.uow() as work:
+        session = work.session
         await service.add_suppression(session, _creator(user), new, user.subject, str(uuid4()))
-    web.api.relay.wake.set()
     return RedirectResponse("/app/suppressions?notice=added", status_code=303)
 
 
 @router.post("/suppressions/{entry_id}/remove")
 async def remove(entry_id: UUID, request: Request, web: Web, user: CreatorUser) -> Response:
     await web.security.check_csrf(request)
-    async with web.api.sessions.begin() as session:
+    async with web.api.uow() as work:
+        session = work.session
         if not await service.remove_suppression(session, _creator(user), entry_id):
             raise PageError(404, "Not found", "There is no such entry.")
     return RedirectResponse("/app/suppressions?notice=removed", status_code=303)
@@ -113,7 +114,8 @@ async def save_settings(request: Request, web: Web, user: CreatorUser) -> Respon
     except (ValidationError, ValueError):
         return RedirectResponse("/app/suppressions?notice=invalid-settings", status_code=303)
     wanted = service.OptOutSettings(list(body.stop_words), body.takeover_hours)
-    async with web.api.sessions.begin() as session:
+    async with web.api.uow() as work:
+        session = work.session
         await service.save_opt_out_settings(session, _creator(user), wanted)
     return RedirectResponse("/app/suppressions?notice=saved", status_code=303)
 
@@ -121,7 +123,8 @@ async def save_settings(request: Request, web: Web, user: CreatorUser) -> Respon
 @router.post("/leads/{lead_id}/hand-back")
 async def hand_back(lead_id: UUID, request: Request, web: Web, user: CreatorUser) -> Response:
     await web.security.check_csrf(request)
-    async with web.api.sessions.begin() as session:
+    async with web.api.uow() as work:
+        session = work.session
         lead = await _lead(session, user, lead_id)
         await service.hand_back(session, lead, user.subject, utcnow())
     return RedirectResponse(f"/app/leads/{lead_id}", status_code=303)
@@ -130,11 +133,11 @@ async def hand_back(lead_id: UUID, request: Request, web: Web, user: CreatorUser
 @router.post("/leads/{lead_id}/do-not-message")
 async def do_not_message(lead_id: UUID, request: Request, web: Web, user: CreatorUser) -> Response:
     await web.security.check_csrf(request)
-    async with web.api.sessions.begin() as session:
+    async with web.api.uow() as work:
+        session = work.session
         lead = await _lead(session, user, lead_id)
         new = service.NewSuppression(lead_id=lead.id, note="marked on the lead's page")
         await service.add_suppression(session, _creator(user), new, user.subject, str(uuid4()))
-    web.api.relay.wake.set()
     return RedirectResponse(f"/app/leads/{lead_id}", status_code=303)
 
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import delete
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services.api.http.auth import Principal, Role
 from shared.contracts.events import utcnow
 from shared.db.models import WebSession
+from shared.messaging.unit_of_work import UnitsOfWork
 
 
 def token_hash(token: str) -> str:
@@ -28,18 +28,18 @@ def token_hash(token: str) -> str:
 
 @dataclass(frozen=True)
 class WebSessions:
-    sessions: async_sessionmaker[AsyncSession]
+    uow: UnitsOfWork
 
     async def start(self, user: Principal, lifetime_s: int, replacing: str | None = None) -> str:
         """A new session for `user` (and its cookie's token); the browser's previous
         session, if any, ends: a sign-in always gets a fresh session and CSRF token."""
         token = secrets.token_urlsafe(32)
-        async with self.sessions.begin() as db:
+        async with self.uow() as work:
             if replacing:
-                await db.execute(
+                await work.session.execute(
                     delete(WebSession).where(WebSession.token_hash == token_hash(replacing))
                 )
-            db.add(
+            work.add(
                 WebSession(
                     token_hash=token_hash(token),
                     subject=user.subject,
@@ -52,12 +52,14 @@ class WebSessions:
 
     async def user(self, token: str) -> Principal | None:
         """Who the session is for, or None if it ended, expired or never was."""
-        async with self.sessions() as db:
-            row = await db.get(WebSession, token_hash(token))
+        async with self.uow() as work:
+            row = await work.get(WebSession, token_hash(token))
         if row is None or row.expires_at <= utcnow():
             return None
         return Principal(row.subject, Role(row.role), row.creator_id)
 
     async def end(self, token: str) -> None:
-        async with self.sessions.begin() as db:
-            await db.execute(delete(WebSession).where(WebSession.token_hash == token_hash(token)))
+        async with self.uow() as work:
+            await work.session.execute(
+                delete(WebSession).where(WebSession.token_hash == token_hash(token))
+            )

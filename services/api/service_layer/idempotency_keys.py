@@ -23,10 +23,10 @@ from uuid import UUID
 
 from sqlalchemy import ColumnElement, delete, update
 from sqlalchemy.dialects.postgresql import insert
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.http.problems import ApiProblem
+from services.api.service_layer.errors import Conflict, Invalid
 from shared.db.models import IdempotencyKey
+from shared.messaging.unit_of_work import UnitOfWork, UnitsOfWork
 
 IN_FLIGHT = "in_flight"
 DONE = "done"
@@ -60,7 +60,7 @@ def request_hash(method: str, path: str, body: dict[str, Any]) -> str:
 
 
 async def claim(
-    sessions: async_sessionmaker[AsyncSession],
+    uow: UnitsOfWork,
     owner: KeyOwner,
     key: str,
     fingerprint: str,
@@ -79,10 +79,10 @@ async def claim(
         where=((row.state == IN_FLIGHT) & (row.locked_at < now - policy.in_flight))
         | (row.created_at < now - policy.ttl),
     )
-    async with sessions.begin() as session:
-        if await session.scalar(stmt.returning(row.key)) is not None:
+    async with uow() as work:
+        if await work.session.scalar(stmt.returning(row.key)) is not None:
             return None
-        existing = await session.get(IdempotencyKey, (owner.creator_id, owner.caller, key))
+        existing = await work.get(IdempotencyKey, (owner.creator_id, owner.caller, key))
     return _answer_for(existing, fingerprint, policy)
 
 
@@ -91,36 +91,32 @@ def _answer_for(
 ) -> StoredResponse:
     # None: the holder released the key between our insert and read; it is free next time.
     if existing is not None and existing.request_hash != fingerprint:
-        raise ApiProblem(
-            422,
-            "idempotency-key-reused",
+        raise Invalid(
             "this Idempotency-Key was used with a different request; use a new key",
+            kind="idempotency-key-reused",
         )
     if existing is None or existing.state == IN_FLIGHT or existing.status_code is None:
-        raise ApiProblem(
-            409,
-            "idempotency-in-flight",
+        raise Conflict(
             "a request with this Idempotency-Key is still being processed",
-            headers={"Retry-After": str(max(1, int(policy.in_flight.total_seconds() // 10)))},
+            kind="idempotency-in-flight",
+            retry_after_s=max(1, int(policy.in_flight.total_seconds() // 10)),
         )
     return StoredResponse(existing.status_code, existing.response_body or {})
 
 
-async def complete(
-    session: AsyncSession, owner: KeyOwner, key: str, response: StoredResponse
-) -> None:
+async def complete(work: UnitOfWork, owner: KeyOwner, key: str, response: StoredResponse) -> None:
     """Store the answer, in the transaction of the action it answers."""
-    await session.execute(
+    await work.session.execute(
         update(IdempotencyKey)
         .where(*_is_key(owner, key))
         .values(state=DONE, status_code=response.status_code, response_body=response.body)
     )
 
 
-async def release(sessions: async_sessionmaker[AsyncSession], owner: KeyOwner, key: str) -> None:
+async def release(uow: UnitsOfWork, owner: KeyOwner, key: str) -> None:
     """The request failed without acting: the client may try again with the same key."""
-    async with sessions.begin() as session:
-        await session.execute(
+    async with uow() as work:
+        await work.session.execute(
             delete(IdempotencyKey).where(*_is_key(owner, key), IdempotencyKey.state == IN_FLIGHT)
         )
 
