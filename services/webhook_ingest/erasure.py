@@ -56,12 +56,17 @@ class Subject:
     igsid: str
     usernames: set[str] = field(default_factory=set)
     phones: set[str] = field(default_factory=set)
+    # WhatsApp business-scoped user ids (BSUIDs) of their leads: a username user may have
+    # shown no phone at all.
+    wa_user_ids: set[str] = field(default_factory=set)
     lead_ids: list[UUID] = field(default_factory=list)
 
     @property
     def wa_ids(self) -> set[str]:
-        # WhatsApp's user id is the number's digits (stored phones are E.164).
-        return {d for d in ("".join(c for c in p if c.isdigit()) for p in self.phones) if d}
+        # A WhatsApp contact's key: the number's digits (stored phones are E.164), or its
+        # BSUID when no phone was ever shown.
+        digits = {d for d in ("".join(c for c in p if c.isdigit()) for p in self.phones) if d}
+        return digits | self.wa_user_ids
 
     def needles(self) -> set[str]:
         return {self.igsid, *self.usernames, *self.phones, *self.wa_ids}
@@ -93,15 +98,17 @@ async def _find_subject(session: AsyncSession, igsid: str) -> Subject:
         for username in await session.scalars(select(column).where(key == igsid)):
             _add(subject.usernames, username)
     leads = await session.execute(
-        select(Lead.id, Lead.instagram_username, Lead.phone)
+        select(Lead.id, Lead.instagram_username, Lead.phone, Lead.whatsapp_user_id)
         .where(_leads_of(subject))
         .order_by(Lead.id)
         .with_for_update()
     )
-    for lead_id, username, phone in leads:
+    for lead_id, username, phone, wa_user_id in leads:
         subject.lead_ids.append(lead_id)
         _add(subject.usernames, username)
         _add(subject.phones, phone)
+        if wa_user_id:
+            subject.wa_user_ids.add(wa_user_id)
     return subject
 
 
@@ -202,7 +209,13 @@ async def _erase_whatsapp(session: AsyncSession, subject: Subject) -> dict[str, 
     counts: dict[str, int] = {}
     if wa_ids:
         counts["whatsapp_contacts"] = await _delete(
-            session, WhatsAppContact, WhatsAppContact.wa_id.in_(wa_ids)
+            session,
+            WhatsAppContact,
+            or_(
+                WhatsAppContact.wa_id.in_(wa_ids),
+                WhatsAppContact.user_id.in_(wa_ids),
+                WhatsAppContact.phone.in_(wa_ids),
+            ),
         )
     sent = or_(WhatsAppMessage.lead_id.in_(ids), WhatsAppMessage.wa_id.in_(wa_ids))
     wamids = list(await session.scalars(select(WhatsAppMessage.wamid).where(sent)))
