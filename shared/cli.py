@@ -38,7 +38,14 @@ def provision() -> None:
     """Create every registry topic that is missing (safe to run again)."""
     from shared.topic_admin import provision_topics
 
-    result = asyncio.run(provision_topics(get_settings().kafka_bootstrap))
+    settings = get_settings()
+    result = asyncio.run(
+        provision_topics(
+            settings.kafka_bootstrap,
+            replication_factor=settings.kafka_replication_factor,
+            min_insync_replicas=settings.kafka_min_insync_replicas,
+        )
+    )
     typer.echo(f"topics created: {result.created or 'none'}; already present: {result.existing}")
 
 

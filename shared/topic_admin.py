@@ -18,8 +18,17 @@ class ProvisionResult:
 
 
 async def provision_topics(
-    bootstrap: str, specs: tuple[TopicSpec, ...] = TOPICS
+    bootstrap: str,
+    specs: tuple[TopicSpec, ...] = TOPICS,
+    *,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
 ) -> ProvisionResult:
+    """`replication_factor`/`min_insync_replicas` come from the settings (3/2 on a cluster):
+    with acks=all a write then survives one broker's death and is refused, not half-made,
+    when only one replica is left."""
+    if min_insync_replicas > replication_factor:
+        raise ValueError("min.insync.replicas cannot exceed the replication factor")
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="autodm-provisioner")
     await admin.start()
     try:
@@ -32,8 +41,8 @@ async def provision_topics(
                     NewTopic(
                         s.name,
                         num_partitions=s.partitions,
-                        replication_factor=1,
-                        topic_configs=s.config,
+                        replication_factor=replication_factor,
+                        topic_configs=s.config | {"min.insync.replicas": str(min_insync_replicas)},
                     )
                     for s in wanted
                 ]

@@ -271,9 +271,9 @@ async def request_dm(
     try:
         async with sessions.begin() as session:
             response = await _send(session, principal, body, correlation_id, ctx)
-            await complete(session, owner, idempotency_key, response)
+            await complete(session, owner, idempotency_key, response, ctx.now)
     except BaseException:
-        await release(sessions, owner, idempotency_key)
+        await release(sessions, owner, idempotency_key, ctx.now)
         raise
     return SendOutcome(response, False)
 

@@ -106,23 +106,43 @@ def _answer_for(
     return StoredResponse(existing.status_code, existing.response_body or {})
 
 
+class ClaimLost(Exception):
+    """This request's claim was taken over (it ran past `in_flight_s`): it must not act."""
+
+
 async def complete(
-    session: AsyncSession, owner: KeyOwner, key: str, response: StoredResponse
+    session: AsyncSession,
+    owner: KeyOwner,
+    key: str,
+    response: StoredResponse,
+    claimed_at: datetime,
 ) -> None:
-    """Store the answer, in the transaction of the action it answers."""
-    await session.execute(
+    """Store the answer, in the transaction of the action it answers, only while the claim
+    made at `claimed_at` still holds. A slow request (a failover drill: 40 s under a broker
+    kill) was taken over by the client's retry and both committed: two leads, two DMs.
+    Raising rolls the action back; the row lock taken here makes a takeover wait for us."""
+    done = await session.execute(
         update(IdempotencyKey)
-        .where(*_is_key(owner, key))
+        .where(*_is_key(owner, key), *_claimed(claimed_at))
         .values(state=DONE, status_code=response.status_code, response_body=response.body)
     )
+    if getattr(done, "rowcount", 1) != 1:
+        raise ClaimLost(key)
 
 
-async def release(sessions: async_sessionmaker[AsyncSession], owner: KeyOwner, key: str) -> None:
-    """The request failed without acting: the client may try again with the same key."""
+async def release(
+    sessions: async_sessionmaker[AsyncSession], owner: KeyOwner, key: str, claimed_at: datetime
+) -> None:
+    """The request failed without acting: the client may try again with the same key (a
+    claim taken over meanwhile is the other request's, and stays)."""
     async with sessions.begin() as session:
         await session.execute(
-            delete(IdempotencyKey).where(*_is_key(owner, key), IdempotencyKey.state == IN_FLIGHT)
+            delete(IdempotencyKey).where(*_is_key(owner, key), *_claimed(claimed_at))
         )
+
+
+def _claimed(claimed_at: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (IdempotencyKey.state == IN_FLIGHT, IdempotencyKey.locked_at == claimed_at)
 
 
 def _is_key(owner: KeyOwner, key: str) -> tuple[ColumnElement[bool], ...]:
