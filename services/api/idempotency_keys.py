@@ -106,8 +106,19 @@ def _answer_for(
     return StoredResponse(existing.status_code, existing.response_body or {})
 
 
-class ClaimLost(Exception):
-    """This request's claim was taken over (it ran past `in_flight_s`): it must not act."""
+class ClaimLost(ApiProblem):
+    """This request's claim was taken over (it ran past `in_flight_s`): it must not act.
+    Answered 409 like any request meeting a key in flight; the retry that took it over
+    answers (or has answered) the client."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            409,
+            "idempotency-in-flight",
+            "a retry with this Idempotency-Key took the request over",
+            headers={"Retry-After": "1"},
+        )
+        self.key = key
 
 
 async def complete(
