@@ -53,7 +53,7 @@ kafka_node() {
     local n=$1
     shift
     KAFKA_PORT=$(broker_port "$n") KAFKA_CONTROLLER_PORT=$(controller_port "$n") \
-        AUTODM_STATE_DIR=$STATE/kafka$n KAFKA_HEAP=${KAFKA_HEAP:-384m} \
+        AUTODM_STATE_DIR=$STATE/kafka$n KAFKA_HEAP=${KAFKA_HEAP:-384m} KAFKA_START_TIMEOUT=${KAFKA_START_TIMEOUT:-300} \
         KAFKA_OVERRIDES="node.id=$n controller.quorum.voters=$(voters) \
 default.replication.factor=3 min.insync.replicas=2 \
 offsets.topic.replication.factor=3 transaction.state.log.replication.factor=3 \
