@@ -14,16 +14,25 @@ from pathlib import Path
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from demo import settings_from  # deploy/local
 from sqlalchemy import text
+from stack import Stack, process_specs  # deploy/local
 
 from shared.db.session import make_engine
 from shared.topics import TOPICS
-from tests.chaos.test_delivery_chaos import _kill_and_restart
 from tests.drills.conftest import World
 from tests.drills.drill import Outcome, account, messages
 from tests.drills.traffic import Traffic
 
 SERVICES = ("api", "webhook_ingest", "instagram_sender", "whatsapp_sender", "token_refresher")
 SAMPLE_S = 10.0
+# A service killed on a loaded machine took longer than tests/chaos's 90 s to be ready.
+READY_S = 300.0
+
+
+def _kill_and_restart(stack: Stack, name: str) -> None:
+    spec = next(s for s in process_specs(stack.ports) if s.name == name)
+    stack.kill(name)
+    stack.start_one(spec)
+    stack.wait_ready(spec, READY_S)
 
 
 @dataclass(frozen=True)
