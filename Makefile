@@ -3,12 +3,13 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 
-.PHONY: run test chaos venv lint typecheck contracts infra-up infra-down clean help tools bench
+.PHONY: run test chaos drills venv lint typecheck contracts infra-up infra-down clean help tools bench
 
 help:
 	@echo "make run    - Kafka, PostgreSQL, the Meta sandbox and every service, with a demo (Ctrl-C stops all)"
 	@echo "make test   - lint, type check and every test on a private Kafka/PostgreSQL instance"
 	@echo "make chaos  - the big fault-injection run (thousands of leads, kills, broker/DB restarts)"
+	@echo "make drills - failover drills on a 3-broker Kafka and a PostgreSQL standby, and a soak"
 	@echo "make contracts - regenerate schemas/events/*.json and docs/asyncapi/*.json"
 	@echo "make bench  - the benchmark (docs/BENCHMARKS.md); not part of make test"
 
@@ -50,6 +51,12 @@ chaos: venv
 	CHAOS_LEADS=$${CHAOS_LEADS:-3000} CHAOS_ACCOUNTS=$${CHAOS_ACCOUNTS:-20} \
 	CHAOS_KILL_ROUNDS=$${CHAOS_KILL_ROUNDS:-3} CHAOS_RESTART_INFRA=1 \
 	bash deploy/local/test.sh tests/chaos -p no:logging -s
+
+# A 3-broker Kafka and a PostgreSQL primary + standby (deploy/local/cluster.sh), the drills
+# of docs/RELIABILITY.md and a soak; not part of make test. SOAK_MINUTES=60 for the hour.
+drills: venv
+	SOAK_MINUTES=$${SOAK_MINUTES:-10} SOAK_KILL_EVERY=$${SOAK_KILL_EVERY:-2} \
+	bash deploy/local/drills.sh
 
 lint: venv
 	.venv/bin/ruff check .

@@ -48,8 +48,14 @@ def provision(
     nothing unread (safe to run again)."""
     from shared.messaging.topic_admin import provision_topics
 
+    settings = get_settings()
     result = asyncio.run(
-        provision_topics(get_settings().kafka_bootstrap, delete_retired=delete_retired)
+        provision_topics(
+            settings.kafka_bootstrap,
+            delete_retired=delete_retired,
+            replication_factor=settings.kafka_replication_factor,
+            min_insync_replicas=settings.kafka_min_insync_replicas,
+        )
     )
     typer.echo(f"topics created: {result.created or 'none'}; already present: {result.existing}")
     if result.deleted:

@@ -19,6 +19,7 @@
 #                        every run starts from an empty database, like CI)
 #   PG_FAST=1            fsync/synchronous_commit/full_page_writes off: tests ONLY, a crash
 #                        of the machine can corrupt the cluster
+#   PG_EXTRA_CONF        more postgresql.conf lines, ';'-separated (cluster.sh: replication)
 #   PG_BIN               PostgreSQL bin dir       (default /usr/lib/postgresql/15/bin)
 #   PG_MAX_CONNECTIONS   max_connections                         (default 200)
 #   PG_START_TIMEOUT / PG_STOP_TIMEOUT   seconds                 (default 60 / 30)
@@ -259,6 +260,10 @@ write_conf() {
             echo "fsync = off"
             echo "synchronous_commit = off"
             echo "full_page_writes = off"
+        fi
+        # PG_EXTRA_CONF: more lines (';'-separated), e.g. replication (deploy/local/cluster.sh).
+        if [[ -n ${PG_EXTRA_CONF:-} ]]; then
+            tr ';' '\n' <<<"$PG_EXTRA_CONF"
         fi
     } >"$f.tmp"
     mv "$f.tmp" "$f"

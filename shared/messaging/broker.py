@@ -67,10 +67,17 @@ def _prometheus() -> KafkaPrometheusMiddleware:
     return with_exemplars(KafkaPrometheusMiddleware(registry=REGISTRY, app_name="autodm"))
 
 
+def bootstrap_servers(settings: Settings) -> list[str]:
+    """AUTODM_KAFKA_BOOTSTRAP's comma-separated brokers, one per item."""
+    return [host.strip() for host in settings.kafka_bootstrap.split(",") if host.strip()]
+
+
 def make_broker(settings: Settings, service: str) -> KafkaBroker:
     dead_letters = DeadLetterPolicy(consumer=service, outage_limit_s=settings.outage_retry_s)
     broker = KafkaBroker(
-        settings.kafka_bootstrap,
+        # A list: faststream hands one string to aiokafka as a single host, so a cluster's
+        # "h1:9092,h2:9092,h3:9092" would not resolve (aiokafka's own clients split it).
+        bootstrap_servers(settings),
         client_id=f"autodm-{service}",
         # Idempotent producer: a retried send never writes the record twice (acks=all).
         enable_idempotence=True,

@@ -40,12 +40,20 @@ async def provision_topics(
     retired: Mapping[str, str] = RETIRED,
     *,
     delete_retired: bool = False,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
 ) -> ProvisionResult:
+    """`replication_factor`/`min_insync_replicas` come from the settings (3/2 on a cluster):
+    with acks=all a write then survives one broker's death and is refused, not half-made,
+    when only one replica is left."""
+    if min_insync_replicas > replication_factor:
+        raise ValueError("min.insync.replicas cannot exceed the replication factor")
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="autodm-provisioner")
     await admin.start()
     try:
         present = set(await admin.list_topics())
-        created = await _create(admin, [s for s in specs if s.name not in present])
+        missing = [s for s in specs if s.name not in present]
+        created = await _create(admin, missing, replication_factor, min_insync_replicas)
         leftover = sorted(name for name in retired if name in present)
         deleted, kept = await _retire(admin, bootstrap, leftover, force=delete_retired)
         return ProvisionResult(
@@ -58,13 +66,18 @@ async def provision_topics(
         await admin.close()
 
 
-async def _create(admin: AIOKafkaAdminClient, wanted: list[TopicSpec]) -> list[str]:
+async def _create(
+    admin: AIOKafkaAdminClient, wanted: list[TopicSpec], replicas: int, min_insync: int
+) -> list[str]:
     if not wanted:
         return []
     response = await admin.create_topics(
         [
             NewTopic(
-                s.name, num_partitions=s.partitions, replication_factor=1, topic_configs=s.config
+                s.name,
+                num_partitions=s.partitions,
+                replication_factor=replicas,
+                topic_configs=s.config | {"min.insync.replicas": str(min_insync)},
             )
             for s in wanted
         ]

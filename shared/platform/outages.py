@@ -30,6 +30,8 @@ _OUTAGE_TYPES: tuple[type[BaseException], ...] = (
     asyncpg.PostgresConnectionError,  # connection lost or never made
     asyncpg.exceptions.OperatorInterventionError,  # server shutting down / starting up
     asyncpg.exceptions.InterfaceError,  # "connection is closed" on a dropped connection
+    # Multi-host URL: every host answered, none accepts writes (a standby not yet promoted).
+    asyncpg.exceptions.TargetServerAttributeNotMatched,
     sa_exc.TimeoutError,  # no pooled connection came free: the database is not answering
     kafka_errors.KafkaConnectionError,
     kafka_errors.KafkaTimeoutError,
@@ -37,6 +39,8 @@ _OUTAGE_TYPES: tuple[type[BaseException], ...] = (
     kafka_errors.RequestTimedOutError,
     kafka_errors.NotLeaderForPartitionError,
     kafka_errors.LeaderNotAvailableError,
+    # Fewer in-sync replicas than min.insync.replicas (brokers down): refused, not written.
+    kafka_errors.NotEnoughReplicasError,
 )
 
 FIRST_DELAY_S = 0.5

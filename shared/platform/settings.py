@@ -38,6 +38,14 @@ class Settings(BaseSettings):
     trace_dir: str = ""
     # Infrastructure
     kafka_bootstrap: str = "127.0.0.1:19092"
+    # Replicas of each registry topic and the in-sync replicas a write (acks=all) needs:
+    # 1/1 for the one local broker of `make run`/`make test`; a 3-broker cluster (production,
+    # `make drills`) uses 3/2 so one broker can die without refusing writes.
+    # AUTODM_DATABASE_URL may name several hosts for a primary and its standby:
+    # `...@/autodm?host=h1:5432&host=h2:5432&target_session_attrs=read-write` (asyncpg
+    # connects to the first one that accepts writes, so it follows a promotion).
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_min_insync_replicas: int = Field(default=1, ge=1)
     database_url: SecretStr = SecretStr("postgresql+asyncpg://autodm:autodm@127.0.0.1:15432/autodm")
     db_pool_size: int = 10
     # Meta hosts: the sandbox locally, graph.instagram.com / graph.facebook.com in production.

@@ -15,7 +15,16 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.service_layer.idempotency_keys import KeyOwner, KeyPolicy, claim, request_hash
+from services.api.service_layer.idempotency_keys import (
+    ClaimLost,
+    KeyOwner,
+    KeyPolicy,
+    StoredResponse,
+    claim,
+    complete,
+    release,
+    request_hash,
+)
 from services.whatsapp_sender.app import create_app as whatsapp_app
 from shared.contracts.events import utcnow
 from shared.db.models import Creator, DmLogEntry, Lead, SocialAccount
@@ -260,6 +269,28 @@ async def test_idempotency_key_replays_refuses_other_bodies_and_reports_in_fligh
     busy = await api.post("/api/dm/send", json=body, headers={**headers, "Idempotency-Key": key})
     _problem(busy, 409, "idempotency-in-flight")
     assert int(busy.headers["retry-after"]) >= 1
+
+
+async def test_a_request_whose_key_was_taken_over_cannot_complete_or_release_it(
+    creator: UUID, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The broker drill: a POST slowed past `in_flight` was taken over by the client's retry,
+    and both committed their lead (two DMs to one person). The slow one must fail now."""
+    key, owner = f"k-{uuid4()}", KeyOwner(creator, "svc-drill")
+    policy = KeyPolicy(in_flight=timedelta(seconds=30), ttl=timedelta(hours=24))
+    uow = UnitOfWorkFactory(sessions)
+    slow_at = utcnow()
+    assert await claim(uow, owner, key, "h", policy, slow_at) is None
+    retry_at = slow_at + timedelta(seconds=31)
+    assert await claim(uow, owner, key, "h", policy, retry_at) is None  # taken over
+    with pytest.raises(ClaimLost):
+        async with uow() as work:
+            await complete(work, owner, key, StoredResponse(202, {}), slow_at)
+    await release(uow, owner, key, slow_at)  # the slow one gives up: not the retry's
+    async with uow() as work:
+        await complete(work, owner, key, StoredResponse(202, {"lead_id": "x"}), retry_at)
+    replay = await claim(uow, owner, key, "h", policy, retry_at + timedelta(seconds=1))
+    assert replay == StoredResponse(202, {"lead_id": "x"})
 
 
 async def _count_leads(sessions: async_sessionmaker[AsyncSession], creator_id: UUID) -> int:

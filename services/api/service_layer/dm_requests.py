@@ -286,9 +286,9 @@ async def request_dm(
     try:
         async with uow() as work:
             response = await _send(work, principal, body, correlation_id, ctx)
-            await complete(work, owner, idempotency_key, response)
+            await complete(work, owner, idempotency_key, response, ctx.now)
     except BaseException:
-        await release(uow, owner, idempotency_key)
+        await release(uow, owner, idempotency_key, ctx.now)
         raise
     return SendOutcome(response, False)
 

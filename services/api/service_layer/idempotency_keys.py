@@ -104,21 +104,51 @@ def _answer_for(
     return StoredResponse(existing.status_code, existing.response_body or {})
 
 
-async def complete(work: UnitOfWork, owner: KeyOwner, key: str, response: StoredResponse) -> None:
-    """Store the answer, in the transaction of the action it answers."""
-    await work.session.execute(
+class ClaimLost(Conflict):
+    """This request's claim was taken over (it ran past `in_flight_s`): it must not act.
+    Answered 409 like any request meeting a key in flight; the retry that took it over
+    answers (or has answered) the client."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(
+            "a retry with this Idempotency-Key took the request over",
+            kind="idempotency-in-flight",
+            retry_after_s=1,
+        )
+        self.key = key
+
+
+async def complete(
+    work: UnitOfWork,
+    owner: KeyOwner,
+    key: str,
+    response: StoredResponse,
+    claimed_at: datetime,
+) -> None:
+    """Store the answer, in the transaction of the action it answers, only while the claim
+    made at `claimed_at` still holds. A slow request (a failover drill: 40 s under a broker
+    kill) was taken over by the client's retry and both committed: two leads, two DMs.
+    Raising rolls the action back; the row lock taken here makes a takeover wait for us."""
+    done = await work.session.execute(
         update(IdempotencyKey)
-        .where(*_is_key(owner, key))
+        .where(*_is_key(owner, key), *_claimed(claimed_at))
         .values(state=DONE, status_code=response.status_code, response_body=response.body)
     )
+    if getattr(done, "rowcount", 1) != 1:
+        raise ClaimLost(key)
 
 
-async def release(uow: UnitsOfWork, owner: KeyOwner, key: str) -> None:
-    """The request failed without acting: the client may try again with the same key."""
+async def release(uow: UnitsOfWork, owner: KeyOwner, key: str, claimed_at: datetime) -> None:
+    """The request failed without acting: the client may try again with the same key (a
+    claim taken over meanwhile is the other request's, and stays)."""
     async with uow() as work:
         await work.session.execute(
-            delete(IdempotencyKey).where(*_is_key(owner, key), IdempotencyKey.state == IN_FLIGHT)
+            delete(IdempotencyKey).where(*_is_key(owner, key), *_claimed(claimed_at))
         )
+
+
+def _claimed(claimed_at: datetime) -> tuple[ColumnElement[bool], ...]:
+    return (IdempotencyKey.state == IN_FLIGHT, IdempotencyKey.locked_at == claimed_at)
 
 
 def _is_key(owner: KeyOwner, key: str) -> tuple[ColumnElement[bool], ...]:
