@@ -162,8 +162,10 @@ async def stop_marketing(body: StopMarketing, state: StateDep) -> dict[str, Any]
     wa_id = normalize_phone(body.from_)
     if wa_id is None:
         raise HTTPException(422, "'from' must be a phone number with country code")
-    state.world.wa_marketing_stopped.add(wa_id)
-    return {"wa_id": wa_id}
+    # Keyed like the send checks it: the person's business-scoped user id.
+    user = state.world.wa_users.for_phone(state.settings, wa_id)
+    state.world.wa_marketing_stopped.add(user.user_id)
+    return {"wa_id": wa_id, "user_id": user.user_id}
 
 
 class StatusOrderBody(BaseModel):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 import httpx
@@ -17,6 +17,8 @@ from shared.db.models import Creator, SocialAccount
 from shared.db.session import make_engine, make_sessionmaker
 from shared.platform.crypto import TokenCipher
 from shared.platform.settings import Settings
+
+S = TypeVar("S", bound=Settings)
 
 TERMINAL = {
     "sent",
@@ -40,12 +42,13 @@ class DemoCreator:
     slug: str = ""
 
 
-def settings_from(env: dict[str, str]) -> Settings:
+def settings_from(env: dict[str, str], cls: type[S] = Settings) -> S:  # type: ignore[assignment]
+    """Settings of class `cls` as a process started with `env` would read them."""
     keys = {k: v for k, v in env.items() if k.startswith("AUTODM_")}
     old = {k: os.environ.get(k) for k in keys}
     os.environ.update(keys)
     try:
-        return Settings()
+        return cls()
     finally:
         for k, v in old.items():
             if v is None:

@@ -44,6 +44,7 @@ from shared.providers.meta_errors import ErrorClass
 from tests.chaos.conftest import ChaosPlan, chaos_specs
 from tests.conftest import ROOT
 from tests.fake_uow import SessionWork
+from tests.settings import AllSettings
 
 pytestmark = pytest.mark.chaos
 
@@ -291,7 +292,7 @@ async def test_no_lead_lost_none_sent_twice_no_send_while_throttled(
     def all_terminal(leads: dict[UUID, Lead]) -> bool:
         return len(leads) == len(ids) and all(lead.dm_status in TERMINAL for lead in leads.values())
 
-    settle_s = plan.settle_s(settings_from(chaos_stack.env))
+    settle_s = plan.settle_s(settings_from(chaos_stack.env, AllSettings))
     leads = await _settle(sessions, ids, all_terminal, timeout_s=settle_s)
     lost = [lead_id for lead_id in ids if leads[lead_id].dm_status not in TERMINAL]
     assert not lost, (

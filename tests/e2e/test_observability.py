@@ -61,10 +61,10 @@ async def test_one_correlation_id_from_request_to_provider_call_and_no_secret_lo
 
     traced = [line for line in log_lines() if line.get("correlation_id") == correlation]
     seen = {(line["service"], line["event"], line.get("topic")) for line in traced}
-    assert ("api", "record received", "leads.created") in seen  # the router
+    assert ("api_workers", "record received", "leads.created") in seen  # the router
     assert ("instagram_sender", "record received", "dm.requested.instagram") in seen
     assert ("instagram_sender", "provider call", None) in seen
-    assert ("api", "record received", "dm.status") in seen  # the projection
+    assert ("api_workers", "record received", "dm.status") in seen  # the projection
 
     settings = settings_from(stack.env)
     secrets = {

@@ -74,11 +74,11 @@ def status_trace_id(stack: Stack, lead_id: str) -> str:
 EXPECTED = [
     ("POST /api/leads", "api"),
     ("leads.created outbox relay", "*"),
-    ("leads.created record", "api"),  # the router (a batch: the record's own span)
+    ("leads.created record", "api_workers"),  # the router (a batch: the record's own span)
     ("dm.requested.instagram outbox relay", "*"),
     ("instagram send", "instagram_sender"),
     ("meta send", "instagram_sender"),
-    ("dm.status record", "api"),  # the status projection
+    ("dm.status record", "api_workers"),  # the status projection
     ("instagram echo", "webhook_ingest"),
 ]
 
@@ -134,7 +134,7 @@ async def test_one_leads_dm_is_one_trace_across_every_hop(
         for create in named(mine, f"{topic} create", "*"):
             children = [s["name"] for s in mine if s["parent_id"] == create["span_id"]]
             assert f"{topic} publish" in children
-    router = named(mine, "leads.created record", "api")[0]
+    router = named(mine, "leads.created record", "api_workers")[0]
     assert ancestors(router)[:2] == ["leads.created create", "leads.created outbox relay"]
     send = named(mine, "instagram send", "instagram_sender")[0]
     assert ancestors(send)[:3] == [
@@ -142,7 +142,7 @@ async def test_one_leads_dm_is_one_trace_across_every_hop(
         "dm.requested.instagram outbox relay",
         "leads.created record",
     ]
-    projection = named(mine, "dm.status record", "api")[0]
+    projection = named(mine, "dm.status record", "api_workers")[0]
     assert ancestors(projection)[:2] == ["dm.status create", "instagram send"]
     meta = named(mine, "meta send", "instagram_sender")[0]
     assert meta["attributes"]["autodm.meta.outcome"] == "accepted"

@@ -18,7 +18,6 @@ from prometheus_client import REGISTRY
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.http.app import create_app
 from shared.contracts import topics
 from shared.contracts.events import (
     InstagramCommentPayload,
@@ -29,6 +28,7 @@ from shared.contracts.events import (
 from shared.db.models import Creator, Lead
 from shared.messaging.broker import event_headers
 from shared.platform.settings import Settings
+from tests.api_app import create_app
 from tests.integration.conftest import connect_instagram, running
 from tests.integration.issuer import Issuer
 

@@ -19,6 +19,7 @@ from services.api.http.schemas import LeadIn
 from services.api.service_layer.leads import create_lead
 from shared.db.models import Lead, OutboxRecord
 from shared.platform import tracing
+from tests.fake_uow import SessionWork
 
 pytestmark = pytest.mark.integration
 
@@ -30,7 +31,9 @@ async def _lead(
 ) -> tuple[Lead, OutboxRecord]:
     async with sessions.begin() as session:
         lead = await create_lead(
-            session, LeadIn(creator_id=creator, name="Tia", phone="+442079460958"), correlation
+            SessionWork(session),
+            LeadIn(creator_id=creator, name="Tia", phone="+442079460958"),
+            correlation,
         )
     async with sessions() as session:
         row = await session.scalar(

@@ -17,7 +17,6 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services.api.http.app import create_app
 from services.api.service_layer.lead_routing import RouterConfig, route_lead
 from services.webhook_ingest.inbound import handle_webhook
 from shared.contracts.events import (
@@ -39,6 +38,8 @@ from shared.delivery.ambiguous_sends import text_digest
 from shared.delivery.dm_guard import held_leads
 from shared.delivery.reasons import CREATOR_REPLIED, OPTED_OUT
 from shared.platform.settings import Settings
+from tests.api_app import create_app
+from tests.fake_uow import SessionWork
 from tests.integration.conftest import connect_instagram, running
 from tests.integration.issuer import Issuer
 
@@ -133,7 +134,8 @@ async def test_stop_suppresses_the_writer_and_ends_their_pending_dms(
     other = await _lead(sessions, creator, igsid="902")
     async with sessions.begin() as session:
         await handle_webhook(
-            session, _webhook(creator, account, _message("901", ig_user, "STOP"), ig_user)
+            SessionWork(session),
+            _webhook(creator, account, _message("901", ig_user, "STOP"), ig_user),
         )
     async with sessions() as session:
         (row,) = (
@@ -156,7 +158,8 @@ async def test_stop_suppresses_the_writer_and_ends_their_pending_dms(
 
     async with sessions.begin() as session:  # START lifts it
         await handle_webhook(
-            session, _webhook(creator, account, _message("901", ig_user, "start"), ig_user)
+            SessionWork(session),
+            _webhook(creator, account, _message("901", ig_user, "start"), ig_user),
         )
     async with sessions() as session:
         assert (
@@ -190,13 +193,13 @@ async def test_an_echo_autodm_did_not_send_hands_the_conversation_to_the_creator
 
     own_echo = _message(ig_user, "801", "Hi Pat, here is the guide!", echo=True)
     async with sessions.begin() as session:
-        await handle_webhook(session, _webhook(creator, account, own_echo, ig_user))
+        await handle_webhook(SessionWork(session), _webhook(creator, account, own_echo, ig_user))
     async with sessions() as session:
         assert await session.get(ConversationTakeover, (account, "801")) is None
 
     typed = _message(ig_user, "801", "Hey Pat, it's me, let's talk", echo=True)
     async with sessions.begin() as session:
-        await handle_webhook(session, _webhook(creator, account, typed, ig_user))
+        await handle_webhook(SessionWork(session), _webhook(creator, account, typed, ig_user))
     async with sessions() as session:
         taken = await session.get(ConversationTakeover, (account, "801"))
         assert taken is not None
@@ -223,7 +226,7 @@ async def test_the_router_skips_a_suppressed_persons_new_lead(
     payload = LeadCreatedPayload(lead_id=lead_id, name="Pat", message="", phone="+442079460958")
     event = LeadCreated(correlation_id="it", creator_id=creator, payload=payload)
     async with sessions.begin() as session:
-        assert await route_lead(session, event, RouterConfig(RoutingRules()), utcnow())
+        assert await route_lead(SessionWork(session), event, RouterConfig(RoutingRules()), utcnow())
     async with sessions() as session:
         lead = await session.get(Lead, lead_id)
         assert lead is not None
@@ -310,10 +313,11 @@ async def test_opt_out_settings_and_hand_back(
     lead_id = await _lead(sessions, creator, igsid="601")
     async with sessions.begin() as session:  # the creator's own stop word
         await handle_webhook(
-            session, _webhook(creator, account, _message("601", ig_user, "YA BASTA"), ig_user)
+            SessionWork(session),
+            _webhook(creator, account, _message("601", ig_user, "YA BASTA"), ig_user),
         )
         typed = _message(ig_user, "602", "hello from the app", echo=True)
-        await handle_webhook(session, _webhook(creator, account, typed, ig_user))
+        await handle_webhook(SessionWork(session), _webhook(creator, account, typed, ig_user))
     assert len((await api.get("/api/suppressions", headers=mine)).json()["items"]) == 1
 
     taken_lead = await _lead(sessions, creator, igsid="602", status="skipped")

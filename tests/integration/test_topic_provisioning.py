@@ -26,6 +26,7 @@ from shared.messaging.dead_letters import H_ATTEMPTS
 from shared.messaging.delayed_retries import H_DEFERRED_FOR, H_NOT_BEFORE
 from shared.messaging.topic_admin import provision_topics
 from shared.platform.settings import Settings
+from tests.fake_uow import SessionWork
 
 pytestmark = pytest.mark.integration
 
@@ -126,7 +127,9 @@ async def test_an_upgrade_moves_dms_waiting_on_the_old_retry_topic_into_deferred
     await _make(bootstrap, topic)
     async with sessions.begin() as session:
         lead = await create_lead(
-            session, LeadIn(creator_id=creator, name="Old", instagram={"igsid": "77"}), "u"
+            SessionWork(session),
+            LeadIn(creator_id=creator, name="Old", instagram={"igsid": "77"}),
+            "u",
         )
     request = DmRequested(
         correlation_id="upgrade",

@@ -25,8 +25,10 @@ from shared.contracts.events import (
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.route_choice import RoutingRules
 from shared.db.models import Lead, WhatsAppContact, WhatsAppMessage
+from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.settings import Settings
 from shared.providers.whatsapp import addressed
+from tests.fake_uow import SessionWork
 from tests.integration.test_whatsapp_sender import (
     RecordingClient,
     _contacts_for,
@@ -119,7 +121,7 @@ async def test_a_username_user_without_a_phone_writes_names_a_lead_and_gets_the_
     user_id = _bsuid()
 
     named = _text(creator, account_id, user_id, None, f"Hi! (ref {lead.ref})")
-    await handle_webhook(sessions, deps.publish, _never, named)
+    await handle_webhook(UnitOfWorkFactory(sessions), deps.publish, _never, named)
 
     [contact] = await _contacts(sessions, account_id)
     assert (contact.wa_id, contact.user_id, contact.phone) == (user_id, user_id, None)
@@ -129,7 +131,9 @@ async def test_a_username_user_without_a_phone_writes_names_a_lead_and_gets_the_
 
     # The router binds the BSUID (and drops the typed number nobody proved).
     async with sessions.begin() as session:
-        await open_contact(session, opened, RouterConfig(RoutingRules()), datetime.now(UTC))
+        await open_contact(
+            SessionWork(session), opened, RouterConfig(RoutingRules()), datetime.now(UTC)
+        )
     async with sessions() as session:
         bound = await session.get_one(Lead, lead.id)
     assert (bound.whatsapp_user_id, bound.phone) == (user_id, None)
@@ -147,12 +151,15 @@ async def test_a_username_user_without_a_phone_writes_names_a_lead_and_gets_the_
     # Its statuses name the recipient by BSUID alone; the one after `read` is the reply.
     status = {"id": message.wamid, "status": "read", "recipient_user_id": user_id}
     await handle_webhook(
-        sessions, deps.publish, _never, _webhook(creator, account_id, status, None, "status")
+        UnitOfWorkFactory(sessions),
+        deps.publish,
+        _never,
+        _webhook(creator, account_id, status, None, "status"),
     )
     assert published[-1].payload.status == DmStatus.READ
     reply = _text(creator, account_id, user_id, None, "thanks!")
     reply.payload.item["timestamp"] = str(_now() + 2)
-    await handle_webhook(sessions, deps.publish, _never, reply)
+    await handle_webhook(UnitOfWorkFactory(sessions), deps.publish, _never, reply)
     assert published[-1].payload.status == DmStatus.REPLIED
 
 
@@ -166,7 +173,9 @@ async def test_a_bsuid_change_keeps_the_window_the_history_and_the_leads(
     async with sessions.begin() as session:
         (await session.get_one(Lead, lead_id)).whatsapp_user_id = old
 
-    await handle_webhook(sessions, deps.publish, _never, _text(creator, account_id, old, phone))
+    await handle_webhook(
+        UnitOfWorkFactory(sessions), deps.publish, _never, _text(creator, account_id, old, phone)
+    )
     await send_whatsapp(deps, _text_request(creator, account_id, lead_id))
     assert client.calls == [(phone, "Hi Ada!")]  # the phone when AutoDM has one
 
@@ -176,7 +185,10 @@ async def test_a_bsuid_change_keeps_the_window_the_history_and_the_leads(
         "system": {"type": "user_changed_user_id", "body": "changed", "user_id": new},
     }
     await handle_webhook(
-        sessions, deps.publish, _never, _webhook(creator, account_id, change, None)
+        UnitOfWorkFactory(sessions),
+        deps.publish,
+        _never,
+        _webhook(creator, account_id, change, None),
     )
     [contact] = await _contacts(sessions, account_id)
     assert (contact.wa_id, contact.user_id, contact.phone) == (phone, new, phone)
@@ -188,7 +200,7 @@ async def test_a_bsuid_change_keeps_the_window_the_history_and_the_leads(
     # They write under the new BSUID, phone hidden now: the earlier DM is answered.
     reply = _text(creator, account_id, new, None, "got it")
     reply.payload.item["timestamp"] = str(_now() + 2)
-    await handle_webhook(sessions, deps.publish, _never, reply)
+    await handle_webhook(UnitOfWorkFactory(sessions), deps.publish, _never, reply)
     assert published[-1].payload.status == DmStatus.REPLIED
     assert published[-1].payload.lead_id == lead_id
     assert len(await _contacts(sessions, account_id)) == 1
@@ -201,10 +213,19 @@ async def test_one_person_met_by_phone_and_by_bsuid_alone_becomes_one_contact(
     deps, _ = _deps(sessions, settings, RecordingClient())
     phone, user_id = "442079460977", _bsuid()
     legacy = _webhook(creator, account_id, {"from": phone, "type": "text"}, {"wa_id": phone})
-    await handle_webhook(sessions, deps.publish, _never, legacy)  # a webhook from before BSUIDs
-    await handle_webhook(sessions, deps.publish, _never, _text(creator, account_id, user_id, None))
+    await handle_webhook(
+        UnitOfWorkFactory(sessions), deps.publish, _never, legacy
+    )  # a webhook from before BSUIDs
+    await handle_webhook(
+        UnitOfWorkFactory(sessions), deps.publish, _never, _text(creator, account_id, user_id, None)
+    )
     assert len(await _contacts(sessions, account_id)) == 2  # nothing told them apart yet
 
-    await handle_webhook(sessions, deps.publish, _never, _text(creator, account_id, user_id, phone))
+    await handle_webhook(
+        UnitOfWorkFactory(sessions),
+        deps.publish,
+        _never,
+        _text(creator, account_id, user_id, phone),
+    )
     [contact] = await _contacts(sessions, account_id)
     assert (contact.wa_id, contact.user_id, contact.phone) == (phone, user_id, phone)

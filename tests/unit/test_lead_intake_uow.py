@@ -13,7 +13,7 @@ from services.api.service_layer.dm_requests import accept_lead
 from services.api.service_layer.errors import Forbidden, Invalid
 from services.api.service_layer.leads import create_lead
 from shared.contracts.consent import API_CONSENT, FORM_ORIGIN
-from shared.contracts.events import LeadCreated
+from shared.contracts.events import LeadCreatedV2
 from shared.contracts.lifecycle import DmStatus, Provider
 from shared.contracts.topics import LEADS_CREATED
 from shared.db.models import DmLogEntry, Lead
@@ -40,7 +40,7 @@ async def test_a_creators_lead_is_stored_with_its_queued_line_and_lead_created()
     assert (line.lead_id, line.status, line.attempt) == (lead.id, DmStatus.QUEUED, 1)
     [(topic, key, event)] = uow.published
     assert (topic, key) == (LEADS_CREATED, str(CREATOR))
-    assert isinstance(event, LeadCreated)
+    assert isinstance(event, LeadCreatedV2)  # v2: it says where the lead came from
     assert (event.payload.lead_id, event.correlation_id, line.event_id) == (
         lead.id,
         "corr-1",
