@@ -176,7 +176,7 @@ async def _chaos(
     waves = iter(range(plan.phases))
     for round_ in range(plan.kill_rounds):
         for (label, spec, limit_s), victim in zip(
-            storms, ("instagram_sender", "api", "whatsapp_sender", "instagram_sender"), strict=True
+            storms, ("instagram_sender", "api", "whatsapp_sender", "api_workers"), strict=True
         ):
             await _fault(sandbox, {**spec, "scope": "instagram", "seed": round_})
             await feed(next(waves))
