@@ -48,7 +48,7 @@ class NewSuppression:
 
 
 class LeadNotFound(Exception):
-    pass
+    """The lead named by a suppression is not one of this creator's (its id is the message)."""
 
 
 async def list_suppressions(

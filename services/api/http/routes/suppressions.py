@@ -96,7 +96,7 @@ class OptOutSettingsIn(BaseModel):
 
 
 class OptOutSettingsOut(OptOutSettingsIn):
-    pass
+    """The creator's opt-out settings as stored (the same fields as what they send)."""
 
 
 class TakeoverOut(BaseModel):
