@@ -52,17 +52,20 @@ DATABASE = "autodm_bench"
 
 
 def bench_ports() -> StackPorts:
+    """The bench stack's ports; BENCH_PORT_BASE moves the services' block (9400 and up) and
+    the sandbox's (BENCH_PORT_BASE + 10080) so two stacks can run side by side."""
+    base = int(os.environ.get("BENCH_PORT_BASE", "9400"))
     return StackPorts(
         kafka=int(os.environ.get("KAFKA_PORT", "19692")),
         postgres=int(os.environ.get("PG_PORT", "16032")),
-        sandbox=19480,
-        api=9400,
-        webhook_ingest=9401,
-        instagram_sender=9402,
-        whatsapp_sender=9403,
-        token_refresher=9404,
-        api_workers=9405,
-        local_issuer=19490,
+        sandbox=base + 10080,
+        api=base,
+        webhook_ingest=base + 1,
+        instagram_sender=base + 2,
+        whatsapp_sender=base + 3,
+        token_refresher=base + 4,
+        api_workers=base + 5,
+        local_issuer=base + 10090,
     )
 
 
