@@ -33,3 +33,22 @@ SELECT round(sum(calls) FILTER (WHERE query NOT LIKE '%FOR KEY SHARE OF x%') / m
        round(sum(calls) FILTER (WHERE query IN ('COMMIT', 'END')) / max(leads.n), 2)
        AS commits_per_lead
 FROM pg_stat_statements, leads"
+# Kafka records per lead, by topic (the end offsets: the stack's topics start empty).
+.venv/bin/python - "$KAFKA_PORT" <<'PY'
+import asyncio, sys
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+async def main() -> None:
+    consumer = AIOKafkaConsumer(bootstrap_servers=f"127.0.0.1:{sys.argv[1]}")
+    await consumer.start()
+    try:
+        topics = sorted(t for t in await consumer.topics() if not t.startswith("__"))
+        parts = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        ends = await consumer.end_offsets(parts)
+        for topic in topics:
+            print(f"kafka records {topic}: {sum(v for k, v in ends.items() if k.topic == topic)}")
+    finally:
+        await consumer.stop()
+
+asyncio.run(main())
+PY
