@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from functools import cache
+from functools import cache, partial
 from typing import Annotated, Any
 
 from faststream import AckPolicy, BaseMiddleware
@@ -13,14 +13,16 @@ from faststream import AckPolicy, BaseMiddleware
 # subclasses nothing public for this).
 from faststream._internal.context import Context
 from faststream.kafka import KafkaBroker
-from faststream.kafka.message import KafkaMessage
+from faststream.kafka.message import KafkaAckableMessage, KafkaMessage
 from faststream.kafka.prometheus import KafkaPrometheusMiddleware
+from faststream.message import AckStatus, StreamMessage
 from prometheus_client import REGISTRY
 
 from shared.contracts.events import Envelope, Unattributed
 from shared.messaging import batch_polling
 from shared.messaging.batches import Park
 from shared.messaging.dead_letters import DeadLetterPolicy
+from shared.messaging.offset_commits import gathered
 from shared.messaging.publishers import declare_publishers
 from shared.platform.logs import bind_correlation_id, get_logger
 from shared.platform.settings import Settings
@@ -53,6 +55,26 @@ class _CorrelationMiddleware(BaseMiddleware):
         # DEBUG: free when filtered out (structlog's level-filtering logger), and the trail
         # of one correlation id through every service when an operator turns it on.
         log.debug("record received", topic=getattr(self.msg, "topic", None))
+
+
+class _GatheredCommitMiddleware(BaseMiddleware):
+    """Once the handler returned (handled or parked), its records' offsets join the
+    consumer's gathered commit (shared.messaging.offset_commits) instead of faststream
+    committing them at once; an error that escapes leaves them to faststream's nack."""
+
+    def __init__(self, msg: Any, /, *, context: Any, interval_s: float) -> None:
+        super().__init__(msg, context=context)
+        self.interval_s = interval_s
+
+    async def consume_scope(
+        self, call_next: Callable[[StreamMessage[Any]], Awaitable[Any]], msg: StreamMessage[Any]
+    ) -> Any:
+        result = await call_next(msg)
+        if isinstance(msg, KafkaAckableMessage) and msg.committed is None:
+            raw = msg.raw_message
+            gathered(msg.consumer, self.interval_s).add(raw if isinstance(raw, tuple) else (raw,))
+            msg.committed = AckStatus.ACKED  # faststream's ack then commits nothing itself
+        return result
 
 
 def _correlation_of(record: Any) -> str | None:
@@ -90,12 +112,20 @@ def make_broker(settings: Settings, service: str) -> KafkaBroker:
             *kafka_middlewares(),
             _prometheus(),
             _CorrelationMiddleware,
+            *_commit_middlewares(settings),
             dead_letters,
         ],
     )
     dead_letters.publish = broker.publish
     declare_publishers(broker, service)  # the send side of its AsyncAPI document
     return broker
+
+
+def _commit_middlewares(settings: Settings) -> list[Any]:
+    interval_ms = settings.kafka_commit_interval_ms
+    if interval_ms <= 0:
+        return []  # faststream commits after each handler
+    return [partial(_GatheredCommitMiddleware, interval_s=interval_ms / 1000)]
 
 
 def dead_letter_park(broker: KafkaBroker, consumer: str) -> Park:

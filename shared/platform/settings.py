@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     # connects to the first one that accepts writes, so it follows a promotion).
     kafka_replication_factor: int = Field(default=1, ge=1)
     kafka_min_insync_replicas: int = Field(default=1, ge=1)
+    # Handled records' offsets are committed together at most this often per consumer
+    # (shared/messaging/offset_commits.py): a crash redelivers up to this much, which the
+    # idempotent consumers absorb. 0: one commit after each handler (batch or record).
+    kafka_commit_interval_ms: int = Field(default=1000, ge=0)
     database_url: SecretStr = SecretStr("postgresql+asyncpg://autodm:autodm@127.0.0.1:15432/autodm")
     db_pool_size: int = 10
     # Meta hosts: the sandbox locally, graph.instagram.com / graph.facebook.com in production.
