@@ -147,7 +147,7 @@ async def test_only_handled_offsets_of_assigned_partitions_are_committed() -> No
         def __init__(self, topic: str, partition: int, offset: int) -> None:
             self.topic, self.partition, self.offset = topic, partition, offset
 
-    commits = GatheredCommits(Consumer(), interval_s=600)  # type: ignore[arg-type]
-    commits.add([Record("a", 0, 7), Record("a", 0, 3), Record("b", 0, 9)])  # type: ignore[list-item]
+    commits = GatheredCommits(Consumer(), interval_s=600)
+    commits.add([Record("a", 0, 7), Record("a", 0, 3), Record("b", 0, 9)])
     await commits.close()
     assert committed == [{TopicPartition("a", 0): 8}]  # "b" was revoked: left to its owner
