@@ -28,6 +28,7 @@ def make_engine(settings: Settings, ping_if_idle_s: float = PING_IF_IDLE_S) -> A
     engine = create_async_engine(
         settings.database_url.get_secret_value(),
         pool_size=settings.db_pool_size,
+        pool_timeout=settings.db_pool_timeout_s,
         # Last in, first out: the connection just returned goes out again, so a quiet
         # service keeps using one warm connection (pinged only after PING_IF_IDLE_S of
         # rest) instead of cycling through the pool and pinging each one in turn.

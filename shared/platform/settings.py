@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     kafka_commit_interval_ms: int = Field(default=1000, ge=0)
     database_url: SecretStr = SecretStr("postgresql+asyncpg://autodm:autodm@127.0.0.1:15432/autodm")
     db_pool_size: int = 10
+    # How long work waits for a pooled connection before it is an outage (the API answers
+    # 503 with Retry-After): under overload a client hears "later" in seconds instead of
+    # timing out on a request queued behind the pool (SQLAlchemy's default is 30 s).
+    db_pool_timeout_s: float = Field(default=5.0, gt=0)
     # Meta hosts: the sandbox locally, graph.instagram.com / graph.facebook.com in production.
     instagram_graph_url: str = "http://127.0.0.1:18080"
     instagram_oauth_url: str = "http://127.0.0.1:18080"
