@@ -112,8 +112,10 @@ class Bench:
         self.idle_cpu_per_s = 0.0
         self.idle_by_process: dict[str, float] = {}
 
-    async def measure_idle(self, seconds: float = 10.0) -> float:
-        """CPU the stack burns doing nothing (pollers, Kafka, collectors), per second."""
+    async def measure_idle(self, seconds: float = 20.0, settle_s: float = 5.0) -> float:
+        """CPU the stack burns doing nothing (pollers, Kafka, collectors), per second, once
+        the warm-up's tail (echoes, projections, relays) has settled."""
+        await asyncio.sleep(settle_s)
         before = procstat.cpu_seconds(self.roots)
         await asyncio.sleep(seconds)
         after = procstat.cpu_seconds(self.roots)
