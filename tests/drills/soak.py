@@ -22,7 +22,14 @@ from tests.drills.conftest import World
 from tests.drills.drill import Outcome, account, messages
 from tests.drills.traffic import Traffic
 
-SERVICES = ("api", "webhook_ingest", "instagram_sender", "whatsapp_sender", "token_refresher")
+SERVICES = (
+    "api",
+    "api_workers",
+    "webhook_ingest",
+    "instagram_sender",
+    "whatsapp_sender",
+    "token_refresher",
+)
 SAMPLE_S = 10.0
 # A service killed on a loaded machine took longer than tests/chaos's 90 s to be ready.
 READY_S = 300.0
