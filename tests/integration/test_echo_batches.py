@@ -59,9 +59,7 @@ async def account(
     sessions: async_sessionmaker[AsyncSession], settings: AllSettings, creator: UUID
 ) -> Account:
     ig_id = str(random.randint(17_841_400_000_000_000, 17_841_499_999_999_999))
-    account_id = await connect_instagram(
-        sessions, settings, creator, ig_id, f"eb{ig_id[-6:]}", "t"
-    )
+    account_id = await connect_instagram(sessions, settings, creator, ig_id, f"eb{ig_id[-6:]}", "t")
     return Account(creator, account_id, ig_id)
 
 
