@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import DateTime, Integer, String, Uuid, and_, column, or_, select, true, tuple_
-from sqlalchemy import values as values_of
+from sqlalchemy import select, text, tuple_
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql.expression import Values
 
 from services.webhook_ingest import human_turns
 from services.webhook_ingest.mapping import Echo
@@ -37,7 +36,9 @@ IntentKey = tuple[UUID, str]  # dm_sends' primary key: (lead_id, route)
 
 @dataclass(frozen=True)
 class EchoMatch:
-    intent: IntentKey | None  # the oldest unsettled intent this echo can settle
+    # The oldest unsettled intent with this account, recipient and text, unless a send
+    # already has the echo's message id (then it is that send's echo, not this one's).
+    intent: IntentKey | None
     own: bool  # a send of AutoDM's explains it (takeover.is_own_echo's predicate)
 
 
@@ -74,9 +75,11 @@ async def settle(
 
 
 async def settle_one(session: AsyncSession, event: InstagramWebhookReceived, a: Echo) -> None:
-    """The per-echo path (the reference behaviour): the oldest unsettled intent with this
-    account, recipient and text is settled; if none, an echo AutoDM did not send is a
-    takeover."""
+    """The per-echo path (the reference behaviour): an echo whose message id a send
+    already has is that send's; else the oldest unsettled intent with this account,
+    recipient and text is settled; if none, an echo AutoDM did not send is a takeover."""
+    if await _has_mid(session, event.payload.account_id, a.mid):
+        return  # that send's own echo: it settles no other send, and is no takeover
     intent = await session.scalar(
         select(DmSend)
         .where(
@@ -98,72 +101,78 @@ async def settle_one(session: AsyncSession, event: InstagramWebhookReceived, a: 
     )
 
 
+# Built once: a statement constructed per batch cost more CPU than running it (its LATERAL
+# column proxies). The echoes come as arrays (one prepared statement whatever the batch's
+# size); the two look-ups are the per-echo path's predicates (settle_one, is_own_echo).
+# The unsettled states are literals (UNSETTLED's; a unit test checks they agree), not a
+# parameter, so that ix_dm_sends_unreconciled (partial on them) serves a generic plan too.
+MATCH_ECHOES = text(
+    """
+SELECT echo.i, unsettled.lead_id, unsettled.route, own.by_mid
+FROM unnest(
+    CAST(:i AS integer[]), CAST(:account_id AS uuid[]), CAST(:igsid AS varchar[]),
+    CAST(:mid AS varchar[]), CAST(:digest AS varchar[]), CAST(:since AS timestamptz[])
+) AS echo(i, account_id, igsid, mid, digest, since)
+LEFT JOIN LATERAL (
+    SELECT s.lead_id, s.route FROM dm_sends s
+    WHERE s.account_id = echo.account_id AND s.recipient_igsid = echo.igsid
+      AND s.text_sha256 = echo.digest AND s.state IN ('sending', 'unknown')
+    ORDER BY s.updated_at LIMIT 1
+) AS unsettled ON true
+LEFT JOIN LATERAL (
+    SELECT s.provider_message_id IS NOT DISTINCT FROM echo.mid AS by_mid FROM dm_sends s
+    WHERE s.account_id = echo.account_id
+      AND (s.provider_message_id = echo.mid
+           OR (s.text_sha256 = echo.digest AND s.updated_at >= echo.since
+               -- A private reply to a comment not seen yet names no recipient.
+               AND (s.recipient_igsid = echo.igsid OR s.recipient_igsid IS NULL)))
+    ORDER BY by_mid DESC
+    LIMIT 1
+) AS own ON true
+"""
+)
+
+
 async def match_echoes(
     session: AsyncSession, echoes: Sequence[tuple[InstagramWebhookReceived, Echo]]
 ) -> EchoMatches:
     """One statement for all the batch's echoes, and one lock for their unsettled intents."""
     if not echoes:
         return EchoMatches()
-    keys = _keys(echoes)
-    unsettled = (
-        select(DmSend.lead_id, DmSend.route)
-        .where(
-            DmSend.account_id == keys.c.account_id,
-            DmSend.recipient_igsid == keys.c.igsid,
-            DmSend.text_sha256 == keys.c.digest,
-            DmSend.state.in_(UNSETTLED),
-        )
-        .order_by(DmSend.updated_at)
-        .limit(1)
-        .lateral("unsettled")
-    )
-    own = (
-        select(DmSend.lead_id.label("own_lead"))
-        .where(
-            DmSend.account_id == keys.c.account_id,
-            or_(
-                DmSend.provider_message_id == keys.c.mid,
-                and_(
-                    DmSend.text_sha256 == keys.c.digest,
-                    DmSend.updated_at >= keys.c.since,
-                    # A private reply to a comment not seen yet names no recipient.
-                    or_(DmSend.recipient_igsid == keys.c.igsid, DmSend.recipient_igsid.is_(None)),
-                ),
-            ),
-        )
-        .limit(1)
-        .lateral("own")
-    )
-    rows = await session.execute(
-        select(keys.c.i, unsettled.c.lead_id, unsettled.c.route, own.c.own_lead).select_from(
-            keys.outerjoin(unsettled, true()).outerjoin(own, true())
-        )
-    )
+    rows = await session.execute(MATCH_ECHOES, _keys(echoes))
     matches = EchoMatches()
-    for i, lead_id, route, own_lead in rows:
-        intent = (lead_id, route) if lead_id is not None else None
-        matches.by_event[echoes[i][0].id] = EchoMatch(intent, own_lead is not None)
+    for i, lead_id, route, by_mid in rows:
+        own = by_mid is not None
+        # An echo whose message id a send already has is that send's: it settles no other.
+        intent = (lead_id, route) if lead_id is not None and not by_mid else None
+        matches.by_event[echoes[i][0].id] = EchoMatch(intent, own)
     matches.locked = await _lock(session, {m.intent for m in matches.by_event.values() if m.intent})
     return matches
 
 
-def _keys(echoes: Sequence[tuple[InstagramWebhookReceived, Echo]]) -> Values:
-    """The batch's echoes as a VALUES list the lateral look-ups join (one row each)."""
-    rows = []
+def _keys(echoes: Sequence[tuple[InstagramWebhookReceived, Echo]]) -> dict[str, list[Any]]:
+    """The batch's echoes as MATCH_ECHOES' arrays (one element each)."""
+    keys: dict[str, list[Any]] = {
+        name: [] for name in ("i", "account_id", "igsid", "mid", "digest", "since")
+    }
     for i, (event, a) in enumerate(echoes):
         at = a.at or event.occurred_at
-        rows.append(
-            (i, event.payload.account_id, a.igsid, a.mid, text_digest(a.text), at - OWN_ECHO_WINDOW)
-        )
-    return values_of(
-        column("i", Integer),
-        column("account_id", Uuid),
-        column("igsid", String),
-        column("mid", String),
-        column("digest", String),
-        column("since", DateTime(timezone=True)),
-        name="echo",
-    ).data(rows)
+        keys["i"].append(i)
+        keys["account_id"].append(event.payload.account_id)
+        keys["igsid"].append(a.igsid)
+        keys["mid"].append(a.mid)
+        keys["digest"].append(text_digest(a.text))
+        keys["since"].append(at - OWN_ECHO_WINDOW)
+    return keys
+
+
+async def _has_mid(session: AsyncSession, account_id: UUID, mid: str) -> bool:
+    found = await session.scalar(
+        select(DmSend.lead_id)
+        .where(DmSend.account_id == account_id, DmSend.provider_message_id == mid)
+        .limit(1)
+    )
+    return found is not None
 
 
 async def _lock(session: AsyncSession, keys: set[IntentKey]) -> dict[IntentKey, DmSend]:

@@ -200,3 +200,36 @@ async def test_a_redelivered_batch_of_echoes_changes_nothing(
     assert await _intent(sessions, unknown) == ("sent", "mid.bo")
     assert len(await outboxed_statuses(sessions, unknown)) == 1
     assert await _taken_over(sessions, a) == {igsid}
+
+
+async def test_the_echo_of_a_settled_send_does_not_settle_another_with_the_same_text(
+    sessions: async_sessionmaker[AsyncSession], account: Account
+) -> None:
+    # Two DMs with the same text to one person: B went out (its message id recorded), A's
+    # answer never came. B's echo is B's, so it must not give A B's message id (A is
+    # settled by its own echo, or by the Conversations API).
+    a = account
+    first, igsid = await _lead_with_intent(sessions, a, "Same text", "unknown")
+    data = LeadIn.model_validate(
+        {"creator_id": a.creator, "name": "Ana", "instagram": {"username": "ana", "igsid": igsid}}
+    )
+    async with sessions.begin() as session:
+        lead = await create_lead(SessionWork(session), data, "echo-batch-test")
+        session.add(
+            DmSend(
+                lead_id=lead.id,
+                route=Route.IG_DM,
+                state="sent",
+                account_id=a.account,
+                recipient_igsid=igsid,
+                text_sha256=text_digest("Same text"),
+                provider_message_id="mid.b",
+            )
+        )
+    async with sessions.begin() as session:
+        await handle_webhooks(SessionWork(session), [a.echo(igsid, "mid.b", "Same text")])
+    assert await _intent(sessions, first) == ("unknown", None)
+    assert await _taken_over(sessions, a) == set()
+    async with sessions.begin() as session:
+        await handle_webhooks(SessionWork(session), [a.echo(igsid, "mid.a", "Same text")])
+    assert await _intent(sessions, first) == ("sent", "mid.a")
