@@ -1,5 +1,6 @@
-"""Kafka entrypoints: webhooks.received -> resolver (the account, then webhooks.instagram /
-webhooks.whatsapp); webhooks.instagram records -> inbound.handle_webhooks."""
+"""Kafka entrypoints: webhooks.received -> resolver (the account, then the Instagram item
+handled in place by inbound.handle_webhooks, WhatsApp's published on webhooks.whatsapp);
+webhooks.instagram records (written by earlier versions) -> inbound.handle_webhooks."""
 
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def register_handlers(
         batch_size=BATCH_SIZE,
         decoder=resolve.decoder,
         title="webhooks-received",
-        description="Accepted webhook items -> their account -> webhooks.instagram/whatsapp",
+        description="Accepted webhook items -> their account -> handled (Instagram)"
+        " or webhooks.whatsapp",
     )
     async def on_webhook_received(events: list[WebhookReceived], msg: Message) -> None:
         await resolve.run(events, records_of(msg))

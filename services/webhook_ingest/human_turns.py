@@ -51,10 +51,18 @@ async def on_message(session: AsyncSession, event: InstagramWebhookReceived, a: 
 
 async def on_echo(session: AsyncSession, event: InstagramWebhookReceived, a: Echo) -> bool:
     """An echo AutoDM did not send is the creator writing: True if it was that."""
+    at = a.at or event.occurred_at
+    if await takeover.is_own_echo(session, event.payload.account_id, a.igsid, a.mid, a.text, at):
+        return False
+    await creator_wrote(session, event, a)
+    return True
+
+
+async def creator_wrote(session: AsyncSession, event: InstagramWebhookReceived, a: Echo) -> None:
+    """An echo known not to be AutoDM's (on_echo, or a batch's look-up: echoes.py): the
+    conversation is the creator's, AutoDM's pending DMs to that person end `skipped`."""
     account_id = event.payload.account_id
     at = a.at or event.occurred_at
-    if await takeover.is_own_echo(session, account_id, a.igsid, a.mid, a.text, at):
-        return False
     until = await takeover.take_over(session, event.creator_id, account_id, a.igsid, at, a.mid)
     log.info("the creator wrote from the app: AutoDM stays quiet", until=until.isoformat())
     await suppression.end_pending(
@@ -65,4 +73,3 @@ async def on_echo(session: AsyncSession, event: InstagramWebhookReceived, a: Ech
         seed=f"takeover:{event.id}",
         correlation_id=event.correlation_id,
     )
-    return True

@@ -15,8 +15,9 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.webhook_ingest import human_turns
-from services.webhook_ingest.mapping import Comment, Echo, Inbound, Read, map_item
+from services.webhook_ingest import echoes, human_turns
+from services.webhook_ingest.echoes import EchoMatches
+from services.webhook_ingest.mapping import Action, Comment, Echo, Inbound, Read, map_item
 from services.webhook_ingest.traces import lead_traceparent
 from shared.contracts.events import (
     DmStatusChanged,
@@ -29,13 +30,7 @@ from shared.contracts.events import (
 )
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.contracts.topics import DM_STATUS, INSTAGRAM_COMMENTS, LEADS_CONTACTS
-from shared.db.models import DmSend, InstagramComment, InstagramContact, Lead
-from shared.delivery.ambiguous_sends import (
-    RECONCILED_REASON,
-    UNSETTLED,
-    settle_sent,
-    text_digest,
-)
+from shared.db.models import InstagramComment, InstagramContact, Lead
 from shared.messaging.unit_of_work import UnitOfWork
 from shared.platform.logs import bind_correlation_id, get_logger
 from shared.platform.tracing import continued
@@ -55,22 +50,27 @@ async def handle_webhook(uow: UnitOfWork, event: InstagramWebhookReceived) -> bo
 
 async def handle_webhooks(uow: UnitOfWork, events: Sequence[InstagramWebhookReceived]) -> int:
     """A batch in partition order (one account's message, then its read, stay in order),
-    with one idempotency claim for all instead of one per item; how many were new. The
-    events it records go out through the unit of work's outbox (uow.session's rows)."""
+    with one idempotency claim for all instead of one per item, and one look-up for all its
+    echoes (echoes.py); how many were new. The events it records go out through the unit of
+    work's outbox (uow.session's rows)."""
     fresh = await uow.claim(CONSUMER, [event.id for event in events])
-    handled = 0
+    todo: list[tuple[InstagramWebhookReceived, Action]] = []
     for event in events:
         if event.id not in fresh:
             continue  # handled before, or earlier in this batch
         fresh.discard(event.id)
+        todo.append((event, map_item(event.payload)))
+    batch_echoes = [(event, a) for event, a in todo if isinstance(a, Echo)]
+    matches = await echoes.match_echoes(uow.session, batch_echoes)
+    for event, action in todo:
         bind_correlation_id(event.correlation_id)
-        await _act(uow, event)
-        handled += 1
-    return handled
+        await _act(uow, event, action, matches)
+    return len(todo)
 
 
-async def _act(uow: UnitOfWork, event: InstagramWebhookReceived) -> None:
-    action = map_item(event.payload)
+async def _act(
+    uow: UnitOfWork, event: InstagramWebhookReceived, action: Action, matches: EchoMatches
+) -> None:
     if isinstance(action, Inbound):
         await _inbound(uow, event, action)
     elif isinstance(action, Read):
@@ -78,7 +78,7 @@ async def _act(uow: UnitOfWork, event: InstagramWebhookReceived) -> None:
     elif isinstance(action, Comment):
         await _comment(uow, event, action)
     elif isinstance(action, Echo):
-        await _echo(uow.session, event, action)
+        await _echo(uow.session, event, action, matches)
     else:
         log.debug("webhook item ignored", reason=action.reason)
 
@@ -137,34 +137,14 @@ async def _read(uow: UnitOfWork, event: InstagramWebhookReceived, a: Read) -> No
     _status(uow, event, lead, DmStatus.READ, None, provider_message_id=a.mid)
 
 
-async def _echo(session: AsyncSession, event: InstagramWebhookReceived, a: Echo) -> None:
+async def _echo(
+    session: AsyncSession, event: InstagramWebhookReceived, a: Echo, matches: EchoMatches
+) -> None:
     """Our own message, seen by Instagram: settles a send whose answer never came."""
     # Meta's webhook starts a trace of its own: the echo joins its lead's (linked to it).
     lead_trace = await lead_traceparent(session, event.creator_id, a.igsid, a.mid)
     with continued("instagram echo", lead_trace, correlation_id=event.correlation_id):
-        await _settle_by_echo(session, event, a)
-
-
-async def _settle_by_echo(session: AsyncSession, event: InstagramWebhookReceived, a: Echo) -> None:
-    intent = await session.scalar(
-        select(DmSend)
-        .where(
-            DmSend.account_id == event.payload.account_id,
-            DmSend.recipient_igsid == a.igsid,
-            DmSend.text_sha256 == text_digest(a.text),
-            DmSend.state.in_(UNSETTLED),
-        )
-        .order_by(DmSend.updated_at)
-        .limit(1)
-        .with_for_update()
-    )
-    if intent is None:
-        # Settled already (the usual case), or a message typed in the app: a takeover.
-        await human_turns.on_echo(session, event, a)
-        return
-    await settle_sent(
-        session, intent, a.mid, RECONCILED_REASON, event.correlation_id, event.occurred_at
-    )
+        await echoes.settle(session, event, a, matches)
 
 
 async def _comment(uow: UnitOfWork, event: InstagramWebhookReceived, a: Comment) -> None:

@@ -1,4 +1,4 @@
-"""A verified webhook POST -> one versioned event per item on `webhooks.instagram`.
+"""A verified webhook POST -> one versioned `instagram.webhook` event per item.
 
 Meta batches items (entry[] x messaging[]/changes[]) and retries a delivery for up to 36 h.
 Each item becomes its own event whose id is derived from Meta's ids (mid, comment id...),
@@ -7,8 +7,8 @@ so a retry produces the same event id and the idempotent consumers skip it.
 Two steps, so that accepting needs Kafka alone (services/webhook_ingest/accept.py): the POST
 publishes each item as `webhook.received` (no database), answered once Kafka acknowledged
 every item, so a 200 means nothing can be lost; the consumer of `webhooks.received`
-(resolver.py) looks the account up and publishes the `instagram.webhook` event, riding out
-a database outage by redelivery.
+(resolver.py) looks the account up and handles the `instagram.webhook` event in place
+(inbound.py), riding out a database outage by redelivery.
 """
 
 from __future__ import annotations

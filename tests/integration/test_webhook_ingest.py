@@ -168,7 +168,7 @@ async def test_verification_echoes_the_challenge_only_for_our_verify_token(
 async def test_forged_or_unsigned_webhooks_are_refused_and_nothing_is_published(
     ingest: httpx.AsyncClient, account: dict[str, Any], settings: AllSettings, read_topic: Any
 ) -> None:
-    webhooks = await read_topic(topics.WEBHOOKS_INSTAGRAM)
+    webhooks = await read_topic(topics.WEBHOOKS_RECEIVED)
     ig = account["ig_user_id"]
 
     def body(mid: str) -> bytes:
@@ -194,7 +194,7 @@ async def test_forged_or_unsigned_webhooks_are_refused_and_nothing_is_published(
     assert good.json() == {"published": 1}
     # Kafka keeps order per partition and all three share the account key: had a forged
     # one been published, it would come first.
-    first = await webhooks.wait_for(lambda r: r.key == str(account["account_id"]).encode())
+    first = await webhooks.wait_for(lambda r: r.key == ig.encode())
     assert _value(first)["payload"]["item"]["message"]["mid"] == "m_genuine"
 
 
