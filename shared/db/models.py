@@ -288,6 +288,9 @@ class DmSend(Base):
             "text_sha256",
             postgresql_where=text("state IN ('sending', 'unknown')"),
         ),
+        # An echo's "did AutoDM send this?": by message id, or the account's same text.
+        Index("ix_dm_sends_account_message", "account_id", "provider_message_id"),
+        Index("ix_dm_sends_account_text", "account_id", "text_sha256"),
     )
 
 
