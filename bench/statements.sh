@@ -37,18 +37,27 @@ FROM pg_stat_statements, leads"
 .venv/bin/python - "$KAFKA_PORT" <<'PY'
 import asyncio, sys
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 async def main() -> None:
-    consumer = AIOKafkaConsumer(bootstrap_servers=f"127.0.0.1:{sys.argv[1]}")
+    bootstrap = f"127.0.0.1:{sys.argv[1]}"
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await admin.start()
     await consumer.start()
     try:
-        topics = sorted(t for t in await consumer.topics() if not t.startswith("__"))
-        parts = [TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()]
+        topics = sorted(t for t in await admin.list_topics() if not t.startswith("__"))
+        described = await admin.describe_topics(topics)
+        parts = [
+            TopicPartition(d["topic"], p["partition"]) for d in described for p in d["partitions"]
+        ]
         ends = await consumer.end_offsets(parts)
         for topic in topics:
             print(f"kafka records {topic}: {sum(v for k, v in ends.items() if k.topic == topic)}")
     finally:
         await consumer.stop()
+        await admin.close()
+
 
 asyncio.run(main())
 PY
