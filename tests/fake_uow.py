@@ -87,9 +87,6 @@ class FakeUnitOfWork:
     async def insert_new(self) -> None:
         return None
 
-    async def write_all(self) -> None:
-        return None
-
     async def get(self, model: type[T], ident: Any, *, for_update: bool = False) -> T | None:
         row: T | None = self._store.rows.get((model, ident))
         return row
@@ -129,9 +126,6 @@ class SessionWork:
 
     async def insert_new(self) -> None:
         # The ORM's flush, parents first: the rows stay in the session (tests read them back).
-        await flush_parents_first(self.session, new_rows(self.session) or [])
-
-    async def write_all(self) -> None:
         await flush_parents_first(self.session, new_rows(self.session) or [])
 
     async def get(self, model: type[T], ident: Any, *, for_update: bool = False) -> T | None:

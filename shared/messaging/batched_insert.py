@@ -22,8 +22,6 @@ from sqlalchemy import ColumnDefault, Table, bindparam, func, insert, inspect, l
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.ddl import sort_tables
 
-from shared.messaging.batched_update import Change, check_matched, matched_columns, update_ctes
-
 
 def new_rows(session: AsyncSession) -> list[object] | None:
     """The session's new rows, parents first (by the tables' foreign keys: the ORM orders
@@ -80,67 +78,21 @@ def _values(row: object) -> tuple[Table, dict[str, Any]]:
     return mapper.local_table, values
 
 
-def _per_table(rows: Sequence[object]) -> list[tuple[Table, list[dict[str, Any]]]]:
-    """One multi-row VALUES per table, its rows in the order added: serial ids (the DM
-    log's order) follow it; the CTEs of one statement run in no defined order. A column
-    some rows leave to the database is NULL for them, as it would be (no server default:
-    else the unit is not a one-statement one, see `one_statement`)."""
-    tables: dict[Table, list[dict[str, Any]]] = {}
-    for row in rows:
-        table, values = _values(row)
-        tables.setdefault(table, []).append(values)
-    grouped = []
-    for n, (table, batch) in enumerate(tables.items()):
-        keys = [c.key for c in table.columns if any(c.key in values for values in batch)]
-        grouped.append(
-            (
-                table,
-                [
-                    {
-                        key: bindparam(f"r{n}_{i}_{key}", values.get(key), type_=table.c[key].type)
-                        for key in keys
-                    }
-                    for i, values in enumerate(batch)
-                ],
-            )
-        )
-    return grouped
-
-
-def one_statement(rows: Sequence[object]) -> bool:
-    """Whether the rows can go as one statement: within a table, a column some rows set
-    and others leave to a server default can't be one VALUES list."""
-    seen: dict[Table, set[str]] = {}
-    for row in rows:
-        table, values = _values(row)
-        keys = set(values)
-        if seen.setdefault(table, keys) != keys:
-            differ = seen[table] ^ keys
-            if any(table.c[key].server_default is not None for key in differ):
-                return False
-    return True
-
-
 async def insert_rows(
-    session: AsyncSession,
-    rows: Sequence[object],
-    notify_channel: str | None,
-    changes: Sequence[Change] = (),
+    session: AsyncSession, rows: Sequence[object], notify_channel: str | None
 ) -> None:
-    """Insert `rows` (new_rows) and apply `changes` (changed_rows: nothing else may be
-    pending) in one statement on the session's transaction, with `pg_notify` on
-    `notify_channel` if given; the rows leave the session, written."""
-    ctes = [
-        insert(table).values(values).cte(f"new_{n}")
-        for n, (table, values) in enumerate(_per_table(rows))
-    ]
-    updates = update_ctes(changes)
-    columns = matched_columns(updates)
-    if notify_channel:
-        columns.append(func.pg_notify(notify_channel, ""))
-    main = select(*columns) if columns else select(literal(1))
+    """Insert `rows` (new_rows, nothing else pending) in one statement on the session's
+    transaction, with `pg_notify(notify_channel)` if given; the rows leave the session."""
+    ctes = []
+    for n, row in enumerate(rows):
+        table, values = _values(row)
+        binds = {
+            key: bindparam(f"r{n}_{key}", value, type_=table.c[key].type)
+            for key, value in values.items()
+        }
+        ctes.append(insert(table).values(binds).cte(f"new_{n}"))
+    main = select(func.pg_notify(notify_channel, "")) if notify_channel else select(literal(1))
     connection = await session.connection()
-    answer = (await connection.execute(main.add_cte(*ctes, *updates))).one()
-    check_matched(changes, answer[: len(updates)])
-    for row in [*rows, *(row for row, _ in changes)]:
+    await connection.execute(main.add_cte(*ctes))
+    for row in rows:
         session.expunge(row)

@@ -15,8 +15,6 @@ nothing.
 its first log line, its outbox row): one Core statement, every row a data-modifying CTE,
 with the relay's `pg_notify` in the same statement, instead of the ORM's flush (a statement
 per row, its bookkeeping) and a NOTIFY of its own (shared/messaging/batched_insert.py).
-`write_all()` does the same for a batch consumer's last word: its new rows and the changed
-columns of the rows it loaded (UPDATE CTEs, shared/messaging/batched_update.py).
 
 Service-layer code takes a `UnitOfWork` (the protocol) and a factory as `UnitsOfWork`, so
 its tests run on an in-memory fake (tests/fake_uow.py).
@@ -34,13 +32,7 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction, async_sessionmaker
 
 from shared.contracts.events import Envelope
-from shared.messaging.batched_insert import (
-    flush_parents_first,
-    insert_rows,
-    new_rows,
-    one_statement,
-)
-from shared.messaging.batched_update import MAX_ROWS, Change, changed_rows
+from shared.messaging.batched_insert import flush_parents_first, insert_rows, new_rows
 from shared.messaging.idempotency import claim_events
 from shared.messaging.outbox import OUTBOX_CHANNEL, add_to_outbox, has_outbox_rows
 
@@ -60,8 +52,6 @@ class UnitOfWork(Protocol):
     async def flush(self) -> None: ...
 
     async def insert_new(self) -> None: ...
-
-    async def write_all(self) -> None: ...
 
     async def get(self, model: type[T], ident: Any, *, for_update: bool = False) -> T | None: ...
 
@@ -121,28 +111,11 @@ class SqlUnitOfWork:
         surface here either way, as from `flush`."""
         session = self.session
         rows = new_rows(session)
-        if not rows or session.dirty or session.deleted or not one_statement(rows):
+        if not rows or session.dirty or session.deleted:
             await flush_parents_first(session, rows or [])
             return
-        await self._write(rows, [])
-
-    async def write_all(self) -> None:
-        """Write everything pending, new rows and changed columns of loaded rows, in one
-        statement where it can (shared/messaging/batched_update.py), and take those rows
-        out of the session: the last word of a unit that changes nothing further (a batch
-        consumer's). Else, the ORM's flush, parents first."""
-        session = self.session
-        rows, changes = new_rows(session), changed_rows(session)
-        if rows is None or changes is None:
-            await flush_parents_first(session, rows or [])
-        elif len(rows) + len(changes) > MAX_ROWS or not one_statement(rows):
-            await flush_parents_first(session, rows)
-        elif rows or changes:
-            await self._write(rows, changes)
-
-    async def _write(self, rows: list[object], changes: list[Change]) -> None:
-        notify = self._notify and has_outbox_rows(self.session)
-        await insert_rows(self.session, rows, OUTBOX_CHANNEL if notify else None, changes)
+        notify = self._notify and has_outbox_rows(session)
+        await insert_rows(session, rows, OUTBOX_CHANNEL if notify else None)
         self._notified = self._notified or notify
 
     async def get(self, model: type[T], ident: Any, *, for_update: bool = False) -> T | None:

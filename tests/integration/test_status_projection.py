@@ -13,7 +13,7 @@ from services.api.workers.status_projection import project_statuses
 from shared.contracts.events import DmStatusChanged, DmStatusPayload, utcnow
 from shared.contracts.lifecycle import DmStatus, Provider, Route
 from shared.db.models import Lead
-from shared.messaging.unit_of_work import UnitOfWorkFactory
+from tests.fake_uow import SessionWork
 
 pytestmark = pytest.mark.integration
 
@@ -59,8 +59,8 @@ async def _project(
     sessions: async_sessionmaker[AsyncSession], *batches: list[DmStatusChanged]
 ) -> Lead:
     for events in batches:  # one batch per poll, as the projection's consumer gets them
-        async with UnitOfWorkFactory(sessions)() as work:  # its writes as deployed: write_all
-            await project_statuses(work, events)
+        async with sessions.begin() as session:
+            await project_statuses(SessionWork(session), events)
     async with sessions() as session:
         lead = await session.get(Lead, batches[0][0].payload.lead_id)
     assert lead is not None

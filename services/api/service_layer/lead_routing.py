@@ -80,9 +80,7 @@ async def route_leads(
     fresh, leads = await claim_and_lock(uow, CONSUMER, events)
     facts = await load_facts(uow.session, leads.values())
     held = await held_leads(uow.session, leads.values(), now)  # opted out, or the creator's
-    routed = route_loaded(uow, fresh, leads, facts, config, now, held)
-    await uow.write_all()  # the routes, log lines and requests: one statement
-    return routed
+    return route_loaded(uow, fresh, leads, facts, config, now, held)
 
 
 def route_loaded(

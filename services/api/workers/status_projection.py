@@ -25,5 +25,4 @@ async def project_statuses(uow: UnitOfWork, events: Sequence[DmStatusChanged]) -
         if lead is None or lead.creator_id != event.creator_id:
             raise PoisonMessage(f"status for unknown lead {event.payload.lead_id}")
         moved += apply_status_event(uow, lead, event.payload, event.id, event.occurred_at)
-    await uow.write_all()  # the leads' new states and log lines: one statement
     return moved
