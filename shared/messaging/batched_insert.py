@@ -18,7 +18,17 @@ from collections.abc import Sequence
 from itertools import groupby
 from typing import Any
 
-from sqlalchemy import ColumnDefault, Table, bindparam, func, insert, inspect, literal, select
+from sqlalchemy import (
+    ColumnDefault,
+    Select,
+    Table,
+    bindparam,
+    func,
+    insert,
+    inspect,
+    literal,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.ddl import sort_tables
 
@@ -56,6 +66,10 @@ def _table(row: object) -> Table:
     return table
 
 
+def one_per_table(rows: Sequence[object]) -> bool:
+    return len({_table(row) for row in rows}) == len(rows)
+
+
 def _values(row: object) -> tuple[Table, dict[str, Any]]:
     """The row's table and its values, as the ORM's flush sends them: a column left None
     takes its server default (unless its type stores None as a value), a Python-side
@@ -78,21 +92,44 @@ def _values(row: object) -> tuple[Table, dict[str, Any]]:
     return mapper.local_table, values
 
 
+Shape = tuple[tuple[Table, tuple[str, ...]], ...]
+# Statements by shape (each row's table and columns, and the channel): built once, so a
+# request pays only for its values (an accept's shape barely varies). Bounded: unusual
+# shapes past the bound are built each time.
+_STATEMENTS: dict[tuple[Shape, str | None], Select[Any]] = {}
+MAX_SHAPES = 256
+
+
+def _statement(shape: Shape, notify_channel: str | None) -> Select[Any]:
+    statement = _STATEMENTS.get((shape, notify_channel))
+    if statement is not None:
+        return statement
+    ctes = [
+        insert(table)
+        .values({key: bindparam(f"r{n}_{key}", type_=table.c[key].type) for key in keys})
+        .cte(f"new_{n}")
+        for n, (table, keys) in enumerate(shape)
+    ]
+    main = select(func.pg_notify(notify_channel, "")) if notify_channel else select(literal(1))
+    statement = main.add_cte(*ctes)
+    if len(_STATEMENTS) < MAX_SHAPES:
+        _STATEMENTS[(shape, notify_channel)] = statement
+    return statement
+
+
 async def insert_rows(
     session: AsyncSession, rows: Sequence[object], notify_channel: str | None
 ) -> None:
-    """Insert `rows` (new_rows, nothing else pending) in one statement on the session's
-    transaction, with `pg_notify(notify_channel)` if given; the rows leave the session."""
-    ctes = []
+    """Insert `rows` (new_rows: one per table, nothing else pending) in one statement on
+    the session's transaction, with `pg_notify(notify_channel)` if given; the rows leave
+    the session."""
+    shape = []
+    params: dict[str, Any] = {}
     for n, row in enumerate(rows):
         table, values = _values(row)
-        binds = {
-            key: bindparam(f"r{n}_{key}", value, type_=table.c[key].type)
-            for key, value in values.items()
-        }
-        ctes.append(insert(table).values(binds).cte(f"new_{n}"))
-    main = select(func.pg_notify(notify_channel, "")) if notify_channel else select(literal(1))
+        shape.append((table, tuple(values)))
+        params.update((f"r{n}_{key}", value) for key, value in values.items())
     connection = await session.connection()
-    await connection.execute(main.add_cte(*ctes))
+    await connection.execute(_statement(tuple(shape), notify_channel), params)
     for row in rows:
         session.expunge(row)

@@ -32,7 +32,12 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction, async_sessionmaker
 
 from shared.contracts.events import Envelope
-from shared.messaging.batched_insert import flush_parents_first, insert_rows, new_rows
+from shared.messaging.batched_insert import (
+    flush_parents_first,
+    insert_rows,
+    new_rows,
+    one_per_table,
+)
 from shared.messaging.idempotency import claim_events
 from shared.messaging.outbox import OUTBOX_CHANNEL, add_to_outbox, has_outbox_rows
 
@@ -111,7 +116,9 @@ class SqlUnitOfWork:
         surface here either way, as from `flush`."""
         session = self.session
         rows = new_rows(session)
-        if not rows or session.dirty or session.deleted:
+        # One row per table: the CTEs of a statement run in no defined order, and serial
+        # ids of one table's rows must follow the order they were added in.
+        if not rows or session.dirty or session.deleted or not one_per_table(rows):
             await flush_parents_first(session, rows or [])
             return
         notify = self._notify and has_outbox_rows(session)

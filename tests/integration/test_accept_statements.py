@@ -22,6 +22,7 @@ from shared.contracts.lifecycle import DmStatus
 from shared.contracts.topics import LEADS_CREATED
 from shared.db.models import Creator, DmLogEntry, Lead, OutboxRecord
 from shared.db.session import driver_dsn
+from shared.messaging import batched_insert
 from shared.messaging.outbox import OUTBOX_CHANNEL
 from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.settings import Settings
@@ -146,3 +147,42 @@ async def test_changed_rows_fall_back_to_the_orm_flush(
     assert await _written(sessions, lead.id) == (1, 1, 1)
     async with sessions() as session:
         assert (await session.get(Creator, creator)).name == "Renamed"  # type: ignore[union-attr]
+
+
+async def test_an_accept_of_a_known_shape_reuses_its_statement(
+    sessions: async_sessionmaker[AsyncSession], creator: UUID
+) -> None:
+    uow = UnitOfWorkFactory(sessions, notify=True)
+    async with uow() as work:
+        await create_lead(work, _lead(creator, "First"), "shape")
+    shapes = set(batched_insert._STATEMENTS)
+    async with uow() as work:
+        await create_lead(work, _lead(creator, "Second"), "shape")
+    # The same columns, other values: no statement built (the accept's CPU: issue 20).
+    assert shapes == set(batched_insert._STATEMENTS)
+
+
+async def test_two_rows_of_one_table_keep_their_order_by_the_orm(
+    sessions: async_sessionmaker[AsyncSession], creator: UUID
+) -> None:
+    uow = UnitOfWorkFactory(sessions)
+    async with uow() as work:
+        lead = await create_lead(work, _lead(creator, "Two lines"), "order")
+    async with uow() as work:
+        for status in (DmStatus.SENDING, DmStatus.SENT):
+            work.add(
+                DmLogEntry(
+                    lead_id=lead.id,
+                    event_id=uuid4(),
+                    status=status,
+                    attempt=1,
+                    detail={},
+                    occurred_at=lead.created_at,
+                )
+            )
+        await work.insert_new()  # one statement's CTEs have no order: the ORM's flush
+    async with sessions() as session:
+        rows = await session.scalars(
+            select(DmLogEntry.status).where(DmLogEntry.lead_id == lead.id).order_by(DmLogEntry.id)
+        )
+        assert list(rows) == [DmStatus.QUEUED, DmStatus.SENDING, DmStatus.SENT]
