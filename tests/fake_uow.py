@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.contracts.events import Envelope
+from shared.messaging.batched_insert import flush_parents_first, new_rows
 from shared.messaging.idempotency import claim_events
 from shared.messaging.outbox import add_to_outbox
 
@@ -83,6 +84,9 @@ class FakeUnitOfWork:
     async def flush(self) -> None:
         return None
 
+    async def insert_new(self) -> None:
+        return None
+
     async def get(self, model: type[T], ident: Any, *, for_update: bool = False) -> T | None:
         row: T | None = self._store.rows.get((model, ident))
         return row
@@ -119,6 +123,10 @@ class SessionWork:
 
     async def flush(self) -> None:
         await self.session.flush()
+
+    async def insert_new(self) -> None:
+        # The ORM's flush, parents first: the rows stay in the session (tests read them back).
+        await flush_parents_first(self.session, new_rows(self.session) or [])
 
     async def get(self, model: type[T], ident: Any, *, for_update: bool = False) -> T | None:
         return await self.session.get(model, ident, with_for_update=for_update)

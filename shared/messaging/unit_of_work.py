@@ -11,6 +11,11 @@ process by its event, in another process by PostgreSQL's `NOTIFY`, which Postgre
 delivers only once the commit is done. An exception rolls everything back and publishes
 nothing.
 
+`insert_new()` is the cheap flush of a unit that only adds rows (accepting a lead: the lead,
+its first log line, its outbox row): one Core statement, every row a data-modifying CTE,
+with the relay's `pg_notify` in the same statement, instead of the ORM's flush (a statement
+per row, its bookkeeping) and a NOTIFY of its own (shared/messaging/batched_insert.py).
+
 Service-layer code takes a `UnitOfWork` (the protocol) and a factory as `UnitsOfWork`, so
 its tests run on an in-memory fake (tests/fake_uow.py).
 """
@@ -27,6 +32,12 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, AsyncSessionTransaction, async_sessionmaker
 
 from shared.contracts.events import Envelope
+from shared.messaging.batched_insert import (
+    flush_parents_first,
+    insert_rows,
+    new_rows,
+    one_per_table,
+)
 from shared.messaging.idempotency import claim_events
 from shared.messaging.outbox import OUTBOX_CHANNEL, add_to_outbox, has_outbox_rows
 
@@ -44,6 +55,8 @@ class UnitOfWork(Protocol):
     def add(self, row: object) -> None: ...
 
     async def flush(self) -> None: ...
+
+    async def insert_new(self) -> None: ...
 
     async def get(self, model: type[T], ident: Any, *, for_update: bool = False) -> T | None: ...
 
@@ -74,6 +87,7 @@ class SqlUnitOfWork:
         self._notify = notify
         self._session: AsyncSession | None = None
         self._transaction: AsyncSessionTransaction | None = None
+        self._notified = False  # the relay's pg_notify went with an insert_new already
 
     @property
     def session(self) -> AsyncSession:
@@ -93,6 +107,23 @@ class SqlUnitOfWork:
 
     async def flush(self) -> None:
         await self.session.flush()
+
+    async def insert_new(self) -> None:
+        """Write the rows added since the last flush, parents first: when they are all
+        new rows and nothing else is pending, in one statement, and out of the session
+        (for rows this unit changes no further, whose server-side values, serial ids and
+        defaults, nobody reads back); else by the ORM's flush. Errors (a foreign key)
+        surface here either way, as from `flush`."""
+        session = self.session
+        rows = new_rows(session)
+        # One row per table: the CTEs of a statement run in no defined order, and serial
+        # ids of one table's rows must follow the order they were added in.
+        if not rows or session.dirty or session.deleted or not one_per_table(rows):
+            await flush_parents_first(session, rows or [])
+            return
+        notify = self._notify and has_outbox_rows(session)
+        await insert_rows(session, rows, OUTBOX_CHANNEL if notify else None)
+        self._notified = self._notified or notify
 
     async def get(self, model: type[T], ident: Any, *, for_update: bool = False) -> T | None:
         return await self.session.get(model, ident, with_for_update=for_update)
@@ -121,7 +152,7 @@ class SqlUnitOfWork:
         assert self._transaction is not None and self._session is not None
         published = exc_type is None and has_outbox_rows(self._session)
         try:
-            if published and self._notify:
+            if published and self._notify and not self._notified:
                 await self._session.execute(text(f"NOTIFY {OUTBOX_CHANNEL}"))
             await self._transaction.__aexit__(exc_type, exc, tb)
         finally:

@@ -7,11 +7,12 @@ role's (settings `api_rate_limit_*`), per fixed window of `api_rate_limit_window
 
 Counted in PostgreSQL (table api_rate_counts, UNLOGGED), so every API process shares one
 count: a limit each replica kept in memory would be N times as loose with N replicas.
-The cost on the hot path is one short statement per authenticated request, an upsert
-on its primary key that returns the new count, run in autocommit (no BEGIN/COMMIT round
-trips, and its row lock is held for that statement only, never across the request's own
-transaction). Windows are aligned to the epoch, so every process agrees on them
-(clocks are NTP-synchronised; a skew of a second shifts a window's edge by as much).
+The cost on the hot path is one short statement per block of requests (one per request
+for a caller sending few; rate_leases.py), an upsert on its primary key that adds the
+block and returns the new count, run in autocommit (no BEGIN/COMMIT round trips, and its
+row lock is held for that statement only, never across the request's own transaction).
+Windows are aligned to the epoch, so every process agrees on them (clocks are
+NTP-synchronised; a skew of a second shifts a window's edge by as much).
 The API's housekeeping deletes past windows.
 
 Answers: every `/api/` response carries `RateLimit-Policy` (the caller's policy; all of
@@ -41,6 +42,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.api.http.auth import Principal, Role
 from services.api.http.problems import ApiProblem
+from services.api.http.rate_leases import Leases
 from services.api.settings import ApiSettings
 from shared.db.models import ApiRateCount
 from shared.platform.logs import get_logger
@@ -110,6 +112,7 @@ class ApiRateLimits:
     engine: AsyncEngine  # in autocommit: one statement, no transaction around it
     policies: Mapping[Role, Policy]
     clock: Callable[[], float] = field(default=time.time)
+    leases: Leases = field(default_factory=Leases)  # blocks of the shared counts
 
     async def charge(self, user: Principal, creator: str) -> Standing | None:
         """Count one request of (user, creator); None when the role has no limit."""
@@ -118,29 +121,40 @@ class ApiRateLimits:
             return None
         now = self.clock()
         start = now // policy.window_s * policy.window_s
-        hits = await self._count(_subject_key(user.subject), creator, start)
+        hits = await self._position(_subject_key(user.subject), creator, start, policy.quota)
         reset_s = max(math.ceil(start + policy.window_s - now), 1)
         return Standing(policy, hits, reset_s)
 
-    async def _count(self, subject: str, creator: str, start: float) -> int:
-        hit = (
-            insert(ApiRateCount)
-            .values(
-                subject=subject,
-                creator=creator,
-                window_start=datetime.fromtimestamp(start, UTC),
-                hits=1,
-            )
-            .on_conflict_do_update(
-                index_elements=[
-                    ApiRateCount.subject,
-                    ApiRateCount.creator,
-                    ApiRateCount.window_start,
-                ],
-                set_={"hits": ApiRateCount.hits + 1},
-            )
-            .returning(ApiRateCount.hits)
+    async def _position(self, subject: str, creator: str, start: float, quota: int) -> int:
+        """The request's place in the window's shared count: from this process's block of
+        it, reserving the next block when that is used up (rate_leases.py)."""
+        lease = self.leases.lease((subject, creator), start)
+        position = self.leases.take(lease, quota)
+        if position is not None:
+            return position
+        async with lease.lock:  # concurrent requests of one caller: one reservation
+            position = self.leases.take(lease, quota)
+            if position is not None:
+                return position
+            size = self.leases.block(lease, quota)
+            count = await self._count(subject, creator, start, size)
+            return self.leases.reserved(lease, count, size)
+
+    async def _count(self, subject: str, creator: str, start: float, size: int = 1) -> int:
+        row = insert(ApiRateCount).values(
+            subject=subject,
+            creator=creator,
+            window_start=datetime.fromtimestamp(start, UTC),
+            hits=size,
         )
+        hit = row.on_conflict_do_update(
+            index_elements=[
+                ApiRateCount.subject,
+                ApiRateCount.creator,
+                ApiRateCount.window_start,
+            ],
+            set_={"hits": ApiRateCount.hits + row.excluded.hits},
+        ).returning(ApiRateCount.hits)
         async with self.engine.connect() as conn:
             return int((await conn.execute(hit)).scalar_one())
 

@@ -88,14 +88,6 @@ async def create_lead(
         updated_at=now,
     )
     uow.add(lead)
-    try:
-        await uow.flush()  # the lead row must exist before its log line references it
-    except IntegrityError as exc:
-        # The creator's existence is the foreign key's to check, not a read before the
-        # insert: one round trip less per lead (docs/BENCHMARKS.md).
-        if getattr(exc.orig, "sqlstate", None) == FOREIGN_KEY_VIOLATION:
-            raise UnknownCreator(str(creator_id)) from exc
-        raise
     event = LeadCreatedV2(
         occurred_at=now,
         correlation_id=correlation_id,
@@ -113,6 +105,16 @@ async def create_lead(
     )
     log_created(uow, lead, event.id, now)
     uow.publish(LEADS_CREATED, str(creator_id), event)
+    try:
+        # The three new rows and the relay's wake in one statement (the lead is never
+        # changed again in this unit); the rows' foreign keys are checked at its end.
+        await uow.insert_new()
+    except IntegrityError as exc:
+        # The creator's existence is the foreign key's to check, not a read before the
+        # insert: one round trip less per lead (docs/BENCHMARKS.md).
+        if getattr(exc.orig, "sqlstate", None) == FOREIGN_KEY_VIOLATION:
+            raise UnknownCreator(str(creator_id)) from exc
+        raise
     return lead
 
 

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from fastapi import APIRouter, Query, Response, status
 
-from services.api.http.deps import AUTH_ERRORS, CorrelationId, CurrentUser, Deps, UowDep
+from services.api.http.deps import AUTH_ERRORS, CorrelationId, CurrentUser, Deps
 from services.api.http.etags import NOT_MODIFIED, IfNoneMatch, etagged
 from services.api.http.problems import problem_responses
 from services.api.http.schemas import Instant, LeadIn, LeadOut, LeadPage
@@ -53,9 +53,11 @@ router = APIRouter(prefix="/api", responses=problem_responses(400, *AUTH_ERRORS,
     | {201: {"description": "The lead", "links": lead_links("$response.body#/id")}},
 )
 async def post_lead(
-    body: LeadIn, user: CurrentUser, uow: UowDep, corr: CorrelationId, response: Response
+    body: LeadIn, user: CurrentUser, deps: Deps, corr: CorrelationId, response: Response
 ) -> LeadOut:
-    async with uow() as work:
+    # `deps` (resolved for the user already: a cache hit), not UowDep: one dependency less
+    # to solve on the hottest route.
+    async with deps.uow() as work:
         lead = await accept_lead(work, user, body, corr)
     response.headers["Location"] = f"/api/leads/{lead.id}"
     return LeadOut.model_validate(new_lead_view(lead), from_attributes=True)
