@@ -22,6 +22,8 @@ from faststream.kafka.subscriber.usecase import BatchSubscriber
 if TYPE_CHECKING:
     from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
+linger_s = 0.0  # set by the composition root (shared.messaging.broker.make_broker)
+
 
 async def get_batch(
     self: BatchSubscriber, consumer: AIOKafkaConsumer
@@ -32,7 +34,13 @@ async def get_batch(
         timeout_ms=self.batch_timeout_ms, max_records=self.max_records
     )
     if messages:
-        return tuple(chain(*messages.values()))
+        records = tuple(chain(*messages.values()))
+        room = (self.max_records or len(records)) - len(records)
+        if linger_s > 0 and room > 0:
+            await anyio.sleep(linger_s)
+            more = await consumer.getmany(timeout_ms=0, max_records=room)
+            records += tuple(chain(*more.values()))  # later offsets: each partition in order
+        return records
     rest = period_s - (time.monotonic() - started)
     if rest > period_s / 2:  # back early with nothing: not a real wait, don't spin
         await anyio.sleep(rest)

@@ -98,6 +98,7 @@ def bootstrap_servers(settings: Settings) -> list[str]:
 
 
 def make_broker(settings: Settings, service: str) -> KafkaBroker:
+    batch_polling.linger_s = settings.kafka_batch_linger_ms / 1000
     dead_letters = DeadLetterPolicy(consumer=service, outage_limit_s=settings.outage_retry_s)
     broker = KafkaBroker(
         # A list: faststream hands one string to aiokafka as a single host, so a cluster's
