@@ -24,6 +24,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import DeferredSend, WhatsAppContact, WhatsAppNumber
+from shared.delivery import deferrals
 
 TIER_PERIOD = timedelta(hours=24)
 
@@ -104,6 +105,7 @@ async def wake_next(session: AsyncSession, account_id: UUID, wa_id: str, now: da
         .where(tuple_(DeferredSend.lead_id, DeferredSend.route).in_(first))
         .values(not_before=func.least(DeferredSend.not_before, func.coalesce(pair_due, now)))
     )
+    deferrals.changed(session)  # the poller may sleep past the new due time otherwise
 
 
 def take_pair_slot(contact: WhatsAppContact, now: datetime, policy: LimitPolicy) -> None:
