@@ -30,7 +30,7 @@ from uuid import UUID
 from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.trace import SpanKind
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, select, tuple_
 
 from services.instagram_sender.holds import AccountHolds, HoldKey, Holds, read_holds
 from services.instagram_sender.sending import (
@@ -43,7 +43,7 @@ from services.instagram_sender.sending import (
 from shared.accounts.lifecycle import AccountState
 from shared.contracts.events import DmRequested, utcnow
 from shared.contracts.lifecycle import Route
-from shared.db.models import DmSend, InstagramComment, SocialAccount
+from shared.db.models import DmSend, InstagramComment, Lead, SocialAccount
 from shared.delivery.gate import DeliveryGate
 from shared.messaging.batches import Park, records_of
 from shared.messaging.dead_letters import DeliveryFailed
@@ -213,9 +213,15 @@ async def _read(deps: SenderDeps, jobs: Sequence[Job]) -> _Read:
     }
     async with deps.uow() as work:
         session = work.session
-        intents = await session.scalars(
-            select(DmSend).where(tuple_(DmSend.lead_id, DmSend.route).in_(keys))
-        )
+        # The leads (for the holds) with their intents, one query: an intent has its lead.
+        ours = and_(DmSend.lead_id == Lead.id, tuple_(DmSend.lead_id, DmSend.route).in_(keys))
+        pairs = (
+            await session.execute(
+                select(Lead, DmSend)
+                .outerjoin(DmSend, ours)
+                .where(Lead.id.in_({lead_id for lead_id, _ in keys}))
+            )
+        ).all()
         accounts = await session.scalars(
             select(SocialAccount).where(SocialAccount.id.in_(account_ids))
         )
@@ -229,13 +235,14 @@ async def _read(deps: SenderDeps, jobs: Sequence[Job]) -> _Read:
             else ()
         )
         read = _Read(
-            intents={(i.lead_id, i.route): i for i in intents},
+            intents={(i.lead_id, i.route): i for _, i in pairs if i is not None},
             accounts={a.id: a for a in accounts},
             commenters={comment: igsid for comment, igsid in commenters},
         )
         # Every DM's hold in the same pass (three queries a batch, not a DM).
         people = [read.hold_key(job.request) for job in jobs]
-        holds = Holds(await read_holds(session, people, utcnow()), read_at)
+        leads = {lead.id: lead for lead, _ in pairs}
+        holds = Holds(await read_holds(session, people, utcnow(), leads), read_at)
         return dataclasses.replace(read, holds=holds)
 
 

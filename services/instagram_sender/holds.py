@@ -37,10 +37,13 @@ class Holds:
 
 
 async def read_holds(
-    session: AsyncSession, keys: Sequence[HoldKey], now: datetime
+    session: AsyncSession,
+    keys: Sequence[HoldKey],
+    now: datetime,
+    leads: dict[UUID, Lead] | None = None,
 ) -> dict[HoldKey, str]:
-    """Why each of these DMs must not go out now (the held ones only), in three queries
-    (the leads, suppressions, takeovers); `hold_reason`'s answer for each key."""
+    """Why each of these DMs must not go out now (the held ones only), in two queries
+    (the leads, unless given; suppressions and takeovers); `hold_reason`'s answer."""
     variants: dict[UUID, list[str | None]] = {}
     for lead_id, recipient in keys:
         named = variants.setdefault(lead_id, [])
@@ -48,9 +51,9 @@ async def read_holds(
             named.append(recipient)
     if not variants:
         return {}
-    leads = {
-        lead.id: lead for lead in await session.scalars(select(Lead).where(Lead.id.in_(variants)))
-    }
+    if leads is None:
+        found = await session.scalars(select(Lead).where(Lead.id.in_(variants)))
+        leads = {lead.id: lead for lead in found}
     held: dict[HoldKey, str] = {}
     # A lead named with two recipients in one batch (rare) is asked once per recipient.
     for round_ in range(max(len(named) for named in variants.values())):
