@@ -61,6 +61,7 @@ def create_app(settings: InstagramSenderSettings | None = None) -> FastAPI:
             max_inline_wait_s=settings.max_inline_wait_s,
         ),
         concurrency=settings.provider_pool_size,
+        hold_max_age_s=settings.hold_read_max_age_s,
     )
     register_handlers(broker, deps, dead_letter_park(broker, SERVICE))
 
@@ -84,6 +85,7 @@ def create_app(settings: InstagramSenderSettings | None = None) -> FastAPI:
         settings.deferral_poll_s,
         routes=[r for r in Route if r.provider == Provider.INSTAGRAM],
         provider=Provider.INSTAGRAM,
+        idle_poll_s=settings.deferral_idle_poll_s,
     )
     app = FastAPI(
         title="AutoDM Instagram sender",

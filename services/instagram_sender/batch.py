@@ -19,6 +19,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import functools
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -27,8 +30,9 @@ from uuid import UUID
 from aiokafka import ConsumerRecord
 from faststream.kafka.annotations import KafkaMessage
 from opentelemetry.trace import SpanKind
-from sqlalchemy import select, tuple_
+from sqlalchemy import and_, select, tuple_
 
+from services.instagram_sender.holds import AccountHolds, HoldKey, Holds, read_holds
 from services.instagram_sender.sending import (
     NO_ACCOUNT,
     Known,
@@ -37,9 +41,9 @@ from services.instagram_sender.sending import (
     send_known,
 )
 from shared.accounts.lifecycle import AccountState
-from shared.contracts.events import DmRequested
+from shared.contracts.events import DmRequested, utcnow
 from shared.contracts.lifecycle import Route
-from shared.db.models import DmSend, InstagramComment, SocialAccount
+from shared.db.models import DmSend, InstagramComment, Lead, SocialAccount
 from shared.delivery.gate import DeliveryGate
 from shared.messaging.batches import Park, records_of
 from shared.messaging.dead_letters import DeliveryFailed
@@ -79,6 +83,16 @@ async def jobs_of(records: Sequence[ConsumerRecord[Any, Any]], park: Park | None
             if park is not None:
                 await park(record, exc)
     return jobs
+
+
+async def paired(
+    requests: Sequence[DmRequested], records: Sequence[ConsumerRecord[Any, Any]]
+) -> list[Job]:
+    """The decoder's requests with their records, without parsing them again: in record
+    order, so paired one to one unless the decoder parked a malformed one (then parsed)."""
+    if len(requests) == len(records):
+        return [Job(request, record) for request, record in zip(requests, records, strict=True)]
+    return await jobs_of(records, park=None)
 
 
 async def send_batch(deps: SenderDeps, jobs: Sequence[Job], park: Park) -> None:
@@ -168,19 +182,27 @@ class _Read:
     intents: dict[tuple[UUID, str], DmSend]
     accounts: dict[UUID, SocialAccount]
     commenters: dict[str, str]  # comment id -> its author's IGSID
+    holds: Holds | None = None  # the batch's DMs' hold reasons (holds.py)
+
+    def recipient(self, request: DmRequested) -> str | None:
+        p = request.payload
+        if p.route == Route.IG_PRIVATE_REPLY and p.recipient.comment_id:
+            return self.commenters.get(p.recipient.comment_id)
+        return p.recipient.igsid
+
+    def hold_key(self, request: DmRequested) -> HoldKey:
+        return request.payload.lead_id, self.recipient(request)
 
     def of(self, request: DmRequested) -> Known:
         p = request.payload
-        recipient = p.recipient.igsid
-        if p.route == Route.IG_PRIVATE_REPLY and p.recipient.comment_id:
-            recipient = self.commenters.get(p.recipient.comment_id)
         account = self.accounts.get(p.account_id) if p.account_id else None
-        return Known(self.intents.get((p.lead_id, p.route)), account, recipient)
+        return Known(self.intents.get((p.lead_id, p.route)), account, self.recipient(request))
 
 
 async def _read(deps: SenderDeps, jobs: Sequence[Job]) -> _Read:
     if not jobs:
         return _Read({}, {}, {})
+    read_at = time.monotonic()
     keys = sorted({job.key for job in jobs})
     account_ids = {job.request.payload.account_id for job in jobs}
     comment_ids = {
@@ -191,9 +213,15 @@ async def _read(deps: SenderDeps, jobs: Sequence[Job]) -> _Read:
     }
     async with deps.uow() as work:
         session = work.session
-        intents = await session.scalars(
-            select(DmSend).where(tuple_(DmSend.lead_id, DmSend.route).in_(keys))
-        )
+        # The leads (for the holds) with their intents, one query: an intent has its lead.
+        ours = and_(DmSend.lead_id == Lead.id, tuple_(DmSend.lead_id, DmSend.route).in_(keys))
+        pairs = (
+            await session.execute(
+                select(Lead, DmSend)
+                .outerjoin(DmSend, ours)
+                .where(Lead.id.in_({lead_id for lead_id, _ in keys}))
+            )
+        ).all()
         accounts = await session.scalars(
             select(SocialAccount).where(SocialAccount.id.in_(account_ids))
         )
@@ -206,11 +234,16 @@ async def _read(deps: SenderDeps, jobs: Sequence[Job]) -> _Read:
             if comment_ids
             else ()
         )
-        return _Read(
-            intents={(i.lead_id, i.route): i for i in intents},
+        read = _Read(
+            intents={(i.lead_id, i.route): i for _, i in pairs if i is not None},
             accounts={a.id: a for a in accounts},
             commenters={comment: igsid for comment, igsid in commenters},
         )
+        # Every DM's hold in the same pass: one more query a batch (holds.py), not three a DM.
+        people = [read.hold_key(job.request) for job in jobs]
+        leads = {lead.id: lead for lead, _ in pairs}
+        holds = Holds(await read_holds(session, people, utcnow(), leads), read_at)
+        return dataclasses.replace(read, holds=holds)
 
 
 async def _send_account(
@@ -222,11 +255,15 @@ async def _send_account(
 ) -> None:
     """One account's DMs, one after the other, each through the gate."""
     async with limit:
-        for job in jobs:
+        keys = [known.hold_key(job.request) for job in jobs]
+        holds = AccountHolds(deps.sessions, keys, known.holds, deps.hold_max_age_s)
+        for index, job in enumerate(jobs):
             if outcomes.outage is not None:
                 return  # no new send while a dependency is down: the batch is retried
             ctx = DeliveryContext.from_record(job.record)
-            facts = known.of(job.request)
+            facts = dataclasses.replace(
+                known.of(job.request), hold=functools.partial(holds.reason, index)
+            )
             error = await outcomes.guard(job, send_known(deps, job.request, ctx, facts))
             if isinstance(error, DeliveryFailed) and error.reason == "token" and facts.account:
                 # The account was flagged for reconnecting in the database; its later DMs

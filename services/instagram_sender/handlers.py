@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from faststream.kafka import KafkaBroker
 
-from services.instagram_sender.batch import decoder, jobs_of, send_batch
+from services.instagram_sender.batch import decoder, paired, send_batch
 from services.instagram_sender.sending import SenderDeps
 from shared.contracts.events import DmRequested
 from shared.contracts.topics import DM_REQUESTED_INSTAGRAM
@@ -31,4 +31,4 @@ def register_handlers(broker: KafkaBroker, deps: SenderDeps, park: Park) -> None
     async def on_dm_requested(requests: list[DmRequested], msg: Message) -> None:
         # A deferral is a row in deferred_sends (shared.delivery.deferrals): these offsets
         # commit, and the poller re-requests the DM here when it is due.
-        await send_batch(deps, await jobs_of(records_of(msg), park=None), park)
+        await send_batch(deps, await paired(requests, records_of(msg)), park)

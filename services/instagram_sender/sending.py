@@ -88,6 +88,8 @@ class SenderDeps:
     fast_retries: int = 3
     # Provider calls in flight at once (batch.py): the HTTP client's pool size.
     concurrency: int = 8
+    # How old a read of the hold reasons may be when a DM is sent (holds.py).
+    hold_max_age_s: float = 0.5
 
     @property
     def uow(self) -> UnitOfWorkFactory:
@@ -103,6 +105,8 @@ class Known:
     intent: DmSend | None
     account: SocialAccount | None
     recipient: str | None
+    # The DM's hold reason from a recent read of its batch's (holds.py); None: read it now.
+    hold: Callable[[], Awaitable[str | None]] | None = None
 
 
 async def send_known(
@@ -123,7 +127,8 @@ async def send_known(
         dead = account is not None and account.status == AccountState.RECONNECT_REQUIRED
         await claim_and_finish_skipped(deps, request, ACCESS_REFUSED if dead else NOT_CONNECTED)
         return
-    if reason := await _held(deps, request, known.recipient):
+    held = known.hold() if known.hold else _held(deps, request, known.recipient)
+    if reason := await held:
         await claim_and_finish_skipped(deps, request, reason)
         return
     verdict = await _wait_for_gate(deps, request)

@@ -60,7 +60,7 @@ def create_app(settings: WhatsAppSenderSettings | None = None) -> FastAPI:
     gate = DeliveryGate(sessions, Provider.WHATSAPP, settings)
     # Statuses that waited in the backlog go out through the outbox (statuses.py).
     relay = OutboxRelay(
-        sessions, broker, settings.outbox_batch_size, settings.outbox_poll_interval_s
+        sessions, broker, settings.outbox_batch_size, settings.whatsapp_outbox_poll_s
     )
     deps = SenderDeps(
         sessions=sessions,
@@ -87,6 +87,7 @@ def create_app(settings: WhatsAppSenderSettings | None = None) -> FastAPI:
         settings.deferral_poll_s,
         routes=[r for r in Route if r.provider == Provider.WHATSAPP],
         provider=Provider.WHATSAPP,
+        idle_poll_s=settings.deferral_idle_poll_s,
     )
     retention = timedelta(hours=settings.whatsapp_status_backlog_retention_hours)
     housekeeping = Sweeper(sessions, whatsapp_sweeps(retention), settings.housekeeping_interval_s)

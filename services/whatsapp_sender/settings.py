@@ -16,6 +16,9 @@ class WhatsAppSenderSettings(SenderSettings):
     # the same number) are deleted after this long.
     whatsapp_status_backlog_retention_hours: float = Field(default=168.0, gt=0)
     whatsapp_sender_port: int = 8003
+    # The sender's outbox relay is woken by the sender's own writes at once; its poll is a
+    # safety net only (every other service's relay polls the same table), so it is slow.
+    whatsapp_outbox_poll_s: float = Field(default=5.0, gt=0)
 
 
 @lru_cache(maxsize=1)

@@ -11,21 +11,30 @@ A re-requested row stays, leased, until the sender takes it (Instagram: when it 
 the re-request; WhatsApp: when the send ends), so a request lost on the way is
 re-requested after the lease: deferred DMs are never dropped. A row re-requested twice is
 harmless: the send intent decides.
+
+A poller looks when the earliest row of its routes is due, not every `poll_s`: a row this
+process writes or moves wakes its pollers once committed (`changed`), and a row written
+elsewhere (another replica, an operator's SQL) is seen within `idle_poll_s` (issue #20:
+polling twice a second was most of an idle sender's CPU).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import weakref
 from collections.abc import Awaitable, Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, event, func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import Session
 
 from shared.contracts.events import DmRequested, utcnow
 from shared.db.models import DeferredSend
+from shared.delivery.reads import reading
 from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.logs import get_logger
 from shared.platform.metrics import DEFERRED_SENDS
@@ -36,6 +45,26 @@ log = get_logger(__name__)
 # Re-publishes a due request with the headers its deferral recorded.
 RequestAgain = Callable[[DmRequested, dict[str, str]], Awaitable[None]]
 COUNT_EVERY_S = 5.0
+_CHANGED = "autodm.deferred_sends.changed"  # Session.info key: wake the pollers on commit
+_POLLERS: weakref.WeakSet[DeferralPoller] = weakref.WeakSet()
+
+
+def changed(session: AsyncSession) -> None:
+    """This transaction writes or moves rows of `deferred_sends`: once it commits, this
+    process's pollers look again (a new row may be due before they would have)."""
+    session.info[_CHANGED] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _wake_pollers(session: Session) -> None:
+    if session.info.pop(_CHANGED, False):
+        for poller in list(_POLLERS):
+            poller.wake()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _forget_change(session: Session, _: object) -> None:
+    session.info.pop(_CHANGED, None)
 
 
 async def defer(
@@ -58,6 +87,7 @@ async def defer(
         .values(lead_id=p.lead_id, route=p.route, request=request.model_dump(mode="json"), **values)
         .on_conflict_do_update(index_elements=["lead_id", "route"], set_=values)
     )
+    changed(session)
 
 
 async def take(session: AsyncSession, request: DmRequested) -> None:
@@ -80,10 +110,16 @@ class DeferralPoller:
         provider: str,
         lease: timedelta = timedelta(minutes=2),
         batch_size: int = 200,
+        idle_poll_s: float | None = None,
     ) -> None:
         self._uow = UnitOfWorkFactory(sessions)
+        self._sessions = sessions
         self._request_again = request_again
-        self._poll_s = poll_s
+        self._poll_s = poll_s  # while rows are due but locked by another replica
+        # Looked at least this often when nothing is known to come due sooner.
+        self._idle_poll_s = max(poll_s, idle_poll_s if idle_poll_s is not None else poll_s)
+        self._woken = asyncio.Event()
+        _POLLERS.add(self)
         self._routes = sorted(routes)
         self._lease = lease
         self._batch_size = batch_size
@@ -91,18 +127,40 @@ class DeferralPoller:
         self._outages = OutageLog(f"{provider}_deferral")
         self._counted_at = 0.0
 
+    def wake(self) -> None:
+        """Look again now (rows of its routes were written or moved in this process)."""
+        self._woken.set()
+
     async def run_forever(self) -> None:
         while True:
+            self._woken.clear()  # a wake from here on ends the sleep below
             try:
                 dispatched = await self.dispatch_due(utcnow())
                 await self._count()
+                wait = self._poll_s if dispatched else await self._until_next_due()
             except Exception as exc:
                 self._outages.failed(exc, "deferred sends: dispatch failed; retrying")
-                dispatched = 0
+                dispatched, wait = 0, self._poll_s
             else:
                 self._outages.succeeded()
             if dispatched < self._batch_size:
-                await asyncio.sleep(self._poll_s)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(wait):
+                        await self._woken.wait()
+
+    async def _until_next_due(self) -> float:
+        """Seconds until the earliest row of its routes is due, at most `idle_poll_s`; due
+        already (rows another replica holds): `poll_s`."""
+        async with reading(self._sessions) as session:
+            due = await session.scalar(
+                select(func.min(DeferredSend.not_before)).where(
+                    DeferredSend.route.in_(self._routes)
+                )
+            )
+        if due is None:
+            return self._idle_poll_s
+        seconds = (due - utcnow()).total_seconds()
+        return self._poll_s if seconds <= 0 else min(seconds, self._idle_poll_s)
 
     async def _count(self) -> None:
         """How many DMs wait (the gauge), every few seconds: a count is not free."""
@@ -110,8 +168,8 @@ class DeferralPoller:
         if clock - self._counted_at < COUNT_EVERY_S:
             return
         self._counted_at = clock
-        async with self._uow() as work:
-            waiting = await work.session.scalar(
+        async with reading(self._sessions) as session:
+            waiting = await session.scalar(
                 select(func.count()).where(DeferredSend.route.in_(self._routes))
             )
         DEFERRED_SENDS.labels(provider=self._provider).set(waiting or 0)

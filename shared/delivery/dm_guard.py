@@ -7,11 +7,12 @@ reason the DM ends `skipped` with (shared.delivery.reasons), or None.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import literal, null, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from shared.db.models import ConversationTakeover, Lead, SuppressedContact
@@ -32,7 +33,7 @@ async def held_leads(
     now: datetime,
     extra: dict[UUID, Identities] | None = None,
 ) -> dict[UUID, str]:
-    """Lead id -> why its DM is held, for a batch of leads in two queries at most. `extra`:
+    """Lead id -> why its DM is held, for a batch of leads in one query. `extra`:
     identities a request adds to its lead's (the IGSID of a comment's author)."""
     people = {
         lead.id: (
@@ -44,35 +45,42 @@ async def held_leads(
     people = {lead_id: person for lead_id, person in people.items() if person[1]}
     if not people:
         return {}
-    held: dict[UUID, str] = {}
     creators = {creator for creator, _ in people.values()}
-    rows = (
-        await session.scalars(
-            select(SuppressedContact).where(
-                suppression.matching(creators, (ids for _, ids in people.values()))
-            )
-        )
-    ).all()
+    igsids = {ids.igsid for _, ids in people.values() if ids.igsid}
+    # Suppressions and takeovers in one round trip (issue #20: the guard runs per send).
+    opted = select(
+        literal(OPTED_OUT),
+        SuppressedContact.creator_id,
+        SuppressedContact.igsid,
+        SuppressedContact.whatsapp,
+        SuppressedContact.handle,
+    ).where(suppression.matching(creators, (ids for _, ids in people.values())))
+    taken = select(
+        literal(CREATOR_REPLIED),
+        ConversationTakeover.creator_id,
+        ConversationTakeover.igsid,
+        null(),
+        null(),
+    ).where(
+        ConversationTakeover.creator_id.in_(creators),
+        ConversationTakeover.igsid.in_(igsids),
+        ConversationTakeover.until > now,
+    )
+    rows: Sequence[Any] = (
+        (await session.execute(union_all(opted, taken))).all()
+        if igsids
+        else (await session.execute(opted)).all()
+    )
+    suppressed = [
+        (row[1], Identities(row[2], row[3], row[4])) for row in rows if row[0] == OPTED_OUT
+    ]
+    hands = {(row[1], row[2]) for row in rows if row[0] == CREATOR_REPLIED}
+    held: dict[UUID, str] = {}
     for lead_id, (creator, ids) in people.items():
-        if any(row.creator_id == creator and ids.matches(row) for row in rows):
-            held[lead_id] = OPTED_OUT
-    igsids = {
-        ids.igsid for lead_id, (_, ids) in people.items() if ids.igsid and lead_id not in held
-    }
-    if igsids:
-        taken = (
-            await session.execute(
-                select(ConversationTakeover.creator_id, ConversationTakeover.igsid).where(
-                    ConversationTakeover.creator_id.in_(creators),
-                    ConversationTakeover.igsid.in_(igsids),
-                    ConversationTakeover.until > now,
-                )
-            )
-        ).all()
-        hands = {(creator, igsid) for creator, igsid in taken}
-        for lead_id, (creator, ids) in people.items():
-            if lead_id not in held and (creator, ids.igsid) in hands:
-                held[lead_id] = CREATOR_REPLIED
+        if any(c == creator and ids.matches(row) for c, row in suppressed):
+            held[lead_id] = OPTED_OUT  # an opt-out wins over a takeover
+        elif ids.igsid and (creator, ids.igsid) in hands:
+            held[lead_id] = CREATOR_REPLIED
     return held
 
 

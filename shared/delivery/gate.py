@@ -39,6 +39,7 @@ from shared.delivery.circuit import (
 )
 from shared.delivery.kill_switch import GLOBAL, creator_scope
 from shared.delivery.pacing import Rate, RateLimiter, SendKind, rates_from
+from shared.delivery.reads import reading
 from shared.delivery.settings import SenderSettings
 from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.logs import get_logger
@@ -69,6 +70,7 @@ class DeliveryGate:
         self, sessions: async_sessionmaker[AsyncSession], provider: str, settings: SenderSettings
     ) -> None:
         self._uow = UnitOfWorkFactory(sessions)
+        self._sessions = sessions
         self.provider = provider
         self._limiter = RateLimiter(rates_from(settings))
         self._account_policy = CircuitPolicy(
@@ -92,8 +94,7 @@ class DeliveryGate:
     # --- shared state -------------------------------------------------------------------
 
     async def refresh(self) -> None:
-        async with self._uow() as work:
-            session = work.session
+        async with reading(self._sessions) as session:  # every second: no BEGIN, no COMMIT
             self._paused = set(await session.scalars(select(SendingPause.scope)))
             paces = await session.execute(
                 select(Creator.id, Creator.dm_pace_per_h).where(Creator.dm_pace_per_h.is_not(None))

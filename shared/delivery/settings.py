@@ -33,3 +33,6 @@ class SenderSettings(Settings):
     paused_recheck_s: float = 2.0
     # How often each sender re-requests its due deferred DMs (shared.delivery.deferrals).
     deferral_poll_s: float = Field(default=0.5, gt=0)
+    # A sender's poller sleeps until its earliest deferred DM is due, woken by the deferrals
+    # of its own process; one written elsewhere (another replica, SQL) is seen within this.
+    deferral_idle_poll_s: float = Field(default=5.0, gt=0)

@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 import pytest
 from cryptography.fernet import Fernet
 
-from services.instagram_sender.batch import Job, _Read, _split_repeats, jobs_of
+from services.instagram_sender.batch import Job, _Read, _split_repeats, jobs_of, paired
 from shared.contracts.events import DmRequested, DmRequestedPayload, Recipient
 from shared.contracts.lifecycle import Provider, Route
 from shared.contracts.topics import DM_REQUESTED_INSTAGRAM
@@ -69,6 +69,34 @@ async def test_malformed_records_are_parked_by_the_decoder_and_skipped_after() -
     assert parked == [0]
     assert [j.request for j in await jobs_of(records, None)] == [good]
     assert parked == [0]  # the handler's pass parks nothing twice
+
+
+async def test_the_handler_pairs_the_decoded_requests_with_their_records_unparsed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The decoder parsed every record already: the handler pairs its requests with the
+    records in order instead of parsing each record a second time; after a parked
+    malformed record it parses (which skips it) to pair them right."""
+    first, second = _request(uuid4()), _request(uuid4())
+    records = [
+        consumer_record(r.model_dump_json().encode(), offset, DM_REQUESTED_INSTAGRAM)
+        for offset, r in enumerate((first, second))
+    ]
+    parsed: list[bytes] = []
+    parse = DmRequested.model_validate_json
+
+    def counting(data: Any) -> DmRequested:
+        parsed.append(data)
+        return parse(data)
+
+    monkeypatch.setattr(DmRequested, "model_validate_json", counting)
+    jobs = await paired([first, second], records)
+    assert [(j.request, j.record.offset) for j in jobs] == [(first, 0), (second, 1)]
+    assert jobs[0].request is first and parsed == []
+
+    malformed = [consumer_record(b"{not json", 0, DM_REQUESTED_INSTAGRAM), records[1]]
+    jobs = await paired([second], malformed)
+    assert [(j.request, j.record.offset) for j in jobs] == [(second, 1)]
 
 
 def test_a_private_reply_goes_to_the_author_of_its_comment() -> None:

@@ -9,7 +9,7 @@ from uuid import uuid4
 import pytest
 
 from services.webhook_ingest.whatsapp_routes import split_whatsapp
-from services.whatsapp_sender.limits import throttle_backoff
+from services.whatsapp_sender.limits import LimitPolicy, take_pair_slot, throttle_backoff
 from services.whatsapp_sender.statuses import meta_time, status_event
 from shared.contracts.lifecycle import DmStatus, Route
 from shared.contracts.route_choice import CreatorChannels, LeadFacts, RoutingRules, choose_route
@@ -18,7 +18,7 @@ from shared.contracts.whatsapp_templates import (
     lead_values,
     render_parameters,
 )
-from shared.db.models import WhatsAppMessage
+from shared.db.models import WhatsAppContact, WhatsAppMessage
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 
@@ -149,3 +149,14 @@ def test_a_message_without_a_timestamp_counts_as_written_when_it_came() -> None:
     )
     assert meta_time({}, received) == received  # not 1970: it would never count as a reply
     assert meta_time({"timestamp": "soon"}, received) == received
+
+
+def test_the_pair_slot_leaves_room_for_the_commit_and_the_call() -> None:
+    """The next DM to the person is re-requested right when this slot ends (the deferral
+    poller wakes at the due time): counted from the decision, a slot of exactly 6 s let it
+    reach Meta less than 6 s after this one, which Meta refuses (131056)."""
+    contact = WhatsAppContact(account_id=uuid4(), wa_id="447700900123")
+    decided = datetime(2026, 1, 1, tzinfo=UTC)
+    take_pair_slot(contact, decided, LimitPolicy())
+    assert contact.next_send_at is not None
+    assert contact.next_send_at - decided > LimitPolicy().pair_interval
