@@ -52,8 +52,9 @@ class Settings(BaseSettings):
     kafka_commit_interval_ms: int = Field(default=1000, ge=0)
     # A batch consumer that got a part-filled batch waits this long for more before handling
     # it (shared/messaging/batch_polling.py): fewer transactions and fetches per record at
-    # moderate rates, for this much latency per batched hop. 0: handle what came at once.
-    kafka_batch_linger_ms: int = Field(default=0, ge=0, le=1000)
+    # moderate rates, for this much latency per batched hop (docs/BENCHMARKS.md: -9 % CPU
+    # per DM flat out with 10). 0: handle what came at once.
+    kafka_batch_linger_ms: int = Field(default=10, ge=0, le=1000)
     database_url: SecretStr = SecretStr("postgresql+asyncpg://autodm:autodm@127.0.0.1:15432/autodm")
     db_pool_size: int = 10
     # How long work waits for a pooled connection before it is an outage (the API answers
