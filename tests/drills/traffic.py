@@ -70,6 +70,9 @@ class Traffic:
             due = started + n / self.rate_per_s
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             await self._in_flight.acquire()
+            if self._stop.is_set():  # stopped while waiting for room: start nothing more
+                self._in_flight.release()
+                break
             task = asyncio.create_task(self._one(self.first_offset + n))
             task.add_done_callback(lambda _: self._in_flight.release())
             self._tasks.add(task)

@@ -1,6 +1,7 @@
 """What an idle stack does between records: the outbox relay's poll backs off while it
 finds nothing and snaps back when woken or busy; a batch subscriber waits for records in
-its poll, not in a sleep after it (a record arriving then would wait the sleep out)."""
+its poll, not in a sleep after it (a record arriving then would wait the sleep out), and
+lingers for more only when its batch has room."""
 
 from __future__ import annotations
 
@@ -91,6 +92,8 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     fake = Clock()
     monkeypatch.setattr(batch_polling.time, "monotonic", fake.monotonic)
     monkeypatch.setattr(batch_polling.anyio, "sleep", fake.sleep)
+    # Module state a broker of another test may have set (AUTODM_KAFKA_BATCH_LINGER_MS).
+    monkeypatch.setattr(batch_polling, "linger_s", 0.0)
     return fake
 
 
@@ -106,3 +109,21 @@ async def test_an_empty_poll_that_came_back_at_once_does_not_spin(clock: Clock) 
     consumer = Consumer(clock, [{}], wait_s=0)
     assert await batch_polling.get_batch(Subscriber(), consumer) == ()  # type: ignore[arg-type]
     assert clock.slept == [0.2]
+
+
+async def test_a_part_filled_batch_lingers_and_takes_what_came_meanwhile(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(batch_polling, "linger_s", 0.01)
+    tp = TopicPartition("t", 0)
+    consumer = Consumer(clock, [{tp: ["a"]}, {tp: ["b", "c"]}], wait_s=0)
+    assert await batch_polling.get_batch(Subscriber(), consumer) == ("a", "b", "c")  # type: ignore[arg-type]
+    assert clock.slept == [0.01]
+
+
+async def test_a_full_batch_does_not_linger(clock: Clock, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(batch_polling, "linger_s", 0.01)
+    full = {TopicPartition("t", 0): [str(i) for i in range(Subscriber.max_records)]}
+    consumer = Consumer(clock, [full], wait_s=0)
+    assert len(await batch_polling.get_batch(Subscriber(), consumer)) == Subscriber.max_records  # type: ignore[arg-type]
+    assert clock.slept == []
