@@ -33,12 +33,22 @@ def error_attributes(error: MetaError) -> dict[str, str | int | None]:
 log = get_logger(__name__)
 
 
+# An idle connection is dropped before a server's common 5 s idle timeout (uvicorn's, many
+# proxies'): reusing one the server is closing at that instant fails as "connection lost",
+# which a send must treat as ambiguous (`unknown`). Seen after the bench's idle phase.
+KEEPALIVE_EXPIRY_S = 4.0
+
+
 def make_http_client(base_url: str, timeout_s: float, pool_size: int) -> httpx.AsyncClient:
     # Small pools are cheaper per request than one giant pool (measured: kafka facts).
     client = httpx.AsyncClient(
         base_url=base_url,
         timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 3.0)),
-        limits=httpx.Limits(max_connections=pool_size, max_keepalive_connections=pool_size),
+        limits=httpx.Limits(
+            max_connections=pool_size,
+            max_keepalive_connections=pool_size,
+            keepalive_expiry=KEEPALIVE_EXPIRY_S,
+        ),
     )
     instrument_http(client)  # HTTP client spans, only when tracing is on
     return client
