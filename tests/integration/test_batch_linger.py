@@ -4,12 +4,10 @@ wait into the same batch (shared/messaging/batch_polling.py), on the real broker
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from shared.messaging import batch_polling
 from shared.messaging.batches import records_of
@@ -17,19 +15,6 @@ from shared.messaging.broker import Message, make_broker, subscribe
 from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def topic(settings: AllSettings) -> AsyncIterator[str]:
-    name = f"test.linger.{uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
-        yield name
-        await admin.delete_topics([name])
-    finally:
-        await admin.close()
 
 
 async def test_records_that_come_during_the_linger_join_the_batch(

@@ -6,12 +6,12 @@ new owner."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from uuid import uuid4
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin import AIOKafkaAdminClient
 from faststream.kafka import KafkaBroker
 
 from shared.messaging.batches import records_of
@@ -20,19 +20,6 @@ from shared.messaging.offset_commits import GatheredCommits
 from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def topic(settings: AllSettings) -> AsyncIterator[str]:
-    name = f"test.commits.{uuid4().hex[:8]}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, num_partitions=1, replication_factor=1)])
-        yield name
-        await admin.delete_topics([name])
-    finally:
-        await admin.close()
 
 
 async def _committed(settings: AllSettings, group: str, topic: str) -> int:
@@ -115,7 +102,7 @@ async def test_a_parked_record_is_committed_with_the_others(
     handled: list[bytes] = []
 
     class Boom(Exception):
-        pass
+        """A handler's bug: the record is parked, not retried."""
 
     @subscribe(broker, topic, group=group, title="t", description="t")
     async def handle(msg: Message) -> None:
