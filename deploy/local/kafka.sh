@@ -204,7 +204,9 @@ wait_ready() {
     local pid=$1 timeout=$2 deadline
     deadline=$((SECONDS + timeout))
     while ((SECONDS < deadline)); do
-        if ! is_our_broker "$pid"; then
+        # pid_alive, not is_our_broker: until the forked shell has exec'd the JVM its
+        # command line is still this script's.
+        if ! pid_alive "$pid"; then
             err "the broker (pid $pid) exited during startup"
             show_logs
             return 1
