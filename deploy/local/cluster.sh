@@ -16,14 +16,14 @@
 #   kill-broker N  SIGKILL broker N (1-3); start-broker N starts it again (recovers).
 #   kill-primary   SIGKILL node a's postmaster; promote: node b becomes the primary.
 #
-# Environment: DRILLS_STATE_DIR (default <repo>/.local/drills), DRILLS_PORT_BASE (41100:
+# Environment: DRILLS_STATE_DIR (default <repo>/.local/drills), DRILLS_PORT_BASE (21100:
 # brokers base+1..6, PostgreSQL base+10/+11; the drills' services use base+20..26).
 set -euo pipefail
 
 SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO=$(cd "$SCRIPT_DIR/../.." && pwd)
 STATE=${DRILLS_STATE_DIR:-$REPO/.local/drills}
-BASE=${DRILLS_PORT_BASE:-41100}
+BASE=${DRILLS_PORT_BASE:-21100}
 PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
 STANDBY_NAME=autodm_standby
 DATABASE=autodm_drills
@@ -97,8 +97,8 @@ ensure_cluster_id() {
     done
 }
 
-# 41100-41199 lie in Linux's ephemeral range (32768-60999): a port can be briefly held by
-# someone's outgoing connection and the bind fails. Try again a few times.
+# A restarted broker's port can still be briefly held (a DRILLS_PORT_BASE in Linux's
+# ephemeral range 32768-60999 makes it likelier): try again a few times.
 start_broker_retrying() {
     local attempt
     for attempt in 1 2 3 4; do

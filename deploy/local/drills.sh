@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make drills`: the failover drills (tests/drills) on deploy/local/cluster.sh's 3-broker
-# Kafka and PostgreSQL primary + standby, ports 41100-41199 (DRILLS_PORT_BASE). Not part
+# Kafka and PostgreSQL primary + standby, ports 21100-21199 (DRILLS_PORT_BASE). Not part
 # of `make test`. SOAK_MINUTES (10), SOAK_KILL_EVERY (2), SOAK_RATE (50), DRILLS_RATE (10);
 # the issue's soak is `make drills SOAK_MINUTES=60 SOAK_KILL_EVERY=10`.
 # Extra arguments go to pytest (e.g. -k soak). The cluster is stopped at the end.

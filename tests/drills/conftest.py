@@ -24,7 +24,7 @@ from tests.conftest import ROOT
 
 STATE = ROOT / ".local" / "drills"
 CLUSTER = ["/bin/bash", str(ROOT / "deploy" / "local" / "cluster.sh")]
-BASE = int(os.environ.get("DRILLS_PORT_BASE", "41100"))
+BASE = int(os.environ.get("DRILLS_PORT_BASE", "21100"))
 
 DRILL_ENV = {
     "AUTODM_LOG_LEVEL": "WARNING",
