@@ -6,14 +6,11 @@ rows falls back to the ORM's flush."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs
 import pytest
-from sqlalchemy import event, func, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.api.http.schemas import LeadIn
@@ -26,23 +23,9 @@ from shared.messaging import batched_insert
 from shared.messaging.outbox import OUTBOX_CHANNEL
 from shared.messaging.unit_of_work import UnitOfWorkFactory
 from shared.platform.settings import Settings
+from tests.sql_statements import statements
 
 pytestmark = pytest.mark.integration
-
-
-@contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The statements the engine sends while inside (BEGIN and COMMIT are not among them)."""
-    sent: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        sent.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield sent
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 def _lead(creator_id: UUID, name: str) -> LeadIn:

@@ -5,26 +5,26 @@ alone and hands the conversation of the human-typed one to the creator, as echo 
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 from uuid import UUID
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.api.http.schemas import LeadIn
 from services.api.service_layer.leads import create_lead
 from services.webhook_ingest.inbound import handle_webhooks
-from shared.contracts.events import InstagramWebhookPayload, InstagramWebhookReceived
+from shared.contracts.events import InstagramWebhookReceived
 from shared.contracts.lifecycle import DmStatus, Route
 from shared.db.models import ConversationTakeover, DmSend
 from shared.delivery.ambiguous_sends import text_digest
 from tests.fake_uow import SessionWork
 from tests.integration.conftest import connect_instagram
 from tests.integration.outboxed import outboxed_statuses
+from tests.records import instagram_echo
 from tests.settings import AllSettings
+from tests.sql_statements import selects_from, statements
 
 pytestmark = pytest.mark.integration
 
@@ -34,24 +34,7 @@ class Account:
         self.creator, self.account, self.ig_id = creator, account, ig_id
 
     def echo(self, igsid: str, mid: str, text: str) -> InstagramWebhookReceived:
-        item = {
-            "sender": {"id": self.ig_id},
-            "recipient": {"id": igsid},
-            "timestamp": 1_764_300_000_000,
-            "message": {"mid": mid, "text": text, "is_echo": True},
-        }
-        return InstagramWebhookReceived(
-            correlation_id="echo-batch-test",
-            creator_id=self.creator,
-            payload=InstagramWebhookPayload(
-                account_id=self.account,
-                ig_account_id=self.ig_id,
-                kind="messaging",
-                field="message",
-                item=item,
-                entry_time=1_764_300_000,
-            ),
-        )
+        return instagram_echo(self.creator, self.account, self.ig_id, igsid, mid, text)
 
 
 @pytest.fixture
@@ -106,23 +89,10 @@ async def _taken_over(sessions: async_sessionmaker[AsyncSession], a: Account) ->
         return set(rows)
 
 
-@contextmanager
-def dm_sends_reads(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SELECTs on dm_sends the code under test runs (not the pending leads' query of a
-    takeover, whose filter looks at dm_sends too)."""
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        statement = str(args[2])
-        reads_sends = statement.lstrip().startswith("SELECT") and "FROM dm_sends" in statement
-        if reads_sends and "FROM leads" not in statement:
-            seen.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+def dm_sends_reads(sent: list[str]) -> list[str]:
+    """The SELECTs on dm_sends among `sent` (not the pending leads' query of a takeover,
+    whose filter looks at dm_sends too)."""
+    return [sql for sql in selects_from("dm_sends", sent) if "FROM leads" not in sql]
 
 
 async def test_one_batch_of_echoes_settles_the_ambiguous_sends_and_flags_the_typed_one(
@@ -141,9 +111,10 @@ async def test_one_batch_of_echoes_settles_the_ambiguous_sends_and_flags_the_typ
         a.echo(sending_igsid, "mid.sending", "Hi Ana (2)"),
         a.echo(later_igsid, "mid.later", "Hi Ana (4)"),
     ]
-    with dm_sends_reads(engine) as reads:
+    with statements(engine) as sql:
         async with sessions.begin() as session:
             assert await handle_webhooks(SessionWork(session), batch) == 5
+    reads = dm_sends_reads(sql)
     # One look-up for the five echoes and one lock of the two unsettled intents (echo by
     # echo it was two statements each).
     assert len(reads) == 2, reads

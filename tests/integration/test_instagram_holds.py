@@ -6,15 +6,11 @@ it; suppressions and takeovers are one query."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from services.instagram_sender.batch import jobs_of, send_batch
@@ -32,27 +28,9 @@ from tests.integration.test_instagram_batch import (
     _request,
 )
 from tests.settings import AllSettings
+from tests.sql_statements import selects_from, statements
 
 pytestmark = pytest.mark.integration
-
-
-@contextmanager
-def statements(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SQL the engine runs meanwhile."""
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(args[2])
-
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
-
-
-def _reading(table: str, seen: list[str]) -> int:
-    return sum(1 for sql in seen if sql.lstrip().startswith("SELECT") and f"FROM {table}" in sql)
 
 
 async def _opt_out(sessions: async_sessionmaker[AsyncSession], creator: UUID, igsid: str) -> None:
@@ -113,9 +91,9 @@ async def test_a_batch_reads_its_holds_once_and_holds_the_opted_out_and_the_take
     for sent in (requests[0], requests[2], requests[4]):
         assert world.statuses(sent.payload.lead_id) == [DmStatus.SENDING, DmStatus.SENT]
     # One read of the leads, suppressions and takeovers for the five DMs, not one per DM.
-    assert _reading("suppressed_contacts", seen) == 1
-    assert _reading("conversation_takeovers", seen) == 1
-    assert _reading("leads", seen) == 1
+    assert len(selects_from("suppressed_contacts", seen)) == 1
+    assert len(selects_from("conversation_takeovers", seen)) == 1
+    assert len(selects_from("leads", seen)) == 1
 
 
 async def test_a_read_older_than_its_age_is_read_again_and_holds_a_later_opt_out(

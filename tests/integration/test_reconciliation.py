@@ -20,7 +20,6 @@ from shared.contracts.events import (
     DmRequested,
     DmRequestedPayload,
     DmStatusChanged,
-    InstagramWebhookPayload,
     InstagramWebhookReceived,
     Recipient,
 )
@@ -31,6 +30,7 @@ from shared.messaging.unit_of_work import UnitOfWorkFactory
 from tests.fake_uow import SessionWork
 from tests.integration.conftest import connect_instagram
 from tests.integration.outboxed import outboxed_statuses
+from tests.records import instagram_echo
 from tests.settings import AllSettings
 
 pytestmark = pytest.mark.integration
@@ -58,24 +58,7 @@ class Case:
         )
 
     def echo(self, mid: str, text: str = TEXT) -> InstagramWebhookReceived:
-        item = {
-            "sender": {"id": self.ig_id},
-            "recipient": {"id": self.igsid},
-            "timestamp": 1_764_300_000_000,
-            "message": {"mid": mid, "text": text, "is_echo": True},
-        }
-        return InstagramWebhookReceived(
-            correlation_id="reconcile-test",
-            creator_id=self.creator,
-            payload=InstagramWebhookPayload(
-                account_id=self.account,
-                ig_account_id=self.ig_id,
-                kind="messaging",
-                field="message",
-                item=item,
-                entry_time=1_764_300_000,
-            ),
-        )
+        return instagram_echo(self.creator, self.account, self.ig_id, self.igsid, mid, text)
 
 
 @pytest.fixture

@@ -31,10 +31,15 @@ from services.api.service_layer.idempotency_keys import (
     release,
     request_hash,
 )
-from services.api.service_layer.lead_routing import current_route, last_inbound_at
+from services.api.service_layer.lead_routing import route_now
 from services.api.service_layer.leads import create_lead
 from services.api.service_layer.principals import Principal, Role
-from services.api.service_layer.retry_policy import RetryFacts, RetryVerdict, retry_verdict
+from services.api.service_layer.retry_policy import (
+    RetryFacts,
+    RetryVerdict,
+    retry_verdict,
+    status_block,
+)
 from services.api.service_layer.tracked_links import tracked_link
 from shared.contracts.events import DmRetryRequested, DmRetryRequestedPayload
 from shared.contracts.lifecycle import DmStatus, Provider, Route
@@ -127,11 +132,13 @@ async def retry_dm(
 async def verdict_for(session: AsyncSession, lead: Lead, ctx: RetryContext) -> RetryVerdict:
     if held := (await held_leads(session, [lead], ctx.now)).get(lead.id):
         return RetryVerdict(False, RETRY_HELD[held])  # opted out, or the creator's turn
-    _, decision = await current_route(session, lead, ctx.rules, ctx.now)
+    status = DmStatus(lead.dm_status)
+    if (blocked := status_block(status)) is not None:
+        return blocked  # a DM on its way, waiting or sent: nothing else to read
+    decision, inbound = await route_now(session, lead, ctx.rules, ctx.now)
     failure = await _last_failure(session, lead)
-    inbound = await last_inbound_at(session, lead)
     facts = RetryFacts(
-        status=DmStatus(lead.dm_status),
+        status=status,
         error_class=_error_class(lead, failure),
         reached_person=await _reached_person(session, lead),
         account_connected=await _account_connected(session, lead.dm_account_id),

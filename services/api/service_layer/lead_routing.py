@@ -293,17 +293,14 @@ def _request_for(
     )
 
 
-async def current_route(
+async def route_now(
     session: AsyncSession, lead: Lead, rules: RoutingRules, now: datetime
-) -> tuple[SocialAccount | None, RouteDecision]:
-    """Where the lead's DM would go now, with the account (Instagram or WhatsApp) it would use."""
-    return decide_route(await load_facts(session, [lead]), lead, rules, now)
-
-
-async def last_inbound_at(session: AsyncSession, lead: Lead) -> datetime | None:
-    """When the lead last wrote to the creator's connected Instagram account, if known."""
+) -> tuple[RouteDecision, datetime | None]:
+    """Where the lead's DM would go now, and when the lead last wrote to the creator's
+    connected Instagram account (if known): one read of the routing facts for both."""
     facts = await load_facts(session, [lead])
-    return _lead_facts(facts, lead).last_inbound_at
+    _, decision = decide_route(facts, lead, rules, now)
+    return decision, _lead_facts(facts, lead).last_inbound_at
 
 
 def decide_route(

@@ -41,7 +41,7 @@ def refuse(detail: str) -> RetryVerdict:
 
 
 def retry_verdict(f: RetryFacts) -> RetryVerdict:
-    blocked = _status_block(f.status)
+    blocked = status_block(f.status)
     if blocked is not None:
         return blocked
     if f.reached_person:
@@ -53,7 +53,9 @@ def retry_verdict(f: RetryFacts) -> RetryVerdict:
     return _failure_verdict(f)
 
 
-def _status_block(status: DmStatus) -> RetryVerdict | None:
+def status_block(status: DmStatus) -> RetryVerdict | None:
+    """The verdict the status alone decides (none for a DM that ended without reaching the
+    person), so a caller need not read the other facts for it."""
     if status == DmStatus.UNKNOWN:
         return refuse("the DM may have reached the person; it is reconciled, never resent")
     if status in DONE:
